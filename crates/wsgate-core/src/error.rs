@@ -1,0 +1,102 @@
+//! The error shapes of the management API, as the AWS SDKs read them.
+//!
+//! botocore takes the error code from the `x-amzn-ErrorType` header first, so every error carries
+//! it; the body is also valid JSON with a `message`, for SDKs that parse the body (PHP failed on
+//! AWS's empty bodies).
+
+/// One management API error; each knows its status, error type and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MgmtError {
+    /// The connection is unknown, closed, or still inside `$connect`.
+    #[error("gone")]
+    Gone,
+    /// Bad or missing signature, unknown stage or path, or an operation not allowed.
+    #[error("forbidden")]
+    Forbidden,
+    /// The payload is larger than the limit.
+    #[error("request entity too large: the limit is {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The connection's outbox is full (slow reader), or a rate limit.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(&'static str),
+    /// The request is malformed, e.g. `Invalid connectionId: abc`.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No operation for this method and path.
+    #[error("no method found matching route {path} for http method {method}")]
+    NoRoute {
+        /// The request path.
+        path: String,
+        /// The request method.
+        method: String,
+    },
+}
+
+impl MgmtError {
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Gone => 410,
+            Self::Forbidden => 403,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::LimitExceeded(_) => 429,
+            Self::BadRequest(_) => 400,
+            Self::NoRoute { .. } => 404,
+        }
+    }
+
+    /// The `x-amzn-ErrorType` header, which is also the modelled exception name.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Gone => "GoneException",
+            Self::Forbidden => "ForbiddenException",
+            Self::PayloadTooLarge { .. } => "PayloadTooLargeException",
+            Self::LimitExceeded(_) => "LimitExceededException",
+            Self::BadRequest(_) => "BadRequestException",
+            Self::NoRoute { .. } => "NotFoundException",
+        }
+    }
+
+    /// The JSON body: `{"message": "..."}`.
+    pub fn body(&self) -> String {
+        let message = match self {
+            Self::Gone => "Gone".to_owned(),
+            Self::Forbidden => "Forbidden".to_owned(),
+            Self::PayloadTooLarge { .. } => "Request entity too large".to_owned(),
+            Self::LimitExceeded(why) => format!("Limit exceeded: {why}"),
+            Self::BadRequest(m) => m.clone(),
+            Self::NoRoute { path, method } => {
+                format!("No method found matching route {path} for http method {method}.")
+            }
+        };
+        serde_json::json!({ "message": message }).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_its_status_and_type() {
+        let cases = [
+            (MgmtError::Gone, 410, "GoneException"),
+            (MgmtError::Forbidden, 403, "ForbiddenException"),
+            (MgmtError::PayloadTooLarge { limit: 131_072 }, 413, "PayloadTooLargeException"),
+            (MgmtError::LimitExceeded("outbox full"), 429, "LimitExceededException"),
+            (MgmtError::BadRequest("Invalid connectionId: abc".into()), 400, "BadRequestException"),
+        ];
+        for (err, status, kind) in cases {
+            assert_eq!((err.status(), err.error_type()), (status, kind));
+            let body: serde_json::Value = serde_json::from_str(&err.body()).expect("json");
+            assert!(body["message"].is_string());
+        }
+        assert_eq!(
+            MgmtError::BadRequest("Invalid connectionId: abc".into()).body(),
+            r#"{"message":"Invalid connectionId: abc"}"#
+        );
+    }
+}

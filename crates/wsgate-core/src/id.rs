@@ -1,0 +1,112 @@
+//! Identifiers in API Gateway's format: 11 bytes as URL-safe base64 with its `=` padding, 16
+//! characters, e.g. `TWegAcC4EowCHnA=`. Connection ids, request ids and message ids share it.
+//!
+//! The first byte of a connection id names the node that holds the socket, so a management call
+//! reaching any node can be forwarded without a lookup. The other ten bytes are random.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE;
+
+/// Raw length of an id in bytes.
+pub const ID_BYTES: usize = 11;
+/// Encoded length of an id in characters.
+pub const ID_CHARS: usize = 16;
+
+fn encode(bytes: &[u8; ID_BYTES]) -> String {
+    URL_SAFE.encode(bytes)
+}
+
+/// A fresh random id, for requests and messages.
+pub fn random_id() -> String {
+    encode(&rand::random::<[u8; ID_BYTES]>())
+}
+
+/// The id of one WebSocket connection.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(String);
+
+impl ConnectionId {
+    /// A new id for a connection held by `node`.
+    pub fn generate(node: u8) -> Self {
+        let mut bytes = rand::random::<[u8; ID_BYTES]>();
+        bytes[0] = node;
+        Self(encode(&bytes))
+    }
+
+    /// Parses an id as a client sent it (already percent-decoded). Anything that is not 16
+    /// characters of URL-safe base64 decoding to 11 bytes is malformed.
+    pub fn parse(text: &str) -> Result<Self, MalformedId> {
+        if text.len() != ID_CHARS {
+            return Err(MalformedId(text.to_owned()));
+        }
+        match URL_SAFE.decode(text) {
+            Ok(bytes) if bytes.len() == ID_BYTES => Ok(Self(text.to_owned())),
+            _ => Err(MalformedId(text.to_owned())),
+        }
+    }
+
+    /// The node that holds this connection.
+    pub fn node(&self) -> u8 {
+        URL_SAFE
+            .decode(&self.0)
+            .ok()
+            .and_then(|b| b.first().copied())
+            .unwrap_or(0)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnectionId({})", self.0)
+    }
+}
+
+/// A connection id that does not parse; it is echoed back in the 400 answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid connectionId: {0}")]
+pub struct MalformedId(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_aws_ids_parse() {
+        for id in ["TWegAcC4EowCHnA=", "JC1dgf9yoAMCK-g=", "Mg_ugfpqPHcCIVA=", "U8ugtdbIIAMCIZg="] {
+            assert_eq!(ConnectionId::parse(id).map(|c| c.to_string()), Ok(id.to_owned()));
+        }
+    }
+
+    #[test]
+    fn generated_ids_look_like_aws_ids_and_carry_the_node() {
+        for node in [0u8, 7, 255] {
+            let id = ConnectionId::generate(node);
+            assert_eq!(id.as_str().len(), ID_CHARS);
+            assert!(id.as_str().ends_with('='));
+            assert!(!id.as_str()[..15].contains(['+', '/', '=']));
+            assert_eq!(ConnectionId::parse(id.as_str()), Ok(id.clone()));
+            assert_eq!(id.node(), node);
+        }
+        assert_eq!(random_id().len(), ID_CHARS);
+    }
+
+    #[test]
+    fn malformed_ids_are_rejected() {
+        for bad in ["", "abc", "TWegAcC4EowCHnA", "TWegAcC4EowCHnA==", "TWeg+cC4EowCHnA=", "TWegAcC4EowCHn!=", "TWegAcC4EowCHnA=x"] {
+            assert!(ConnectionId::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! wsgate's pure core: identifiers, events, route selection, proxy results, error shapes, SigV4
+//! header parsing and the configuration model. Nothing here does I/O, so all of it is tested with
+//! plain unit tests against AWS fixtures.
+//!
+//! # Layout
+//! - [`id`]: connection, request and message ids in API Gateway's 16-character form.
+//! - [`clock`]: epoch milliseconds, CLF and ISO-8601 formats.
+//! - [`route`]: selection expressions and picking a route for a message.
+//! - [`event`]: the CONNECT / MESSAGE / DISCONNECT events and the error frames.
+//! - [`proxy`]: reading an integration's answer as a Lambda proxy result.
+//! - [`error`]: the management API's errors and their AWS shapes.
+//! - [`sigv4`]: parsing SigV4 headers (the gateway computes signatures with `aws-sigv4`).
+//! - [`config`]: the TOML model, its defaults and validation.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod id;
+pub mod proxy;
+pub mod route;
+pub mod sigv4;

@@ -1,0 +1,148 @@
+//! Reading an integration's answer as a Lambda proxy result.
+//!
+//! A JSON object with a `statusCode` is a proxy result (`statusCode`, `headers`, `body`,
+//! `isBase64Encoded`). Anything else is a plain answer: the HTTP status is the status code and the
+//! raw body is the body.
+
+use serde_json::{Map, Value};
+
+/// An integration's answer, whatever its kind.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProxyResult {
+    /// The status code (HTTP status for plain answers).
+    pub status: u16,
+    /// Response headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body, if any. Non-string JSON bodies are kept as their JSON text.
+    pub body: Option<String>,
+    /// True when `body` is base64 of binary data.
+    pub is_base64_encoded: bool,
+}
+
+impl ProxyResult {
+    /// The first header with this name, ignoring case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// True for 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Why a proxy result is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    /// `statusCode` is not an integer between 100 and 599.
+    #[error("statusCode must be an integer between 100 and 599, got {0}")]
+    BadStatus(String),
+}
+
+fn status_of(value: &Value) -> Result<u16, ProxyError> {
+    let bad = || ProxyError::BadStatus(value.to_string());
+    let n = match value {
+        Value::Number(n) => n.as_u64().ok_or_else(bad)?,
+        Value::String(s) => s.trim().parse::<u64>().map_err(|_| bad())?,
+        _ => return Err(bad()),
+    };
+    u16::try_from(n).ok().filter(|s| (100..600).contains(s)).ok_or_else(bad)
+}
+
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn headers_of(object: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(Value::Object(h)) = object.get("headers") {
+        for (k, v) in h {
+            out.push((k.clone(), text_of(v)));
+        }
+    }
+    if let Some(Value::Object(h)) = object.get("multiValueHeaders") {
+        for (k, v) in h {
+            if let Value::Array(values) = v {
+                for v in values {
+                    out.push((k.clone(), text_of(v)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Reads a Lambda proxy result from a parsed JSON value; `None` when it is not one.
+pub fn from_value(value: &Value) -> Option<Result<ProxyResult, ProxyError>> {
+    let object = value.as_object()?;
+    let status = object.get("statusCode")?;
+    Some(status_of(status).map(|status| ProxyResult {
+        status,
+        headers: headers_of(object),
+        body: match object.get("body") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(text_of(v)),
+        },
+        is_base64_encoded: object.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false),
+    }))
+}
+
+/// Reads the answer of an HTTP integration: a proxy result if the body is one, else a plain answer.
+pub fn from_http(status: u16, body: &[u8]) -> Result<ProxyResult, ProxyError> {
+    let looks_like_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if looks_like_object {
+        if let Ok(value) = serde_json::from_slice::<Value>(body) {
+            if let Some(result) = from_value(&value) {
+                return result;
+            }
+        }
+    }
+    Ok(ProxyResult {
+        status,
+        headers: Vec::new(),
+        body: (!body.is_empty()).then(|| String::from_utf8_lossy(body).into_owned()),
+        is_base64_encoded: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_results_are_read() {
+        let r = from_http(200, br#"{"statusCode": 401, "headers": {"Sec-WebSocket-Protocol": "chat"}, "body": "no"}"#)
+            .expect("valid");
+        assert_eq!(r.status, 401);
+        assert_eq!(r.header("sec-websocket-protocol"), Some("chat"));
+        assert_eq!(r.body.as_deref(), Some("no"));
+        assert!(!r.is_success());
+    }
+
+    #[test]
+    fn non_string_bodies_keep_their_json() {
+        let r = from_http(200, br#"{"statusCode": "200", "body": {"a": 1}}"#).expect("valid");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.as_deref(), Some(r#"{"a":1}"#));
+    }
+
+    #[test]
+    fn plain_answers_use_the_http_status() {
+        let r = from_http(503, b"down").expect("valid");
+        assert_eq!((r.status, r.body.as_deref()), (503, Some("down")));
+        let r = from_http(200, br#"{"action": "x"}"#).expect("valid");
+        assert_eq!(r.body.as_deref(), Some(r#"{"action": "x"}"#));
+        let r = from_http(204, b"").expect("valid");
+        assert_eq!(r.body, None);
+    }
+
+    #[test]
+    fn bad_status_codes_are_errors() {
+        assert!(from_http(200, br#"{"statusCode": "abc"}"#).is_err());
+        assert!(from_http(200, br#"{"statusCode": 42}"#).is_err());
+        assert!(from_http(200, br#"{"statusCode": -1}"#).is_err());
+    }
+}
