@@ -1,0 +1,3 @@
+//! Authentication: SigV4 for the management API.
+
+pub mod sigv4;

@@ -1,0 +1,304 @@
+//! One session per connection, in one task: it reads frames and routes messages, writes what
+//! the outbox holds, keeps the idle and lifetime timers, and ends with the right close code and a
+//! `$disconnect` call.
+
+use std::future::poll_fn;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, sleep, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tracing::{debug, warn};
+use wsgate_core::clock;
+use wsgate_core::config::{BinaryFrames, Limits};
+use wsgate_core::event::{self, ConnectionContext, Invocation};
+use wsgate_core::id::random_id;
+use wsgate_core::proxy::ProxyResult;
+use wsgate_core::route::{RouteKey, Selection, select};
+
+use crate::gateway::{RouteEntry, Shared};
+use crate::hub::{self, Command, Inbox, Outbox, SessionHandle};
+use crate::integration::{Inbound, IntegrationError};
+
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// How long to wait for the client's half of a close handshake.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
+
+/// Close reasons, as `$disconnect` reports them.
+const GOING_AWAY: &str = "Going away";
+const CLIENT_NO_STATUS: &str = "Client-side close frame status not set";
+const ABNORMAL: &str = "Connection closed abnormally";
+
+/// How a session ended.
+enum Ending {
+    /// The gateway closes with this code and reason.
+    Server(u16, &'static str),
+    /// The client closed with this code and reason.
+    Client(u16, String),
+    /// The connection broke without a close handshake.
+    Abnormal,
+}
+
+/// What the write pump reports to the loop.
+enum Pumped {
+    /// A message went to the socket.
+    Wrote,
+    /// Someone asked the session to close.
+    Close(u16, &'static str),
+    /// The socket can no longer be written.
+    Failed,
+}
+
+/// Runs a session until the connection ends, then its `$disconnect`.
+pub(crate) async fn run(shared: Arc<Shared>, ctx: Arc<ConnectionContext>, limits: Limits, socket: Socket) {
+    let (outbox, mut inbox) = hub::outbox(limits.outbox_bytes);
+    let handle = Arc::new(SessionHandle::new(ctx.clone(), outbox));
+    shared.hub.insert(handle.clone());
+    let (mut sink, mut stream) = socket.split();
+
+    let idle = sleep(limits.idle_timeout);
+    let lifetime = sleep(limits.max_connection_duration);
+    let mut idle = pin!(idle);
+    let mut lifetime = pin!(lifetime);
+    let inflight = Arc::new(Semaphore::new(limits.max_inflight_per_connection));
+    let mut permit: Option<OwnedSemaphorePermit> = inflight.clone().try_acquire_owned().ok();
+    let mut pending: Option<Message> = None;
+
+    let ending = loop {
+        tokio::select! {
+            biased;
+            () = shared.shutdown.cancelled() => break Ending::Server(1001, GOING_AWAY),
+            pumped = poll_fn(|cx| pump(cx, &mut sink, &mut inbox, &mut pending)) => match pumped {
+                Pumped::Wrote => {
+                    handle.touch(clock::now_ms());
+                    idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                }
+                Pumped::Close(code, reason) => break Ending::Server(code, reason),
+                Pumped::Failed => break Ending::Abnormal,
+            },
+            acquired = inflight.clone().acquire_owned(), if permit.is_none() => permit = acquired.ok(),
+            frame = stream.next(), if permit.is_some() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    handle.touch(clock::now_ms());
+                    idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                    on_message(&shared, &handle, Inbound::Text(Bytes::from(text)), &mut permit);
+                }
+                Some(Ok(Message::Binary(data))) => {
+                    if shared.runtime.load().config.gateway.binary_frames == BinaryFrames::Reject {
+                        break Ending::Server(1003, "Binary frames are not supported");
+                    }
+                    handle.touch(clock::now_ms());
+                    idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                    on_message(&shared, &handle, Inbound::Binary(data), &mut permit);
+                }
+                Some(Ok(Message::Ping(_))) => {
+                    // tungstenite queues the Pong and writes it on the next read or write.
+                    if limits.control_frames_reset_idle {
+                        idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                    }
+                }
+                Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(frame))) => {
+                    break match frame {
+                        Some(frame) => Ending::Client(frame.code.into(), frame.reason.to_string()),
+                        None => Ending::Client(1005, CLIENT_NO_STATUS.to_owned()),
+                    };
+                }
+                Some(Err(WsError::Capacity(_))) => break Ending::Server(1009, "Message too big"),
+                Some(Err(WsError::Utf8(_))) => break Ending::Server(1007, "Invalid frame payload data"),
+                Some(Err(WsError::Protocol(error))) => {
+                    debug!(%error, "protocol error");
+                    break Ending::Server(1002, "Protocol error");
+                }
+                Some(Err(error)) => {
+                    debug!(%error, "read failed");
+                    break Ending::Abnormal;
+                }
+                None => break Ending::Abnormal,
+            },
+            () = &mut idle => break Ending::Server(1001, GOING_AWAY),
+            () = &mut lifetime => break Ending::Server(1001, GOING_AWAY),
+        }
+    };
+
+    // From here on the connection is gone for the management API.
+    shared.hub.remove(&ctx.connection_id);
+    drop(inbox);
+    let (code, reason) = match ending {
+        Ending::Server(code, reason) => {
+            let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) };
+            let closing = async {
+                if sink.send(Message::Close(Some(frame))).await.is_ok() {
+                    // Wait for the client's Close so the handshake completes cleanly.
+                    while let Some(Ok(_)) = stream.next().await {}
+                }
+            };
+            let _ = timeout(CLOSE_HANDSHAKE, closing).await;
+            (code, reason.to_owned())
+        }
+        Ending::Client(code, reason) => {
+            let _ = timeout(CLOSE_HANDSHAKE, sink.close()).await;
+            (code, reason)
+        }
+        Ending::Abnormal => (1006, ABNORMAL.to_owned()),
+    };
+    drop(sink);
+    drop(stream);
+    debug!(code, reason, "connection closed");
+    disconnect(&shared, &ctx, code, &reason).await;
+}
+
+/// Moves queued messages from the outbox into the socket. Ready when there is something for the
+/// session loop to do; pending while the socket is busy or the outbox is empty.
+fn pump<S>(cx: &mut Context<'_>, sink: &mut S, inbox: &mut Inbox, pending: &mut Option<Message>) -> Poll<Pumped>
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    let mut wrote = false;
+    loop {
+        if pending.is_none() {
+            match inbox.poll_recv(cx) {
+                Poll::Ready(Some(Command::Text(bytes))) => match Utf8Bytes::try_from(bytes) {
+                    Ok(text) => *pending = Some(Message::Text(text)),
+                    Err(_) => continue,
+                },
+                Poll::Ready(Some(Command::Binary(bytes))) => *pending = Some(Message::Binary(bytes)),
+                Poll::Ready(Some(Command::Close(code, reason))) => return Poll::Ready(Pumped::Close(code, reason)),
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        match Pin::new(&mut *sink).poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                if let Some(message) = pending.take() {
+                    if Pin::new(&mut *sink).start_send(message).is_err() {
+                        return Poll::Ready(Pumped::Failed);
+                    }
+                    wrote = true;
+                }
+            }
+            Poll::Ready(Err(_)) => return Poll::Ready(Pumped::Failed),
+            Poll::Pending => break,
+        }
+    }
+    if let Poll::Ready(Err(_)) = Pin::new(&mut *sink).poll_flush(cx) {
+        return Poll::Ready(Pumped::Failed);
+    }
+    if wrote { Poll::Ready(Pumped::Wrote) } else { Poll::Pending }
+}
+
+
+/// Routes one message: mocks answer in line (keeping order), backends in a task of their own so
+/// messages of one connection are handled concurrently, as on API Gateway.
+fn on_message(shared: &Arc<Shared>, handle: &Arc<SessionHandle>, message: Inbound, permit: &mut Option<OwnedSemaphorePermit>) {
+    let runtime = shared.runtime.load();
+    let text = match &message {
+        Inbound::Text(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+        // Binary is never JSON, so it goes to $default.
+        Inbound::Binary(_) => "",
+    };
+    let request_id = random_id();
+    let key = match select(&runtime.expression, text, &runtime.keys) {
+        Selection::Route(key) => key,
+        Selection::NoRoute => {
+            let frame = event::error_frame(event::FORBIDDEN, &handle.ctx.connection_id, &request_id);
+            queue(&handle.outbox, Command::Text(Bytes::from(frame)));
+            return;
+        }
+    };
+    let Some(route) = runtime.routes.get(key.as_str()).cloned() else {
+        return;
+    };
+    if route.integration.is_immediate() {
+        let answer = futures_util::FutureExt::now_or_never(route.integration.invoke(Vec::new(), Some(&message)));
+        if let Some(answer) = answer {
+            deliver(&handle.outbox, &handle.ctx, &route, &request_id, answer);
+        }
+        return;
+    }
+    let message_id = random_id();
+    let invocation = Invocation { request_id: &request_id, time_ms: clock::now_ms() };
+    let event = match &message {
+        Inbound::Text(_) => event::message(&handle.ctx, &invocation, key.as_str(), &message_id, text, false),
+        Inbound::Binary(bytes) => {
+            event::message(&handle.ctx, &invocation, key.as_str(), &message_id, &STANDARD.encode(bytes), true)
+        }
+    };
+    let permit = permit.take();
+    let handle = handle.clone();
+    shared.tracker.spawn(async move {
+        let answer = route.integration.invoke(event, None).await;
+        deliver(&handle.outbox, &handle.ctx, &route, &request_id, answer);
+        drop(permit);
+    });
+}
+
+fn queue(outbox: &Outbox, command: Command) {
+    if let Err(error) = outbox.push(command) {
+        debug!(%error, "reply dropped");
+    }
+}
+
+/// Sends a route response, or the error frame API Gateway sends (on one-way routes too).
+fn deliver(
+    outbox: &Outbox,
+    ctx: &ConnectionContext,
+    route: &RouteEntry,
+    request_id: &str,
+    answer: Result<ProxyResult, IntegrationError>,
+) {
+    let error = match answer {
+        Ok(result) => {
+            if !route.route_response {
+                return;
+            }
+            let Some(body) = result.body.filter(|b| !b.is_empty()) else {
+                return;
+            };
+            if !result.is_base64_encoded {
+                queue(outbox, Command::Text(Bytes::from(body)));
+                return;
+            }
+            match STANDARD.decode(body.as_bytes()) {
+                Ok(data) => {
+                    queue(outbox, Command::Binary(Bytes::from(data)));
+                    return;
+                }
+                Err(e) => IntegrationError::BadResponse(format!("isBase64Encoded body is not base64: {e}")),
+            }
+        }
+        Err(error) => error,
+    };
+    warn!(connection_id = %ctx.connection_id, route = %route.key, %error, "integration failed");
+    let message = match error {
+        IntegrationError::Timeout(_) => event::ENDPOINT_REQUEST_TIMED_OUT,
+        _ => event::INTERNAL_SERVER_ERROR,
+    };
+    queue(outbox, Command::Text(Bytes::from(event::error_frame(message, &ctx.connection_id, request_id))));
+}
+
+/// Tells `$disconnect` (best effort, after the socket is gone).
+async fn disconnect(shared: &Shared, ctx: &ConnectionContext, code: u16, reason: &str) {
+    let runtime = shared.runtime.load_full();
+    let Some(route) = runtime.routes.get(RouteKey::DISCONNECT) else {
+        return;
+    };
+    let request_id = random_id();
+    let invocation = Invocation { request_id: &request_id, time_ms: clock::now_ms() };
+    let event = event::disconnect(ctx, &invocation, code, reason);
+    if let Err(error) = route.integration.invoke(event, None).await {
+        warn!(connection_id = %ctx.connection_id, %error, "$disconnect integration failed");
+    }
+}

@@ -1,0 +1,226 @@
+//! The WebSocket handshake: check the upgrade request, run `$connect`, and answer 101 (with the
+//! subprotocol `$connect` chose, and nothing else of its headers) or the status it refused with.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tracing::{Instrument, debug, info_span, warn};
+use wsgate_core::clock;
+use wsgate_core::config::Limits;
+use wsgate_core::event::{self, ConnectionContext, Invocation, UpgradeRequest, canonical_header_name};
+use wsgate_core::id::{ConnectionId, random_id};
+use wsgate_core::route::RouteKey;
+
+use super::session;
+use crate::gateway::{Runtime, Shared};
+use crate::integration::IntegrationError;
+
+const SEC_WEBSOCKET_PROTOCOL: &str = "sec-websocket-protocol";
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    let mut response = Response::new(Body::from(text));
+    *response.status_mut() = status;
+    response
+}
+
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// The socket settings for one session: a small read buffer (tungstenite's default would cost
+/// 128 KiB per idle connection), eager writes, and API Gateway's frame and message limits.
+pub(crate) fn socket_config(limits: &Limits) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(limits.read_buffer_bytes)
+        .write_buffer_size(0)
+        .max_write_buffer_size(limits.outbox_bytes.saturating_add(64 * 1024))
+        .max_frame_size(Some(limits.max_frame_bytes))
+        .max_message_size(Some(limits.max_message_bytes))
+}
+
+fn upgrade_request(request: &Request<Body>, peer: SocketAddr, local: SocketAddr) -> UpgradeRequest {
+    let mut headers = Vec::with_capacity(request.headers().len() + 4);
+    let mut forwarded_for = None;
+    for (name, value) in request.headers() {
+        // Captured $connect events carry neither Connection nor Upgrade.
+        if name == header::CONNECTION || name == header::UPGRADE {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        if name.as_str() == "x-forwarded-for" {
+            forwarded_for = Some(value);
+            continue;
+        }
+        headers.push((canonical_header_name(name.as_str()), value));
+    }
+    let chain = match forwarded_for {
+        Some(earlier) => format!("{earlier}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if !request.headers().contains_key("x-amzn-trace-id") {
+        let seconds = clock::now_ms() / 1000;
+        let random: [u8; 12] = rand::random();
+        headers.push(("X-Amzn-Trace-Id".into(), format!("Root=1-{seconds:08x}-{}", hex::encode(random))));
+    }
+    headers.push(("X-Forwarded-For".into(), chain));
+    headers.push(("X-Forwarded-Port".into(), local.port().to_string()));
+    headers.push(("X-Forwarded-Proto".into(), "http".into()));
+    let query = request.uri().query().filter(|q| !q.is_empty()).map(|q| {
+        url_pairs(q)
+    });
+    UpgradeRequest { headers, query }
+}
+
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode_component(k), decode_component(v))
+        })
+        .collect()
+}
+
+fn decode_component(text: &str) -> String {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+}
+
+/// Handles `GET /{stage}`.
+pub(crate) async fn handle(shared: Arc<Shared>, runtime: Arc<Runtime>, peer: SocketAddr, mut request: Request<Body>) -> Response {
+    if shared.shutdown.is_cancelled() {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+    }
+    let headers = request.headers();
+    if !has_token(headers, header::UPGRADE, "websocket") {
+        let mut response = plain(StatusCode::UPGRADE_REQUIRED, "Upgrade Required");
+        response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        return response;
+    }
+    if request.method() != http::Method::GET || !has_token(headers, header::CONNECTION, "upgrade") {
+        return plain(StatusCode::BAD_REQUEST, "Bad Request: not a WebSocket upgrade");
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+        let mut response = plain(StatusCode::UPGRADE_REQUIRED, "Upgrade Required: Sec-WebSocket-Version 13");
+        response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return response;
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return plain(StatusCode::BAD_REQUEST, "Bad Request: missing Sec-WebSocket-Key");
+    };
+    let accept = derive_accept_key(key.as_bytes());
+
+    let config = &runtime.config;
+    let domain_name = config
+        .gateway
+        .domain_name
+        .clone()
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
+        .unwrap_or_else(|| shared.local_addr.to_string());
+    let user_agent = headers.get(header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let ctx = ConnectionContext {
+        connection_id: ConnectionId::generate(shared.node_id),
+        connected_at: clock::now_ms(),
+        source_ip: peer.ip().to_string(),
+        user_agent,
+        domain_name,
+        stage: config.gateway.stage.clone(),
+        api_id: config.gateway.api_id.clone(),
+        authorizer: None,
+    };
+    let span = info_span!("connection", connection_id = %ctx.connection_id);
+
+    let mut protocol = None;
+    if let Some(route) = runtime.routes.get(RouteKey::CONNECT) {
+        let request_id = random_id();
+        let invocation = Invocation { request_id: &request_id, time_ms: clock::now_ms() };
+        let event = if route.integration.needs_event() {
+            event::connect(&ctx, &invocation, &upgrade_request(&request, peer, shared.local_addr))
+        } else {
+            Vec::new()
+        };
+        let outcome = route.integration.invoke(event, None).instrument(span.clone()).await;
+        match outcome {
+            Ok(result) if result.is_success() => {
+                protocol = result.header(SEC_WEBSOCKET_PROTOCOL).and_then(|p| HeaderValue::from_str(p).ok());
+            }
+            Ok(result) => {
+                debug!(parent: &span, status = result.status, "$connect refused the connection");
+                let mut response = Response::new(Body::empty());
+                *response.status_mut() = StatusCode::from_u16(result.status).unwrap_or(StatusCode::FORBIDDEN);
+                return response;
+            }
+            Err(IntegrationError::Timeout(after)) => {
+                warn!(parent: &span, ?after, "$connect integration timed out");
+                return plain(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out");
+            }
+            Err(error) => {
+                warn!(parent: &span, %error, "$connect integration failed");
+                return plain(StatusCode::BAD_GATEWAY, "Bad Gateway");
+            }
+        }
+    }
+
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let socket_config = socket_config(&config.limits);
+    let limits = config.limits.clone();
+    let session_shared = shared.clone();
+    shared.tracker.spawn(
+        async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(socket_config)).await;
+                    session::run(session_shared, Arc::new(ctx), limits, ws).await;
+                }
+                Err(error) => debug!(%error, "upgrade did not complete"),
+            }
+        }
+        .instrument(span),
+    );
+
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(protocol) = protocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode() {
+        assert_eq!(
+            url_pairs("room=lobby&token=a%3Db&x&name=a+b&room=hall"),
+            vec![
+                ("room".to_owned(), "lobby".to_owned()),
+                ("token".to_owned(), "a=b".to_owned()),
+                ("x".to_owned(), String::new()),
+                ("name".to_owned(), "a b".to_owned()),
+                ("room".to_owned(), "hall".to_owned()),
+            ]
+        );
+    }
+}

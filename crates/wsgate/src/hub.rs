@@ -1,0 +1,216 @@
+//! This node's live connections: connection id → session handle, and each session's outbox.
+//!
+//! Every write to a client — route responses, error frames, `@connections` POSTs — goes through
+//! the connection's [`Outbox`], which is bounded in bytes: a slow reader costs at most
+//! `limits.outbox_bytes`, and the poster learns of it (429).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use wsgate_core::event::ConnectionContext;
+use wsgate_core::id::ConnectionId;
+
+/// What a session is asked to do by others.
+#[derive(Debug)]
+pub enum Command {
+    /// Send a text message.
+    Text(Bytes),
+    /// Send a binary message.
+    Binary(Bytes),
+    /// Close the connection with this code and reason.
+    Close(u16, &'static str),
+}
+
+impl Command {
+    fn cost(&self) -> usize {
+        match self {
+            Self::Text(b) | Self::Binary(b) => b.len(),
+            Self::Close(..) => 0,
+        }
+    }
+}
+
+/// Why a push was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The outbox holds `limits.outbox_bytes` already.
+    #[error("outbox full")]
+    Full,
+    /// The session has ended.
+    #[error("connection closed")]
+    Closed,
+}
+
+/// The sending half of a session's queue, bounded in bytes.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Command>,
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+/// The receiving half, owned by the session.
+#[derive(Debug)]
+pub struct Inbox {
+    rx: mpsc::UnboundedReceiver<Command>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// A new outbox holding at most `limit` bytes.
+pub fn outbox(limit: usize) -> (Outbox, Inbox) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    (Outbox { tx, queued: queued.clone(), limit }, Inbox { rx, queued })
+}
+
+impl Outbox {
+    /// Queues a message unless that would pass the byte bound.
+    pub fn push(&self, command: Command) -> Result<(), PushError> {
+        let cost = command.cost();
+        let mut current = self.queued.load(Ordering::Relaxed);
+        loop {
+            if current + cost > self.limit && cost > 0 {
+                return Err(PushError::Full);
+            }
+            match self.queued.compare_exchange_weak(current, current + cost, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        self.tx.send(command).map_err(|_| {
+            self.queued.fetch_sub(cost, Ordering::AcqRel);
+            PushError::Closed
+        })
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+impl Inbox {
+    /// Polls for the next command, releasing its bytes from the bound.
+    pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Command>> {
+        self.rx.poll_recv(cx).map(|c| {
+            if let Some(c) = &c {
+                self.queued.fetch_sub(c.cost(), Ordering::AcqRel);
+            }
+            c
+        })
+    }
+}
+
+/// What the hub knows of one live session.
+#[derive(Debug)]
+pub struct SessionHandle {
+    /// The connection's fixed context (ids, identity, authorizer).
+    pub ctx: Arc<ConnectionContext>,
+    /// Where to queue writes and commands.
+    pub outbox: Outbox,
+    last_active_ms: AtomicU64,
+}
+
+impl SessionHandle {
+    /// A handle for a session that starts now.
+    pub fn new(ctx: Arc<ConnectionContext>, outbox: Outbox) -> Self {
+        let connected_at = ctx.connected_at;
+        Self { ctx, outbox, last_active_ms: AtomicU64::new(connected_at) }
+    }
+
+    /// Records activity (a data message either way) at `ms`.
+    pub fn touch(&self, ms: u64) {
+        self.last_active_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Epoch ms of the latest activity.
+    pub fn last_active_ms(&self) -> u64 {
+        self.last_active_ms.load(Ordering::Relaxed)
+    }
+}
+
+const SHARDS: usize = 32;
+
+type Shard = RwLock<HashMap<ConnectionId, Arc<SessionHandle>>>;
+
+/// The live connections of this node, sharded to keep lock contention low.
+#[derive(Debug)]
+pub struct Hub {
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    count: AtomicUsize,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            count: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Hub {
+    fn shard(&self, id: &ConnectionId) -> &Shard {
+        let index = (self.hasher.hash_one(id) as usize) % SHARDS;
+        &self.shards[index]
+    }
+
+    /// Registers a live session; from now on `@connections` calls reach it.
+    pub fn insert(&self, handle: Arc<SessionHandle>) {
+        let id = handle.ctx.connection_id.clone();
+        let mut shard = self.shard(&id).write().unwrap_or_else(|e| e.into_inner());
+        if shard.insert(id, handle).is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The session of a live connection.
+    pub fn get(&self, id: &ConnectionId) -> Option<Arc<SessionHandle>> {
+        self.shard(id).read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    /// Unregisters a session; returns it if it was still registered.
+    pub fn remove(&self, id: &ConnectionId) -> Option<Arc<SessionHandle>> {
+        let removed = self.shard(id).write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        if removed.is_some() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
+    /// How many sessions are live.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_is_bounded_in_bytes_and_released_on_receive() {
+        let (out, mut inbox) = outbox(10);
+        assert_eq!(out.push(Command::Text(Bytes::from_static(b"123456"))), Ok(()));
+        assert_eq!(out.push(Command::Text(Bytes::from_static(b"12345"))), Err(PushError::Full));
+        assert_eq!(out.push(Command::Close(1000, "x")), Ok(()));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(matches!(inbox.poll_recv(&mut cx), std::task::Poll::Ready(Some(Command::Text(_)))));
+        assert_eq!(out.queued_bytes(), 0);
+        assert_eq!(out.push(Command::Text(Bytes::from_static(b"12345"))), Ok(()));
+        drop(inbox);
+        assert_eq!(out.push(Command::Text(Bytes::from_static(b"1"))), Err(PushError::Closed));
+    }
+}

@@ -1,0 +1,80 @@
+//! Integrations: what a route calls. One type, several kinds — `http` POSTs the Lambda-proxy event
+//! to a URL, `mock` answers from the config — all returning a [`ProxyResult`].
+//!
+//! An integration does not know which socket it serves: the session hands it the event (or the
+//! message, for mocks) and sends the answer back itself.
+
+mod http;
+mod mock;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use wsgate_core::config::Route;
+use wsgate_core::proxy::ProxyResult;
+
+pub use self::http::HttpIntegration;
+pub use self::mock::MockIntegration;
+
+/// An inbound message as the route sees it.
+#[derive(Debug, Clone)]
+pub enum Inbound {
+    /// A text message.
+    Text(Bytes),
+    /// A binary message (only when `gateway.binary_frames = "accept"`).
+    Binary(Bytes),
+}
+
+/// Why an integration gave no usable answer. The backend is at fault in every case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntegrationError {
+    /// No answer within the integration timeout.
+    #[error("integration timed out after {0:?}")]
+    Timeout(Duration),
+    /// The backend could not be reached or broke the connection.
+    #[error("backend unreachable: {0}")]
+    Unreachable(String),
+    /// The backend answered something that is not a usable proxy result.
+    #[error("malformed integration response: {0}")]
+    BadResponse(String),
+}
+
+/// One route's integration.
+#[derive(Debug)]
+pub enum Integration {
+    /// POST the event to a URL.
+    Http(HttpIntegration),
+    /// Answer from the config.
+    Mock(MockIntegration),
+}
+
+impl Integration {
+    /// Builds the integration of a configured route.
+    pub fn from_config(route: &Route, default_timeout: Duration, client: &reqwest::Client) -> Result<Self, String> {
+        Ok(match route {
+            Route::Http { url, timeout, .. } => {
+                Self::Http(HttpIntegration::new(url, timeout.unwrap_or(default_timeout), client.clone())?)
+            }
+            Route::Mock { status, body, .. } => Self::Mock(MockIntegration::new(*status, body.as_deref())?),
+        })
+    }
+
+    /// True when the integration needs the event JSON (mocks do not, so it is not built).
+    pub fn needs_event(&self) -> bool {
+        matches!(self, Self::Http(_))
+    }
+
+    /// True when the answer is ready without waiting (mocks), so it can be handled in line and
+    /// keeps the order of messages.
+    pub fn is_immediate(&self) -> bool {
+        matches!(self, Self::Mock(_))
+    }
+
+    /// Calls the integration with the event (for backends) and the message (for mocks).
+    pub async fn invoke(&self, event: Vec<u8>, message: Option<&Inbound>) -> Result<ProxyResult, IntegrationError> {
+        match self {
+            Self::Http(http) => http.call(event).await,
+            Self::Mock(mock) => Ok(mock.answer(message)),
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! wsgate: a self-hosted WebSocket API gateway that speaks the contract of Amazon API Gateway
+//! WebSocket APIs.
+//!
+//! # Layout
+//! The path of one message:
+//!
+//! ```text
+//! client ─ws─▶ edge (upgrade, session) ─▶ route selection ─▶ integration ─▶ backend
+//!                ▲                                                 │
+//!                └── outbox (bounded) ◀── hub ◀── mgmt (@connections) ◀── backend
+//! ```
+//!
+//! - [`edge`]: the listener; the handshake and `$connect`; one session task per connection
+//!   (reads, writes, timers, limits, close codes, `$disconnect`).
+//! - [`integration`]: what a route calls — `http` (POST the event) or `mock`.
+//! - [`hub`]: this node's live connections and their byte-bounded outboxes.
+//! - [`mgmt`]: the `@connections` API, one file per operation.
+//! - [`auth`]: SigV4 verification for `mgmt`.
+//! - [`gateway`]: shared state, the swappable route table, start-up and graceful shutdown.
+//!
+//! Ids, events, route selection, proxy results, error shapes and the config model live in the
+//! pure `wsgate-core` crate.
+
+pub mod auth;
+pub mod edge;
+pub mod gateway;
+pub mod hub;
+pub mod integration;
+pub mod mgmt;
+
+pub use gateway::{Gateway, GatewayError, RunningGateway};
+pub use wsgate_core::config::Config;
+
+/// The embedded default config: `$default` echoes every message back to its sender.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
