@@ -17,17 +17,15 @@ fn at(ms: u64) -> OffsetDateTime {
 
 /// `20/Jan/2024:11:55:08 +0000`, the format of `requestContext.requestTime`.
 pub fn clf(ms: u64) -> String {
-    let format = format_description!(
-        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
-    );
+    let format =
+        format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000");
     at(ms).format(&format).unwrap_or_default()
 }
 
 /// `2024-05-24T14:02:09.114Z`, the format of `connectedAt` in `GetConnection`.
 pub fn iso8601(ms: u64) -> String {
-    let format = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     at(ms).format(&format).unwrap_or_default()
 }
 

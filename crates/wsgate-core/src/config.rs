@@ -20,7 +20,11 @@ pub const AWS_MAX_POST_BYTES: usize = 131_072;
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{e} in {text:?} (use e.g. \"10m\", \"29s\", \"500ms\")")))
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{e} in {text:?} (use e.g. \"10m\", \"29s\", \"500ms\")"
+        ))
+    })
 }
 
 fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -224,7 +228,9 @@ impl Route {
     /// Whether the integration's answer goes back to the sender.
     pub fn route_response(&self) -> bool {
         match self {
-            Self::Http { route_response, .. } | Self::Mock { route_response, .. } => *route_response,
+            Self::Http { route_response, .. } | Self::Mock { route_response, .. } => {
+                *route_response
+            }
         }
     }
 }
@@ -240,11 +246,17 @@ pub struct ConfigError {
 }
 
 fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.into(), message: message.into() }
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 fn route_key_path(key: &str) -> String {
-    if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         format!("routes.{key}")
     } else {
         format!("routes.\"{key}\"")
@@ -279,10 +291,15 @@ impl Config {
 
     /// The listen address, parsed.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.gateway
-            .listen
-            .parse()
-            .map_err(|_| err("gateway.listen", format!("{:?} is not an address like 127.0.0.1:8080", self.gateway.listen)))
+        self.gateway.listen.parse().map_err(|_| {
+            err(
+                "gateway.listen",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8080",
+                    self.gateway.listen
+                ),
+            )
+        })
     }
 
     /// The route selection expression, parsed.
@@ -297,9 +314,14 @@ impl Config {
         let stage = &self.gateway.stage;
         if stage.is_empty()
             || stage.len() > 128
-            || !stage.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || !stage
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(err("gateway.stage", "1 to 128 characters of letters, digits, '-' and '_'"));
+            return Err(err(
+                "gateway.stage",
+                "1 to 128 characters of letters, digits, '-' and '_'",
+            ));
         }
         if self.gateway.api_id.is_empty() {
             return Err(err("gateway.api_id", "must not be empty"));
@@ -316,39 +338,63 @@ impl Config {
             }
         }
         if l.integration_timeout < Duration::from_millis(50) {
-            return Err(err("limits.integration_timeout", "must be at least 50ms (API Gateway's minimum)"));
+            return Err(err(
+                "limits.integration_timeout",
+                "must be at least 50ms (API Gateway's minimum)",
+            ));
         }
         for (key, value) in [
             ("limits.max_frame_bytes", l.max_frame_bytes),
             ("limits.max_message_bytes", l.max_message_bytes),
-            ("limits.max_inflight_per_connection", l.max_inflight_per_connection),
+            (
+                "limits.max_inflight_per_connection",
+                l.max_inflight_per_connection,
+            ),
         ] {
             if value == 0 {
                 return Err(err(key, "must be greater than zero"));
             }
         }
         if !(256..=1 << 20).contains(&l.read_buffer_bytes) {
-            return Err(err("limits.read_buffer_bytes", "must be between 256 and 1048576"));
+            return Err(err(
+                "limits.read_buffer_bytes",
+                "must be between 256 and 1048576",
+            ));
         }
         if l.outbox_bytes < self.management.max_payload_bytes {
             return Err(err(
                 "limits.outbox_bytes",
-                format!("must be at least management.max_payload_bytes ({})", self.management.max_payload_bytes),
+                format!(
+                    "must be at least management.max_payload_bytes ({})",
+                    self.management.max_payload_bytes
+                ),
             ));
         }
         let m = &self.management;
         if m.max_payload_bytes == 0 {
-            return Err(err("management.max_payload_bytes", "must be greater than zero"));
+            return Err(err(
+                "management.max_payload_bytes",
+                "must be greater than zero",
+            ));
         }
         if m.auth == ManagementAuth::Sigv4 && m.credentials.is_empty() {
-            return Err(err("management.credentials", "auth = \"sigv4\" needs at least one [[management.credentials]]"));
+            return Err(err(
+                "management.credentials",
+                "auth = \"sigv4\" needs at least one [[management.credentials]]",
+            ));
         }
         for (i, c) in m.credentials.iter().enumerate() {
             if c.access_key_id.is_empty() {
-                return Err(err(format!("management.credentials[{i}].access_key_id"), "must not be empty"));
+                return Err(err(
+                    format!("management.credentials[{i}].access_key_id"),
+                    "must not be empty",
+                ));
             }
             if c.secret_access_key.is_empty() {
-                return Err(err(format!("management.credentials[{i}].secret_access_key"), "must not be empty"));
+                return Err(err(
+                    format!("management.credentials[{i}].secret_access_key"),
+                    "must not be empty",
+                ));
             }
         }
         for (key, route) in &self.routes {
@@ -356,17 +402,31 @@ impl Config {
             if key.is_empty() {
                 return Err(err("routes", "a route key must not be empty"));
             }
-            if key.starts_with('$') && ![RouteKey::CONNECT, RouteKey::DISCONNECT, RouteKey::DEFAULT].contains(&key.as_str()) {
-                return Err(err(path, "keys starting with '$' are reserved: use $connect, $disconnect or $default"));
+            if key.starts_with('$')
+                && ![RouteKey::CONNECT, RouteKey::DISCONNECT, RouteKey::DEFAULT]
+                    .contains(&key.as_str())
+            {
+                return Err(err(
+                    path,
+                    "keys starting with '$' are reserved: use $connect, $disconnect or $default",
+                ));
             }
             if route.route_response() && (key == RouteKey::CONNECT || key == RouteKey::DISCONNECT) {
-                return Err(err(format!("{path}.route_response"), format!("{key} cannot send a route response")));
+                return Err(err(
+                    format!("{path}.route_response"),
+                    format!("{key} cannot send a route response"),
+                ));
             }
             match route {
                 Route::Http { url, timeout, .. } => {
-                    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+                    let rest = url
+                        .strip_prefix("http://")
+                        .or_else(|| url.strip_prefix("https://"));
                     if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
-                        return Err(err(format!("{path}.url"), format!("{url:?} is not an http:// or https:// URL")));
+                        return Err(err(
+                            format!("{path}.url"),
+                            format!("{url:?} is not an http:// or https:// URL"),
+                        ));
                     }
                     if timeout.is_some_and(|t| t < Duration::from_millis(50)) {
                         return Err(err(format!("{path}.timeout"), "must be at least 50ms"));
@@ -377,7 +437,8 @@ impl Config {
                         return Err(err(format!("{path}.status"), "must be between 100 and 599"));
                     }
                     if let Some(body) = body {
-                        SelectionExpression::parse_template(body).map_err(|e| err(format!("{path}.body"), e.to_string()))?;
+                        SelectionExpression::parse_template(body)
+                            .map_err(|e| err(format!("{path}.body"), e.to_string()))?;
                     }
                 }
             }
@@ -442,7 +503,10 @@ route_response = true
         config.validate().expect("valid");
         assert_eq!(config.gateway.listen, "127.0.0.1:8080");
         assert_eq!(config.gateway.stage, "dev");
-        assert_eq!(config.limits.max_connection_duration, Duration::from_secs(7200));
+        assert_eq!(
+            config.limits.max_connection_duration,
+            Duration::from_secs(7200)
+        );
         assert_eq!(config.limits.integration_timeout, Duration::from_secs(29));
         assert_eq!(config.limits.max_frame_bytes, 32_768);
         assert_eq!(config.limits.max_message_bytes, 131_072);
@@ -454,7 +518,10 @@ route_response = true
         let e = Config::from_toml("[limits]\nidle_timeot = \"1m\"\n").expect_err("unknown key");
         assert!(e.to_string().contains("idle_timeot"), "{e}");
         assert!(e.to_string().contains("line 2"), "{e}");
-        let e = Config::from_toml("[routes.x]\ntype = \"http\"\nurl = \"http://a\"\nrout_response = true\n").expect_err("unknown");
+        let e = Config::from_toml(
+            "[routes.x]\ntype = \"http\"\nurl = \"http://a\"\nrout_response = true\n",
+        )
+        .expect_err("unknown");
         assert!(e.to_string().contains("rout_response"), "{e}");
         let e = Config::from_toml("[routes.x]\ntype = \"ftp\"\n").expect_err("unknown type");
         assert!(e.to_string().contains("ftp"), "{e}");
@@ -465,17 +532,34 @@ route_response = true
         let cases = [
             ("[gateway]\nlisten = \"nope\"", "gateway.listen"),
             ("[gateway]\nstage = \"a/b\"", "gateway.stage"),
-            ("[gateway]\nroute_selection_expression = \"${request.body.a\"", "gateway.route_selection_expression"),
-            ("[limits]\nintegration_timeout = \"10ms\"", "limits.integration_timeout"),
+            (
+                "[gateway]\nroute_selection_expression = \"${request.body.a\"",
+                "gateway.route_selection_expression",
+            ),
+            (
+                "[limits]\nintegration_timeout = \"10ms\"",
+                "limits.integration_timeout",
+            ),
             ("[limits]\nmax_frame_bytes = 0", "limits.max_frame_bytes"),
             ("[management]\nauth = \"sigv4\"", "management.credentials"),
             ("[routes.\"$bad\"]\ntype = \"mock\"", "routes.\"$bad\""),
-            ("[routes.x]\ntype = \"http\"\nurl = \"ftp://x\"", "routes.x.url"),
-            ("[routes.x]\ntype = \"mock\"\nstatus = 42", "routes.x.status"),
-            ("[routes.\"$connect\"]\ntype = \"mock\"\nroute_response = true", "routes.\"$connect\".route_response"),
+            (
+                "[routes.x]\ntype = \"http\"\nurl = \"ftp://x\"",
+                "routes.x.url",
+            ),
+            (
+                "[routes.x]\ntype = \"mock\"\nstatus = 42",
+                "routes.x.status",
+            ),
+            (
+                "[routes.\"$connect\"]\ntype = \"mock\"\nroute_response = true",
+                "routes.\"$connect\".route_response",
+            ),
         ];
         for (text, key) in cases {
-            let e = Config::from_toml(text).and_then(|c| c.validate()).expect_err(text);
+            let e = Config::from_toml(text)
+                .and_then(|c| c.validate())
+                .expect_err(text);
             assert_eq!(e.key, key, "{text}: {e}");
         }
         let e = Config::from_toml("[limits]\nidle_timeout = \"ten\"").expect_err("bad duration");

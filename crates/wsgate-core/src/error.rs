@@ -85,9 +85,21 @@ mod tests {
         let cases = [
             (MgmtError::Gone, 410, "GoneException"),
             (MgmtError::Forbidden, 403, "ForbiddenException"),
-            (MgmtError::PayloadTooLarge { limit: 131_072 }, 413, "PayloadTooLargeException"),
-            (MgmtError::LimitExceeded("outbox full"), 429, "LimitExceededException"),
-            (MgmtError::BadRequest("Invalid connectionId: abc".into()), 400, "BadRequestException"),
+            (
+                MgmtError::PayloadTooLarge { limit: 131_072 },
+                413,
+                "PayloadTooLargeException",
+            ),
+            (
+                MgmtError::LimitExceeded("outbox full"),
+                429,
+                "LimitExceededException",
+            ),
+            (
+                MgmtError::BadRequest("Invalid connectionId: abc".into()),
+                400,
+                "BadRequestException",
+            ),
         ];
         for (err, status, kind) in cases {
             assert_eq!((err.status(), err.error_type()), (status, kind));

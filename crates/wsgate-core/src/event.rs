@@ -85,7 +85,12 @@ struct RequestContext<'a> {
 }
 
 impl<'a> RequestContext<'a> {
-    fn new(ctx: &'a ConnectionContext, inv: &Invocation<'a>, route_key: &'a str, event_type: &'static str) -> Self {
+    fn new(
+        ctx: &'a ConnectionContext,
+        inv: &Invocation<'a>,
+        route_key: &'a str,
+        event_type: &'static str,
+    ) -> Self {
         Self {
             route_key,
             authorizer: ctx.authorizer.as_ref(),
@@ -99,7 +104,10 @@ impl<'a> RequestContext<'a> {
             stage: &ctx.stage,
             connected_at: ctx.connected_at,
             request_time_epoch: inv.time_ms,
-            identity: Identity { user_agent: ctx.user_agent.as_deref(), source_ip: &ctx.source_ip },
+            identity: Identity {
+                user_agent: ctx.user_agent.as_deref(),
+                source_ip: &ctx.source_ip,
+            },
             request_id: inv.request_id,
             domain_name: &ctx.domain_name,
             connection_id: ctx.connection_id.as_str(),
@@ -205,7 +213,12 @@ pub fn message(
 }
 
 /// The `$disconnect` event, with the four synthetic headers API Gateway sends.
-pub fn disconnect(ctx: &ConnectionContext, inv: &Invocation<'_>, code: u16, reason: &str) -> Vec<u8> {
+pub fn disconnect(
+    ctx: &ConnectionContext,
+    inv: &Invocation<'_>,
+    code: u16,
+    reason: &str,
+) -> Vec<u8> {
     let headers = [
         ("Host".to_owned(), ctx.domain_name.clone()),
         ("x-api-key".to_owned(), String::new()),
@@ -263,7 +276,9 @@ pub fn canonical_header_name(lower: &str) -> String {
 
 /// The text of an error frame, byte for byte as API Gateway sends it (note the spacing).
 pub fn error_frame(message: &str, connection_id: &ConnectionId, request_id: &str) -> String {
-    format!(r#"{{"message": "{message}", "connectionId":"{connection_id}", "requestId":"{request_id}"}}"#)
+    format!(
+        r#"{{"message": "{message}", "connectionId":"{connection_id}", "requestId":"{request_id}"}}"#
+    )
 }
 
 /// `Forbidden`: no route matched and there is no `$default`.
@@ -299,14 +314,26 @@ mod tests {
     fn connect_event_matches_the_capture_shape() {
         let req = UpgradeRequest {
             headers: vec![
-                ("Host".into(), "k3x9q2m7ab.execute-api.eu-west-1.amazonaws.com".into()),
-                ("Sec-WebSocket-Key".into(), "q4xkcO32u266gldTuKaSOw==".into()),
+                (
+                    "Host".into(),
+                    "k3x9q2m7ab.execute-api.eu-west-1.amazonaws.com".into(),
+                ),
+                (
+                    "Sec-WebSocket-Key".into(),
+                    "q4xkcO32u266gldTuKaSOw==".into(),
+                ),
                 ("X-Multi".into(), "a".into()),
                 ("X-Multi".into(), "b".into()),
             ],
-            query: Some(vec![("room".into(), "lobby".into()), ("room".into(), "hall".into())]),
+            query: Some(vec![
+                ("room".into(), "lobby".into()),
+                ("room".into(), "hall".into()),
+            ]),
         };
-        let inv = Invocation { request_id: "Vb1qQF0hjMFXywA=", time_ms: 1_716_559_329_115 };
+        let inv = Invocation {
+            request_id: "Vb1qQF0hjMFXywA=",
+            time_ms: 1_716_559_329_115,
+        };
         let event = parse(&connect(&ctx(), &inv, &req));
         assert_eq!(
             event,
@@ -335,14 +362,26 @@ mod tests {
         );
         // Key order follows the capture.
         let text = String::from_utf8(connect(&ctx(), &inv, &req)).expect("utf8");
-        let order = ["\"headers\"", "\"multiValueHeaders\"", "\"queryStringParameters\"", "\"requestContext\"", "\"isBase64Encoded\""];
-        let positions: Vec<usize> = order.iter().map(|k| text.find(k).expect("present")).collect();
+        let order = [
+            "\"headers\"",
+            "\"multiValueHeaders\"",
+            "\"queryStringParameters\"",
+            "\"requestContext\"",
+            "\"isBase64Encoded\"",
+        ];
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|k| text.find(k).expect("present"))
+            .collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
     }
 
     #[test]
     fn connect_without_query_string_omits_query_fields() {
-        let inv = Invocation { request_id: "Vb1qQF0hjMFXywA=", time_ms: 1 };
+        let inv = Invocation {
+            request_id: "Vb1qQF0hjMFXywA=",
+            time_ms: 1,
+        };
         let event = parse(&connect(&ctx(), &inv, &UpgradeRequest::default()));
         assert!(event.get("queryStringParameters").is_none());
         assert!(event.get("multiValueQueryStringParameters").is_none());
@@ -353,9 +392,24 @@ mod tests {
     #[test]
     fn message_event_has_body_and_message_id_and_no_headers() {
         let mut c = ctx();
-        c.authorizer = Some(json!({"principalId": "user-42", "tier": "3"}).as_object().cloned().expect("object"));
-        let inv = Invocation { request_id: "Vb1rAH17NjMFfTw=", time_ms: 1_716_559_335_480 };
-        let event = parse(&message(&c, &inv, "sendmessage", "Vb1rAc2ntjMCFAQ=", r#"{"action":"sendmessage"}"#, false));
+        c.authorizer = Some(
+            json!({"principalId": "user-42", "tier": "3"})
+                .as_object()
+                .cloned()
+                .expect("object"),
+        );
+        let inv = Invocation {
+            request_id: "Vb1rAH17NjMFfTw=",
+            time_ms: 1_716_559_335_480,
+        };
+        let event = parse(&message(
+            &c,
+            &inv,
+            "sendmessage",
+            "Vb1rAc2ntjMCFAQ=",
+            r#"{"action":"sendmessage"}"#,
+            false,
+        ));
         assert!(event.get("headers").is_none());
         assert_eq!(event["body"], r#"{"action":"sendmessage"}"#);
         assert_eq!(event["isBase64Encoded"], false);
@@ -372,8 +426,16 @@ mod tests {
     fn disconnect_event_has_synthetic_headers_and_close_code() {
         let mut c = ctx();
         c.user_agent = None;
-        let inv = Invocation { request_id: "Vb1xZHsUtjMFbQw=", time_ms: 1_716_559_791_002 };
-        let event = parse(&disconnect(&c, &inv, 1005, "Client-side close frame status not set"));
+        let inv = Invocation {
+            request_id: "Vb1xZHsUtjMFbQw=",
+            time_ms: 1_716_559_791_002,
+        };
+        let event = parse(&disconnect(
+            &c,
+            &inv,
+            1005,
+            "Client-side close frame status not set",
+        ));
         assert_eq!(
             event["headers"],
             json!({"Host": "k3x9q2m7ab.execute-api.eu-west-1.amazonaws.com", "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""})
@@ -381,7 +443,10 @@ mod tests {
         assert_eq!(event["multiValueHeaders"]["x-restapi"], json!([""]));
         let rc = &event["requestContext"];
         assert_eq!(rc["disconnectStatusCode"], 1005);
-        assert_eq!(rc["disconnectReason"], "Client-side close frame status not set");
+        assert_eq!(
+            rc["disconnectReason"],
+            "Client-side close frame status not set"
+        );
         assert_eq!(rc["eventType"], "DISCONNECT");
         assert_eq!(rc["identity"], json!({"sourceIp": "198.51.100.23"}));
         assert!(event.get("body").is_none());
@@ -389,7 +454,10 @@ mod tests {
 
     #[test]
     fn header_names_get_canonical_casing() {
-        assert_eq!(canonical_header_name("sec-websocket-key"), "Sec-WebSocket-Key");
+        assert_eq!(
+            canonical_header_name("sec-websocket-key"),
+            "Sec-WebSocket-Key"
+        );
         assert_eq!(canonical_header_name("user-agent"), "User-Agent");
         assert_eq!(canonical_header_name("host"), "Host");
         assert_eq!(canonical_header_name("x-forwarded-for"), "X-Forwarded-For");

@@ -85,8 +85,16 @@ mod tests {
 
     #[test]
     fn real_aws_ids_parse() {
-        for id in ["TWegAcC4EowCHnA=", "JC1dgf9yoAMCK-g=", "Mg_ugfpqPHcCIVA=", "U8ugtdbIIAMCIZg="] {
-            assert_eq!(ConnectionId::parse(id).map(|c| c.to_string()), Ok(id.to_owned()));
+        for id in [
+            "TWegAcC4EowCHnA=",
+            "JC1dgf9yoAMCK-g=",
+            "Mg_ugfpqPHcCIVA=",
+            "U8ugtdbIIAMCIZg=",
+        ] {
+            assert_eq!(
+                ConnectionId::parse(id).map(|c| c.to_string()),
+                Ok(id.to_owned())
+            );
         }
     }
 
@@ -105,7 +113,15 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_rejected() {
-        for bad in ["", "abc", "TWegAcC4EowCHnA", "TWegAcC4EowCHnA==", "TWeg+cC4EowCHnA=", "TWegAcC4EowCHn!=", "TWegAcC4EowCHnA=x"] {
+        for bad in [
+            "",
+            "abc",
+            "TWegAcC4EowCHnA",
+            "TWegAcC4EowCHnA==",
+            "TWeg+cC4EowCHnA=",
+            "TWegAcC4EowCHn!=",
+            "TWegAcC4EowCHnA=x",
+        ] {
             assert!(ConnectionId::parse(bad).is_err(), "{bad}");
         }
     }

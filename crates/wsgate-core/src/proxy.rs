@@ -22,7 +22,10 @@ pub struct ProxyResult {
 impl ProxyResult {
     /// The first header with this name, ignoring case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// True for 2xx.
@@ -46,7 +49,10 @@ fn status_of(value: &Value) -> Result<u16, ProxyError> {
         Value::String(s) => s.trim().parse::<u64>().map_err(|_| bad())?,
         _ => return Err(bad()),
     };
-    u16::try_from(n).ok().filter(|s| (100..600).contains(s)).ok_or_else(bad)
+    u16::try_from(n)
+        .ok()
+        .filter(|s| (100..600).contains(s))
+        .ok_or_else(bad)
 }
 
 fn text_of(value: &Value) -> String {
@@ -79,26 +85,30 @@ fn headers_of(object: &Map<String, Value>) -> Vec<(String, String)> {
 pub fn from_value(value: &Value) -> Option<Result<ProxyResult, ProxyError>> {
     let object = value.as_object()?;
     let status = object.get("statusCode")?;
-    Some(status_of(status).map(|status| ProxyResult {
-        status,
-        headers: headers_of(object),
-        body: match object.get("body") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(text_of(v)),
-        },
-        is_base64_encoded: object.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false),
+    Some(status_of(status).map(|status| {
+        ProxyResult {
+            status,
+            headers: headers_of(object),
+            body: match object.get("body") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(text_of(v)),
+            },
+            is_base64_encoded: object
+                .get("isBase64Encoded")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        }
     }))
 }
 
 /// Reads the answer of an HTTP integration: a proxy result if the body is one, else a plain answer.
 pub fn from_http(status: u16, body: &[u8]) -> Result<ProxyResult, ProxyError> {
     let looks_like_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    if looks_like_object {
-        if let Ok(value) = serde_json::from_slice::<Value>(body) {
-            if let Some(result) = from_value(&value) {
-                return result;
-            }
-        }
+    if looks_like_object
+        && let Ok(value) = serde_json::from_slice::<Value>(body)
+        && let Some(result) = from_value(&value)
+    {
+        return result;
     }
     Ok(ProxyResult {
         status,
@@ -114,8 +124,11 @@ mod tests {
 
     #[test]
     fn proxy_results_are_read() {
-        let r = from_http(200, br#"{"statusCode": 401, "headers": {"Sec-WebSocket-Protocol": "chat"}, "body": "no"}"#)
-            .expect("valid");
+        let r = from_http(
+            200,
+            br#"{"statusCode": 401, "headers": {"Sec-WebSocket-Protocol": "chat"}, "body": "no"}"#,
+        )
+        .expect("valid");
         assert_eq!(r.status, 401);
         assert_eq!(r.header("sec-websocket-protocol"), Some("chat"));
         assert_eq!(r.body.as_deref(), Some("no"));

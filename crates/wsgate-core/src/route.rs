@@ -123,16 +123,25 @@ impl SelectionExpression {
             return Err(ExpressionError::Empty);
         }
         if let Some(literal) = source.strip_prefix('\\') {
-            return Ok(Self { source: source_owned, parts: vec![Part::Text(literal.to_owned())] });
+            return Ok(Self {
+                source: source_owned,
+                parts: vec![Part::Text(literal.to_owned())],
+            });
         }
         if !source.contains("${") {
-            if let Some(var) = source.strip_prefix('$') {
-                if var.starts_with("request.") {
-                    let steps = parse_path(var)?;
-                    return Ok(Self { source: source_owned, parts: vec![Part::Body(steps)] });
-                }
+            if let Some(var) = source.strip_prefix('$')
+                && var.starts_with("request.")
+            {
+                let steps = parse_path(var)?;
+                return Ok(Self {
+                    source: source_owned,
+                    parts: vec![Part::Body(steps)],
+                });
             }
-            return Ok(Self { source: source_owned, parts: vec![Part::Text(source.to_owned())] });
+            return Ok(Self {
+                source: source_owned,
+                parts: vec![Part::Text(source.to_owned())],
+            });
         }
         let mut parts = Vec::new();
         let mut rest = source;
@@ -141,7 +150,9 @@ impl SelectionExpression {
             if start > 0 {
                 parts.push(Part::Text(rest[..start].to_owned()));
             }
-            let close = rest[start..].find('}').ok_or(ExpressionError::Unclosed(offset + start))?;
+            let close = rest[start..]
+                .find('}')
+                .ok_or(ExpressionError::Unclosed(offset + start))?;
             let var = &rest[start + 2..start + close];
             parts.push(Part::Body(parse_path(var)?));
             offset += start + close + 1;
@@ -150,7 +161,10 @@ impl SelectionExpression {
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_owned()));
         }
-        Ok(Self { source: source_owned, parts })
+        Ok(Self {
+            source: source_owned,
+            parts,
+        })
     }
 
     /// Parses a template for a mock body: only `${...}` is interpreted, other text (including a
@@ -159,7 +173,10 @@ impl SelectionExpression {
         if source.contains("${") {
             Self::parse(source)
         } else {
-            Ok(Self { source: source.to_owned(), parts: vec![Part::Text(source.to_owned())] })
+            Ok(Self {
+                source: source.to_owned(),
+                parts: vec![Part::Text(source.to_owned())],
+            })
         }
     }
 
@@ -249,7 +266,11 @@ pub enum Selection {
 /// Picks the route for a text message, given the keys of the configured routes.
 ///
 /// Non-JSON goes to `$default`. `$connect` and `$disconnect` are never chosen by a message.
-pub fn select(expression: &SelectionExpression, message: &str, routes: &HashSet<String>) -> Selection {
+pub fn select(
+    expression: &SelectionExpression,
+    message: &str,
+    routes: &HashSet<String>,
+) -> Selection {
     let default = || {
         if routes.contains(RouteKey::DEFAULT) {
             Selection::Route(RouteKey(RouteKey::DEFAULT.to_owned()))
@@ -285,12 +306,17 @@ mod tests {
     use serde_json::json;
 
     fn eval(expr: &str, body: &Value) -> String {
-        SelectionExpression::parse(expr).expect("parses").evaluate(body, &body.to_string())
+        SelectionExpression::parse(expr)
+            .expect("parses")
+            .evaluate(body, &body.to_string())
     }
 
     #[test]
     fn the_default_expression_reads_action() {
-        assert_eq!(eval("$request.body.action", &json!({"action": "sendmessage"})), "sendmessage");
+        assert_eq!(
+            eval("$request.body.action", &json!({"action": "sendmessage"})),
+            "sendmessage"
+        );
     }
 
     #[test]
@@ -304,8 +330,14 @@ mod tests {
     #[test]
     fn templates_mix_variables_and_text() {
         let body = json!({"svc": "chat", "action": "join"});
-        assert_eq!(eval("${request.body.svc}/${request.body.action}", &body), "chat/join");
-        assert_eq!(eval("${request.body.action}-${request.body.nope}", &body), "join-");
+        assert_eq!(
+            eval("${request.body.svc}/${request.body.action}", &body),
+            "chat/join"
+        );
+        assert_eq!(
+            eval("${request.body.action}-${request.body.nope}", &body),
+            "join-"
+        );
         assert_eq!(eval("v1:${request.body.action}", &body), "v1:join");
     }
 
@@ -317,7 +349,8 @@ mod tests {
 
     #[test]
     fn non_strings_are_stringified() {
-        let body = json!({"n": 42, "f": 1.5, "t": true, "arr": ["a", "b"], "o": {"k": 1}, "z": null});
+        let body =
+            json!({"n": 42, "f": 1.5, "t": true, "arr": ["a", "b"], "o": {"k": 1}, "z": null});
         assert_eq!(eval("$request.body.n", &body), "42");
         assert_eq!(eval("$request.body.f", &body), "1.5");
         assert_eq!(eval("$request.body.t", &body), "true");
@@ -329,13 +362,22 @@ mod tests {
     #[test]
     fn bad_expressions_are_errors() {
         assert_eq!(SelectionExpression::parse(""), Err(ExpressionError::Empty));
-        assert!(matches!(SelectionExpression::parse("${request.body.a"), Err(ExpressionError::Unclosed(0))));
+        assert!(matches!(
+            SelectionExpression::parse("${request.body.a"),
+            Err(ExpressionError::Unclosed(0))
+        ));
         assert!(matches!(
             SelectionExpression::parse("${request.header.x}"),
             Err(ExpressionError::UnsupportedVariable(_))
         ));
-        assert!(matches!(SelectionExpression::parse("$request.body.a..b"), Err(ExpressionError::BadPath(_))));
-        assert!(matches!(SelectionExpression::parse("$request.body.a[x]"), Err(ExpressionError::BadPath(_))));
+        assert!(matches!(
+            SelectionExpression::parse("$request.body.a..b"),
+            Err(ExpressionError::BadPath(_))
+        ));
+        assert!(matches!(
+            SelectionExpression::parse("$request.body.a[x]"),
+            Err(ExpressionError::BadPath(_))
+        ));
     }
 
     fn keys(list: &[&str]) -> HashSet<String> {
@@ -348,13 +390,28 @@ mod tests {
         let with_default = keys(&["sendmessage", "$default", "$connect"]);
         let without = keys(&["sendmessage"]);
         let route = |k: &str| Selection::Route(RouteKey(k.to_owned()));
-        assert_eq!(select(&expr, r#"{"action":"sendmessage"}"#, &with_default), route("sendmessage"));
-        assert_eq!(select(&expr, r#"{"action":"other"}"#, &with_default), route("$default"));
+        assert_eq!(
+            select(&expr, r#"{"action":"sendmessage"}"#, &with_default),
+            route("sendmessage")
+        );
+        assert_eq!(
+            select(&expr, r#"{"action":"other"}"#, &with_default),
+            route("$default")
+        );
         assert_eq!(select(&expr, "not json", &with_default), route("$default"));
-        assert_eq!(select(&expr, r#"{"action":"$connect"}"#, &with_default), route("$default"));
-        assert_eq!(select(&expr, r#"{"action":"SendMessage"}"#, &without), Selection::NoRoute);
+        assert_eq!(
+            select(&expr, r#"{"action":"$connect"}"#, &with_default),
+            route("$default")
+        );
+        assert_eq!(
+            select(&expr, r#"{"action":"SendMessage"}"#, &without),
+            Selection::NoRoute
+        );
         assert_eq!(select(&expr, "not json", &without), Selection::NoRoute);
-        assert_eq!(select(&expr, r#"{"action":"sendmessage"}"#, &without), route("sendmessage"));
+        assert_eq!(
+            select(&expr, r#"{"action":"sendmessage"}"#, &without),
+            route("sendmessage")
+        );
     }
 
     #[test]

@@ -44,7 +44,10 @@ pub enum SigV4Error {
 impl Authorization {
     /// Parses `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`.
     pub fn parse(header: &str) -> Result<Self, SigV4Error> {
-        let rest = header.trim().strip_prefix(ALGORITHM).ok_or(SigV4Error::Scheme)?;
+        let rest = header
+            .trim()
+            .strip_prefix(ALGORITHM)
+            .ok_or(SigV4Error::Scheme)?;
         let (mut credential, mut signed, mut signature) = (None, None, None);
         for part in rest.split(',') {
             let part = part.trim();
@@ -64,14 +67,18 @@ impl Authorization {
         let [akid, date, region, service, terminator] = scope.as_slice() else {
             return Err(SigV4Error::Scope);
         };
-        if *terminator != "aws4_request" || akid.is_empty() || date.len() != 8 || region.is_empty() {
+        if *terminator != "aws4_request" || akid.is_empty() || date.len() != 8 || region.is_empty()
+        {
             return Err(SigV4Error::Scope);
         }
         if signature.is_empty() || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(SigV4Error::Missing("Signature"));
         }
-        let signed_headers: Vec<String> =
-            signed.split(';').filter(|h| !h.is_empty()).map(str::to_ascii_lowercase).collect();
+        let signed_headers: Vec<String> = signed
+            .split(';')
+            .filter(|h| !h.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
         if signed_headers.is_empty() {
             return Err(SigV4Error::Missing("SignedHeaders"));
         }
@@ -109,7 +116,10 @@ mod tests {
         assert_eq!(a.date, "20240524");
         assert_eq!(a.region, "eu-west-1");
         assert_eq!(a.service, "execute-api");
-        assert_eq!(a.signed_headers, ["host", "x-amz-date", "x-amz-security-token"]);
+        assert_eq!(
+            a.signed_headers,
+            ["host", "x-amz-date", "x-amz-security-token"]
+        );
         assert_eq!(a.signature, "0123abcdef");
     }
 
@@ -121,11 +131,15 @@ mod tests {
             Err(SigV4Error::Missing("Credential"))
         );
         assert_eq!(
-            Authorization::parse("AWS4-HMAC-SHA256 Credential=A/2024/r/s, SignedHeaders=host, Signature=ab"),
+            Authorization::parse(
+                "AWS4-HMAC-SHA256 Credential=A/2024/r/s, SignedHeaders=host, Signature=ab"
+            ),
             Err(SigV4Error::Scope)
         );
         assert_eq!(
-            Authorization::parse("AWS4-HMAC-SHA256 Credential=A/20240524/r/s/aws4_request, SignedHeaders=host, Signature=zz"),
+            Authorization::parse(
+                "AWS4-HMAC-SHA256 Credential=A/20240524/r/s/aws4_request, SignedHeaders=host, Signature=zz"
+            ),
             Err(SigV4Error::Missing("Signature"))
         );
     }

@@ -48,13 +48,26 @@ impl Runtime {
         let expression = config.selection_expression()?;
         let mut routes = HashMap::new();
         for (key, route) in &config.routes {
-            let integration = Integration::from_config(route, config.limits.integration_timeout, client)
-                .map_err(|message| ConfigError { key: format!("routes.{key}"), message })?;
-            let entry = RouteEntry { key: RouteKey(key.clone()), integration, route_response: route.route_response() };
+            let integration =
+                Integration::from_config(route, config.limits.integration_timeout, client)
+                    .map_err(|message| ConfigError {
+                        key: format!("routes.{key}"),
+                        message,
+                    })?;
+            let entry = RouteEntry {
+                key: RouteKey(key.clone()),
+                integration,
+                route_response: route.route_response(),
+            };
             routes.insert(key.clone(), Arc::new(entry));
         }
         let keys = routes.keys().cloned().collect();
-        Ok(Self { config, expression, routes, keys })
+        Ok(Self {
+            config,
+            expression,
+            routes,
+            keys,
+        })
     }
 }
 
@@ -122,8 +135,12 @@ impl Gateway {
         let client = http_client()?;
         let addr = config.listen_addr()?;
         let runtime = Runtime::build(config, &client)?;
-        let listener = TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind { addr, source })?;
-        let local_addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr, source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| GatewayError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| GatewayError::Bind { addr, source })?;
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             hub: Hub::default(),
@@ -136,7 +153,8 @@ impl Gateway {
         let app = edge::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let stop = shared.shutdown.clone();
         let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
+            let serve = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(error) = serve.await {
                 tracing::error!(%error, "listener failed");
             }
@@ -174,12 +192,21 @@ impl RunningGateway {
         self.shared.shutdown.cancel();
         self.shared.tracker.close();
         let deadline = tokio::time::Instant::now() + grace;
-        if tokio::time::timeout_at(deadline, self.shared.tracker.wait()).await.is_err() {
-            tracing::warn!(left = self.shared.tracker.len(), "grace period over; abandoning sessions");
+        if tokio::time::timeout_at(deadline, self.shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.shared.tracker.len(),
+                "grace period over; abandoning sessions"
+            );
         }
         // Requests still inside `$connect` hold the HTTP server; they get the rest of the grace.
         let mut server = self.server;
-        if tokio::time::timeout_at(deadline, &mut server).await.is_err() {
+        if tokio::time::timeout_at(deadline, &mut server)
+            .await
+            .is_err()
+        {
             server.abort();
         }
     }

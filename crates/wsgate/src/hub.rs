@@ -64,7 +64,14 @@ pub struct Inbox {
 pub fn outbox(limit: usize) -> (Outbox, Inbox) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
-    (Outbox { tx, queued: queued.clone(), limit }, Inbox { rx, queued })
+    (
+        Outbox {
+            tx,
+            queued: queued.clone(),
+            limit,
+        },
+        Inbox { rx, queued },
+    )
 }
 
 impl Outbox {
@@ -76,7 +83,12 @@ impl Outbox {
             if current + cost > self.limit && cost > 0 {
                 return Err(PushError::Full);
             }
-            match self.queued.compare_exchange_weak(current, current + cost, Ordering::AcqRel, Ordering::Relaxed) {
+            match self.queued.compare_exchange_weak(
+                current,
+                current + cost,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break,
                 Err(actual) => current = actual,
             }
@@ -95,7 +107,10 @@ impl Outbox {
 
 impl Inbox {
     /// Polls for the next command, releasing its bytes from the bound.
-    pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Command>> {
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Command>> {
         self.rx.poll_recv(cx).map(|c| {
             if let Some(c) = &c {
                 self.queued.fetch_sub(c.cost(), Ordering::AcqRel);
@@ -119,7 +134,11 @@ impl SessionHandle {
     /// A handle for a session that starts now.
     pub fn new(ctx: Arc<ConnectionContext>, outbox: Outbox) -> Self {
         let connected_at = ctx.connected_at;
-        Self { ctx, outbox, last_active_ms: AtomicU64::new(connected_at) }
+        Self {
+            ctx,
+            outbox,
+            last_active_ms: AtomicU64::new(connected_at),
+        }
     }
 
     /// Records activity (a data message either way) at `ms`.
@@ -172,12 +191,20 @@ impl Hub {
 
     /// The session of a live connection.
     pub fn get(&self, id: &ConnectionId) -> Option<Arc<SessionHandle>> {
-        self.shard(id).read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.shard(id)
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// Unregisters a session; returns it if it was still registered.
     pub fn remove(&self, id: &ConnectionId) -> Option<Arc<SessionHandle>> {
-        let removed = self.shard(id).write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        let removed = self
+            .shard(id)
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         if removed.is_some() {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
@@ -202,15 +229,30 @@ mod tests {
     #[test]
     fn outbox_is_bounded_in_bytes_and_released_on_receive() {
         let (out, mut inbox) = outbox(10);
-        assert_eq!(out.push(Command::Text(Bytes::from_static(b"123456"))), Ok(()));
-        assert_eq!(out.push(Command::Text(Bytes::from_static(b"12345"))), Err(PushError::Full));
+        assert_eq!(
+            out.push(Command::Text(Bytes::from_static(b"123456"))),
+            Ok(())
+        );
+        assert_eq!(
+            out.push(Command::Text(Bytes::from_static(b"12345"))),
+            Err(PushError::Full)
+        );
         assert_eq!(out.push(Command::Close(1000, "x")), Ok(()));
         let waker = futures_util::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
-        assert!(matches!(inbox.poll_recv(&mut cx), std::task::Poll::Ready(Some(Command::Text(_)))));
+        assert!(matches!(
+            inbox.poll_recv(&mut cx),
+            std::task::Poll::Ready(Some(Command::Text(_)))
+        ));
         assert_eq!(out.queued_bytes(), 0);
-        assert_eq!(out.push(Command::Text(Bytes::from_static(b"12345"))), Ok(()));
+        assert_eq!(
+            out.push(Command::Text(Bytes::from_static(b"12345"))),
+            Ok(())
+        );
         drop(inbox);
-        assert_eq!(out.push(Command::Text(Bytes::from_static(b"1"))), Err(PushError::Closed));
+        assert_eq!(
+            out.push(Command::Text(Bytes::from_static(b"1"))),
+            Err(PushError::Closed)
+        );
     }
 }

@@ -12,7 +12,11 @@ use wsgate::{Config, DEFAULT_CONFIG, Gateway};
 const ENV_LOG: &str = "WSGATE_LOG";
 
 #[derive(Parser)]
-#[command(name = "wsgate", version, about = "A WebSocket API gateway with the Amazon API Gateway contract")]
+#[command(
+    name = "wsgate",
+    version,
+    about = "A WebSocket API gateway with the Amazon API Gateway contract"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,10 +46,14 @@ enum Command {
 
 fn load(path: Option<&Path>) -> anyhow::Result<Config> {
     let text = match path {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
         None => DEFAULT_CONFIG.to_owned(),
     };
-    let origin = path.map_or_else(|| "embedded default config".to_owned(), |p| p.display().to_string());
+    let origin = path.map_or_else(
+        || "embedded default config".to_owned(),
+        |p| p.display().to_string(),
+    );
     let mut config = Config::from_toml(&text).with_context(|| format!("{origin} is invalid"))?;
     config.apply_env(|key| std::env::var(key).ok());
     Ok(config)
@@ -54,7 +62,10 @@ fn load(path: Option<&Path>) -> anyhow::Result<Config> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_env(ENV_LOG).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -68,7 +79,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Check { config } => {
             let loaded = load(Some(&config))?;
-            loaded.validate().with_context(|| format!("{} is invalid", config.display()))?;
+            loaded
+                .validate()
+                .with_context(|| format!("{} is invalid", config.display()))?;
             println!(
                 "{}: ok ({} routes, stage {}, listen {})",
                 config.display(),
@@ -78,7 +91,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Serve { config, listen, stage } => {
+        Command::Serve {
+            config,
+            listen,
+            stage,
+        } => {
             let mut loaded = load(config.as_deref())?;
             if let Some(listen) = listen {
                 loaded.gateway.listen = listen;
@@ -86,7 +103,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(stage) = stage {
                 loaded.gateway.stage = stage;
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(serve(loaded))
         }
     }
@@ -97,7 +116,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let gateway = Gateway::start(config).await?;
     let addr = gateway.local_addr();
     // One line on stdout, for people and for scripts that start wsgate on port 0.
-    println!("wsgate listening on ws://{addr}/{stage} (management: http://{addr}/{stage}/@connections/{{id}})");
+    println!(
+        "wsgate listening on ws://{addr}/{stage} (management: http://{addr}/{stage}/@connections/{{id}})"
+    );
     shutdown_signal().await;
     gateway.shutdown().await;
     Ok(())

@@ -58,7 +58,12 @@ pub enum SignatureFailure {
 }
 
 /// Checks the request's signature against the configured credentials.
-pub fn verify(credentials: &[Credential], parts: &Parts, body: &[u8], max_skew: Duration) -> Result<(), SignatureFailure> {
+pub fn verify(
+    credentials: &[Credential],
+    parts: &Parts,
+    body: &[u8],
+    max_skew: Duration,
+) -> Result<(), SignatureFailure> {
     verify_at(credentials, parts, body, max_skew, SystemTime::now())
 }
 
@@ -93,7 +98,10 @@ pub fn verify_at(
     if !date.starts_with(&auth.date) {
         return Err(SignatureFailure::DateMismatch);
     }
-    let now_secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now_secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     let skew = signed_at - now_secs;
     if skew.unsigned_abs() > max_skew.as_secs() {
         return Err(SignatureFailure::Skew(skew));
@@ -105,14 +113,22 @@ pub fn verify_at(
     // Exactly the headers the client signed; repeated headers are joined with commas.
     let mut signed: Vec<(String, String)> = Vec::with_capacity(auth.signed_headers.len());
     for name in &auth.signed_headers {
-        let values: Vec<&str> = parts.headers.get_all(name.as_str()).iter().filter_map(|v| v.to_str().ok()).collect();
+        let values: Vec<&str> = parts
+            .headers
+            .get_all(name.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         if values.is_empty() {
             return Err(SignatureFailure::MissingSignedHeader(name.clone()));
         }
         signed.push((name.clone(), values.join(",")));
     }
 
-    let content_hash = parts.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok());
+    let content_hash = parts
+        .headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok());
     let signable_body = match content_hash {
         Some("UNSIGNED-PAYLOAD") => SignableBody::UnsignedPayload,
         Some(declared) => {
@@ -125,7 +141,8 @@ pub fn verify_at(
         None => SignableBody::Bytes(body),
     };
 
-    let identity: Identity = Credentials::new(auth.access_key_id.clone(), secret, None, None, "wsgate").into();
+    let identity: Identity =
+        Credentials::new(auth.access_key_id.clone(), secret, None, None, "wsgate").into();
     let mut settings = SigningSettings::default();
     // Sign exactly what the client listed, user-agent included if it did.
     settings.excluded_headers = Some(Vec::new());
@@ -138,7 +155,11 @@ pub fn verify_at(
         .build()
         .map_err(|e| SignatureFailure::Signer(e.to_string()))?
         .into();
-    let uri = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let request = SignableRequest::new(
         parts.method.as_str(),
         uri,

@@ -32,7 +32,10 @@ async fn dispatch(
     if let Some(target) = mgmt::Target::parse(path, stage) {
         return mgmt::handle(&shared, &runtime, target, request).await;
     }
-    let on_stage = path.strip_prefix('/').and_then(|p| p.strip_suffix('/').or(Some(p))) == Some(stage);
+    let on_stage = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_suffix('/').or(Some(p)))
+        == Some(stage);
     if on_stage {
         return upgrade::handle(shared, runtime, peer, request).await;
     }

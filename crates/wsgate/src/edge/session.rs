@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -63,7 +64,12 @@ enum Pumped {
 }
 
 /// Runs a session until the connection ends, then its `$disconnect`.
-pub(crate) async fn run(shared: Arc<Shared>, ctx: Arc<ConnectionContext>, limits: Limits, socket: Socket) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    ctx: Arc<ConnectionContext>,
+    limits: Limits,
+    socket: Socket,
+) {
     let (outbox, mut inbox) = hub::outbox(limits.outbox_bytes);
     let handle = Arc::new(SessionHandle::new(ctx.clone(), outbox));
     shared.hub.insert(handle.clone());
@@ -119,6 +125,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ctx: Arc<ConnectionContext>, limits
                 }
                 Some(Err(WsError::Capacity(_))) => break Ending::Server(1009, "Message too big"),
                 Some(Err(WsError::Utf8(_))) => break Ending::Server(1007, "Invalid frame payload data"),
+                Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => break Ending::Abnormal,
                 Some(Err(WsError::Protocol(error))) => {
                     debug!(%error, "protocol error");
                     break Ending::Server(1002, "Protocol error");
@@ -139,7 +146,10 @@ pub(crate) async fn run(shared: Arc<Shared>, ctx: Arc<ConnectionContext>, limits
     drop(inbox);
     let (code, reason) = match ending {
         Ending::Server(code, reason) => {
-            let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) };
+            let frame = CloseFrame {
+                code: CloseCode::from(code),
+                reason: Utf8Bytes::from_static(reason),
+            };
             let closing = async {
                 if sink.send(Message::Close(Some(frame))).await.is_ok() {
                     // Wait for the client's Close so the handshake completes cleanly.
@@ -163,7 +173,12 @@ pub(crate) async fn run(shared: Arc<Shared>, ctx: Arc<ConnectionContext>, limits
 
 /// Moves queued messages from the outbox into the socket. Ready when there is something for the
 /// session loop to do; pending while the socket is busy or the outbox is empty.
-fn pump<S>(cx: &mut Context<'_>, sink: &mut S, inbox: &mut Inbox, pending: &mut Option<Message>) -> Poll<Pumped>
+fn pump<S>(
+    cx: &mut Context<'_>,
+    sink: &mut S,
+    inbox: &mut Inbox,
+    pending: &mut Option<Message>,
+) -> Poll<Pumped>
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
@@ -175,8 +190,12 @@ where
                     Ok(text) => *pending = Some(Message::Text(text)),
                     Err(_) => continue,
                 },
-                Poll::Ready(Some(Command::Binary(bytes))) => *pending = Some(Message::Binary(bytes)),
-                Poll::Ready(Some(Command::Close(code, reason))) => return Poll::Ready(Pumped::Close(code, reason)),
+                Poll::Ready(Some(Command::Binary(bytes))) => {
+                    *pending = Some(Message::Binary(bytes))
+                }
+                Poll::Ready(Some(Command::Close(code, reason))) => {
+                    return Poll::Ready(Pumped::Close(code, reason));
+                }
                 Poll::Ready(None) | Poll::Pending => break,
             }
         }
@@ -196,13 +215,21 @@ where
     if let Poll::Ready(Err(_)) = Pin::new(&mut *sink).poll_flush(cx) {
         return Poll::Ready(Pumped::Failed);
     }
-    if wrote { Poll::Ready(Pumped::Wrote) } else { Poll::Pending }
+    if wrote {
+        Poll::Ready(Pumped::Wrote)
+    } else {
+        Poll::Pending
+    }
 }
-
 
 /// Routes one message: mocks answer in line (keeping order), backends in a task of their own so
 /// messages of one connection are handled concurrently, as on API Gateway.
-fn on_message(shared: &Arc<Shared>, handle: &Arc<SessionHandle>, message: Inbound, permit: &mut Option<OwnedSemaphorePermit>) {
+fn on_message(
+    shared: &Arc<Shared>,
+    handle: &Arc<SessionHandle>,
+    message: Inbound,
+    permit: &mut Option<OwnedSemaphorePermit>,
+) {
     let runtime = shared.runtime.load();
     let text = match &message {
         Inbound::Text(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
@@ -213,7 +240,8 @@ fn on_message(shared: &Arc<Shared>, handle: &Arc<SessionHandle>, message: Inboun
     let key = match select(&runtime.expression, text, &runtime.keys) {
         Selection::Route(key) => key,
         Selection::NoRoute => {
-            let frame = event::error_frame(event::FORBIDDEN, &handle.ctx.connection_id, &request_id);
+            let frame =
+                event::error_frame(event::FORBIDDEN, &handle.ctx.connection_id, &request_id);
             queue(&handle.outbox, Command::Text(Bytes::from(frame)));
             return;
         }
@@ -222,19 +250,36 @@ fn on_message(shared: &Arc<Shared>, handle: &Arc<SessionHandle>, message: Inboun
         return;
     };
     if route.integration.is_immediate() {
-        let answer = futures_util::FutureExt::now_or_never(route.integration.invoke(Vec::new(), Some(&message)));
+        let answer = futures_util::FutureExt::now_or_never(
+            route.integration.invoke(Vec::new(), Some(&message)),
+        );
         if let Some(answer) = answer {
             deliver(&handle.outbox, &handle.ctx, &route, &request_id, answer);
         }
         return;
     }
     let message_id = random_id();
-    let invocation = Invocation { request_id: &request_id, time_ms: clock::now_ms() };
+    let invocation = Invocation {
+        request_id: &request_id,
+        time_ms: clock::now_ms(),
+    };
     let event = match &message {
-        Inbound::Text(_) => event::message(&handle.ctx, &invocation, key.as_str(), &message_id, text, false),
-        Inbound::Binary(bytes) => {
-            event::message(&handle.ctx, &invocation, key.as_str(), &message_id, &STANDARD.encode(bytes), true)
-        }
+        Inbound::Text(_) => event::message(
+            &handle.ctx,
+            &invocation,
+            key.as_str(),
+            &message_id,
+            text,
+            false,
+        ),
+        Inbound::Binary(bytes) => event::message(
+            &handle.ctx,
+            &invocation,
+            key.as_str(),
+            &message_id,
+            &STANDARD.encode(bytes),
+            true,
+        ),
     };
     let permit = permit.take();
     let handle = handle.clone();
@@ -276,7 +321,9 @@ fn deliver(
                     queue(outbox, Command::Binary(Bytes::from(data)));
                     return;
                 }
-                Err(e) => IntegrationError::BadResponse(format!("isBase64Encoded body is not base64: {e}")),
+                Err(e) => IntegrationError::BadResponse(format!(
+                    "isBase64Encoded body is not base64: {e}"
+                )),
             }
         }
         Err(error) => error,
@@ -286,7 +333,14 @@ fn deliver(
         IntegrationError::Timeout(_) => event::ENDPOINT_REQUEST_TIMED_OUT,
         _ => event::INTERNAL_SERVER_ERROR,
     };
-    queue(outbox, Command::Text(Bytes::from(event::error_frame(message, &ctx.connection_id, request_id))));
+    queue(
+        outbox,
+        Command::Text(Bytes::from(event::error_frame(
+            message,
+            &ctx.connection_id,
+            request_id,
+        ))),
+    );
 }
 
 /// Tells `$disconnect` (best effort, after the socket is gone).
@@ -296,7 +350,10 @@ async fn disconnect(shared: &Shared, ctx: &ConnectionContext, code: u16, reason:
         return;
     };
     let request_id = random_id();
-    let invocation = Invocation { request_id: &request_id, time_ms: clock::now_ms() };
+    let invocation = Invocation {
+        request_id: &request_id,
+        time_ms: clock::now_ms(),
+    };
     let event = event::disconnect(ctx, &invocation, code, reason);
     if let Err(error) = route.integration.invoke(event, None).await {
         warn!(connection_id = %ctx.connection_id, %error, "$disconnect integration failed");

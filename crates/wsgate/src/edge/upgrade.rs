@@ -15,7 +15,9 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::{Instrument, debug, info_span, warn};
 use wsgate_core::clock;
 use wsgate_core::config::Limits;
-use wsgate_core::event::{self, ConnectionContext, Invocation, UpgradeRequest, canonical_header_name};
+use wsgate_core::event::{
+    self, ConnectionContext, Invocation, UpgradeRequest, canonical_header_name,
+};
 use wsgate_core::id::{ConnectionId, random_id};
 use wsgate_core::route::RouteKey;
 
@@ -73,14 +75,19 @@ fn upgrade_request(request: &Request<Body>, peer: SocketAddr, local: SocketAddr)
     if !request.headers().contains_key("x-amzn-trace-id") {
         let seconds = clock::now_ms() / 1000;
         let random: [u8; 12] = rand::random();
-        headers.push(("X-Amzn-Trace-Id".into(), format!("Root=1-{seconds:08x}-{}", hex::encode(random))));
+        headers.push((
+            "X-Amzn-Trace-Id".into(),
+            format!("Root=1-{seconds:08x}-{}", hex::encode(random)),
+        ));
     }
     headers.push(("X-Forwarded-For".into(), chain));
     headers.push(("X-Forwarded-Port".into(), local.port().to_string()));
     headers.push(("X-Forwarded-Proto".into(), "http".into()));
-    let query = request.uri().query().filter(|q| !q.is_empty()).map(|q| {
-        url_pairs(q)
-    });
+    let query = request
+        .uri()
+        .query()
+        .filter(|q| !q.is_empty())
+        .map(url_pairs);
     UpgradeRequest { headers, query }
 }
 
@@ -97,30 +104,55 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
 
 fn decode_component(text: &str) -> String {
     let spaced = text.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Handles `GET /{stage}`.
-pub(crate) async fn handle(shared: Arc<Shared>, runtime: Arc<Runtime>, peer: SocketAddr, mut request: Request<Body>) -> Response {
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    runtime: Arc<Runtime>,
+    peer: SocketAddr,
+    mut request: Request<Body>,
+) -> Response {
     if shared.shutdown.is_cancelled() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
     }
     let headers = request.headers();
     if !has_token(headers, header::UPGRADE, "websocket") {
         let mut response = plain(StatusCode::UPGRADE_REQUIRED, "Upgrade Required");
-        response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        response
+            .headers_mut()
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         return response;
     }
     if request.method() != http::Method::GET || !has_token(headers, header::CONNECTION, "upgrade") {
-        return plain(StatusCode::BAD_REQUEST, "Bad Request: not a WebSocket upgrade");
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: not a WebSocket upgrade",
+        );
     }
-    if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
-        let mut response = plain(StatusCode::UPGRADE_REQUIRED, "Upgrade Required: Sec-WebSocket-Version 13");
-        response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        let mut response = plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "Upgrade Required: Sec-WebSocket-Version 13",
+        );
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
         return response;
     }
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        return plain(StatusCode::BAD_REQUEST, "Bad Request: missing Sec-WebSocket-Key");
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: missing Sec-WebSocket-Key",
+        );
     };
     let accept = derive_accept_key(key.as_bytes());
 
@@ -129,9 +161,16 @@ pub(crate) async fn handle(shared: Arc<Shared>, runtime: Arc<Runtime>, peer: Soc
         .gateway
         .domain_name
         .clone()
-        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| shared.local_addr.to_string());
-    let user_agent = headers.get(header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let ctx = ConnectionContext {
         connection_id: ConnectionId::generate(shared.node_id),
         connected_at: clock::now_ms(),
@@ -147,21 +186,35 @@ pub(crate) async fn handle(shared: Arc<Shared>, runtime: Arc<Runtime>, peer: Soc
     let mut protocol = None;
     if let Some(route) = runtime.routes.get(RouteKey::CONNECT) {
         let request_id = random_id();
-        let invocation = Invocation { request_id: &request_id, time_ms: clock::now_ms() };
+        let invocation = Invocation {
+            request_id: &request_id,
+            time_ms: clock::now_ms(),
+        };
         let event = if route.integration.needs_event() {
-            event::connect(&ctx, &invocation, &upgrade_request(&request, peer, shared.local_addr))
+            event::connect(
+                &ctx,
+                &invocation,
+                &upgrade_request(&request, peer, shared.local_addr),
+            )
         } else {
             Vec::new()
         };
-        let outcome = route.integration.invoke(event, None).instrument(span.clone()).await;
+        let outcome = route
+            .integration
+            .invoke(event, None)
+            .instrument(span.clone())
+            .await;
         match outcome {
             Ok(result) if result.is_success() => {
-                protocol = result.header(SEC_WEBSOCKET_PROTOCOL).and_then(|p| HeaderValue::from_str(p).ok());
+                protocol = result
+                    .header(SEC_WEBSOCKET_PROTOCOL)
+                    .and_then(|p| HeaderValue::from_str(p).ok());
             }
             Ok(result) => {
                 debug!(parent: &span, status = result.status, "$connect refused the connection");
                 let mut response = Response::new(Body::empty());
-                *response.status_mut() = StatusCode::from_u16(result.status).unwrap_or(StatusCode::FORBIDDEN);
+                *response.status_mut() =
+                    StatusCode::from_u16(result.status).unwrap_or(StatusCode::FORBIDDEN);
                 return response;
             }
             Err(IntegrationError::Timeout(after)) => {
@@ -183,7 +236,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, runtime: Arc<Runtime>, peer: Soc
         async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(socket_config)).await;
+                    let ws = WebSocketStream::from_raw_socket(
+                        TokioIo::new(upgraded),
+                        Role::Server,
+                        Some(socket_config),
+                    )
+                    .await;
                     session::run(session_shared, Arc::new(ctx), limits, ws).await;
                 }
                 Err(error) => debug!(%error, "upgrade did not complete"),

@@ -23,7 +23,11 @@ impl HttpIntegration {
     /// An integration for `url` with its own timeout.
     pub fn new(url: &str, timeout: Duration, client: reqwest::Client) -> Result<Self, String> {
         let url = reqwest::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
-        Ok(Self { url, timeout, client })
+        Ok(Self {
+            url,
+            timeout,
+            client,
+        })
     }
 
     /// Sends the event; the timeout covers connecting, the answer's headers and its body.
@@ -38,18 +42,30 @@ impl HttpIntegration {
                 .await
                 .map_err(|e| IntegrationError::Unreachable(error_chain(&e)))?;
             let status = response.status().as_u16();
-            if response.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES as u64) {
-                return Err(IntegrationError::BadResponse(format!("answer larger than {MAX_ANSWER_BYTES} bytes")));
+            if response
+                .content_length()
+                .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+            {
+                return Err(IntegrationError::BadResponse(format!(
+                    "answer larger than {MAX_ANSWER_BYTES} bytes"
+                )));
             }
             let mut response = response;
             let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| IntegrationError::Unreachable(error_chain(&e)))? {
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| IntegrationError::Unreachable(error_chain(&e)))?
+            {
                 if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                    return Err(IntegrationError::BadResponse(format!("answer larger than {MAX_ANSWER_BYTES} bytes")));
+                    return Err(IntegrationError::BadResponse(format!(
+                        "answer larger than {MAX_ANSWER_BYTES} bytes"
+                    )));
                 }
                 body.extend_from_slice(&chunk);
             }
-            proxy::from_http(status, &body).map_err(|e| IntegrationError::BadResponse(e.to_string()))
+            proxy::from_http(status, &body)
+                .map_err(|e| IntegrationError::BadResponse(e.to_string()))
         };
         match tokio::time::timeout(self.timeout, work).await {
             Ok(result) => result,

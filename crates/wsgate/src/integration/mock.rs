@@ -21,19 +21,27 @@ pub struct MockIntegration {
 impl MockIntegration {
     /// A mock answering `status` and `body`.
     pub fn new(status: u16, body: Option<&str>) -> Result<Self, String> {
-        let body = body.map(SelectionExpression::parse_template).transpose().map_err(|e| e.to_string())?;
+        let body = body
+            .map(SelectionExpression::parse_template)
+            .transpose()
+            .map_err(|e| e.to_string())?;
         Ok(Self { status, body })
     }
 
     /// The answer to one message (`None` on `$connect` and `$disconnect`).
     pub fn answer(&self, message: Option<&Inbound>) -> ProxyResult {
-        let mut result = ProxyResult { status: self.status, ..ProxyResult::default() };
+        let mut result = ProxyResult {
+            status: self.status,
+            ..ProxyResult::default()
+        };
         let Some(template) = &self.body else {
             return result;
         };
         if template.is_whole_body() {
             match message {
-                Some(Inbound::Text(text)) => result.body = Some(String::from_utf8_lossy(text).into_owned()),
+                Some(Inbound::Text(text)) => {
+                    result.body = Some(String::from_utf8_lossy(text).into_owned())
+                }
                 Some(Inbound::Binary(bytes)) => {
                     result.body = Some(STANDARD.encode(bytes));
                     result.is_base64_encoded = true;
@@ -71,8 +79,11 @@ mod tests {
 
     #[test]
     fn templates_read_the_message() {
-        let mock = MockIntegration::new(200, Some(r#"{"you said": "${request.body.text}"}"#)).expect("valid");
-        let answer = mock.answer(Some(&Inbound::Text(Bytes::from_static(br#"{"text":"hi"}"#))));
+        let mock = MockIntegration::new(200, Some(r#"{"you said": "${request.body.text}"}"#))
+            .expect("valid");
+        let answer = mock.answer(Some(&Inbound::Text(Bytes::from_static(
+            br#"{"text":"hi"}"#,
+        ))));
         assert_eq!(answer.body.as_deref(), Some(r#"{"you said": "hi"}"#));
     }
 

@@ -50,12 +50,20 @@ pub enum Integration {
 
 impl Integration {
     /// Builds the integration of a configured route.
-    pub fn from_config(route: &Route, default_timeout: Duration, client: &reqwest::Client) -> Result<Self, String> {
+    pub fn from_config(
+        route: &Route,
+        default_timeout: Duration,
+        client: &reqwest::Client,
+    ) -> Result<Self, String> {
         Ok(match route {
-            Route::Http { url, timeout, .. } => {
-                Self::Http(HttpIntegration::new(url, timeout.unwrap_or(default_timeout), client.clone())?)
+            Route::Http { url, timeout, .. } => Self::Http(HttpIntegration::new(
+                url,
+                timeout.unwrap_or(default_timeout),
+                client.clone(),
+            )?),
+            Route::Mock { status, body, .. } => {
+                Self::Mock(MockIntegration::new(*status, body.as_deref())?)
             }
-            Route::Mock { status, body, .. } => Self::Mock(MockIntegration::new(*status, body.as_deref())?),
         })
     }
 
@@ -71,7 +79,11 @@ impl Integration {
     }
 
     /// Calls the integration with the event (for backends) and the message (for mocks).
-    pub async fn invoke(&self, event: Vec<u8>, message: Option<&Inbound>) -> Result<ProxyResult, IntegrationError> {
+    pub async fn invoke(
+        &self,
+        event: Vec<u8>,
+        message: Option<&Inbound>,
+    ) -> Result<ProxyResult, IntegrationError> {
         match self {
             Self::Http(http) => http.call(event).await,
             Self::Mock(mock) => Ok(mock.answer(message)),

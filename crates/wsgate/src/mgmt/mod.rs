@@ -71,10 +71,17 @@ impl Target {
 /// Builds the response for an error.
 pub fn error_response(error: &MgmtError) -> Response {
     let mut response = Response::new(Body::from(error.body()));
-    *response.status_mut() = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert("x-amzn-ErrorType", HeaderValue::from_static(error.error_type()));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        "x-amzn-ErrorType",
+        HeaderValue::from_static(error.error_type()),
+    );
     add_request_id(&mut response);
     response
 }
@@ -89,21 +96,35 @@ fn add_request_id(response: &mut Response) {
 fn ok(status: StatusCode, json: Option<String>) -> Response {
     let mut response = Response::new(json.map(Body::from).unwrap_or_default());
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     add_request_id(&mut response);
     response
 }
 
 /// Reads the body, refusing more than `limit` bytes with 413.
-async fn read_body(body: Body, declared: Option<u64>, limit: usize) -> Result<bytes::Bytes, MgmtError> {
+async fn read_body(
+    body: Body,
+    declared: Option<u64>,
+    limit: usize,
+) -> Result<bytes::Bytes, MgmtError> {
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(MgmtError::PayloadTooLarge { limit });
     }
-    axum::body::to_bytes(body, limit).await.map_err(|_| MgmtError::PayloadTooLarge { limit })
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| MgmtError::PayloadTooLarge { limit })
 }
 
 /// Answers one management request.
-pub async fn handle(shared: &Shared, runtime: &Runtime, target: Target, request: Request<Body>) -> Response {
+pub async fn handle(
+    shared: &Shared,
+    runtime: &Runtime,
+    target: Target,
+    request: Request<Body>,
+) -> Response {
     match handle_inner(shared, runtime, target, request).await {
         Ok(response) => response,
         Err(error) => {
@@ -113,7 +134,12 @@ pub async fn handle(shared: &Shared, runtime: &Runtime, target: Target, request:
     }
 }
 
-async fn handle_inner(shared: &Shared, runtime: &Runtime, target: Target, request: Request<Body>) -> Result<Response, MgmtError> {
+async fn handle_inner(
+    shared: &Shared,
+    runtime: &Runtime,
+    target: Target,
+    request: Request<Body>,
+) -> Result<Response, MgmtError> {
     let (parts, body) = request.into_parts();
     let management = &runtime.config.management;
     let declared = parts
@@ -124,26 +150,40 @@ async fn handle_inner(shared: &Shared, runtime: &Runtime, target: Target, reques
     // The signature covers the body, so it is read (within its bound) before the check.
     let body = read_body(body, declared, management.max_payload_bytes).await?;
     if management.auth == ManagementAuth::Sigv4 {
-        sigv4::verify(&management.credentials, &parts, &body, management.max_clock_skew)
-            .map_err(|failure| {
-                tracing::debug!(%failure, "signature rejected");
-                MgmtError::Forbidden
-            })?;
+        sigv4::verify(
+            &management.credentials,
+            &parts,
+            &body,
+            management.max_clock_skew,
+        )
+        .map_err(|failure| {
+            tracing::debug!(%failure, "signature rejected");
+            MgmtError::Forbidden
+        })?;
     }
     let id = match target {
         Target::Connection(id) => id,
         Target::WrongStage => return Err(MgmtError::Forbidden),
         Target::Unknown => {
-            return Err(MgmtError::NoRoute { path: parts.uri.path().to_owned(), method: parts.method.to_string() });
+            return Err(MgmtError::NoRoute {
+                path: parts.uri.path().to_owned(),
+                method: parts.method.to_string(),
+            });
         }
     };
     let operation = match parts.method {
         Method::POST => Operation::PostToConnection,
         Method::GET => Operation::GetConnection,
         Method::DELETE => Operation::DeleteConnection,
-        _ => return Err(MgmtError::NoRoute { path: parts.uri.path().to_owned(), method: parts.method.to_string() }),
+        _ => {
+            return Err(MgmtError::NoRoute {
+                path: parts.uri.path().to_owned(),
+                method: parts.method.to_string(),
+            });
+        }
     };
-    let id = ConnectionId::parse(&id).map_err(|e| MgmtError::BadRequest(format!("Invalid connectionId: {}", e.0)))?;
+    let id = ConnectionId::parse(&id)
+        .map_err(|e| MgmtError::BadRequest(format!("Invalid connectionId: {}", e.0)))?;
     match operation {
         Operation::PostToConnection => post_to_connection::run(shared, &id, body),
         Operation::GetConnection => get_connection::run(shared, &id),
@@ -158,12 +198,30 @@ mod tests {
     #[test]
     fn management_paths_parse() {
         let id = || Some(Target::Connection("Mg_ugfpqPHcCIVA=".into()));
-        assert_eq!(Target::parse("/dev/@connections/Mg_ugfpqPHcCIVA%3D", "dev"), id());
-        assert_eq!(Target::parse("/@connections/Mg_ugfpqPHcCIVA%3D", "dev"), id());
-        assert_eq!(Target::parse("/dev/%40connections/Mg_ugfpqPHcCIVA=", "dev"), id());
-        assert_eq!(Target::parse("/prod/@connections/x", "dev"), Some(Target::WrongStage));
-        assert_eq!(Target::parse("/dev/@connections", "dev"), Some(Target::Unknown));
-        assert_eq!(Target::parse("/dev/@connections/a/b", "dev"), Some(Target::Unknown));
+        assert_eq!(
+            Target::parse("/dev/@connections/Mg_ugfpqPHcCIVA%3D", "dev"),
+            id()
+        );
+        assert_eq!(
+            Target::parse("/@connections/Mg_ugfpqPHcCIVA%3D", "dev"),
+            id()
+        );
+        assert_eq!(
+            Target::parse("/dev/%40connections/Mg_ugfpqPHcCIVA=", "dev"),
+            id()
+        );
+        assert_eq!(
+            Target::parse("/prod/@connections/x", "dev"),
+            Some(Target::WrongStage)
+        );
+        assert_eq!(
+            Target::parse("/dev/@connections", "dev"),
+            Some(Target::Unknown)
+        );
+        assert_eq!(
+            Target::parse("/dev/@connections/a/b", "dev"),
+            Some(Target::Unknown)
+        );
         assert_eq!(Target::parse("/dev", "dev"), None);
         assert_eq!(Target::parse("/dev/other", "dev"), None);
     }

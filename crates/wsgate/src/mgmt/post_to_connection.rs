@@ -12,7 +12,11 @@ use crate::hub::{Command, PushError};
 
 pub(super) fn run(shared: &Shared, id: &ConnectionId, data: Bytes) -> Result<Response, MgmtError> {
     let session = shared.hub.get(id).ok_or(MgmtError::Gone)?;
-    let command = if std::str::from_utf8(&data).is_ok() { Command::Text(data) } else { Command::Binary(data) };
+    let command = if std::str::from_utf8(&data).is_ok() {
+        Command::Text(data)
+    } else {
+        Command::Binary(data)
+    };
     session.outbox.push(command).map_err(|e| match e {
         PushError::Full => MgmtError::LimitExceeded("the connection's outbound buffer is full"),
         PushError::Closed => MgmtError::Gone,

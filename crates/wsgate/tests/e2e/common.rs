@@ -1,0 +1,271 @@
+//! Test support: a real gateway on port 0, a stub backend on port 0 that records the events it
+//! receives, and a WebSocket client.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use wsgate::{Config, Gateway, RunningGateway};
+
+pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long a test waits for something that should happen at once.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// What the stub answers on one path.
+#[derive(Clone, Debug)]
+pub enum Behavior {
+    /// This status and JSON body.
+    Json(u16, Value),
+    /// This status and raw text body.
+    Text(u16, String),
+    /// Wait, then behave.
+    Delay(Duration, Box<Behavior>),
+}
+
+#[derive(Default)]
+struct StubState {
+    events: Mutex<Vec<(String, Value)>>,
+    behaviors: Mutex<HashMap<String, Behavior>>,
+    arrived: Notify,
+}
+
+/// A backend on 127.0.0.1:0 that records every event POSTed to it.
+#[derive(Clone)]
+pub struct Stub {
+    addr: SocketAddr,
+    state: Arc<StubState>,
+}
+
+async fn record(State(state): State<Arc<StubState>>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let body: Bytes = axum::body::to_bytes(request.into_body(), 1 << 24)
+        .await
+        .unwrap_or_default();
+    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let behavior = state.behaviors.lock().expect("lock").get(&path).cloned();
+    state
+        .events
+        .lock()
+        .expect("lock")
+        .push((path, event.clone()));
+    state.arrived.notify_waiters();
+    let mut behavior = behavior.unwrap_or(Behavior::Json(200, json!({"statusCode": 200})));
+    loop {
+        match behavior {
+            Behavior::Delay(after, then) => {
+                tokio::time::sleep(after).await;
+                behavior = *then;
+            }
+            Behavior::Json(status, value) => {
+                return (
+                    axum::http::StatusCode::from_u16(status).expect("status"),
+                    axum::Json(value),
+                )
+                    .into_response();
+            }
+            Behavior::Text(status, text) => {
+                return (
+                    axum::http::StatusCode::from_u16(status).expect("status"),
+                    text,
+                )
+                    .into_response();
+            }
+        }
+    }
+}
+
+impl Stub {
+    pub async fn start() -> Self {
+        let state = Arc::new(StubState::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind stub");
+        let addr = listener.local_addr().expect("addr");
+        let app = Router::new().fallback(record).with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("stub serves") });
+        Self { addr, state }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn on(&self, path: &str, behavior: Behavior) {
+        self.state
+            .behaviors
+            .lock()
+            .expect("lock")
+            .insert(path.to_owned(), behavior);
+    }
+
+    /// Events received on `path` so far.
+    pub fn events(&self, path: &str) -> Vec<Value> {
+        self.state
+            .events
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Waits until `path` has received `n` events and returns them.
+    pub async fn wait_events(&self, path: &str, n: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let notified = self.state.arrived.notified();
+            let events = self.events(path);
+            if events.len() >= n {
+                return events;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "expected {n} events on {path}, got {}",
+                    self.events(path).len()
+                );
+            }
+        }
+    }
+}
+
+/// Builds a gateway from TOML pieces; everything listens on 127.0.0.1:0.
+pub struct TestGateway {
+    toml: String,
+}
+
+impl TestGateway {
+    pub fn builder() -> Self {
+        Self {
+            toml: "[gateway]\nlisten = \"127.0.0.1:0\"\nstage = \"dev\"\n".to_owned(),
+        }
+    }
+
+    /// Adds raw TOML (sections after [gateway]).
+    pub fn toml(mut self, text: &str) -> Self {
+        self.toml.push('\n');
+        self.toml.push_str(text);
+        self.toml.push('\n');
+        self
+    }
+
+    pub fn http(self, key: &str, url: &str, route_response: bool) -> Self {
+        self.toml(&format!("[routes.\"{key}\"]\ntype = \"http\"\nurl = \"{url}\"\nroute_response = {route_response}"))
+    }
+
+    pub fn mock(self, key: &str, status: u16, body: &str, route_response: bool) -> Self {
+        self.toml(&format!(
+            "[routes.\"{key}\"]\ntype = \"mock\"\nstatus = {status}\nbody = '{body}'\nroute_response = {route_response}"
+        ))
+    }
+
+    pub fn config(&self) -> Config {
+        let config = Config::from_toml(&self.toml)
+            .unwrap_or_else(|e| panic!("test config invalid: {e}\n{}", self.toml));
+        config
+            .validate()
+            .unwrap_or_else(|e| panic!("test config invalid: {e}\n{}", self.toml));
+        config
+    }
+
+    pub async fn start(self) -> Running {
+        let gateway = Gateway::start(self.config()).await.expect("gateway starts");
+        Running { gateway }
+    }
+}
+
+pub struct Running {
+    pub gateway: RunningGateway,
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.gateway.local_addr()
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/dev", self.addr())
+    }
+
+    pub fn connection_url(&self, id: &str) -> String {
+        format!(
+            "http://{}/dev/@connections/{}",
+            self.addr(),
+            id.replace('=', "%3D")
+        )
+    }
+
+    pub async fn connect(&self) -> Client {
+        connect_async(self.ws_url())
+            .await
+            .expect("websocket connects")
+            .0
+    }
+}
+
+/// The next data or close message, skipping pings and pongs.
+pub async fn next(client: &mut Client) -> Message {
+    loop {
+        let message = tokio::time::timeout(WAIT, client.next())
+            .await
+            .expect("a message in time")
+            .expect("stream open")
+            .expect("no error");
+        if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
+            return message;
+        }
+    }
+}
+
+pub async fn next_text(client: &mut Client) -> String {
+    match next(client).await {
+        Message::Text(text) => text.to_string(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+/// Waits for the server's Close frame and returns its code and reason.
+pub async fn close_of(client: &mut Client) -> (u16, String) {
+    loop {
+        match next(client).await {
+            Message::Close(Some(CloseFrame { code, reason })) => {
+                return (code.into(), reason.to_string());
+            }
+            Message::Close(None) => return (1005, String::new()),
+            _ => continue,
+        }
+    }
+}
+
+pub async fn send(client: &mut Client, text: &str) {
+    client.send(Message::text(text)).await.expect("send");
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// Connects through a `$connect` http route that the stub records; returns the client and its id.
+pub async fn connect_with_id(gateway: &Running, stub: &Stub) -> (Client, String) {
+    let before = stub.events("/connect").len();
+    let client = gateway.connect().await;
+    let events = stub.wait_events("/connect", before + 1).await;
+    let id = events[before]["requestContext"]["connectionId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    (client, id)
+}

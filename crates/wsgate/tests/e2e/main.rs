@@ -1,0 +1,10 @@
+//! End-to-end tests: the real gateway on 127.0.0.1:0, a stub backend on 127.0.0.1:0, real
+//! WebSocket and HTTP clients. One test per behaviour of the contract.
+
+mod common;
+
+mod connect;
+mod lifecycle;
+mod limits;
+mod management;
+mod messages;

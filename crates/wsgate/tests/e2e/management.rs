@@ -1,0 +1,402 @@
+//! The `@connections` API: POST, GET, DELETE, their errors, and SigV4.
+
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4::SigningParams;
+use aws_smithy_runtime_api::client::identity::Identity;
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::*;
+
+async fn gateway_with_ids(extra: &str) -> (Running, Stub) {
+    let stub = Stub::start().await;
+    let gw = TestGateway::builder()
+        .http("$connect", &stub.url("/connect"), false)
+        .toml(extra)
+        .start()
+        .await;
+    (gw, stub)
+}
+
+fn assert_error(response: &reqwest::Response, status: u16, kind: &str) {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(response.headers()["x-amzn-errortype"], kind);
+    assert!(response.headers().contains_key("x-amzn-requestid"));
+}
+
+#[tokio::test]
+async fn post_delivers_text_and_binary() {
+    let (gw, stub) = gateway_with_ids("").await;
+    let (mut client, id) = connect_with_id(&gw, &stub).await;
+    let response = http()
+        .post(gw.connection_url(&id))
+        .body("hello")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers().contains_key("x-amzn-requestid"));
+    assert_eq!(next_text(&mut client).await, "hello");
+    http()
+        .post(gw.connection_url(&id))
+        .body(vec![0xff, 0xfe])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(next(&mut client).await, Message::binary(vec![0xff, 0xfe]));
+}
+
+#[tokio::test]
+async fn post_works_without_stage_and_with_encoded_at_sign() {
+    let (gw, stub) = gateway_with_ids("").await;
+    let (mut client, id) = connect_with_id(&gw, &stub).await;
+    let encoded = id.replace('=', "%3D");
+    let bare = format!("http://{}/@connections/{encoded}", gw.addr());
+    assert_eq!(
+        http()
+            .post(bare)
+            .body("a")
+            .send()
+            .await
+            .expect("post")
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(next_text(&mut client).await, "a");
+    let at = format!("http://{}/dev/%40connections/{encoded}", gw.addr());
+    assert_eq!(
+        http()
+            .post(at)
+            .body("b")
+            .send()
+            .await
+            .expect("post")
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(next_text(&mut client).await, "b");
+}
+
+#[tokio::test]
+async fn post_to_another_stage_is_403() {
+    let (gw, stub) = gateway_with_ids("").await;
+    let (_client, id) = connect_with_id(&gw, &stub).await;
+    let url = format!(
+        "http://{}/prod/@connections/{}",
+        gw.addr(),
+        id.replace('=', "%3D")
+    );
+    let response = http().post(url).body("x").send().await.expect("post");
+    assert_error(&response, 403, "ForbiddenException");
+}
+
+#[tokio::test]
+async fn post_to_unknown_connection_returns_410() {
+    let gw = TestGateway::builder().start().await;
+    let response = http()
+        .post(gw.connection_url("TWegAcC4EowCHnA="))
+        .body("x")
+        .send()
+        .await
+        .expect("post");
+    assert_error(&response, 410, "GoneException");
+}
+
+#[tokio::test]
+async fn malformed_connection_id_returns_400() {
+    let gw = TestGateway::builder().start().await;
+    let response = http()
+        .post(gw.connection_url("not-an-id"))
+        .body("x")
+        .send()
+        .await
+        .expect("post");
+    assert_error(&response, 400, "BadRequestException");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["message"], "Invalid connectionId: not-an-id");
+}
+
+#[tokio::test]
+async fn post_over_128_kib_returns_413() {
+    let (gw, stub) = gateway_with_ids("").await;
+    let (_client, id) = connect_with_id(&gw, &stub).await;
+    let ok = http()
+        .post(gw.connection_url(&id))
+        .body(vec![b'a'; 131_072])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(ok.status().as_u16(), 200);
+    let big = http()
+        .post(gw.connection_url(&id))
+        .body(vec![b'a'; 131_073])
+        .send()
+        .await
+        .expect("post");
+    assert_error(&big, 413, "PayloadTooLargeException");
+}
+
+#[tokio::test]
+async fn full_outbox_returns_429_and_the_connection_survives() {
+    let (gw, stub) = gateway_with_ids("[limits]\noutbox_bytes = 262144").await;
+    let (client, id) = connect_with_id(&gw, &stub).await;
+    // The client reads nothing: the kernel's socket buffers fill, then the outbox.
+    let payload = vec![b'x'; 128 * 1024];
+    let mut statuses = Vec::new();
+    for _ in 0..400 {
+        let status = http()
+            .post(gw.connection_url(&id))
+            .body(payload.clone())
+            .send()
+            .await
+            .expect("post")
+            .status()
+            .as_u16();
+        statuses.push(status);
+        if status == 429 {
+            break;
+        }
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&429),
+        "never got 429 after {} posts",
+        statuses.len()
+    );
+    let response = http()
+        .post(gw.connection_url(&id))
+        .body(payload)
+        .send()
+        .await
+        .expect("post");
+    assert_error(&response, 429, "LimitExceededException");
+    // Reading drains the outbox; the connection is still there.
+    let (_sink, mut stream) = client.split();
+    let mut received = 0;
+    while received < statuses.len() - 1 {
+        if let Message::Text(_) = tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("ok")
+        {
+            received += 1
+        }
+    }
+    let get = http()
+        .get(gw.connection_url(&id))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(get.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn get_returns_connection_info() {
+    let (gw, stub) = gateway_with_ids(
+        "[routes.\"$default\"]\ntype = \"mock\"\nbody = \"ok\"\nroute_response = true",
+    )
+    .await;
+    let (mut client, id) = connect_with_id(&gw, &stub).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    send(&mut client, "activity").await;
+    next_text(&mut client).await;
+    let response = http()
+        .get(gw.connection_url(&id))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.expect("json");
+    let connected = body["connectedAt"].as_str().expect("iso");
+    let active = body["lastActiveAt"].as_str().expect("iso");
+    assert!(
+        connected.ends_with('Z') && connected.len() == "2024-05-24T14:02:09.114Z".len(),
+        "{connected}"
+    );
+    assert!(active > connected, "{active} > {connected}");
+    assert_eq!(body["identity"]["sourceIp"], "127.0.0.1");
+    assert!(
+        body["identity"]
+            .as_object()
+            .expect("identity")
+            .contains_key("userAgent")
+    );
+}
+
+#[tokio::test]
+async fn delete_closes_with_1000_and_disconnect_reports_it() {
+    let (gw, stub) = gateway_with_ids("").await;
+    let gw = {
+        drop(gw);
+        TestGateway::builder()
+            .http("$connect", &stub.url("/connect"), false)
+            .http("$disconnect", &stub.url("/disconnect"), false)
+            .start()
+            .await
+    };
+    let (mut client, id) = connect_with_id(&gw, &stub).await;
+    let response = http()
+        .delete(gw.connection_url(&id))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status().as_u16(), 204);
+    assert_eq!(
+        close_of(&mut client).await,
+        (1000, "Connection Closed Normally".to_owned())
+    );
+    let event = &stub.wait_events("/disconnect", 1).await[0];
+    assert_eq!(event["requestContext"]["disconnectStatusCode"], 1000);
+    assert_eq!(
+        event["requestContext"]["disconnectReason"],
+        "Connection Closed Normally"
+    );
+    assert_eq!(event["requestContext"]["connectionId"], id.as_str());
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::GET,
+        reqwest::Method::DELETE,
+    ] {
+        let response = http()
+            .request(method, gw.connection_url(&id))
+            .send()
+            .await
+            .expect("call");
+        assert_error(&response, 410, "GoneException");
+    }
+}
+
+// --- SigV4 -----------------------------------------------------------------------------------
+
+const AKID: &str = "AKIDEXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+fn sigv4_config() -> String {
+    format!(
+        "[management]\nauth = \"sigv4\"\n[[management.credentials]]\naccess_key_id = \"{AKID}\"\nsecret_access_key = \"{SECRET}\""
+    )
+}
+
+/// Signs like an AWS SDK: host and x-amz-date, service execute-api.
+fn signed(
+    method: &str,
+    url: &str,
+    body: &[u8],
+    secret: &str,
+    region: &str,
+    at: SystemTime,
+) -> reqwest::RequestBuilder {
+    let parsed = reqwest::Url::parse(url).expect("url");
+    let host = format!(
+        "{}:{}",
+        parsed.host_str().expect("host"),
+        parsed.port().expect("port")
+    );
+    let identity: Identity = Credentials::new(AKID, secret, None, None, "test").into();
+    let params = SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("execute-api")
+        .time(at)
+        .settings(SigningSettings::default())
+        .build()
+        .expect("params")
+        .into();
+    let headers = [("host", host.as_str())];
+    let request = SignableRequest::new(method, url, headers.into_iter(), SignableBody::Bytes(body))
+        .expect("signable");
+    let (instructions, _) = sign(request, &params).expect("signs").into_parts();
+    let mut builder = http()
+        .request(method.parse().expect("method"), url)
+        .body(body.to_vec());
+    for (name, value) in instructions.headers() {
+        builder = builder.header(name, value);
+    }
+    builder
+}
+
+#[tokio::test]
+async fn sigv4_signed_calls_are_accepted_in_any_region() {
+    let (gw, stub) = gateway_with_ids(&sigv4_config()).await;
+    let (mut client, id) = connect_with_id(&gw, &stub).await;
+    let url = gw.connection_url(&id);
+    for region in ["eu-west-1", "us-east-1"] {
+        let response = signed("POST", &url, b"signed", SECRET, region, SystemTime::now())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status().as_u16(), 200, "{region}");
+        assert_eq!(next_text(&mut client).await, "signed");
+    }
+    let response = signed("GET", &url, b"", SECRET, "eu-west-1", SystemTime::now())
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn sigv4_bad_missing_or_stale_signatures_are_403() {
+    let (gw, stub) = gateway_with_ids(&sigv4_config()).await;
+    let (_client, id) = connect_with_id(&gw, &stub).await;
+    let url = gw.connection_url(&id);
+    let unsigned = http().post(&url).body("x").send().await.expect("post");
+    assert_error(&unsigned, 403, "ForbiddenException");
+    let wrong = signed(
+        "POST",
+        &url,
+        b"x",
+        "not-the-secret",
+        "eu-west-1",
+        SystemTime::now(),
+    )
+    .send()
+    .await
+    .expect("post");
+    assert_error(&wrong, 403, "ForbiddenException");
+    let stale = signed(
+        "POST",
+        &url,
+        b"x",
+        SECRET,
+        "eu-west-1",
+        SystemTime::now() - Duration::from_secs(16 * 60),
+    );
+    assert_error(
+        &stale.send().await.expect("post"),
+        403,
+        "ForbiddenException",
+    );
+    // A signature over one body does not cover another.
+    let request = signed(
+        "POST",
+        &url,
+        b"original",
+        SECRET,
+        "eu-west-1",
+        SystemTime::now(),
+    )
+    .body("tampered");
+    assert_error(
+        &request.send().await.expect("post"),
+        403,
+        "ForbiddenException",
+    );
+    let within = signed(
+        "POST",
+        &url,
+        b"x",
+        SECRET,
+        "eu-west-1",
+        SystemTime::now() - Duration::from_secs(14 * 60),
+    );
+    assert_eq!(within.send().await.expect("post").status().as_u16(), 200);
+}
