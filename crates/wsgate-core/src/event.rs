@@ -116,6 +116,43 @@ impl<'a> RequestContext<'a> {
     }
 }
 
+/// The `${context.NAME}` variables of one invocation, for mock templates.
+#[derive(Debug, Clone, Copy)]
+pub struct ContextVars<'a> {
+    /// The connection.
+    pub ctx: &'a ConnectionContext,
+    /// The invocation.
+    pub invocation: &'a Invocation<'a>,
+    /// The route key.
+    pub route_key: &'a str,
+    /// `CONNECT`, `MESSAGE` or `DISCONNECT`.
+    pub event_type: &'a str,
+    /// The message id, for MESSAGE.
+    pub message_id: Option<&'a str>,
+}
+
+impl ContextVars<'_> {
+    /// The value of `${context.NAME}` (see `route::CONTEXT_VARIABLES`).
+    pub fn get(&self, name: &str) -> Option<String> {
+        let ctx = self.ctx;
+        Some(match name {
+            "connectionId" => ctx.connection_id.to_string(),
+            "requestId" => self.invocation.request_id.to_owned(),
+            "messageId" => self.message_id?.to_owned(),
+            "routeKey" => self.route_key.to_owned(),
+            "eventType" => self.event_type.to_owned(),
+            "stage" => ctx.stage.clone(),
+            "apiId" => ctx.api_id.clone(),
+            "domainName" => ctx.domain_name.clone(),
+            "connectedAt" => ctx.connected_at.to_string(),
+            "requestTimeEpoch" => self.invocation.time_ms.to_string(),
+            "identity.sourceIp" => ctx.source_ip.clone(),
+            "identity.userAgent" => ctx.user_agent.clone()?,
+            _ => return None,
+        })
+    }
+}
+
 /// Pairs serialized as a JSON object, last value winning, in order of first appearance.
 struct Single<'a>(&'a [(String, String)]);
 /// Pairs serialized as a JSON object of arrays, grouped by name.

@@ -51,7 +51,25 @@ enum Part {
     Text(String),
     /// A path into the message body; empty means the whole body.
     Body(Vec<Step>),
+    /// `${context.NAME}`, in templates only.
+    Context(String),
 }
+
+/// The `${context.NAME}` variables a template may use.
+pub const CONTEXT_VARIABLES: &[&str] = &[
+    "connectionId",
+    "requestId",
+    "messageId",
+    "routeKey",
+    "eventType",
+    "stage",
+    "apiId",
+    "domainName",
+    "connectedAt",
+    "requestTimeEpoch",
+    "identity.sourceIp",
+    "identity.userAgent",
+];
 
 /// A parsed selection expression (or template).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,27 +161,9 @@ impl SelectionExpression {
                 parts: vec![Part::Text(source.to_owned())],
             });
         }
-        let mut parts = Vec::new();
-        let mut rest = source;
-        let mut offset = 0;
-        while let Some(start) = rest.find("${") {
-            if start > 0 {
-                parts.push(Part::Text(rest[..start].to_owned()));
-            }
-            let close = rest[start..]
-                .find('}')
-                .ok_or(ExpressionError::Unclosed(offset + start))?;
-            let var = &rest[start + 2..start + close];
-            parts.push(Part::Body(parse_path(var)?));
-            offset += start + close + 1;
-            rest = &rest[start + close + 1..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_owned()));
-        }
         Ok(Self {
             source: source_owned,
-            parts,
+            parts: parse_parts(source, false)?,
         })
     }
 
@@ -171,7 +171,10 @@ impl SelectionExpression {
     /// lone `$`) is literal.
     pub fn parse_template(source: &str) -> Result<Self, ExpressionError> {
         if source.contains("${") {
-            Self::parse(source)
+            Ok(Self {
+                source: source.to_owned(),
+                parts: parse_parts(source, true)?,
+            })
         } else {
             Ok(Self {
                 source: source.to_owned(),
@@ -195,12 +198,30 @@ impl SelectionExpression {
         matches!(self.parts.as_slice(), [Part::Body(steps)] if steps.is_empty())
     }
 
+    /// True when evaluating needs the message parsed as JSON.
+    pub fn reads_body_paths(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Body(steps) if !steps.is_empty()))
+    }
+
     /// Evaluates against a parsed message; `raw` is the message text, for `${request.body}`.
     pub fn evaluate(&self, body: &Value, raw: &str) -> String {
+        self.render(body, raw, &|_| None)
+    }
+
+    /// Evaluates a template; `context` answers `${context.NAME}` variables.
+    pub fn render(
+        &self,
+        body: &Value,
+        raw: &str,
+        context: &dyn Fn(&str) -> Option<String>,
+    ) -> String {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(text) => out.push_str(text),
+                Part::Context(name) => out.push_str(&context(name).unwrap_or_default()),
                 Part::Body(steps) if steps.is_empty() => out.push_str(raw),
                 Part::Body(steps) => {
                     if let Some(value) = lookup(body, steps) {
@@ -211,6 +232,33 @@ impl SelectionExpression {
         }
         out
     }
+}
+
+fn parse_parts(source: &str, allow_context: bool) -> Result<Vec<Part>, ExpressionError> {
+    let mut parts = Vec::new();
+    let mut rest = source;
+    let mut offset = 0;
+    while let Some(start) = rest.find("${") {
+        if start > 0 {
+            parts.push(Part::Text(rest[..start].to_owned()));
+        }
+        let close = rest[start..]
+            .find('}')
+            .ok_or(ExpressionError::Unclosed(offset + start))?;
+        let var = &rest[start + 2..start + close];
+        match var.strip_prefix("context.") {
+            Some(name) if allow_context && CONTEXT_VARIABLES.contains(&name) => {
+                parts.push(Part::Context(name.to_owned()))
+            }
+            _ => parts.push(Part::Body(parse_path(var)?)),
+        }
+        offset += start + close + 1;
+        rest = &rest[start + close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Text(rest.to_owned()));
+    }
+    Ok(parts)
 }
 
 fn lookup<'a>(mut value: &'a Value, steps: &[Step]) -> Option<&'a Value> {
@@ -412,6 +460,22 @@ mod tests {
             select(&expr, r#"{"action":"sendmessage"}"#, &without),
             route("sendmessage")
         );
+    }
+
+    #[test]
+    fn templates_read_context_variables_but_selection_does_not() {
+        let t = SelectionExpression::parse_template(
+            r#"{"id":"${context.connectionId}","x":"${request.body.x}"}"#,
+        )
+        .expect("parses");
+        let context = |name: &str| (name == "connectionId").then(|| "abc=".to_owned());
+        assert_eq!(
+            t.render(&json!({"x": 1}), "", &context),
+            r#"{"id":"abc=","x":"1"}"#
+        );
+        assert!(t.reads_body_paths());
+        assert!(SelectionExpression::parse("${context.connectionId}").is_err());
+        assert!(SelectionExpression::parse_template("${context.nope}").is_err());
     }
 
     #[test]

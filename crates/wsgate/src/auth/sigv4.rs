@@ -189,21 +189,30 @@ mod tests {
     fn credentials() -> Vec<Credential> {
         ["AKIDEXAMPLE", "ASIAEXAMPLE"]
             .into_iter()
-            .map(|akid| Credential { access_key_id: akid.into(), secret_access_key: SECRET.into() })
+            .map(|akid| Credential {
+                access_key_id: akid.into(),
+                secret_access_key: SECRET.into(),
+            })
             .collect()
     }
 
     /// Requests exactly as boto3 signed them (tools/capture_boto3_sigv4.py), with the time they
     /// were signed at.
     fn captured() -> Vec<(Parts, Vec<u8>, SystemTime)> {
-        let fixture: Value = serde_json::from_str(include_str!("fixtures/boto3.json")).expect("fixture");
+        let fixture: Value =
+            serde_json::from_str(include_str!("fixtures/boto3.json")).expect("fixture");
         let requests = fixture["requests"].as_array().expect("requests");
         requests
             .iter()
             .map(|r| {
                 let url = r["url"].as_str().expect("url");
-                let (authority, path) = url.trim_start_matches("http://").split_once('/').expect("path");
-                let mut builder = http::Request::builder().method(r["method"].as_str().expect("method")).uri(format!("/{path}"));
+                let (authority, path) = url
+                    .trim_start_matches("http://")
+                    .split_once('/')
+                    .expect("path");
+                let mut builder = http::Request::builder()
+                    .method(r["method"].as_str().expect("method"))
+                    .uri(format!("/{path}"));
                 builder = builder.header("host", authority);
                 let mut date = None;
                 for (name, value) in r["headers"].as_object().expect("headers") {
@@ -215,7 +224,11 @@ mod tests {
                 }
                 let (parts, ()) = builder.body(()).expect("request").into_parts();
                 let at = UNIX_EPOCH + Duration::from_secs(date.expect("x-amz-date") as u64);
-                (parts, r["body"].as_str().expect("body").as_bytes().to_vec(), at)
+                (
+                    parts,
+                    r["body"].as_str().expect("body").as_bytes().to_vec(),
+                    at,
+                )
             })
             .collect()
     }
@@ -227,33 +240,75 @@ mod tests {
         let requests = captured();
         assert_eq!(requests.len(), 4);
         for (parts, body, at) in &requests {
-            verify_at(&credentials(), parts, body, SKEW, *at + Duration::from_secs(60))
-                .unwrap_or_else(|e| panic!("{} {}: {e}", parts.method, parts.uri));
+            verify_at(
+                &credentials(),
+                parts,
+                body,
+                SKEW,
+                *at + Duration::from_secs(60),
+            )
+            .unwrap_or_else(|e| panic!("{} {}: {e}", parts.method, parts.uri));
         }
     }
 
     #[test]
     fn a_changed_body_path_or_secret_fails() {
         let (parts, body, at) = captured().remove(0);
-        assert!(matches!(verify_at(&credentials(), &parts, b"{\"hello\":\"there\"}", SKEW, at), Err(SignatureFailure::Mismatch)));
+        assert!(matches!(
+            verify_at(&credentials(), &parts, b"{\"hello\":\"there\"}", SKEW, at),
+            Err(SignatureFailure::Mismatch)
+        ));
         let mut moved = parts.clone();
         moved.uri = "/dev/@connections/TWegAcC4EowCHnA%3D".parse().expect("uri");
-        assert!(matches!(verify_at(&credentials(), &moved, &body, SKEW, at), Err(SignatureFailure::Mismatch)));
-        let wrong = vec![Credential { access_key_id: "AKIDEXAMPLE".into(), secret_access_key: "other".into() }];
-        assert!(matches!(verify_at(&wrong, &parts, &body, SKEW, at), Err(SignatureFailure::Mismatch)));
-        assert!(matches!(verify_at(&[], &parts, &body, SKEW, at), Err(SignatureFailure::UnknownKey(_))));
+        assert!(matches!(
+            verify_at(&credentials(), &moved, &body, SKEW, at),
+            Err(SignatureFailure::Mismatch)
+        ));
+        let wrong = vec![Credential {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "other".into(),
+        }];
+        assert!(matches!(
+            verify_at(&wrong, &parts, &body, SKEW, at),
+            Err(SignatureFailure::Mismatch)
+        ));
+        assert!(matches!(
+            verify_at(&[], &parts, &body, SKEW, at),
+            Err(SignatureFailure::UnknownKey(_))
+        ));
     }
 
     #[test]
     fn requests_outside_the_skew_fail() {
         let (parts, body, at) = captured().remove(0);
-        assert!(verify_at(&credentials(), &parts, &body, SKEW, at + Duration::from_secs(899)).is_ok());
+        assert!(
+            verify_at(
+                &credentials(),
+                &parts,
+                &body,
+                SKEW,
+                at + Duration::from_secs(899)
+            )
+            .is_ok()
+        );
         assert!(matches!(
-            verify_at(&credentials(), &parts, &body, SKEW, at + Duration::from_secs(901)),
+            verify_at(
+                &credentials(),
+                &parts,
+                &body,
+                SKEW,
+                at + Duration::from_secs(901)
+            ),
             Err(SignatureFailure::Skew(_))
         ));
         assert!(matches!(
-            verify_at(&credentials(), &parts, &body, SKEW, at - Duration::from_secs(901)),
+            verify_at(
+                &credentials(),
+                &parts,
+                &body,
+                SKEW,
+                at - Duration::from_secs(901)
+            ),
             Err(SignatureFailure::Skew(_))
         ));
     }
@@ -263,10 +318,22 @@ mod tests {
         let (mut parts, body, at) = captured().remove(0);
         let mut no_date = parts.clone();
         no_date.headers.remove("x-amz-date");
-        assert!(matches!(verify_at(&credentials(), &no_date, &body, SKEW, at), Err(SignatureFailure::MissingDate)));
-        parts.headers.insert(http::header::AUTHORIZATION, "Bearer abc".parse().expect("value"));
-        assert!(matches!(verify_at(&credentials(), &parts, &body, SKEW, at), Err(SignatureFailure::Malformed(_))));
+        assert!(matches!(
+            verify_at(&credentials(), &no_date, &body, SKEW, at),
+            Err(SignatureFailure::MissingDate)
+        ));
+        parts.headers.insert(
+            http::header::AUTHORIZATION,
+            "Bearer abc".parse().expect("value"),
+        );
+        assert!(matches!(
+            verify_at(&credentials(), &parts, &body, SKEW, at),
+            Err(SignatureFailure::Malformed(_))
+        ));
         parts.headers.remove(http::header::AUTHORIZATION);
-        assert!(matches!(verify_at(&credentials(), &parts, &body, SKEW, at), Err(SignatureFailure::Missing)));
+        assert!(matches!(
+            verify_at(&credentials(), &parts, &body, SKEW, at),
+            Err(SignatureFailure::Missing)
+        ));
     }
 }

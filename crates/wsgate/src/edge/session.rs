@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tracing::{debug, warn};
 use wsgate_core::clock;
 use wsgate_core::config::{BinaryFrames, Limits};
-use wsgate_core::event::{self, ConnectionContext, Invocation};
+use wsgate_core::event::{self, ConnectionContext, ContextVars, Invocation};
 use wsgate_core::id::random_id;
 use wsgate_core::proxy::ProxyResult;
 use wsgate_core::route::{RouteKey, Selection, select};
@@ -249,20 +249,22 @@ fn on_message(
     let Some(route) = runtime.routes.get(key.as_str()).cloned() else {
         return;
     };
-    if route.integration.is_immediate() {
-        let answer = futures_util::FutureExt::now_or_never(
-            route.integration.invoke(Vec::new(), Some(&message)),
-        );
-        if let Some(answer) = answer {
-            deliver(&handle.outbox, &handle.ctx, &route, &request_id, answer);
-        }
-        return;
-    }
     let message_id = random_id();
     let invocation = Invocation {
         request_id: &request_id,
         time_ms: clock::now_ms(),
     };
+    let vars = ContextVars {
+        ctx: &handle.ctx,
+        invocation: &invocation,
+        route_key: key.as_str(),
+        event_type: "MESSAGE",
+        message_id: Some(&message_id),
+    };
+    if let Some(answer) = route.integration.answer_now(Some(&message), &vars) {
+        deliver(&handle.outbox, &handle.ctx, &route, &request_id, Ok(answer));
+        return;
+    }
     let event = match &message {
         Inbound::Text(_) => event::message(
             &handle.ctx,
@@ -284,7 +286,7 @@ fn on_message(
     let permit = permit.take();
     let handle = handle.clone();
     shared.tracker.spawn(async move {
-        let answer = route.integration.invoke(event, None).await;
+        let answer = route.integration.invoke(event).await;
         deliver(&handle.outbox, &handle.ctx, &route, &request_id, answer);
         drop(permit);
     });
@@ -355,7 +357,7 @@ async fn disconnect(shared: &Shared, ctx: &ConnectionContext, code: u16, reason:
         time_ms: clock::now_ms(),
     };
     let event = event::disconnect(ctx, &invocation, code, reason);
-    if let Err(error) = route.integration.invoke(event, None).await {
+    if let Err(error) = route.integration.invoke(event).await {
         warn!(connection_id = %ctx.connection_id, %error, "$disconnect integration failed");
     }
 }

@@ -16,7 +16,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use wsgate_core::clock;
 use wsgate_core::config::Limits;
 use wsgate_core::event::{
-    self, ConnectionContext, Invocation, UpgradeRequest, canonical_header_name,
+    self, ConnectionContext, ContextVars, Invocation, UpgradeRequest, canonical_header_name,
 };
 use wsgate_core::id::{ConnectionId, random_id};
 use wsgate_core::route::RouteKey;
@@ -199,11 +199,23 @@ pub(crate) async fn handle(
         } else {
             Vec::new()
         };
-        let outcome = route
-            .integration
-            .invoke(event, None)
-            .instrument(span.clone())
-            .await;
+        let vars = ContextVars {
+            ctx: &ctx,
+            invocation: &invocation,
+            route_key: RouteKey::CONNECT,
+            event_type: "CONNECT",
+            message_id: None,
+        };
+        let outcome = match route.integration.answer_now(None, &vars) {
+            Some(answer) => Ok(answer),
+            None => {
+                route
+                    .integration
+                    .invoke(event)
+                    .instrument(span.clone())
+                    .await
+            }
+        };
         match outcome {
             Ok(result) if result.is_success() => {
                 protocol = result

@@ -28,8 +28,13 @@ impl MockIntegration {
         Ok(Self { status, body })
     }
 
-    /// The answer to one message (`None` on `$connect` and `$disconnect`).
-    pub fn answer(&self, message: Option<&Inbound>) -> ProxyResult {
+    /// The answer to one message (`None` on `$connect` and `$disconnect`); `context` answers
+    /// `${context.NAME}` variables.
+    pub fn answer(
+        &self,
+        message: Option<&Inbound>,
+        context: &dyn Fn(&str) -> Option<String>,
+    ) -> ProxyResult {
         let mut result = ProxyResult {
             status: self.status,
             ..ProxyResult::default()
@@ -55,12 +60,12 @@ impl MockIntegration {
             Some(Inbound::Binary(bytes)) => STANDARD.encode(bytes),
             None => String::new(),
         };
-        let parsed = if template.is_literal() {
-            Value::Null
-        } else {
+        let parsed = if template.reads_body_paths() {
             serde_json::from_str(&raw).unwrap_or(Value::Null)
+        } else {
+            Value::Null
         };
-        result.body = Some(template.evaluate(&parsed, &raw));
+        result.body = Some(template.render(&parsed, &raw, context));
         result
     }
 }
@@ -73,7 +78,7 @@ mod tests {
     #[test]
     fn literal_bodies_are_sent_as_written() {
         let mock = MockIntegration::new(200, Some("unknown action, cost $5")).expect("valid");
-        let answer = mock.answer(Some(&Inbound::Text(Bytes::from_static(b"{}"))));
+        let answer = mock.answer(Some(&Inbound::Text(Bytes::from_static(b"{}"))), &|_| None);
         assert_eq!(answer.body.as_deref(), Some("unknown action, cost $5"));
     }
 
@@ -81,16 +86,20 @@ mod tests {
     fn templates_read_the_message() {
         let mock = MockIntegration::new(200, Some(r#"{"you said": "${request.body.text}"}"#))
             .expect("valid");
-        let answer = mock.answer(Some(&Inbound::Text(Bytes::from_static(
-            br#"{"text":"hi"}"#,
-        ))));
+        let answer = mock.answer(
+            Some(&Inbound::Text(Bytes::from_static(br#"{"text":"hi"}"#))),
+            &|_| None,
+        );
         assert_eq!(answer.body.as_deref(), Some(r#"{"you said": "hi"}"#));
     }
 
     #[test]
     fn whole_body_echoes_binary_as_binary() {
         let mock = MockIntegration::new(200, Some("${request.body}")).expect("valid");
-        let answer = mock.answer(Some(&Inbound::Binary(Bytes::from_static(&[0, 255]))));
+        let answer = mock.answer(
+            Some(&Inbound::Binary(Bytes::from_static(&[0, 255]))),
+            &|_| None,
+        );
         assert!(answer.is_base64_encoded);
         assert_eq!(answer.body.as_deref(), Some("AP8="));
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use wsgate_core::config::Route;
+use wsgate_core::event::ContextVars;
 use wsgate_core::proxy::ProxyResult;
 
 pub use self::http::HttpIntegration;
@@ -72,21 +73,25 @@ impl Integration {
         matches!(self, Self::Http(_))
     }
 
-    /// True when the answer is ready without waiting (mocks), so it can be handled in line and
-    /// keeps the order of messages.
-    pub fn is_immediate(&self) -> bool {
-        matches!(self, Self::Mock(_))
-    }
-
-    /// Calls the integration with the event (for backends) and the message (for mocks).
-    pub async fn invoke(
-        &self,
-        event: Vec<u8>,
-        message: Option<&Inbound>,
-    ) -> Result<ProxyResult, IntegrationError> {
+    /// Calls a backend with the event (a mock answers with no message and no context).
+    pub async fn invoke(&self, event: Vec<u8>) -> Result<ProxyResult, IntegrationError> {
         match self {
             Self::Http(http) => http.call(event).await,
-            Self::Mock(mock) => Ok(mock.answer(message)),
+            Self::Mock(mock) => Ok(mock.answer(None, &|_| None)),
+        }
+    }
+
+    /// The answer of an integration that needs no waiting (a mock), from the message and the
+    /// invocation's context; `None` for backends, which go through [`Integration::invoke`]. Mocks
+    /// are answered in line, so they keep the order of a connection's messages.
+    pub fn answer_now(
+        &self,
+        message: Option<&Inbound>,
+        vars: &ContextVars<'_>,
+    ) -> Option<ProxyResult> {
+        match self {
+            Self::Mock(mock) => Some(mock.answer(message, &|name| vars.get(name))),
+            Self::Http(_) => None,
         }
     }
 }

@@ -261,3 +261,59 @@ async fn binary_frames_can_be_accepted_as_base64() {
     assert_eq!(event["isBase64Encoded"], true);
     assert_eq!(event["requestContext"]["routeKey"], "$default");
 }
+
+#[tokio::test]
+async fn mock_templates_read_the_message_and_the_context() {
+    let stub = Stub::start().await;
+    let gw = TestGateway::builder()
+        .http("$connect", &stub.url("/connect"), false)
+        .mock("whoami", 200, r#"{"id":"${context.connectionId}","route":"${context.routeKey}","n":${request.body.n}}"#, true)
+        .start()
+        .await;
+    let (mut client, id) = connect_with_id(&gw, &stub).await;
+    send(&mut client, r#"{"action":"whoami","n":7}"#).await;
+    let answer: serde_json::Value =
+        serde_json::from_str(&next_text(&mut client).await).expect("json");
+    assert_eq!(answer, json!({"id": id, "route": "whoami", "n": 7}));
+}
+
+#[tokio::test]
+async fn the_embedded_default_config_echoes_and_tells_the_connection_id() {
+    let mut config = wsgate::Config::from_toml(wsgate::DEFAULT_CONFIG).expect("parses");
+    config.gateway.listen = "127.0.0.1:0".into();
+    let running = wsgate::Gateway::start(config).await.expect("starts");
+    let url = format!("ws://{}/dev", running.local_addr());
+    let mut client = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connects")
+        .0;
+    for message in [
+        r#"{"action":"sendmessage","data":"hi"}"#,
+        "plain text",
+        "{}",
+    ] {
+        send(&mut client, message).await;
+        assert_eq!(next_text(&mut client).await, message);
+    }
+    send(&mut client, r#"{"action":"whoami"}"#).await;
+    let answer: serde_json::Value =
+        serde_json::from_str(&next_text(&mut client).await).expect("json");
+    let id = answer["connectionId"].as_str().expect("id").to_owned();
+    let url = format!(
+        "http://{}/dev/@connections/{}",
+        running.local_addr(),
+        id.replace('=', "%3D")
+    );
+    assert_eq!(
+        http()
+            .post(url)
+            .body("pushed")
+            .send()
+            .await
+            .expect("post")
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(next_text(&mut client).await, "pushed");
+}
