@@ -13,7 +13,8 @@ pub struct ProxyResult {
     pub status: u16,
     /// Response headers, in order.
     pub headers: Vec<(String, String)>,
-    /// The body, if any. Non-string JSON bodies are kept as their JSON text.
+    /// The body, if any; `None` sends nothing back. Non-string JSON bodies are kept as their JSON
+    /// text. Only a mock echoing an empty message has `Some("")`.
     pub body: Option<String>,
     /// True when `body` is base64 of binary data.
     pub is_base64_encoded: bool,
@@ -89,8 +90,10 @@ pub fn from_value(value: &Value) -> Option<Result<ProxyResult, ProxyError>> {
         ProxyResult {
             status,
             headers: headers_of(object),
+            // An empty body sends nothing back, like a missing one.
             body: match object.get("body") {
                 None | Some(Value::Null) => None,
+                Some(Value::String(s)) if s.is_empty() => None,
                 Some(v) => Some(text_of(v)),
             },
             is_base64_encoded: object
@@ -149,6 +152,8 @@ mod tests {
         let r = from_http(200, br#"{"action": "x"}"#).expect("valid");
         assert_eq!(r.body.as_deref(), Some(r#"{"action": "x"}"#));
         let r = from_http(204, b"").expect("valid");
+        assert_eq!(r.body, None);
+        let r = from_http(200, br#"{"statusCode": 200, "body": ""}"#).expect("valid");
         assert_eq!(r.body, None);
     }
 

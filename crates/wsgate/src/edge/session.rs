@@ -311,7 +311,7 @@ fn deliver(
             if !route.route_response {
                 return;
             }
-            let Some(body) = result.body.filter(|b| !b.is_empty()) else {
+            let Some(body) = result.body else {
                 return;
             };
             if !result.is_base64_encoded {
