@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test of the project: Rust unit and end-to-end tests, then the Python compat suite
+# (boto3, websockets, AWS CLI) against the release binary. Installs what it needs itself.
+#   scripts/test.sh
+# CI (.ci/run) calls exactly this.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo build --release (the binary the compat suite drives)"
+cargo build --release --locked --bin wsgate
+
+step "cargo test (unit tests of the pure core, gateway unit tests, end-to-end tests)"
+cargo test --workspace --locked
+
+step "compat suite: boto3, websockets and the AWS CLI against target/release/wsgate"
+WSGATE_BIN="$PWD/target/release/wsgate" compat/run.sh
