@@ -6,8 +6,9 @@
 #   AUTOBAHN_CASES='["1.*","2.*"]' autobahn/run.sh   # a subset (JSON list of case patterns)
 #
 # Environment:
-#   WSGATE_BIN        gateway binary to test (default: target/release/wsgate, built when missing)
-#   WSGATE_REBUILD=1  run `cargo build --release` even when the binary exists
+#   WSGATE_BIN        gateway binary to test (default: target/release/wsgate, built when missing
+#                     or older than the sources of crates/wsgate and crates/wsgate-core)
+#   WSGATE_REBUILD=1  run `cargo build --release` even when the binary looks up to date
 #   PY27              Python 2.7 for the testsuite (default: pyenv's 2.7.18)
 #   PY3               Python 3 for the summary (default: python3)
 #   AUTOBAHN_CASES    JSON list of case patterns (default: all of 1 through 10)
@@ -61,12 +62,27 @@ if ! py27_deps "import autobahntestsuite.wstest" >/dev/null 2>&1; then
 fi
 
 # 2. The gateway.
+# Built when missing, when forced, or when a source of the gateway is newer than the binary (a
+# stale binary would test old code under a new commit id).
 BIN="${WSGATE_BIN:-$ROOT/target/release/wsgate}"
-if [[ -z "${WSGATE_BIN:-}" ]] && { [[ ! -x "$BIN" ]] || [[ "${WSGATE_REBUILD:-0}" == 1 ]]; }; then
-    log "building wsgate (release)"
-    (cd "$ROOT" && cargo build --release --bin wsgate >&2)
+if [[ -z "${WSGATE_BIN:-}" ]]; then
+    STALE=""
+    if [[ -x "$BIN" ]]; then
+        STALE="$(cd "$ROOT" && find crates/wsgate crates/wsgate-core Cargo.toml Cargo.lock \
+            -newer "$BIN" -type f -print -quit 2>/dev/null || true)"
+    fi
+    if [[ ! -x "$BIN" || -n "$STALE" || "${WSGATE_REBUILD:-0}" == 1 ]]; then
+        log "building wsgate (release)${STALE:+; $STALE is newer than the binary}"
+        (cd "$ROOT" && cargo build --release --bin wsgate >&2)
+    fi
 fi
 [[ -x "$BIN" ]] || { log "no gateway binary at $BIN"; exit 2; }
+# What is tested: the commit (and whether the tree had changes) when the run starts.
+COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git -C "$ROOT" --no-optional-locks status --porcelain --untracked-files=no -- crates Cargo.toml Cargo.lock 2>/dev/null)" ]]; then
+    COMMIT="$COMMIT (+ uncommitted changes under crates/ or Cargo.*)"
+fi
+BUILT="$(date -u -r "$BIN" '+%Y-%m-%d %H:%M:%S UTC')"
 "$BIN" check --config "$HERE/echo.toml" >&2
 
 # 3. Fresh reports.
@@ -75,6 +91,16 @@ mkdir -p "$OUTDIR"
 rm -f "$REPORTS/wsgate.stdout" "$REPORTS/wsgate.log" "$REPORTS/wstest.log" "$REPORTS/fuzzingclient.json"
 
 WSGATE_PID=""
+WSTEST_PID=""
+stop_wstest() {
+    if [[ -n "$WSTEST_PID" ]] && kill -0 "$WSTEST_PID" 2>/dev/null; then
+        log "stopping wstest (timeout pid $WSTEST_PID)"
+        # timeout passes the TERM on to wstest, and kills it 10 s later if it is still there.
+        kill -TERM "$WSTEST_PID" 2>/dev/null || true
+        wait "$WSTEST_PID" 2>/dev/null || true
+    fi
+    WSTEST_PID=""
+}
 stop_wsgate() {
     if [[ -n "$WSGATE_PID" ]] && kill -0 "$WSGATE_PID" 2>/dev/null; then
         log "stopping wsgate (pid $WSGATE_PID)"
@@ -92,7 +118,7 @@ stop_wsgate() {
     fi
     WSGATE_PID=""
 }
-trap stop_wsgate EXIT
+trap 'stop_wstest; stop_wsgate' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -132,10 +158,15 @@ with open(path, "w") as f:
     json.dump(spec, f, indent=2)
 EOF
 log "running wstest fuzzingclient (log: $REPORTS/wstest.log, timeout ${WSTEST_TIMEOUT}s)"
+# In the background and waited for, so that a signal to this script is handled at once (the
+# trap then stops wstest and wsgate) rather than after wstest ends.
 WSTEST_RC=0
-(cd "$REPORTS" && timeout --kill-after=10 "$WSTEST_TIMEOUT" "$PY27" -u -c \
+(cd "$REPORTS" && exec timeout --kill-after=10 "$WSTEST_TIMEOUT" "$PY27" -u -c \
     "import site, sys; site.addsitedir(sys.argv[1]); sys.argv = ['wstest'] + sys.argv[2:]; from autobahntestsuite.wstest import run; sys.exit(run())" \
-    "$DEPS" -m fuzzingclient -s "$REPORTS/fuzzingclient.json") >"$REPORTS/wstest.log" 2>&1 || WSTEST_RC=$?
+    "$DEPS" -m fuzzingclient -s "$REPORTS/fuzzingclient.json") >"$REPORTS/wstest.log" 2>&1 &
+WSTEST_PID=$!
+wait "$WSTEST_PID" || WSTEST_RC=$?
+WSTEST_PID=""
 END=$(date +%s)
 stop_wsgate
 if [[ "$WSTEST_RC" != 0 ]]; then
@@ -147,7 +178,7 @@ fi
 SUMMARY_RC=0
 "$PY3" "$HERE/summarize.py" --reports "$OUTDIR" --out "$HERE/SUMMARY.md" \
     --wall-seconds "$((END - START))" --cases "$CASES" --exclude "$EXCLUDE" \
-    --binary "$BIN" --wsgate-log "$REPORTS/wsgate.log" || SUMMARY_RC=$?
+    --binary "$BIN" --commit "$COMMIT" --built "$BUILT" || SUMMARY_RC=$?
 if [[ "$WSTEST_RC" != 0 && "$SUMMARY_RC" == 0 ]]; then
     exit 1
 fi

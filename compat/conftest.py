@@ -185,6 +185,7 @@ def _start_gateway(tmp_path: Path, config: str | None, args: list[str], env: dic
     stderr_path = tmp_path / f"wsgate-{n}.stderr"
     full_env = dict(os.environ)
     full_env.setdefault("WSGATE_LOG", "info,wsgate=debug,wsgate_core=debug")
+    full_env.setdefault("NO_COLOR", "1")  # plain logs in failure reports
     full_env.update(env or {})
     with open(stderr_path, "wb") as stderr_file:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr_file,

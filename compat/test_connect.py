@@ -120,3 +120,13 @@ def test_post_to_connection_while_connect_is_running_raises_gone_exception(gatew
         assert_no_message(ws)
     finally:
         ws.close()
+
+
+def test_connect_json_answer_without_status_code_is_read_as_plain_http_status(gateway_factory, stub):
+    stub.set("/connect", status=200, body={"ok": True})
+    gw = gateway_factory(connect_config(stub))
+    with open_ws(gw.ws_url) as ws:
+        ws.send("in")
+        assert recv(ws) == "in"
+    stub.set("/connect", status=500, body={"error": "boom"})
+    assert refused_status(gw.ws_url) == 500

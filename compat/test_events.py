@@ -1,5 +1,6 @@
 """3, 4, 6. The Lambda-proxy events the gateway POSTs to http integrations."""
 
+import base64
 import re
 import time
 
@@ -285,3 +286,35 @@ def test_normal_client_close_reports_1000_with_empty_reason(gateway_factory, stu
     ctx = stub.wait_events("/disconnect")[0]["requestContext"]
     assert ctx["disconnectStatusCode"] == 1000
     assert ctx["disconnectReason"] == ""
+
+
+def test_configured_domain_name_is_used_in_events_instead_of_host(gateway_factory, stub):
+    config = lifecycle_config(stub).replace('api_id = "compat1234"', 'api_id = "compat1234"\ndomain_name = "ws.example.test"')
+    gw = gateway_factory(config)
+    ws = open_ws(gw.ws_url)
+    ws.send('{"action":"sendmessage"}')
+    ws.close(4000, "bye")
+    assert stub.wait_events("/connect")[0]["requestContext"]["domainName"] == "ws.example.test"
+    assert stub.wait_events("/sendmessage")[0]["requestContext"]["domainName"] == "ws.example.test"
+    disconnect = stub.wait_events("/disconnect")[0]
+    assert disconnect["requestContext"]["domainName"] == "ws.example.test"
+    assert disconnect["headers"]["Host"] == "ws.example.test"
+
+
+def test_binary_frames_accepted_go_to_default_base64_encoded(gateway_factory, stub):
+    stub.set("/default", body={"statusCode": 200, "body": "got binary"})
+    config = render_config({
+        "hello": {"type": "mock", "body": "hello route", "route_response": True},
+        "$default": {"type": "http", "url": stub.url("/default"), "route_response": True},
+    }, gateway={"binary_frames": "accept"})
+    gw = gateway_factory(config)
+    with open_ws(gw.ws_url) as ws:
+        ws.send(b'{"action":"hello"}\xff')
+        assert recv(ws) == "got binary"
+        ws.send('{"action":"hello"}')
+        assert recv(ws) == "hello route"
+    event = stub.wait_events("/default")[0]
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == b'{"action":"hello"}\xff'
+    assert event["requestContext"]["routeKey"] == "$default"
+    assert event["requestContext"]["eventType"] == "MESSAGE"

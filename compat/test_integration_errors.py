@@ -81,3 +81,26 @@ def test_plain_http_answer_body_is_delivered_on_route_response_route(gateway_fac
     with open_ws(gw.ws_url) as ws:
         ws.send('{"action":"plain"}')
         assert recv(ws) == "plain text answer"
+
+
+def test_json_answer_without_status_code_is_delivered_as_raw_body(gateway_factory, stub):
+    raw = b'{"hello": "world",  "n":1}'
+    stub.set("/raw", body=raw, headers={"Content-Type": "application/json"})
+    gw = gateway_factory(config(stub, raw={"type": "http", "url": stub.url("/raw"), "route_response": True}))
+    with open_ws(gw.ws_url) as ws:
+        ws.send('{"action":"raw"}')
+        assert recv(ws) == raw.decode()
+
+
+def test_slow_integration_does_not_block_later_messages_of_same_connection(gateway_factory, stub):
+    stub.set("/slow", delay=1.0, body={"statusCode": 200, "body": "slow done"})
+    stub.set("/fast", body={"statusCode": 200, "body": "fast done"})
+    gw = gateway_factory(config(stub,
+                                slow={"type": "http", "url": stub.url("/slow"), "route_response": True},
+                                fast={"type": "http", "url": stub.url("/fast"), "route_response": True}))
+    with open_ws(gw.ws_url) as ws:
+        ws.send('{"action":"slow"}')
+        stub.wait_events("/slow")
+        ws.send('{"action":"fast"}')
+        assert recv(ws, timeout=0.8) == "fast done"
+        assert recv(ws, timeout=3) == "slow done"

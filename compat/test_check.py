@@ -1,0 +1,57 @@
+"""12. `wsgate check --config FILE`."""
+
+import subprocess
+
+from conftest import render_config, wsgate_bin
+
+
+def check(tmp_path, text):
+    path = tmp_path / "check.toml"
+    path.write_text(text)
+    result = subprocess.run([str(wsgate_bin()), "check", "--config", str(path)],
+                            capture_output=True, text=True, timeout=10)
+    return path, result
+
+
+def test_check_good_config_exits_0_and_prints_ok(tmp_path):
+    text = render_config({
+        "$connect": {"type": "http", "url": "http://127.0.0.1:9000/connect", "timeout": "1s"},
+        "sendmessage": {"type": "http", "url": "http://127.0.0.1:9000/sendmessage", "route_response": True},
+        "$default": {"type": "mock", "status": 200, "body": "unknown action", "route_response": True},
+    }, limits={"idle_timeout": "10m", "max_connection_duration": "2h", "integration_timeout": "29s",
+               "max_frame_bytes": 32768, "max_message_bytes": 131072, "outbox_bytes": 4194304,
+               "shutdown_grace": "10s"},
+        management={"auth": "sigv4", "max_payload_bytes": 131072},
+        credentials=[{"access_key_id": "AKIDEXAMPLE", "secret_access_key": "secret"}])
+    path, result = check(tmp_path, text)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{path}: ok ("), result.stdout
+
+
+def test_check_unknown_key_typo_exits_1_naming_the_key(tmp_path):
+    _, result = check(tmp_path, '[gateway]\nstage = "dev"\n\n[limits]\nidle_timeot = "1m"\n')
+    assert result.returncode == 1
+    assert "idle_timeot" in result.stderr, result.stderr
+    assert "line 5" in result.stderr, result.stderr
+
+
+def test_check_integration_timeout_below_50ms_exits_1_naming_the_key(tmp_path):
+    _, result = check(tmp_path, '[limits]\nintegration_timeout = "10ms"\n')
+    assert result.returncode == 1
+    assert "limits.integration_timeout" in result.stderr, result.stderr
+
+
+def test_check_bad_duration_exits_1_naming_the_key(tmp_path):
+    _, result = check(tmp_path, '[limits]\nidle_timeout = "ten minutes"\n')
+    assert result.returncode == 1
+    assert "idle_timeout" in result.stderr, result.stderr
+
+
+def test_serve_with_invalid_config_exits_1_without_listening(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[gateway]\nlisten = "127.0.0.1:0"\n\n[limits]\nintegration_timeout = "10ms"\n')
+    result = subprocess.run([str(wsgate_bin()), "serve", "--config", str(path)],
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "limits.integration_timeout" in result.stderr, result.stderr

@@ -1,0 +1,51 @@
+"""11. SIGTERM: every client is closed with 1001, every $disconnect runs, exit code 0."""
+
+import time
+
+from conftest import connect_tagged, render_config, wait_close
+
+
+def test_sigterm_closes_clients_with_1001_runs_disconnects_and_exits_0(gateway_factory, stub, clients):
+    gw = gateway_factory(render_config({
+        "$connect": {"type": "http", "url": stub.url("/connect")},
+        "$disconnect": {"type": "http", "url": stub.url("/disconnect")},
+        "$default": {"type": "mock", "body": "${request.body}", "route_response": True},
+    }, limits={"shutdown_grace": "5s"}))
+    conns = [connect_tagged(clients, gw, stub) for _ in range(3)]
+    ids = {event["requestContext"]["connectionId"] for _, event in conns}
+    assert len(ids) == 3
+
+    start = time.monotonic()
+    gw.terminate()  # SIGTERM to the gateway's PID
+    for ws, _ in conns:
+        code, reason, _ = wait_close(ws, timeout=5)
+        assert (code, reason) == (1001, "Going away")
+    rc = gw.proc.wait(timeout=6.5)
+    elapsed = time.monotonic() - start
+    assert rc == 0, gw.stderr()[-3000:]
+    assert elapsed < 5.5, elapsed
+
+    events = stub.wait_events("/disconnect", 3, timeout=1)
+    assert {e["requestContext"]["connectionId"] for e in events} == ids
+    for e in events:
+        assert e["requestContext"]["disconnectStatusCode"] == 1001
+        assert e["requestContext"]["disconnectReason"] == "Going away"
+        assert e["requestContext"]["eventType"] == "DISCONNECT"
+
+
+def test_sigterm_with_no_clients_exits_0_promptly(gateway_factory):
+    gw = gateway_factory(render_config({"$default": {"type": "mock", "body": "x", "route_response": True}}))
+    start = time.monotonic()
+    gw.terminate()
+    assert gw.proc.wait(timeout=5) == 0
+    assert time.monotonic() - start < 2
+
+
+def test_sigint_also_shuts_down_gracefully(gateway_factory, clients):
+    import signal
+    gw = gateway_factory()
+    ws = clients(gw.ws_url)
+    gw.proc.send_signal(signal.SIGINT)
+    code, reason, _ = wait_close(ws, timeout=5)
+    assert (code, reason) == (1001, "Going away")
+    assert gw.proc.wait(timeout=12) == 0
