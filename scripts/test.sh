@@ -16,3 +16,6 @@ cargo test --workspace --locked
 
 step "compat suite: boto3, websockets and the AWS CLI against target/release/wsgate"
 WSGATE_BIN="$PWD/target/release/wsgate" compat/run.sh
+
+step "Autobahn testsuite (cases 1-10) against autobahn/echo.toml"
+WSGATE_BIN="$PWD/target/release/wsgate" autobahn/run.sh

@@ -252,6 +252,37 @@ fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The dotted key at a byte offset of a TOML text: the last `[table]` header above it, plus the
+/// key of its line (`limits.idle_timeout`). Errors from serde carry only a span; users want the key.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let mut table = String::new();
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let end = start + line.len();
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            table = trimmed
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim()
+                .to_owned();
+        }
+        if offset < end || end == text.len() {
+            if trimmed.starts_with('[') {
+                return Some(table);
+            }
+            let key = trimmed.split_once('=').map(|(k, _)| k.trim())?;
+            return Some(if table.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{table}.{key}")
+            });
+        }
+        start = end;
+    }
+    None
+}
+
 fn route_key_path(key: &str) -> String {
     if key
         .chars()
@@ -268,14 +299,15 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| {
             let message = e.message().to_owned();
-            let location = e
-                .span()
-                .map(|span| {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    format!("line {line}")
-                })
-                .unwrap_or_else(|| "config".to_owned());
-            err(location, message)
+            match e.span() {
+                Some(span) => {
+                    let offset = span.start.min(text.len());
+                    let line = text[..offset].matches('\n').count() + 1;
+                    let key = key_at(text, offset).unwrap_or_else(|| "config".to_owned());
+                    err(key, format!("line {line}: {message}"))
+                }
+                None => err("config", message),
+            }
         })
     }
 
@@ -518,6 +550,7 @@ route_response = true
         let e = Config::from_toml("[limits]\nidle_timeot = \"1m\"\n").expect_err("unknown key");
         assert!(e.to_string().contains("idle_timeot"), "{e}");
         assert!(e.to_string().contains("line 2"), "{e}");
+        assert_eq!(e.key, "limits.idle_timeot");
         let e = Config::from_toml(
             "[routes.x]\ntype = \"http\"\nurl = \"http://a\"\nrout_response = true\n",
         )
@@ -564,6 +597,13 @@ route_response = true
         }
         let e = Config::from_toml("[limits]\nidle_timeout = \"ten\"").expect_err("bad duration");
         assert!(e.to_string().contains("10m"), "{e}");
+        assert_eq!(e.key, "limits.idle_timeout");
+        let e = Config::from_toml(
+            "[gateway]\nstage = \"dev\"\n\n[routes.\"$connect\"]\ntype = \"http\"\nurl = 5\n",
+        )
+        .expect_err("bad type");
+        // Routes are tagged by `type`, so serde reports their errors on the route's table.
+        assert_eq!(e.key, "routes.\"$connect\"", "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures_util::{Sink, SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::WebSocketStream;
@@ -47,6 +48,9 @@ const ABNORMAL: &str = "Connection closed abnormally";
 enum Ending {
     /// The gateway closes with this code and reason.
     Server(u16, &'static str),
+    /// The gateway closes because reading failed (too big, bad UTF-8, protocol error): the
+    /// WebSocket stream can no longer be read, so the rest is drained from the socket itself.
+    ReadFailed(u16, &'static str),
     /// The client closed with this code and reason.
     Client(u16, String),
     /// The connection broke without a close handshake.
@@ -123,12 +127,12 @@ pub(crate) async fn run(
                         None => Ending::Client(1005, CLIENT_NO_STATUS.to_owned()),
                     };
                 }
-                Some(Err(WsError::Capacity(_))) => break Ending::Server(1009, "Message too big"),
-                Some(Err(WsError::Utf8(_))) => break Ending::Server(1007, "Invalid frame payload data"),
+                Some(Err(WsError::Capacity(_))) => break Ending::ReadFailed(1009, "Message too big"),
+                Some(Err(WsError::Utf8(_))) => break Ending::ReadFailed(1007, "Invalid frame payload data"),
                 Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => break Ending::Abnormal,
                 Some(Err(WsError::Protocol(error))) => {
                     debug!(%error, "protocol error");
-                    break Ending::Server(1002, "Protocol error");
+                    break Ending::ReadFailed(1002, "Protocol error");
                 }
                 Some(Err(error)) => {
                     debug!(%error, "read failed");
@@ -144,17 +148,43 @@ pub(crate) async fn run(
     // From here on the connection is gone for the management API.
     shared.hub.remove(&ctx.connection_id);
     drop(inbox);
-    let (code, reason) = match ending {
+    let (code, reason) = finish(sink, stream, ending).await;
+    debug!(code, reason, "connection closed");
+    disconnect(&shared, &ctx, code, &reason).await;
+}
+
+type SocketSink = futures_util::stream::SplitSink<Socket, Message>;
+type SocketStream = futures_util::stream::SplitStream<Socket>;
+
+/// Ends the WebSocket conversation as `ending` says and returns the code and reason that
+/// `$disconnect` reports. Bounded by [`CLOSE_HANDSHAKE`].
+async fn finish(mut sink: SocketSink, mut stream: SocketStream, ending: Ending) -> (u16, String) {
+    match ending {
         Ending::Server(code, reason) => {
-            let frame = CloseFrame {
-                code: CloseCode::from(code),
-                reason: Utf8Bytes::from_static(reason),
-            };
             let closing = async {
-                if sink.send(Message::Close(Some(frame))).await.is_ok() {
+                if sink.send(close_frame(code, reason)).await.is_ok() {
                     // Wait for the client's Close so the handshake completes cleanly.
                     while let Some(Ok(_)) = stream.next().await {}
                 }
+            };
+            let _ = timeout(CLOSE_HANDSHAKE, closing).await;
+            (code, reason.to_owned())
+        }
+        Ending::ReadFailed(code, reason) => {
+            let closing = async move {
+                if sink.send(close_frame(code, reason)).await.is_err() {
+                    return;
+                }
+                // The client may still be sending (the rest of a message that was too big).
+                // Dropping a socket with unread data resets it, and the client would lose our
+                // Close; so half-close and discard what comes until the client closes too.
+                let Ok(socket) = stream.reunite(sink) else {
+                    return;
+                };
+                let mut io = socket.into_inner();
+                let _ = io.shutdown().await;
+                let mut discard = vec![0u8; 4096];
+                while let Ok(1..) = io.read(&mut discard).await {}
             };
             let _ = timeout(CLOSE_HANDSHAKE, closing).await;
             (code, reason.to_owned())
@@ -164,11 +194,14 @@ pub(crate) async fn run(
             (code, reason)
         }
         Ending::Abnormal => (1006, ABNORMAL.to_owned()),
-    };
-    drop(sink);
-    drop(stream);
-    debug!(code, reason, "connection closed");
-    disconnect(&shared, &ctx, code, &reason).await;
+    }
+}
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: Utf8Bytes::from_static(reason),
+    }))
 }
 
 /// Moves queued messages from the outbox into the socket. Ready when there is something for the

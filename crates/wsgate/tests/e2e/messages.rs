@@ -321,7 +321,10 @@ async fn the_embedded_default_config_echoes_and_tells_the_connection_id() {
 #[tokio::test]
 async fn echo_of_an_empty_message_is_an_empty_message_but_empty_proxy_bodies_send_nothing() {
     let stub = Stub::start().await;
-    stub.on("/send", Behavior::Json(200, json!({"statusCode": 200, "body": ""})));
+    stub.on(
+        "/send",
+        Behavior::Json(200, json!({"statusCode": 200, "body": ""})),
+    );
     let gw = TestGateway::builder()
         .http("sendmessage", &stub.url("/send"), true)
         .mock("$default", 200, "${request.body}", true)

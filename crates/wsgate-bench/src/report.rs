@@ -1,0 +1,494 @@
+//! `wsgate-bench report`: medians of a results folder's repetitions, side-by-side tables with
+//! ratios against the baseline and the peer, the targets met or missed, and PNG charts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use plotters::prelude::*;
+use serde_json::Value;
+
+/// `report` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The folder with results.jsonl (and machine.txt, commands.txt) written by bench/run.sh.
+    #[arg(long)]
+    pub results: PathBuf,
+    /// The Markdown file to write.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    pub out: PathBuf,
+}
+
+/// The targets, in the order tables show them.
+const TARGETS: [&str; 3] = ["wsgate", "baseline", "serverless-offline"];
+
+/// A case of the report: its title, the metrics shown (key, heading), and the metric charted.
+struct Case {
+    name: &'static str,
+    title: &'static str,
+    metrics: &'static [(&'static str, &'static str)],
+    /// The throughput metric the ratios compare (higher is better).
+    rate: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "idle",
+        title: "Idle connections: memory per connection",
+        metrics: &[
+            ("connections", "connections"),
+            ("rss_per_connection_kib", "RSS KiB / conn"),
+            ("connect_rate_per_s", "connects/s"),
+            ("connect_p50_ms", "connect p50 ms"),
+            ("connect_p99_ms", "connect p99 ms"),
+            ("server_cpu_us_per_op", "server CPU µs / connect"),
+        ],
+        rate: "connect_rate_per_s",
+    },
+    Case {
+        name: "connect",
+        title: "Connect + close (no $connect route)",
+        metrics: &[
+            ("connections", "connections"),
+            ("connects_per_s", "connects/s"),
+            ("connect_close_p50_ms", "p50 ms"),
+            ("connect_close_p99_ms", "p99 ms"),
+            ("server_cpu_us_per_op", "server CPU µs / op"),
+            ("client_cpu_us_per_op", "client CPU µs / op"),
+        ],
+        rate: "connects_per_s",
+    },
+    Case {
+        name: "echo-mock",
+        title: "Echo through a route response (mock integration)",
+        metrics: &[
+            ("messages", "messages"),
+            ("msgs_per_s", "msgs/s"),
+            ("latency_p50_ms", "p50 ms"),
+            ("latency_p90_ms", "p90 ms"),
+            ("latency_p99_ms", "p99 ms"),
+            ("latency_max_ms", "max ms"),
+            ("server_cpu_us_per_op", "server CPU µs / msg"),
+            ("client_cpu_us_per_op", "client CPU µs / msg"),
+        ],
+        rate: "msgs_per_s",
+    },
+    Case {
+        name: "echo-http",
+        title: "Echo through the http integration and a stub backend",
+        metrics: &[
+            ("messages", "messages"),
+            ("msgs_per_s", "msgs/s"),
+            ("latency_p50_ms", "p50 ms"),
+            ("latency_p99_ms", "p99 ms"),
+            ("server_cpu_us_per_op", "server CPU µs / msg"),
+            ("client_cpu_us_per_op", "client CPU µs / msg"),
+        ],
+        rate: "msgs_per_s",
+    },
+    Case {
+        name: "post",
+        title: "POST @connections (64 in flight)",
+        metrics: &[
+            ("requests", "requests"),
+            ("req_per_s", "req/s"),
+            ("latency_p50_ms", "p50 ms"),
+            ("latency_p99_ms", "p99 ms"),
+            ("server_cpu_us_per_op", "server CPU µs / POST"),
+            ("client_cpu_us_per_op", "client CPU µs / POST"),
+            ("all_arrived", "all arrived"),
+        ],
+        rate: "req_per_s",
+    },
+    Case {
+        name: "post-sigv4",
+        title: "POST @connections, SigV4-signed (64 in flight)",
+        metrics: &[
+            ("requests", "requests"),
+            ("req_per_s", "req/s"),
+            ("latency_p50_ms", "p50 ms"),
+            ("latency_p99_ms", "p99 ms"),
+            ("server_cpu_us_per_op", "server CPU µs / POST"),
+            ("client_cpu_us_per_op", "client CPU µs / POST"),
+            ("all_arrived", "all arrived"),
+        ],
+        rate: "req_per_s",
+    },
+    Case {
+        name: "broadcast",
+        title: "Broadcast: one sender, N receivers",
+        metrics: &[
+            ("receivers", "receivers"),
+            ("all_delivered_ms_median", "all delivered ms"),
+            ("deliveries_per_s", "deliveries/s"),
+            ("delay_p50_ms", "delay p50 ms"),
+            ("delay_p99_ms", "delay p99 ms"),
+            ("server_cpu_us_per_op", "server CPU µs / delivery"),
+        ],
+        rate: "deliveries_per_s",
+    },
+];
+
+/// Results of one case and target: every repetition's line.
+type Runs = Vec<Value>;
+
+fn median(runs: &Runs, key: &str) -> Option<f64> {
+    let mut values: Vec<f64> = runs.iter().filter_map(|r| r.get(key)?.as_f64()).collect();
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    Some(values[values.len() / 2])
+}
+
+fn cell(runs: &Runs, key: &str) -> String {
+    if runs
+        .iter()
+        .any(|r| r.get(key).is_some_and(Value::is_boolean))
+    {
+        let all = runs
+            .iter()
+            .all(|r| r.get(key).and_then(Value::as_bool).unwrap_or(false));
+        return if all { "yes".into() } else { "**no**".into() };
+    }
+    median(runs, key).map_or_else(|| "–".into(), fmt_number)
+}
+
+fn fmt_number(x: f64) -> String {
+    if x >= 1000.0 {
+        let whole = x.round() as u64;
+        let digits = whole.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    } else if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn read_text(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_default()
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let jsonl = args.results.join("results.jsonl");
+    let text = std::fs::read_to_string(&jsonl)
+        .with_context(|| format!("cannot read {}", jsonl.display()))?;
+    let mut by_case: BTreeMap<(String, String), Runs> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let value: Value =
+            serde_json::from_str(line).with_context(|| format!("bad line: {line}"))?;
+        let case = value["case"].as_str().unwrap_or_default().to_owned();
+        let target = value["target"].as_str().unwrap_or_default().to_owned();
+        by_case.entry((case, target)).or_default().push(value);
+    }
+    let runs = |case: &str, target: &str| by_case.get(&(case.to_owned(), target.to_owned()));
+    let folder = args
+        .results
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let out_dir = args.out.parent().map(Path::to_path_buf).unwrap_or_default();
+    let relative = args
+        .results
+        .strip_prefix(&out_dir)
+        .unwrap_or(&args.results)
+        .to_path_buf();
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Generated by `wsgate-bench report` from `{}` ({folder}). Every figure is the median of the \
+         repetitions; client and server share the machine's cores, so **CPU per operation and memory \
+         per connection are the fair comparisons**, and a rate marked *client-limited* says more \
+         about the load generator than about the server.\n",
+        relative.join("results.jsonl").display()
+    );
+    let machine = read_text(&args.results, "machine.txt");
+    if !machine.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Machine and versions\n\n```\n{}\n```\n",
+            machine.trim_end()
+        );
+    }
+    let commands = read_text(&args.results, "commands.txt");
+    if !commands.is_empty() {
+        let _ = writeln!(md, "## Commands\n\n```sh\n{}\n```\n", commands.trim_end());
+    }
+
+    let _ = writeln!(md, "## Targets (issue: measure it)\n");
+    targets_table(&mut md, &runs);
+
+    for case in CASES {
+        let present: Vec<&str> = TARGETS
+            .iter()
+            .copied()
+            .filter(|t| runs(case.name, t).is_some())
+            .collect();
+        if present.is_empty() {
+            continue;
+        }
+        let _ = writeln!(md, "## {}\n", case.title);
+        if let Some(method) = runs(case.name, "wsgate")
+            .and_then(|r| r.first())
+            .and_then(|r| r["method"].as_str())
+        {
+            let _ = writeln!(md, "wsgate sends with: {method}.\n");
+        }
+        let mut header = String::from("| target |");
+        let mut rule = String::from("|---|");
+        for (_, heading) in case.metrics {
+            let _ = write!(header, " {heading} |");
+            rule.push_str("---:|");
+        }
+        header.push_str(" vs baseline | vs serverless-offline | client-limited |");
+        rule.push_str("---:|---:|---|");
+        let _ = writeln!(md, "{header}\n{rule}");
+        let wsgate_rate = runs(case.name, "wsgate").and_then(|r| median(r, case.rate));
+        for target in &present {
+            let Some(r) = runs(case.name, target) else {
+                continue;
+            };
+            let mut row = format!("| {target} |");
+            for (key, _) in case.metrics {
+                let _ = write!(row, " {} |", cell(r, key));
+            }
+            let ratio = |other: &str| -> String {
+                if *target != "wsgate" {
+                    return String::new();
+                }
+                match (
+                    wsgate_rate,
+                    runs(case.name, other).and_then(|o| median(o, case.rate)),
+                ) {
+                    (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", ours / theirs),
+                    _ => "–".into(),
+                }
+            };
+            let limited = r
+                .iter()
+                .any(|x| x["client_limited"].as_bool().unwrap_or(false));
+            let _ = writeln!(
+                row,
+                " {} | {} | {} |",
+                ratio("baseline"),
+                ratio("serverless-offline"),
+                if limited { "yes" } else { "no" }
+            );
+            md.push_str(&row);
+        }
+        let chart = format!("{}.png", case.name);
+        let chart_path = args.results.join(&chart);
+        let bars: Vec<(String, f64)> = present
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    (*t).to_owned(),
+                    median(runs(case.name, t)?, "server_cpu_us_per_op")?,
+                ))
+            })
+            .collect();
+        match bar_chart(
+            &chart_path,
+            &format!("{}: server CPU µs per operation", case.name),
+            &bars,
+        ) {
+            Ok(()) => {
+                let _ = writeln!(
+                    md,
+                    "\n![{}]({})\n",
+                    case.name,
+                    relative.join(&chart).display()
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(md, "\n(chart not drawn: {e})\n");
+            }
+        }
+        if case.name == "idle" {
+            let bars: Vec<(String, f64)> = present
+                .iter()
+                .filter_map(|t| {
+                    Some((
+                        (*t).to_owned(),
+                        median(runs(case.name, t)?, "rss_per_connection_kib")?,
+                    ))
+                })
+                .collect();
+            let chart = "idle-memory.png";
+            if bar_chart(
+                &args.results.join(chart),
+                "idle: server RSS KiB per connection",
+                &bars,
+            )
+            .is_ok()
+            {
+                let _ = writeln!(md, "![idle memory]({})\n", relative.join(chart).display());
+            }
+        }
+    }
+    std::fs::write(&args.out, md)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    Ok(())
+}
+
+fn targets_table<'a>(md: &mut String, runs: &dyn Fn(&str, &str) -> Option<&'a Runs>) {
+    let get = |case: &str, target: &str, key: &str| runs(case, target).and_then(|r| median(r, key));
+    let _ = writeln!(
+        md,
+        "| target | wanted | measured (wsgate) | met |\n|---|---|---|---|"
+    );
+    let mut row =
+        |what: &str, wanted: &str, measured: Option<f64>, unit: &str, ok: Option<bool>| {
+            let measured = measured.map_or_else(
+                || "not measured".to_owned(),
+                |m| format!("{} {unit}", fmt_number(m)),
+            );
+            let met = match ok {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "–",
+            };
+            let _ = writeln!(md, "| {what} | {wanted} | {measured} | {met} |");
+        };
+    let idle_conns = get("idle", "wsgate", "connections");
+    let idle_kib = get("idle", "wsgate", "rss_per_connection_kib");
+    row(
+        "idle: connections held",
+        "≥ 15,000",
+        idle_conns,
+        "",
+        idle_conns.map(|c| c >= 15_000.0),
+    );
+    row(
+        "idle: RSS per connection",
+        "≤ 8 KiB",
+        idle_kib,
+        "KiB",
+        idle_kib.map(|k| k <= 8.0),
+    );
+    let echo_cpu = get("echo-mock", "wsgate", "server_cpu_us_per_op");
+    row(
+        "echo (mock): server CPU per message",
+        "≤ 15 µs",
+        echo_cpu,
+        "µs",
+        echo_cpu.map(|c| c <= 15.0),
+    );
+    let ours = get("echo-mock", "wsgate", "msgs_per_s");
+    let raw = get("echo-mock", "baseline", "msgs_per_s");
+    let ratio = ours.zip(raw).map(|(a, b)| a / b.max(1e-9));
+    row(
+        "echo (mock): msgs/s vs the raw baseline",
+        "≥ 0.8×",
+        ratio,
+        "×",
+        ratio.map(|r| r >= 0.8),
+    );
+    let post_cpu = get("post", "wsgate", "server_cpu_us_per_op");
+    row(
+        "post: server CPU per POST",
+        "≤ 10 µs",
+        post_cpu,
+        "µs",
+        post_cpu.map(|c| c <= 10.0),
+    );
+    let post_rate = get("post", "wsgate", "req_per_s");
+    row(
+        "post: req/s at 64 in flight",
+        "≥ 30,000 (client allowing)",
+        post_rate,
+        "req/s",
+        post_rate.map(|r| r >= 30_000.0),
+    );
+    let post_p99 = get("post", "wsgate", "latency_p99_ms");
+    row(
+        "post: p99 latency",
+        "≤ 5 ms",
+        post_p99,
+        "ms",
+        post_p99.map(|p| p <= 5.0),
+    );
+    let connect_cpu = get("connect", "wsgate", "server_cpu_us_per_op");
+    row(
+        "connect: server CPU per connect + close",
+        "≤ 50 µs",
+        connect_cpu,
+        "µs",
+        connect_cpu.map(|c| c <= 50.0),
+    );
+    let connect_rate = get("connect", "wsgate", "connects_per_s");
+    row(
+        "connect: new connections/s",
+        "≥ 10,000 (client allowing)",
+        connect_rate,
+        "/s",
+        connect_rate.map(|r| r >= 10_000.0),
+    );
+    md.push('\n');
+}
+
+fn bar_chart(path: &Path, title: &str, bars: &[(String, f64)]) -> anyhow::Result<()> {
+    if bars.is_empty() {
+        anyhow::bail!("no data");
+    }
+    let root = BitMapBackend::new(path, (720, 360)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = bars
+        .iter()
+        .map(|(_, v)| *v)
+        .fold(0.0_f64, f64::max)
+        .max(1e-9)
+        * 1.2;
+    let labels: Vec<String> = bars.iter().map(|(l, _)| l.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d((0..bars.len()).into_segmented(), 0.0..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_label_formatter(&|x| match x {
+            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .draw()?;
+    let colors = [
+        RGBColor(38, 110, 190),
+        RGBColor(120, 120, 120),
+        RGBColor(220, 120, 40),
+    ];
+    chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+        let color = colors[i % colors.len()];
+        Rectangle::new(
+            [
+                (SegmentValue::Exact(i), 0.0),
+                (SegmentValue::Exact(i + 1), *v),
+            ],
+            color.filled(),
+        )
+    }))?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+        Text::new(
+            fmt_number(*v),
+            (SegmentValue::CenterOf(i), *v + top * 0.03),
+            ("sans-serif", 16),
+        )
+    }))?;
+    root.present()?;
+    Ok(())
+}

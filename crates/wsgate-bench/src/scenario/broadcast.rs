@@ -1,0 +1,199 @@
+//! `broadcast`: N receivers, one sender; the time until all N got the message. Uses the target's
+//! fan-out API when it has one (`@broadcast`), else N `@connections` POSTs, and says which.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, Notify};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{Common, bounded};
+use crate::client::{Target, connection_url, whoami};
+use crate::procstat::CpuMeter;
+use crate::stats::{Latencies, cpu_fields, round3};
+
+/// How the message reaches everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// The fan-out API if the target documents `@broadcast`, else POSTs.
+    Auto,
+    /// One `POST @broadcast`.
+    Broadcast,
+    /// One `POST @connections/{id}` per receiver.
+    Posts,
+}
+
+/// `broadcast` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Base URL of the management API, e.g. http://127.0.0.1:8080/dev.
+    #[arg(long)]
+    pub mgmt: String,
+    /// Receiving connections.
+    #[arg(long, default_value_t = 1000)]
+    pub receivers: usize,
+    /// Broadcasts to time.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// POSTs in flight when sending one POST per receiver.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Connects in flight while setting up.
+    #[arg(long, default_value_t = 128)]
+    pub connect_concurrency: usize,
+    /// How to send.
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    pub mode: Mode,
+}
+
+#[derive(Default)]
+struct Round {
+    arrivals: Vec<Instant>,
+}
+
+async fn has_fanout(client: &reqwest::Client, mgmt: &str) -> bool {
+    let url = format!("{}/@openapi.json", mgmt.trim_end_matches('/'));
+    match client.get(url).send().await {
+        Ok(response) if response.status().is_success() => response
+            .text()
+            .await
+            .map(|t| t.contains("@broadcast"))
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
+    let target = Arc::new(Target::new(&common.url, common.sources)?);
+    let round = Arc::new(Mutex::new(Round::default()));
+    let arrived = Arc::new(Notify::new());
+    let opened = bounded(args.receivers, args.connect_concurrency, |i| {
+        let target = target.clone();
+        async move {
+            let mut ws = target.connect(i).await?;
+            let id = whoami(&mut ws).await?;
+            Ok((ws, id))
+        }
+    })
+    .await;
+    let mut ids = Vec::with_capacity(args.receivers);
+    let mut readers = Vec::with_capacity(args.receivers);
+    for result in opened {
+        let (mut ws, id) = result?;
+        ids.push(id);
+        let round = round.clone();
+        let arrived = arrived.clone();
+        readers.push(tokio::spawn(async move {
+            while let Some(Ok(message)) = ws.next().await {
+                if matches!(message, Message::Text(_) | Message::Binary(_)) {
+                    let now = Instant::now();
+                    round.lock().await.arrivals.push(now);
+                    arrived.notify_one();
+                }
+            }
+        }));
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let fanout = match args.mode {
+        Mode::Auto => has_fanout(&client, &args.mgmt).await,
+        Mode::Broadcast => true,
+        Mode::Posts => false,
+    };
+    let urls: Arc<Vec<String>> = Arc::new(
+        ids.iter()
+            .map(|id| connection_url(&args.mgmt, id))
+            .collect(),
+    );
+    let n = ids.len();
+    let mut delays = Latencies::default();
+    let mut round_ms = Vec::new();
+    let mut incomplete = 0;
+    let pid = common.pid();
+    let meter = CpuMeter::start(pid);
+    let start = Instant::now();
+    for r in 0..args.rounds {
+        round.lock().await.arrivals.clear();
+        let payload = format!("broadcast round {r}");
+        let t0 = Instant::now();
+        if fanout {
+            let url = format!("{}/@broadcast", args.mgmt.trim_end_matches('/'));
+            client
+                .post(url)
+                .body(payload)
+                .send()
+                .await?
+                .error_for_status()?;
+        } else {
+            let per_worker = n.div_ceil(args.concurrency.max(1));
+            bounded(args.concurrency, args.concurrency, |w| {
+                let client = client.clone();
+                let urls = urls.clone();
+                let payload = payload.clone();
+                async move {
+                    for url in urls.iter().skip(w * per_worker).take(per_worker) {
+                        client
+                            .post(url.as_str())
+                            .body(payload.clone())
+                            .send()
+                            .await?;
+                    }
+                    Ok(())
+                }
+            })
+            .await;
+        }
+        let wait_until = t0 + Duration::from_secs(30);
+        loop {
+            if round.lock().await.arrivals.len() >= n || Instant::now() > wait_until {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), arrived.notified()).await;
+        }
+        let arrivals = std::mem::take(&mut round.lock().await.arrivals);
+        if arrivals.len() < n {
+            incomplete += 1;
+        }
+        let mut last = Duration::ZERO;
+        for at in arrivals {
+            let delay = at.saturating_duration_since(t0);
+            last = last.max(delay);
+            delays.push(delay);
+        }
+        round_ms.push(last.as_secs_f64() * 1000.0);
+    }
+    let wall = start.elapsed();
+    let cpu = meter.stop(pid);
+    for reader in readers {
+        reader.abort();
+    }
+    round_ms.sort_by(f64::total_cmp);
+    let median_round = round_ms.get(round_ms.len() / 2).copied().unwrap_or(0.0);
+    let mut out = common.header("broadcast");
+    out.insert("receivers".into(), json!(n));
+    out.insert("rounds".into(), json!(args.rounds));
+    out.insert(
+        "method".into(),
+        json!(if fanout {
+            "fan-out API (@broadcast)"
+        } else {
+            "one POST @connections per receiver"
+        }),
+    );
+    out.insert("incomplete_rounds".into(), json!(incomplete));
+    out.insert(
+        "all_delivered_ms_median".into(),
+        json!(round3(median_round)),
+    );
+    out.insert(
+        "deliveries_per_s".into(),
+        json!(round3(n as f64 / (median_round / 1000.0).max(1e-9))),
+    );
+    delays.write("delay", &mut out);
+    cpu_fields(&mut out, cpu, n * args.rounds, wall);
+    Ok(Value::Object(out))
+}
