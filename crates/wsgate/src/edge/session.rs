@@ -31,7 +31,7 @@ use wsgate_core::proxy::ProxyResult;
 use wsgate_core::route::{RouteKey, Selection, select};
 
 use crate::gateway::{RouteEntry, Shared};
-use crate::hub::{self, Command, Inbox, Outbox, SessionHandle};
+use crate::hub::{Command, Inbox, Outbox, SessionHandle};
 use crate::integration::{Inbound, IntegrationError};
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
@@ -42,7 +42,7 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 /// Close reasons, as `$disconnect` reports them.
 const GOING_AWAY: &str = "Going away";
 const CLIENT_NO_STATUS: &str = "Client-side close frame status not set";
-const ABNORMAL: &str = "Connection closed abnormally";
+pub(crate) const ABNORMAL: &str = "Connection closed abnormally";
 
 /// How a session ended.
 enum Ending {
@@ -68,15 +68,17 @@ enum Pumped {
 }
 
 /// Runs a session until the connection ends, then its `$disconnect`.
+///
+/// The connection was registered in the hub when `$connect` accepted it (before the 101), so
+/// POSTs made as soon as the client sees the upgrade are queued in `inbox`, not refused.
 pub(crate) async fn run(
     shared: Arc<Shared>,
-    ctx: Arc<ConnectionContext>,
+    handle: Arc<SessionHandle>,
+    mut inbox: Inbox,
     limits: Limits,
     socket: Socket,
 ) {
-    let (outbox, mut inbox) = hub::outbox(limits.outbox_bytes);
-    let handle = Arc::new(SessionHandle::new(ctx.clone(), outbox));
-    shared.hub.insert(handle.clone());
+    let ctx = handle.ctx.clone();
     let (mut sink, mut stream) = socket.split();
 
     let idle = sleep(limits.idle_timeout);
@@ -379,7 +381,7 @@ fn deliver(
 }
 
 /// Tells `$disconnect` (best effort, after the socket is gone).
-async fn disconnect(shared: &Shared, ctx: &ConnectionContext, code: u16, reason: &str) {
+pub(crate) async fn disconnect(shared: &Shared, ctx: &ConnectionContext, code: u16, reason: &str) {
     let runtime = shared.runtime.load_full();
     let Some(route) = runtime.routes.get(RouteKey::DISCONNECT) else {
         return;

@@ -23,6 +23,7 @@ use wsgate_core::route::RouteKey;
 
 use super::session;
 use crate::gateway::{Runtime, Shared};
+use crate::hub::{self, SessionHandle};
 use crate::integration::IntegrationError;
 
 const SEC_WEBSOCKET_PROTOCOL: &str = "sec-websocket-protocol";
@@ -240,6 +241,11 @@ pub(crate) async fn handle(
         }
     }
 
+    // The connection exists from now on, as on API Gateway once `$connect` returned: a backend
+    // told of it may POST before the client has even read the 101, and the POST is queued.
+    let (outbox, inbox) = hub::outbox(config.limits.outbox_bytes);
+    let handle = Arc::new(SessionHandle::new(Arc::new(ctx), outbox));
+    shared.hub.insert(handle.clone());
     let on_upgrade = hyper::upgrade::on(&mut request);
     let socket_config = socket_config(&config.limits);
     let limits = config.limits.clone();
@@ -254,9 +260,14 @@ pub(crate) async fn handle(
                         Some(socket_config),
                     )
                     .await;
-                    session::run(session_shared, Arc::new(ctx), limits, ws).await;
+                    session::run(session_shared, handle, inbox, limits, ws).await;
                 }
-                Err(error) => debug!(%error, "upgrade did not complete"),
+                Err(error) => {
+                    debug!(%error, "upgrade did not complete");
+                    session_shared.hub.remove(&handle.ctx.connection_id);
+                    session::disconnect(&session_shared, &handle.ctx, 1006, session::ABNORMAL)
+                        .await;
+                }
             }
         }
         .instrument(span),

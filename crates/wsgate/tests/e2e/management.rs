@@ -400,3 +400,20 @@ async fn sigv4_bad_missing_or_stale_signatures_are_403() {
     );
     assert_eq!(within.send().await.expect("post").status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn post_right_after_the_upgrade_is_delivered() {
+    // The connection exists once $connect accepted it, before the client reads the 101.
+    let (gw, stub) = gateway_with_ids("").await;
+    for _ in 0..20 {
+        let (mut client, id) = connect_with_id(&gw, &stub).await;
+        let response = http()
+            .post(gw.connection_url(&id))
+            .body("first")
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(next_text(&mut client).await, "first");
+    }
+}
