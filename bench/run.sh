@@ -91,7 +91,8 @@ start_servers() {
     if [ "$peer" = 1 ]; then
         local port
         port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-        bench/peers/serverless-offline/start.sh "$port" > "$tmp/peer.out"
+        # Its fastest mode (in process) and no log line per invocation, as wsgate logs none.
+        SLS_LOG_LEVEL=warning bench/peers/serverless-offline/start.sh "$port" > "$tmp/peer.out"
         peer_pid=$(awk '/^PID/ {print $2}' "$tmp/peer.out")
         peer_pgid=$(awk '/^PGID/ {print $2}' "$tmp/peer.out")
         peer_ws="ws://127.0.0.1:$port"
