@@ -14,18 +14,34 @@ pub const ID_BYTES: usize = 11;
 /// Encoded length of an id in characters.
 pub const ID_CHARS: usize = 16;
 
-fn encode(bytes: &[u8; ID_BYTES]) -> String {
-    URL_SAFE.encode(bytes)
+fn encode(bytes: &[u8; ID_BYTES]) -> [u8; ID_CHARS] {
+    let mut out = [b'='; ID_CHARS];
+    // 11 bytes always encode to exactly 16 characters, so this cannot fail.
+    let _ = URL_SAFE.encode_slice(bytes, &mut out);
+    out
+}
+
+fn decode(text: &[u8]) -> Option<[u8; ID_BYTES]> {
+    // Base64 decoders want room for a whole last quantum: 16 characters may hold 12 bytes.
+    let mut out = [0u8; ID_BYTES + 1];
+    match URL_SAFE.decode_slice(text, &mut out) {
+        Ok(ID_BYTES) => {
+            let mut id = [0u8; ID_BYTES];
+            id.copy_from_slice(&out[..ID_BYTES]);
+            Some(id)
+        }
+        _ => None,
+    }
 }
 
 /// A fresh random id, for requests and messages.
 pub fn random_id() -> String {
-    encode(&rand::random::<[u8; ID_BYTES]>())
+    String::from_utf8_lossy(&encode(&rand::random::<[u8; ID_BYTES]>())).into_owned()
 }
 
-/// The id of one WebSocket connection.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(String);
+/// The id of one WebSocket connection: 16 ASCII characters, held inline (no allocation, `Copy`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId([u8; ID_CHARS]);
 
 impl ConnectionId {
     /// A new id for a connection held by `node`.
@@ -38,39 +54,34 @@ impl ConnectionId {
     /// Parses an id as a client sent it (already percent-decoded). Anything that is not 16
     /// characters of URL-safe base64 decoding to 11 bytes is malformed.
     pub fn parse(text: &str) -> Result<Self, MalformedId> {
-        if text.len() != ID_CHARS {
-            return Err(MalformedId(text.to_owned()));
-        }
-        match URL_SAFE.decode(text) {
-            Ok(bytes) if bytes.len() == ID_BYTES => Ok(Self(text.to_owned())),
+        let bytes = text.as_bytes();
+        match (<[u8; ID_CHARS]>::try_from(bytes), decode(bytes)) {
+            (Ok(chars), Some(_)) => Ok(Self(chars)),
             _ => Err(MalformedId(text.to_owned())),
         }
     }
 
     /// The node that holds this connection.
     pub fn node(&self) -> u8 {
-        URL_SAFE
-            .decode(&self.0)
-            .ok()
-            .and_then(|b| b.first().copied())
-            .unwrap_or(0)
+        decode(&self.0).map_or(0, |bytes| bytes[0])
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Built only from base64 output or validated base64: always ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
 impl fmt::Display for ConnectionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for ConnectionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnectionId({})", self.0)
+        write!(f, "ConnectionId({})", self.as_str())
     }
 }
 

@@ -13,6 +13,8 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use serde::Deserialize;
+
 use serde_json::Value;
 
 /// The key of a route, e.g. `sendmessage` or `$default`.
@@ -198,6 +200,11 @@ impl SelectionExpression {
         matches!(self.parts.as_slice(), [Part::Body(steps)] if steps.is_empty())
     }
 
+    /// True when the template reads `${context.*}` variables.
+    pub fn uses_context(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Context(_)))
+    }
+
     /// True when evaluating needs the message parsed as JSON.
     pub fn reads_body_paths(&self) -> bool {
         self.parts
@@ -259,6 +266,98 @@ fn parse_parts(source: &str, allow_context: bool) -> Result<Vec<Part>, Expressio
         parts.push(Part::Text(rest.to_owned()));
     }
     Ok(parts)
+}
+
+/// Reads the value at `steps` while parsing, skipping everything else: no map or vector is built
+/// for the parts of the message the expression does not read. The whole text is still checked
+/// to be JSON.
+struct PathSeed<'s> {
+    steps: &'s [Step],
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for PathSeed<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        match self.steps.first() {
+            None => Value::deserialize(d).map(Some),
+            Some(_) => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PathSeed<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match self.steps.first() {
+                // A repeated key wins, as in a parsed object.
+                Some(Step::Field(name)) if *name == key => {
+                    found = map.next_value_seed(PathSeed {
+                        steps: &self.steps[1..],
+                    })?;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        let mut index = 0;
+        loop {
+            let wanted = matches!(self.steps.first(), Some(Step::Index(i)) if *i == index);
+            if wanted {
+                match seq.next_element_seed(PathSeed {
+                    steps: &self.steps[1..],
+                })? {
+                    Some(value) => found = value,
+                    None => break,
+                }
+            } else if seq.next_element::<serde::de::IgnoredAny>()?.is_none() {
+                break;
+            }
+            index += 1;
+        }
+        Ok(found)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// The value at `steps` in a JSON text; `Err` when the text is not JSON.
+fn extract(message: &str, steps: &[Step]) -> Result<Option<Value>, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut deserializer = serde_json::Deserializer::from_str(message);
+    let value = PathSeed { steps }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
 }
 
 fn lookup<'a>(mut value: &'a Value, steps: &[Step]) -> Option<&'a Value> {
@@ -326,7 +425,21 @@ pub fn select(
             Selection::NoRoute
         }
     };
-    let key = if expression.is_literal() {
+    let key = if let [Part::Body(steps)] = expression.parts.as_slice()
+        && !steps.is_empty()
+    {
+        // The common case, `$request.body.action`: read one value without building the message.
+        match extract(message, steps) {
+            Ok(value) => {
+                let mut key = String::new();
+                if let Some(value) = value {
+                    stringify(&value, &mut key);
+                }
+                key
+            }
+            Err(_) => return default(),
+        }
+    } else if expression.is_literal() {
         // Non-JSON still goes to `$default`; checking is cheaper than building a value.
         if serde_json::from_str::<serde::de::IgnoredAny>(message).is_err() {
             return default();
@@ -476,6 +589,44 @@ mod tests {
         assert!(t.reads_body_paths());
         assert!(SelectionExpression::parse("${context.connectionId}").is_err());
         assert!(SelectionExpression::parse_template("${context.nope}").is_err());
+    }
+
+    #[test]
+    fn path_extraction_agrees_with_full_evaluation() {
+        let messages = [
+            r#"{"action":"a","x":{"action":"nested"}}"#,
+            r#"{"x":{"action":"nested"},"action":"late"}"#,
+            r#"{"meta":{"kind":"join","n":[1,{"k":"deep"}]}}"#,
+            r#"{"action":42}"#,
+            r#"{"action":["a","b"]}"#,
+            r#"{"action":{"k":1}}"#,
+            r#"{"action":null}"#,
+            r#"[{"action":"array"}]"#,
+            r#""just a string""#,
+            r#"{"action":"dup","action":"second"}"#,
+        ];
+        for expr in [
+            "$request.body.action",
+            "$request.body.meta.kind",
+            "$request.body.meta.n[1].k",
+            "$request.body.x.action",
+        ] {
+            let parsed = SelectionExpression::parse(expr).expect("parses");
+            let Part::Body(steps) = &parsed.parts[0] else {
+                panic!("a path")
+            };
+            for message in messages {
+                let full: Value = serde_json::from_str(message).expect("json");
+                let expected = parsed.evaluate(&full, message);
+                let mut got = String::new();
+                if let Some(value) = extract(message, steps).expect("json") {
+                    stringify(&value, &mut got);
+                }
+                assert_eq!(got, expected, "{expr} on {message}");
+            }
+        }
+        assert!(extract("{not json", &[Step::Field("a".into())]).is_err());
+        assert!(extract(r#"{"a":1} trailing"#, &[Step::Field("a".into())]).is_err());
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub(crate) async fn run(
     let ctx = handle.ctx.clone();
     let (mut sink, mut stream) = socket.split();
 
+    // The idle timer is re-armed only when it fires (from the last activity), not on every
+    // message: resetting a timer per message costs a timer-wheel update each time.
+    let mut last_activity = Instant::now();
     let idle = sleep(limits.idle_timeout);
     let lifetime = sleep(limits.max_connection_duration);
     let mut idle = pin!(idle);
@@ -96,7 +99,7 @@ pub(crate) async fn run(
             pumped = poll_fn(|cx| pump(cx, &mut sink, &mut inbox, &mut pending)) => match pumped {
                 Pumped::Wrote => {
                     handle.touch(clock::now_ms());
-                    idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                    last_activity = Instant::now();
                 }
                 Pumped::Close(code, reason) => break Ending::Server(code, reason),
                 Pumped::Failed => break Ending::Abnormal,
@@ -105,21 +108,21 @@ pub(crate) async fn run(
             frame = stream.next(), if permit.is_some() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     handle.touch(clock::now_ms());
-                    idle.as_mut().reset(Instant::now() + limits.idle_timeout);
-                    on_message(&shared, &handle, Inbound::Text(Bytes::from(text)), &mut permit);
+                    last_activity = Instant::now();
+                    on_message(&shared, &handle, Inbound::Text(text), &mut permit);
                 }
                 Some(Ok(Message::Binary(data))) => {
                     if shared.runtime.load().config.gateway.binary_frames == BinaryFrames::Reject {
                         break Ending::Server(1003, "Binary frames are not supported");
                     }
                     handle.touch(clock::now_ms());
-                    idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                    last_activity = Instant::now();
                     on_message(&shared, &handle, Inbound::Binary(data), &mut permit);
                 }
                 Some(Ok(Message::Ping(_))) => {
                     // tungstenite queues the Pong and writes it on the next read or write.
                     if limits.control_frames_reset_idle {
-                        idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                        last_activity = Instant::now();
                     }
                 }
                 Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
@@ -133,16 +136,23 @@ pub(crate) async fn run(
                 Some(Err(WsError::Utf8(_))) => break Ending::ReadFailed(1007, "Invalid frame payload data"),
                 Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => break Ending::Abnormal,
                 Some(Err(WsError::Protocol(error))) => {
-                    debug!(%error, "protocol error");
+                    debug!(connection_id = %ctx.connection_id, %error, "protocol error");
                     break Ending::ReadFailed(1002, "Protocol error");
                 }
                 Some(Err(error)) => {
-                    debug!(%error, "read failed");
+                    debug!(connection_id = %ctx.connection_id, %error, "read failed");
                     break Ending::Abnormal;
                 }
                 None => break Ending::Abnormal,
             },
-            () = &mut idle => break Ending::Server(1001, GOING_AWAY),
+            () = &mut idle => {
+                let deadline = last_activity + limits.idle_timeout;
+                if deadline > Instant::now() {
+                    idle.as_mut().reset(deadline);
+                } else {
+                    break Ending::Server(1001, GOING_AWAY);
+                }
+            }
             () = &mut lifetime => break Ending::Server(1001, GOING_AWAY),
         }
     };
@@ -151,7 +161,7 @@ pub(crate) async fn run(
     shared.hub.remove(&ctx.connection_id);
     drop(inbox);
     let (code, reason) = finish(sink, stream, ending).await;
-    debug!(code, reason, "connection closed");
+    debug!(connection_id = %ctx.connection_id, code, reason, "connection closed");
     disconnect(&shared, &ctx, code, &reason).await;
 }
 
@@ -221,10 +231,7 @@ where
     loop {
         if pending.is_none() {
             match inbox.poll_recv(cx) {
-                Poll::Ready(Some(Command::Text(bytes))) => match Utf8Bytes::try_from(bytes) {
-                    Ok(text) => *pending = Some(Message::Text(text)),
-                    Err(_) => continue,
-                },
+                Poll::Ready(Some(Command::Text(text))) => *pending = Some(Message::Text(text)),
                 Poll::Ready(Some(Command::Binary(bytes))) => {
                     *pending = Some(Message::Binary(bytes))
                 }
@@ -267,24 +274,45 @@ fn on_message(
 ) {
     let runtime = shared.runtime.load();
     let text = match &message {
-        Inbound::Text(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+        Inbound::Text(text) => text.as_str(),
         // Binary is never JSON, so it goes to $default.
         Inbound::Binary(_) => "",
     };
-    let request_id = random_id();
     let key = match select(&runtime.expression, text, &runtime.keys) {
         Selection::Route(key) => key,
         Selection::NoRoute => {
             let frame =
-                event::error_frame(event::FORBIDDEN, &handle.ctx.connection_id, &request_id);
-            queue(&handle.outbox, Command::Text(Bytes::from(frame)));
+                event::error_frame(event::FORBIDDEN, &handle.ctx.connection_id, &random_id());
+            queue(&handle.outbox, Command::Text(Utf8Bytes::from(frame)));
             return;
         }
     };
     let Some(route) = runtime.routes.get(key.as_str()).cloned() else {
         return;
     };
-    let message_id = random_id();
+    if route.integration.echoes() {
+        // The answer is the message itself: send it back as it came, without a copy.
+        if route.route_response {
+            queue(
+                &handle.outbox,
+                match message {
+                    Inbound::Text(text) => Command::Text(text),
+                    Inbound::Binary(data) => Command::Binary(data),
+                },
+            );
+        }
+        return;
+    }
+    // Ids cost a random draw and an encoding each: only what reads them gets them.
+    let needs_context = route.integration.needs_context();
+    let id = || {
+        if needs_context {
+            random_id()
+        } else {
+            String::new()
+        }
+    };
+    let (request_id, message_id) = (id(), id());
     let invocation = Invocation {
         request_id: &request_id,
         time_ms: clock::now_ms(),
@@ -350,7 +378,7 @@ fn deliver(
                 return;
             };
             if !result.is_base64_encoded {
-                queue(outbox, Command::Text(Bytes::from(body)));
+                queue(outbox, Command::Text(Utf8Bytes::from(body)));
                 return;
             }
             match STANDARD.decode(body.as_bytes()) {
@@ -372,7 +400,7 @@ fn deliver(
     };
     queue(
         outbox,
-        Command::Text(Bytes::from(event::error_frame(
+        Command::Text(Utf8Bytes::from(event::error_frame(
             message,
             &ctx.connection_id,
             request_id,

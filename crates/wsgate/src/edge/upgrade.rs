@@ -263,14 +263,15 @@ pub(crate) async fn handle(
                     session::run(session_shared, handle, inbox, limits, ws).await;
                 }
                 Err(error) => {
-                    debug!(%error, "upgrade did not complete");
+                    debug!(connection_id = %handle.ctx.connection_id, %error, "upgrade did not complete");
                     session_shared.hub.remove(&handle.ctx.connection_id);
                     session::disconnect(&session_shared, &handle.ctx, 1006, session::ABNORMAL)
                         .await;
                 }
             }
-        }
-        .instrument(span),
+        },
+        // No span around the session: a span lives in the subscriber's registry for as long
+        // as the connection, which idle connections would pay for. Events carry the id.
     );
 
     let mut response = Response::new(Body::empty());

@@ -28,6 +28,20 @@ impl MockIntegration {
         Ok(Self { status, body })
     }
 
+    /// True when the answer is the message itself (the body is exactly `${request.body}`).
+    pub fn echoes(&self) -> bool {
+        self.body
+            .as_ref()
+            .is_some_and(SelectionExpression::is_whole_body)
+    }
+
+    /// True when the body reads `${context.*}`, so the invocation's ids are needed.
+    pub fn uses_context(&self) -> bool {
+        self.body
+            .as_ref()
+            .is_some_and(SelectionExpression::uses_context)
+    }
+
     /// The answer to one message (`None` on `$connect` and `$disconnect`); `context` answers
     /// `${context.NAME}` variables.
     pub fn answer(
@@ -44,9 +58,7 @@ impl MockIntegration {
         };
         if template.is_whole_body() {
             match message {
-                Some(Inbound::Text(text)) => {
-                    result.body = Some(String::from_utf8_lossy(text).into_owned())
-                }
+                Some(Inbound::Text(text)) => result.body = Some(text.as_str().to_owned()),
                 Some(Inbound::Binary(bytes)) => {
                     result.body = Some(STANDARD.encode(bytes));
                     result.is_base64_encoded = true;
@@ -56,7 +68,7 @@ impl MockIntegration {
             return result;
         }
         let raw = match message {
-            Some(Inbound::Text(text)) => String::from_utf8_lossy(text).into_owned(),
+            Some(Inbound::Text(text)) => text.as_str().to_owned(),
             Some(Inbound::Binary(bytes)) => STANDARD.encode(bytes),
             None => String::new(),
         };
@@ -78,7 +90,9 @@ mod tests {
     #[test]
     fn literal_bodies_are_sent_as_written() {
         let mock = MockIntegration::new(200, Some("unknown action, cost $5")).expect("valid");
-        let answer = mock.answer(Some(&Inbound::Text(Bytes::from_static(b"{}"))), &|_| None);
+        let answer = mock.answer(Some(&Inbound::Text(Utf8Bytes::from_static("{}"))), &|_| {
+            None
+        });
         assert_eq!(answer.body.as_deref(), Some("unknown action, cost $5"));
     }
 
@@ -87,7 +101,7 @@ mod tests {
         let mock = MockIntegration::new(200, Some(r#"{"you said": "${request.body.text}"}"#))
             .expect("valid");
         let answer = mock.answer(
-            Some(&Inbound::Text(Bytes::from_static(br#"{"text":"hi"}"#))),
+            Some(&Inbound::Text(Utf8Bytes::from_static(r#"{"text":"hi"}"#))),
             &|_| None,
         );
         assert_eq!(answer.body.as_deref(), Some(r#"{"you said": "hi"}"#));

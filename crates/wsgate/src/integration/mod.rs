@@ -10,6 +10,7 @@ mod mock;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use wsgate_core::config::Route;
 use wsgate_core::event::ContextVars;
 use wsgate_core::proxy::ProxyResult;
@@ -21,7 +22,7 @@ pub use self::mock::MockIntegration;
 #[derive(Debug, Clone)]
 pub enum Inbound {
     /// A text message.
-    Text(Bytes),
+    Text(Utf8Bytes),
     /// A binary message (only when `gateway.binary_frames = "accept"`).
     Binary(Bytes),
 }
@@ -71,6 +72,21 @@ impl Integration {
     /// True when the integration needs the event JSON (mocks do not, so it is not built).
     pub fn needs_event(&self) -> bool {
         matches!(self, Self::Http(_))
+    }
+
+    /// True for a mock whose answer is the message itself: the session sends the message back
+    /// without building an answer.
+    pub fn echoes(&self) -> bool {
+        matches!(self, Self::Mock(mock) if mock.echoes())
+    }
+
+    /// True when answering needs the invocation's ids and time (backends get them in the
+    /// event; mocks only when their body reads `${context.*}`).
+    pub fn needs_context(&self) -> bool {
+        match self {
+            Self::Http(_) => true,
+            Self::Mock(mock) => mock.uses_context(),
+        }
     }
 
     /// Calls a backend with the event (a mock answers with no message and no context).

@@ -4,6 +4,7 @@
 use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use wsgate_core::error::MgmtError;
 use wsgate_core::id::ConnectionId;
 
@@ -12,10 +13,9 @@ use crate::hub::{Command, PushError};
 
 pub(super) fn run(shared: &Shared, id: &ConnectionId, data: Bytes) -> Result<Response, MgmtError> {
     let session = shared.hub.get(id).ok_or(MgmtError::Gone)?;
-    let command = if std::str::from_utf8(&data).is_ok() {
-        Command::Text(data)
-    } else {
-        Command::Binary(data)
+    let command = match Utf8Bytes::try_from(data.clone()) {
+        Ok(text) => Command::Text(text),
+        Err(_) => Command::Binary(data),
     };
     session.outbox.push(command).map_err(|e| match e {
         PushError::Full => MgmtError::LimitExceeded("the connection's outbound buffer is full"),
