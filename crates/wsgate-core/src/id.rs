@@ -116,7 +116,7 @@ mod tests {
             assert_eq!(id.as_str().len(), ID_CHARS);
             assert!(id.as_str().ends_with('='));
             assert!(!id.as_str()[..15].contains(['+', '/', '=']));
-            assert_eq!(ConnectionId::parse(id.as_str()), Ok(id.clone()));
+            assert_eq!(ConnectionId::parse(id.as_str()), Ok(id));
             assert_eq!(id.node(), node);
         }
         assert_eq!(random_id().len(), ID_CHARS);

@@ -86,6 +86,7 @@ impl MockIntegration {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use tokio_tungstenite::tungstenite::Utf8Bytes;
 
     #[test]
     fn literal_bodies_are_sent_as_written() {
