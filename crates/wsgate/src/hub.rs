@@ -224,7 +224,7 @@ impl Hub {
 
     /// Registers a live session; from now on `@connections` calls reach it.
     pub fn insert(&self, handle: Arc<SessionHandle>) {
-        let id = handle.ctx.connection_id.clone();
+        let id = handle.ctx.connection_id;
         let mut shard = self.shard(&id).write().unwrap_or_else(|e| e.into_inner());
         if shard.insert(id, handle).is_none() {
             self.count.fetch_add(1, Ordering::Relaxed);

@@ -160,9 +160,11 @@ pub(crate) async fn run(
     // From here on the connection is gone for the management API.
     shared.hub.remove(&ctx.connection_id);
     drop(inbox);
-    let (code, reason) = finish(sink, stream, ending).await;
+    // The closing and `$disconnect` futures are boxed: they run once, at the end, but an async
+    // fn's state is as large as its largest await, and every idle session would carry their size.
+    let (code, reason) = Box::pin(finish(sink, stream, ending)).await;
     debug!(connection_id = %ctx.connection_id, code, reason, "connection closed");
-    disconnect(&shared, &ctx, code, &reason).await;
+    Box::pin(disconnect(&shared, &ctx, code, &reason)).await;
 }
 
 type SocketSink = futures_util::stream::SplitSink<Socket, Message>;

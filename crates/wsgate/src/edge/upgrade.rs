@@ -265,7 +265,7 @@ pub(crate) async fn handle(
                 Err(error) => {
                     debug!(connection_id = %handle.ctx.connection_id, %error, "upgrade did not complete");
                     session_shared.hub.remove(&handle.ctx.connection_id);
-                    session::disconnect(&session_shared, &handle.ctx, 1006, session::ABNORMAL)
+                    Box::pin(session::disconnect(&session_shared, &handle.ctx, 1006, session::ABNORMAL))
                         .await;
                 }
             }
