@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -153,6 +154,10 @@ impl Gateway {
         let app = edge::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let stop = shared.shutdown.clone();
         let server = tokio::spawn(async move {
+            // No Nagle: route responses and pushes are small frames that must leave at once.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serve = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(error) = serve.await {

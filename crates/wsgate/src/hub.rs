@@ -89,8 +89,20 @@ pub fn outbox(limit: usize) -> (Outbox, Inbox) {
 const KEEP_SLOTS: usize = 16;
 
 impl Outbox {
-    /// Queues a message unless that would pass the byte bound.
+    /// Queues a message unless that would pass the byte bound, and wakes the session.
     pub fn push(&self, command: Command) -> Result<(), PushError> {
+        self.enqueue(command)?;
+        self.queue.waker.wake();
+        Ok(())
+    }
+
+    /// Queues a message without waking the session: for the session itself, which drains its
+    /// outbox on its next turn anyway (a wake would cost it a second, empty poll per message).
+    pub fn push_from_session(&self, command: Command) -> Result<(), PushError> {
+        self.enqueue(command)
+    }
+
+    fn enqueue(&self, command: Command) -> Result<(), PushError> {
         let queue = &*self.queue;
         if queue.closed.load(Ordering::Acquire) {
             return Err(PushError::Closed);
@@ -116,7 +128,6 @@ impl Outbox {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push_back(command);
-        queue.waker.wake();
         Ok(())
     }
 

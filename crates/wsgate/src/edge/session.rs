@@ -92,10 +92,15 @@ pub(crate) async fn run(
     let mut permit: Option<OwnedSemaphorePermit> = inflight.clone().try_acquire_owned().ok();
     let mut pending: Option<Message> = None;
 
+    // Created once: a fresh `cancelled()` per loop turn would register with and leave the
+    // gateway-wide shutdown notifier, under its lock, for every message of every session.
+    let shutdown = shared.shutdown.clone();
+    let mut cancelled = pin!(shutdown.cancelled());
+
     let ending = loop {
         tokio::select! {
             biased;
-            () = shared.shutdown.cancelled() => break Ending::Server(1001, GOING_AWAY),
+            () = &mut cancelled => break Ending::Server(1001, GOING_AWAY),
             pumped = poll_fn(|cx| pump(cx, &mut sink, &mut inbox, &mut pending)) => match pumped {
                 Pumped::Wrote => {
                     handle.touch(clock::now_ms());
@@ -285,23 +290,25 @@ fn on_message(
         Selection::NoRoute => {
             let frame =
                 event::error_frame(event::FORBIDDEN, &handle.ctx.connection_id, &random_id());
-            queue(&handle.outbox, Command::Text(Utf8Bytes::from(frame)));
+            queue(
+                &handle.outbox,
+                Command::Text(Utf8Bytes::from(frame)),
+                From::Session,
+            );
             return;
         }
     };
-    let Some(route) = runtime.routes.get(key.as_str()).cloned() else {
+    let Some(route) = runtime.routes.get(key.as_str()) else {
         return;
     };
     if route.integration.echoes() {
         // The answer is the message itself: send it back as it came, without a copy.
         if route.route_response {
-            queue(
-                &handle.outbox,
-                match message {
-                    Inbound::Text(text) => Command::Text(text),
-                    Inbound::Binary(data) => Command::Binary(data),
-                },
-            );
+            let reply = match message {
+                Inbound::Text(text) => Command::Text(text),
+                Inbound::Binary(data) => Command::Binary(data),
+            };
+            queue(&handle.outbox, reply, From::Session);
         }
         return;
     }
@@ -327,7 +334,14 @@ fn on_message(
         message_id: Some(&message_id),
     };
     if let Some(answer) = route.integration.answer_now(Some(&message), &vars) {
-        deliver(&handle.outbox, &handle.ctx, &route, &request_id, Ok(answer));
+        deliver(
+            &handle.outbox,
+            &handle.ctx,
+            route,
+            &request_id,
+            Ok(answer),
+            From::Session,
+        );
         return;
     }
     let event = match &message {
@@ -350,15 +364,35 @@ fn on_message(
     };
     let permit = permit.take();
     let handle = handle.clone();
+    let route = route.clone();
     shared.tracker.spawn(async move {
         let answer = route.integration.invoke(event).await;
-        deliver(&handle.outbox, &handle.ctx, &route, &request_id, answer);
+        deliver(
+            &handle.outbox,
+            &handle.ctx,
+            &route,
+            &request_id,
+            answer,
+            From::Task,
+        );
         drop(permit);
     });
 }
 
-fn queue(outbox: &Outbox, command: Command) {
-    if let Err(error) = outbox.push(command) {
+/// Who queues a reply: the session itself (which drains its outbox on its next turn, so no wake
+/// is needed) or another task.
+#[derive(Clone, Copy)]
+enum From {
+    Session,
+    Task,
+}
+
+fn queue(outbox: &Outbox, command: Command, from: From) {
+    let queued = match from {
+        From::Session => outbox.push_from_session(command),
+        From::Task => outbox.push(command),
+    };
+    if let Err(error) = queued {
         debug!(%error, "reply dropped");
     }
 }
@@ -370,6 +404,7 @@ fn deliver(
     route: &RouteEntry,
     request_id: &str,
     answer: Result<ProxyResult, IntegrationError>,
+    from: From,
 ) {
     let error = match answer {
         Ok(result) => {
@@ -380,12 +415,12 @@ fn deliver(
                 return;
             };
             if !result.is_base64_encoded {
-                queue(outbox, Command::Text(Utf8Bytes::from(body)));
+                queue(outbox, Command::Text(Utf8Bytes::from(body)), from);
                 return;
             }
             match STANDARD.decode(body.as_bytes()) {
                 Ok(data) => {
-                    queue(outbox, Command::Binary(Bytes::from(data)));
+                    queue(outbox, Command::Binary(Bytes::from(data)), from);
                     return;
                 }
                 Err(e) => IntegrationError::BadResponse(format!(
@@ -400,14 +435,8 @@ fn deliver(
         IntegrationError::Timeout(_) => event::ENDPOINT_REQUEST_TIMED_OUT,
         _ => event::INTERNAL_SERVER_ERROR,
     };
-    queue(
-        outbox,
-        Command::Text(Utf8Bytes::from(event::error_frame(
-            message,
-            &ctx.connection_id,
-            request_id,
-        ))),
-    );
+    let frame = event::error_frame(message, &ctx.connection_id, request_id);
+    queue(outbox, Command::Text(Utf8Bytes::from(frame)), from);
 }
 
 /// Tells `$disconnect` (best effort, after the socket is gone).
