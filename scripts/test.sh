@@ -8,8 +8,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "cargo fmt --check and cargo clippy -D warnings"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 step "cargo build --release (the binary the compat suite drives)"
-cargo build --release --locked --bin wsgate
+cargo build --release --locked --workspace
 
 step "cargo test (unit tests of the pure core, gateway unit tests, end-to-end tests)"
 cargo test --workspace --locked
