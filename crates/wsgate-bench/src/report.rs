@@ -18,6 +18,9 @@ pub struct Args {
     /// The Markdown file to write.
     #[arg(long, default_value = "BENCHMARKS.md")]
     pub out: PathBuf,
+    /// Hand-written analysis (profiles, why a target is missed) included after the targets.
+    #[arg(long, default_value = "bench/analysis.md")]
+    pub notes: PathBuf,
 }
 
 /// The targets, in the order tables show them.
@@ -230,6 +233,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     let _ = writeln!(md, "## Targets (issue: measure it)\n");
     targets_table(&mut md, &runs);
+    if let Ok(notes) = std::fs::read_to_string(&args.notes) {
+        md.push_str(notes.trim_end());
+        md.push_str("\n\n");
+    }
 
     for case in CASES {
         let present: Vec<&str> = TARGETS
