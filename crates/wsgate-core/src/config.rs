@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -47,6 +48,72 @@ pub struct Config {
     /// Routes by key: `$connect`, `$disconnect`, `$default` and custom keys.
     #[serde(default)]
     pub routes: BTreeMap<String, Route>,
+    /// Local Lambda-style functions, by name, for `type = "function"` routes.
+    #[serde(default)]
+    pub functions: BTreeMap<String, Function>,
+    /// The folder relative paths (`functions.*.dir`) are resolved against: the config file's
+    /// folder when loaded from a file. Not a key of the file.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// How a function's processes are started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    /// The built-in Python bootstrap (standard library only) running `handler` with `python3`.
+    Python,
+    /// The built-in Node.js bootstrap (no packages) running `handler` with `node`.
+    Node,
+    /// Any runtime interface client: `command` is run as is (e.g. `python3 -m awslambdaric app.handler`
+    /// or a binary built on the `lambda_runtime` crate).
+    Command,
+}
+
+/// `[functions.NAME]`: a handler run in local processes that speak the Lambda Runtime API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Function {
+    /// `python`, `node` or `command`.
+    pub runtime: Runtime,
+    /// `module.function` as in Lambda (`app.handler`, `src/index.handler`); `_HANDLER` for
+    /// `command`.
+    #[serde(default)]
+    pub handler: Option<String>,
+    /// The code's folder (`LAMBDA_TASK_ROOT`), relative to the config file. Default `.`.
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// How long one invocation may take; past it the process is killed and replaced.
+    /// Default: `limits.integration_timeout`.
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Warm processes at most (each handles one invocation at a time). Default 2.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+    /// With `runtime = "command"`: the program and its arguments.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// With `python` / `node`: the interpreter to run. Default `python3` / `node`.
+    #[serde(default)]
+    pub interpreter: Option<String>,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB. Default 128.
+    #[serde(default = "default_memory")]
+    pub memory_size: u32,
+}
+
+fn default_dir() -> PathBuf {
+    PathBuf::from(".")
+}
+
+fn default_concurrency() -> usize {
+    2
+}
+
+fn default_memory() -> u32 {
+    128
 }
 
 /// What a client sending a binary frame gets.
@@ -205,6 +272,14 @@ pub enum Route {
         #[serde(default, deserialize_with = "de_opt_duration")]
         timeout: Option<Duration>,
     },
+    /// Invoke a local function (see `[functions]`) through the Lambda Runtime API.
+    Function {
+        /// The name of a `[functions.NAME]` table.
+        function: String,
+        /// Send the function's `body` back to the sender.
+        #[serde(default)]
+        route_response: bool,
+    },
     /// Answer without a backend.
     Mock {
         /// The status code; on `$connect`, 2xx accepts and anything else refuses. Default 200.
@@ -228,9 +303,9 @@ impl Route {
     /// Whether the integration's answer goes back to the sender.
     pub fn route_response(&self) -> bool {
         match self {
-            Self::Http { route_response, .. } | Self::Mock { route_response, .. } => {
-                *route_response
-            }
+            Self::Http { route_response, .. }
+            | Self::Function { route_response, .. }
+            | Self::Mock { route_response, .. } => *route_response,
         }
     }
 }
@@ -464,6 +539,14 @@ impl Config {
                         return Err(err(format!("{path}.timeout"), "must be at least 50ms"));
                     }
                 }
+                Route::Function { function, .. } => {
+                    if !self.functions.contains_key(function) {
+                        return Err(err(
+                            format!("{path}.function"),
+                            format!("no [functions.{function}] is defined"),
+                        ));
+                    }
+                }
                 Route::Mock { status, body, .. } => {
                     if !(100..600).contains(status) {
                         return Err(err(format!("{path}.status"), "must be between 100 and 599"));
@@ -475,7 +558,65 @@ impl Config {
                 }
             }
         }
+        for (name, function) in &self.functions {
+            let path = format!("functions.{name}");
+            if function.max_concurrency == 0 {
+                return Err(err(format!("{path}.max_concurrency"), "must be at least 1"));
+            }
+            if function
+                .timeout
+                .is_some_and(|t| t < Duration::from_millis(50))
+            {
+                return Err(err(format!("{path}.timeout"), "must be at least 50ms"));
+            }
+            match function.runtime {
+                Runtime::Python | Runtime::Node => {
+                    let handler = function.handler.as_deref().unwrap_or_default();
+                    let valid = handler
+                        .rsplit_once('.')
+                        .is_some_and(|(module, func)| !module.is_empty() && !func.is_empty());
+                    if !valid {
+                        return Err(err(
+                            format!("{path}.handler"),
+                            "must be module.function, e.g. \"app.handler\"",
+                        ));
+                    }
+                    if !function.command.is_empty() {
+                        return Err(err(
+                            format!("{path}.command"),
+                            "only with runtime = \"command\"",
+                        ));
+                    }
+                }
+                Runtime::Command => {
+                    if function.command.is_empty() {
+                        return Err(err(
+                            format!("{path}.command"),
+                            "runtime = \"command\" needs the program to run, e.g. [\"python3\", \"-m\", \"awslambdaric\", \"app.handler\"]",
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Reads a config file; relative paths in it are resolved against its folder.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(path.display().to_string(), format!("cannot read: {e}")))?;
+        let mut config = Self::from_toml(&text)?;
+        config.base_dir = path.parent().map(PathBuf::from).unwrap_or_default();
+        Ok(config)
+    }
+
+    /// A function's code folder, resolved against `base_dir`.
+    pub fn function_dir(&self, function: &Function) -> PathBuf {
+        if function.dir.is_absolute() {
+            function.dir.clone()
+        } else {
+            self.base_dir.join(&function.dir)
+        }
     }
 }
 
@@ -604,6 +745,57 @@ route_response = true
         .expect_err("bad type");
         // Routes are tagged by `type`, so serde reports their errors on the route's table.
         assert_eq!(e.key, "routes.\"$connect\"", "{e}");
+    }
+
+    #[test]
+    fn functions_parse_and_validate() {
+        let text = r#"
+[functions.chat]
+runtime = "python"
+handler = "app.handler"
+dir = "handlers"
+environment = { TABLE_NAME = "chat" }
+timeout = "29s"
+max_concurrency = 4
+
+[functions.ric]
+runtime = "command"
+command = ["python3", "-m", "awslambdaric", "app.handler"]
+
+[routes.sendmessage]
+type = "function"
+function = "chat"
+route_response = true
+"#;
+        let config = Config::from_toml(text).expect("parses");
+        config.validate().expect("valid");
+        assert_eq!(config.functions["chat"].max_concurrency, 4);
+        assert_eq!(config.functions["chat"].environment["TABLE_NAME"], "chat");
+        assert_eq!(config.functions["ric"].runtime, Runtime::Command);
+        let cases = [
+            (
+                "[routes.x]\ntype = \"function\"\nfunction = \"nope\"",
+                "routes.x.function",
+            ),
+            (
+                "[functions.f]\nruntime = \"python\"\nhandler = \"app\"",
+                "functions.f.handler",
+            ),
+            (
+                "[functions.f]\nruntime = \"command\"",
+                "functions.f.command",
+            ),
+            (
+                "[functions.f]\nruntime = \"node\"\nhandler = \"a.b\"\nmax_concurrency = 0",
+                "functions.f.max_concurrency",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = Config::from_toml(text)
+                .and_then(|c| c.validate())
+                .expect_err(text);
+            assert_eq!(e.key, key, "{text}: {e}");
+        }
     }
 
     #[test]

@@ -66,6 +66,11 @@ impl Integration {
             Route::Mock { status, body, .. } => {
                 Self::Mock(MockIntegration::new(*status, body.as_deref())?)
             }
+            Route::Function { function, .. } => {
+                return Err(format!(
+                    "function integrations are not built yet (function {function})"
+                ));
+            }
         })
     }
 
