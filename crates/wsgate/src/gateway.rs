@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +14,9 @@ use wsgate_core::config::{Config, ConfigError};
 use wsgate_core::route::{RouteKey, SelectionExpression};
 
 use crate::edge;
+use crate::edge::listener;
+use crate::edge::tls::DevTls;
+use crate::function::{FunctionHost, HostError, HostSettings};
 use crate::hub::Hub;
 use crate::integration::Integration;
 
@@ -44,17 +46,22 @@ pub struct Runtime {
 
 impl Runtime {
     /// Validates `config` and builds its routes.
-    pub fn build(config: Config, client: &reqwest::Client) -> Result<Self, GatewayError> {
+    pub fn build(
+        config: Config,
+        client: &reqwest::Client,
+        functions: &FunctionHost,
+    ) -> Result<Self, GatewayError> {
         config.validate()?;
         let expression = config.selection_expression()?;
         let mut routes = HashMap::new();
         for (key, route) in &config.routes {
             let integration =
-                Integration::from_config(route, config.limits.integration_timeout, client)
-                    .map_err(|message| ConfigError {
+                Integration::from_config(route, &config, client, functions).map_err(|message| {
+                    ConfigError {
                         key: format!("routes.{key}"),
                         message,
-                    })?;
+                    }
+                })?;
             let entry = RouteEntry {
                 key: RouteKey(key.clone()),
                 integration,
@@ -89,6 +96,20 @@ pub enum GatewayError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    /// Local functions cannot be set up.
+    #[error("{0}")]
+    Functions(#[from] HostError),
+}
+
+/// How a gateway runs beyond its config.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Restart a function's processes when its code changes (`wsgate dev`).
+    pub watch_code: bool,
+    /// Environment every function process gets (e.g. a CA bundle).
+    pub function_env: Vec<(String, String)>,
+    /// Serve TLS on the same port as plain HTTP, with a development CA the functions trust.
+    pub tls: Option<DevTls>,
 }
 
 /// State shared by every connection and request.
@@ -108,6 +129,8 @@ pub struct Shared {
     pub node_id: u8,
     /// The bound listener address.
     pub local_addr: SocketAddr,
+    /// Local functions' process pools.
+    pub functions: FunctionHost,
 }
 
 /// Starts gateways.
@@ -133,15 +156,36 @@ fn http_client() -> Result<reqwest::Client, GatewayError> {
 impl Gateway {
     /// Validates `config`, binds its listener and starts serving.
     pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
+        Self::start_with(config, Options::default()).await
+    }
+
+    /// [`Gateway::start`] with options.
+    pub async fn start_with(
+        config: Config,
+        options: Options,
+    ) -> Result<RunningGateway, GatewayError> {
         let client = http_client()?;
+        config.validate()?;
         let addr = config.listen_addr()?;
-        let runtime = Runtime::build(config, &client)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| GatewayError::Bind { addr, source })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| GatewayError::Bind { addr, source })?;
+        // Functions are told where the gateway is, so the listener comes first.
+        let functions = FunctionHost::new(HostSettings {
+            management_endpoint: format!("http://{local_addr}/{}", config.gateway.stage),
+            region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            extra_env: options
+                .function_env
+                .iter()
+                .cloned()
+                .chain(options.tls.iter().flat_map(DevTls::handler_env))
+                .collect(),
+            watch: options.watch_code,
+        })?;
+        let runtime = Runtime::build(config, &client, &functions)?;
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             hub: Hub::default(),
@@ -150,20 +194,16 @@ impl Gateway {
             shutdown: CancellationToken::new(),
             node_id: 0,
             local_addr,
+            functions,
         });
-        let app = edge::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let stop = shared.shutdown.clone();
-        let server = tokio::spawn(async move {
-            // No Nagle: route responses and pushes are small frames that must leave at once.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let serve = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "listener failed");
-            }
-        });
+        let app = edge::router(shared.clone());
+        let acceptor = options.tls.as_ref().map(|tls| tls.acceptor.clone());
+        let server = tokio::spawn(listener::serve(
+            listener,
+            app,
+            acceptor,
+            shared.shutdown.clone(),
+        ));
         tracing::info!(%local_addr, "gateway listening");
         Ok(RunningGateway { shared, server })
     }
@@ -183,8 +223,11 @@ impl RunningGateway {
     /// Swaps in a new config's routes; live connections keep going. The listener address cannot
     /// change without a restart.
     pub fn reload(&self, config: Config) -> Result<(), GatewayError> {
-        let runtime = Runtime::build(config, &self.shared.client)?;
+        let names: Vec<String> = config.functions.keys().cloned().collect();
+        let runtime = Runtime::build(config, &self.shared.client, &self.shared.functions)?;
         self.shared.runtime.store(Arc::new(runtime));
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.shared.functions.retain(&names);
         Ok(())
     }
 
@@ -214,5 +257,6 @@ impl RunningGateway {
         {
             server.abort();
         }
+        self.shared.functions.stop_all();
     }
 }

@@ -12,7 +12,10 @@
 //!
 //! - [`edge`]: the listener; the handshake and `$connect`; one session task per connection
 //!   (reads, writes, timers, limits, close codes, `$disconnect`).
-//! - [`integration`]: what a route calls — `http` (POST the event) or `mock`.
+//! - [`integration`]: what a route calls — `http` (POST the event), `function` (a local
+//!   handler) or `mock`.
+//! - [`function`]: the Lambda Runtime API and the pools of warm handler processes, with the
+//!   built-in Python and Node bootstraps.
 //! - [`hub`]: this node's live connections and their byte-bounded outboxes.
 //! - [`mgmt`]: the `@connections` API, one file per operation.
 //! - [`auth`]: SigV4 verification for `mgmt`.
@@ -23,12 +26,13 @@
 
 pub mod auth;
 pub mod edge;
+pub mod function;
 pub mod gateway;
 pub mod hub;
 pub mod integration;
 pub mod mgmt;
 
-pub use gateway::{Gateway, GatewayError, RunningGateway};
+pub use gateway::{Gateway, GatewayError, Options, RunningGateway};
 pub use wsgate_core::config::Config;
 
 /// The embedded default config: `$default` echoes every message back to its sender.

@@ -1,7 +1,9 @@
 //! The edge: the one HTTP listener that serves WebSocket upgrades at `/{stage}` and the
 //! management API at `/{stage}/@connections/{id}`, as API Gateway does on one host.
 
+pub mod listener;
 mod session;
+pub mod tls;
 mod upgrade;
 
 use std::net::SocketAddr;

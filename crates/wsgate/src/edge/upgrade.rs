@@ -21,6 +21,7 @@ use wsgate_core::event::{
 use wsgate_core::id::{ConnectionId, random_id};
 use wsgate_core::route::RouteKey;
 
+use super::listener::Secure;
 use super::session;
 use crate::gateway::{Runtime, Shared};
 use crate::hub::{self, SessionHandle};
@@ -83,7 +84,11 @@ fn upgrade_request(request: &Request<Body>, peer: SocketAddr, local: SocketAddr)
     }
     headers.push(("X-Forwarded-For".into(), chain));
     headers.push(("X-Forwarded-Port".into(), local.port().to_string()));
-    headers.push(("X-Forwarded-Proto".into(), "http".into()));
+    let secure = request.extensions().get::<Secure>().is_some_and(|s| s.0);
+    headers.push((
+        "X-Forwarded-Proto".into(),
+        if secure { "https" } else { "http" }.into(),
+    ));
     let query = request
         .uri()
         .query()

@@ -4,6 +4,7 @@
 //! An integration does not know which socket it serves: the session hands it the event (or the
 //! message, for mocks) and sends the answer back itself.
 
+mod function;
 mod http;
 mod mock;
 
@@ -11,10 +12,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
-use wsgate_core::config::Route;
+use wsgate_core::config::{Config, Route};
+
+use crate::function::FunctionHost;
 use wsgate_core::event::ContextVars;
 use wsgate_core::proxy::ProxyResult;
 
+pub use self::function::FunctionIntegration;
 pub use self::http::HttpIntegration;
 pub use self::mock::MockIntegration;
 
@@ -39,6 +43,9 @@ pub enum IntegrationError {
     /// The backend answered something that is not a usable proxy result.
     #[error("malformed integration response: {0}")]
     BadResponse(String),
+    /// A local function raised, failed to load, or its process died.
+    #[error("function failed: {0}")]
+    Function(String),
 }
 
 /// One route's integration.
@@ -46,6 +53,8 @@ pub enum IntegrationError {
 pub enum Integration {
     /// POST the event to a URL.
     Http(HttpIntegration),
+    /// Invoke a local function.
+    Function(FunctionIntegration),
     /// Answer from the config.
     Mock(MockIntegration),
 }
@@ -54,9 +63,11 @@ impl Integration {
     /// Builds the integration of a configured route.
     pub fn from_config(
         route: &Route,
-        default_timeout: Duration,
+        config: &Config,
         client: &reqwest::Client,
+        functions: &FunctionHost,
     ) -> Result<Self, String> {
+        let default_timeout = config.limits.integration_timeout;
         Ok(match route {
             Route::Http { url, timeout, .. } => Self::Http(HttpIntegration::new(
                 url,
@@ -67,16 +78,19 @@ impl Integration {
                 Self::Mock(MockIntegration::new(*status, body.as_deref())?)
             }
             Route::Function { function, .. } => {
-                return Err(format!(
-                    "function integrations are not built yet (function {function})"
-                ));
+                let definition = config
+                    .functions
+                    .get(function)
+                    .ok_or_else(|| format!("no [functions.{function}]"))?;
+                let spec = functions.spec(function, definition, config);
+                Self::Function(FunctionIntegration::new(functions.pool(spec)))
             }
         })
     }
 
     /// True when the integration needs the event JSON (mocks do not, so it is not built).
     pub fn needs_event(&self) -> bool {
-        matches!(self, Self::Http(_))
+        matches!(self, Self::Http(_) | Self::Function(_))
     }
 
     /// True for a mock whose answer is the message itself: the session sends the message back
@@ -89,7 +103,7 @@ impl Integration {
     /// event; mocks only when their body reads `${context.*}`).
     pub fn needs_context(&self) -> bool {
         match self {
-            Self::Http(_) => true,
+            Self::Http(_) | Self::Function(_) => true,
             Self::Mock(mock) => mock.uses_context(),
         }
     }
@@ -98,6 +112,7 @@ impl Integration {
     pub async fn invoke(&self, event: Vec<u8>) -> Result<ProxyResult, IntegrationError> {
         match self {
             Self::Http(http) => http.call(event).await,
+            Self::Function(function) => function.call(event).await,
             Self::Mock(mock) => Ok(mock.answer(None, &|_| None)),
         }
     }
@@ -112,7 +127,7 @@ impl Integration {
     ) -> Option<ProxyResult> {
         match self {
             Self::Mock(mock) => Some(mock.answer(message, &|name| vars.get(name))),
-            Self::Http(_) => None,
+            Self::Http(_) | Self::Function(_) => None,
         }
     }
 }

@@ -4,6 +4,7 @@
 mod common;
 
 mod connect;
+mod functions;
 mod lifecycle;
 mod limits;
 mod management;

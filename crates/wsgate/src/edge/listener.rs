@@ -1,0 +1,104 @@
+//! The accept loop: one port for plain HTTP and, when TLS is on, TLS too — the first byte of a
+//! connection tells them apart (a TLS handshake starts with 0x16, an HTTP request with a letter),
+//! so `ws://host:port` and `https://host:port` reach the same gateway.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use tracing::{debug, warn};
+
+/// Set on every request: whether it came over TLS (`X-Forwarded-Proto` of events).
+#[derive(Debug, Clone, Copy)]
+pub struct Secure(pub bool);
+
+/// How long a new connection may take to say which protocol it speaks and to finish a TLS
+/// handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+/// The first byte of a TLS record carrying a handshake.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Accepts connections until `stop`, serving each with `app`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // No Nagle: route responses and pushes are small frames that must leave at once.
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(stream, peer, app.clone(), tls.clone()));
+    }
+}
+
+async fn connection(stream: TcpStream, peer: SocketAddr, app: Router, tls: Option<TlsAcceptor>) {
+    let secure = match &tls {
+        None => false,
+        Some(_) => {
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(HANDSHAKE, stream.peek(&mut first)).await {
+                Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
+                _ => return,
+            }
+        }
+    };
+    let service = app.map_request(move |mut request: axum::http::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(Secure(secure));
+        request
+    });
+    let service = TowerToHyperService::new(service);
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HANDSHAKE);
+    let builder = builder.http1_only();
+    let served = match tls {
+        Some(acceptor) if secure => {
+            match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .await
+                }
+                Ok(Err(error)) => {
+                    debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+        _ => {
+            builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await
+        }
+    };
+    if let Err(error) = served {
+        debug!(%peer, %error, "connection ended with an error");
+    }
+}

@@ -1,0 +1,240 @@
+//! Local functions: the user's real Lambda handlers, run in warm child processes that speak the
+//! AWS Lambda Runtime API, which this module serves.
+//!
+//! Each function has a [`Pool`] of at most `max_concurrency` processes, started lazily when an
+//! invocation finds no idle one, reused while warm, replaced when they crash, time out, or their
+//! code changes. Every process gets a Runtime API listener of its own on 127.0.0.1
+//! (`AWS_LAMBDA_RUNTIME_API=127.0.0.1:PORT`, host and port only, as every runtime interface client
+//! expects), so the gateway always knows which process runs which invocation — and which one to
+//! kill when an invocation times out.
+
+mod pool;
+mod runtime_api;
+mod watch;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wsgate_core::config::{Config, Function, Runtime};
+
+pub use self::pool::{FunctionError, Pool};
+
+/// The built-in Python bootstrap (standard library only).
+const PYTHON_BOOTSTRAP: &str = include_str!("bootstrap/python.py");
+/// The built-in Node.js bootstrap (no packages).
+const NODE_BOOTSTRAP: &str = include_str!("bootstrap/node.js");
+
+/// How to start one function's processes, and what they are told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// The function's name.
+    pub name: String,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// The task root, also the working directory.
+    pub dir: PathBuf,
+    /// The environment, in order (later entries win).
+    pub env: Vec<(String, String)>,
+    /// How long one invocation may take.
+    pub timeout: Duration,
+    /// Processes at most.
+    pub max_concurrency: usize,
+    /// `Lambda-Runtime-Invoked-Function-Arn`.
+    pub arn: String,
+    /// Whether code changes under `dir` replace the processes.
+    pub watch: bool,
+}
+
+/// What every function is told about the gateway.
+#[derive(Debug, Clone)]
+pub struct HostSettings {
+    /// `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`: where handlers' SDK clients reach `@connections`.
+    pub management_endpoint: String,
+    /// `AWS_REGION` for the handlers.
+    pub region: String,
+    /// Environment every process gets before the function's own (CA bundles, …).
+    pub extra_env: Vec<(String, String)>,
+    /// Watch handler code and restart processes when it changes.
+    pub watch: bool,
+}
+
+/// All function pools of a gateway; pools survive config reloads when their function is unchanged.
+#[derive(Debug)]
+pub struct FunctionHost {
+    settings: HostSettings,
+    bootstraps: PathBuf,
+    pools: Mutex<HashMap<String, Arc<Pool>>>,
+}
+
+/// Why a function cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The built-in bootstraps cannot be written.
+    #[error("cannot write the built-in bootstraps to {path}: {source}")]
+    Bootstrap {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl FunctionHost {
+    /// A host whose built-in bootstraps are written under the system's temporary folder.
+    pub fn new(settings: HostSettings) -> Result<Self, HostError> {
+        let bootstraps =
+            std::env::temp_dir().join(format!("wsgate-bootstrap-{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&bootstraps)?;
+            std::fs::write(bootstraps.join("python.py"), PYTHON_BOOTSTRAP)?;
+            std::fs::write(bootstraps.join("node.js"), NODE_BOOTSTRAP)?;
+            Ok(())
+        };
+        write().map_err(|source| HostError::Bootstrap {
+            path: bootstraps.clone(),
+            source,
+        })?;
+        Ok(Self {
+            settings,
+            bootstraps,
+            pools: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// How to run `function` of `config`.
+    pub fn spec(&self, name: &str, function: &Function, config: &Config) -> Spec {
+        let dir = config.function_dir(function);
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        let handler = function.handler.clone().unwrap_or_default();
+        let command = match function.runtime {
+            Runtime::Python => vec![
+                function
+                    .interpreter
+                    .clone()
+                    .unwrap_or_else(|| "python3".into()),
+                "-u".into(),
+                self.bootstraps.join("python.py").display().to_string(),
+            ],
+            Runtime::Node => vec![
+                function
+                    .interpreter
+                    .clone()
+                    .unwrap_or_else(|| "node".into()),
+                self.bootstraps.join("node.js").display().to_string(),
+            ],
+            Runtime::Command => function.command.clone(),
+        };
+        let execution_env = match function.runtime {
+            Runtime::Python => "AWS_Lambda_python3",
+            Runtime::Node => "AWS_Lambda_nodejs20.x",
+            Runtime::Command => "AWS_Lambda_provided.al2023",
+        };
+        let region = &self.settings.region;
+        let arn = format!("arn:aws:lambda:{region}:000000000000:function:{name}");
+        let from_host =
+            |key: &str, fallback: &str| std::env::var(key).unwrap_or_else(|_| fallback.to_owned());
+        let mut env: Vec<(String, String)> = vec![
+            ("_HANDLER".into(), handler),
+            ("LAMBDA_TASK_ROOT".into(), dir.display().to_string()),
+            (
+                "LAMBDA_RUNTIME_DIR".into(),
+                self.bootstraps.display().to_string(),
+            ),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), name.to_owned()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+                function.memory_size.to_string(),
+            ),
+            (
+                "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+                format!("/aws/lambda/{name}"),
+            ),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
+            ("AWS_EXECUTION_ENV".into(), execution_env.into()),
+            ("AWS_REGION".into(), region.clone()),
+            ("AWS_DEFAULT_REGION".into(), region.clone()),
+            // The host's credentials when it has some (a handler may talk to real services),
+            // dummy ones otherwise: without any, SDKs wait on the instance metadata service.
+            (
+                "AWS_ACCESS_KEY_ID".into(),
+                from_host("AWS_ACCESS_KEY_ID", "wsgate-local"),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY".into(),
+                from_host("AWS_SECRET_ACCESS_KEY", "wsgate-local"),
+            ),
+            (
+                "AWS_SESSION_TOKEN".into(),
+                from_host("AWS_SESSION_TOKEN", "wsgate-local"),
+            ),
+            (
+                "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".into(),
+                self.settings.management_endpoint.clone(),
+            ),
+            ("TZ".into(), ":UTC".into()),
+        ];
+        env.extend(self.settings.extra_env.iter().cloned());
+        env.extend(
+            function
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        Spec {
+            name: name.to_owned(),
+            command,
+            dir,
+            env,
+            timeout: function
+                .timeout
+                .unwrap_or(config.limits.integration_timeout),
+            max_concurrency: function.max_concurrency,
+            arn,
+            watch: self.settings.watch,
+        }
+    }
+
+    /// The pool for a function: the existing one when its spec is unchanged, else a new one (the
+    /// old one's processes are stopped).
+    pub fn pool(&self, spec: Spec) -> Arc<Pool> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pool) = pools.get(&spec.name) {
+            if *pool.spec() == spec {
+                return pool.clone();
+            }
+            pool.stop();
+        }
+        let pool = Pool::start(spec.clone());
+        pools.insert(spec.name, pool.clone());
+        pool
+    }
+
+    /// Stops the pools of functions a reloaded config no longer has.
+    pub fn retain(&self, names: &[&str]) {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools.retain(|name, pool| {
+            let keep = names.contains(&name.as_str());
+            if !keep {
+                pool.stop();
+            }
+            keep
+        });
+    }
+
+    /// Stops every process.
+    pub fn stop_all(&self) {
+        let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        for pool in pools.values() {
+            pool.stop();
+        }
+    }
+}
+
+impl Drop for FunctionHost {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.bootstraps);
+    }
+}

@@ -1,0 +1,463 @@
+//! One function's warm processes and its queue of invocations.
+
+use std::collections::{HashMap, VecDeque};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::Command;
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use wsgate_core::clock;
+
+use super::{Spec, runtime_api, watch};
+
+/// Why an invocation produced no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FunctionError {
+    /// The handler raised; the runtime posted to `/error`.
+    #[error("{error_type}: {message}")]
+    Handler {
+        /// `errorType` (or the error-type header).
+        error_type: String,
+        /// `errorMessage`, or the raw error body.
+        message: String,
+    },
+    /// The handler could not be loaded (`/runtime/init/error`).
+    #[error("the function failed to start: {0}")]
+    Init(String),
+    /// The invocation took longer than the function's timeout; its process was killed.
+    #[error("task timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// The process exited during the invocation.
+    #[error("the function's process exited: {0}")]
+    Crashed(String),
+    /// The process could not be started.
+    #[error("cannot start {command}: {error}")]
+    Spawn {
+        /// The program.
+        command: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// An invocation waiting for a process.
+#[derive(Debug)]
+struct Job {
+    invocation: Invocation,
+    reply: oneshot::Sender<Result<Bytes, FunctionError>>,
+}
+
+/// What `/next` hands a process.
+#[derive(Debug, Clone)]
+pub(super) struct Invocation {
+    pub request_id: String,
+    pub payload: Bytes,
+    pub deadline_ms: u64,
+    pub trace_id: String,
+}
+
+#[derive(Debug)]
+struct Worker {
+    /// Cancelled to kill the process.
+    kill: CancellationToken,
+    /// The code generation it was started for.
+    generation: u64,
+    /// The request it is running.
+    busy: Option<String>,
+    /// Still starting: it has not asked for work yet.
+    starting: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    workers: HashMap<u64, Worker>,
+    /// Processes waiting in `/next`.
+    idle: usize,
+    /// request id → (worker, reply), for invocations a process holds.
+    running: HashMap<String, (u64, oneshot::Sender<Result<Bytes, FunctionError>>)>,
+    stopped: bool,
+}
+
+/// One function's processes.
+#[derive(Debug)]
+pub struct Pool {
+    spec: Spec,
+    jobs: Mutex<VecDeque<Job>>,
+    job_ready: Notify,
+    state: Mutex<State>,
+    next_worker: AtomicU64,
+    generation: AtomicU64,
+    stop: CancellationToken,
+}
+
+impl Pool {
+    /// A pool with no process yet (they start on the first invocation).
+    pub fn start(spec: Spec) -> Arc<Self> {
+        let pool = Arc::new(Self {
+            spec,
+            jobs: Mutex::new(VecDeque::new()),
+            job_ready: Notify::new(),
+            state: Mutex::new(State::default()),
+            next_worker: AtomicU64::new(1),
+            generation: AtomicU64::new(0),
+            stop: CancellationToken::new(),
+        });
+        if pool.spec.watch {
+            watch::spawn(
+                Arc::downgrade(&pool),
+                pool.spec.dir.clone(),
+                pool.stop.clone(),
+            );
+        }
+        pool
+    }
+
+    /// What the pool runs.
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one invocation: the event in, the handler's raw JSON result out.
+    pub async fn invoke(self: &Arc<Self>, payload: Vec<u8>) -> Result<Bytes, FunctionError> {
+        let (reply, result) = oneshot::channel();
+        let request_id = uuid_like();
+        let timeout = self.spec.timeout;
+        let job = Job {
+            invocation: Invocation {
+                request_id: request_id.clone(),
+                payload: Bytes::from(payload),
+                deadline_ms: clock::now_ms() + timeout.as_millis() as u64,
+                trace_id: trace_id(),
+            },
+            reply,
+        };
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(job);
+        self.job_ready.notify_one();
+        self.scale_up();
+        match tokio::time::timeout(timeout, result).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(FunctionError::Crashed("the invocation was dropped".into())),
+            Err(_) => {
+                // Kill whichever process holds it; a queued job is skipped once its caller is gone.
+                let holder = self
+                    .state()
+                    .running
+                    .remove(&request_id)
+                    .map(|(worker, _)| worker);
+                if let Some(worker) = holder {
+                    warn!(function = %self.spec.name, request_id, ?timeout, "invocation timed out; killing its process");
+                    self.kill(worker);
+                }
+                Err(FunctionError::Timeout(timeout))
+            }
+        }
+    }
+
+    /// Starts a process when more invocations wait than processes can take them.
+    fn scale_up(self: &Arc<Self>) {
+        let waiting = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let worker = {
+            let mut state = self.state();
+            let starting = state.workers.values().filter(|w| w.starting).count();
+            if state.stopped
+                || waiting <= state.idle + starting
+                || state.workers.len() >= self.spec.max_concurrency
+            {
+                return;
+            }
+            let id = self.next_worker.fetch_add(1, Ordering::Relaxed);
+            let kill = CancellationToken::new();
+            let generation = self.generation.load(Ordering::Acquire);
+            state.workers.insert(
+                id,
+                Worker {
+                    kill: kill.clone(),
+                    generation,
+                    busy: None,
+                    starting: true,
+                },
+            );
+            (id, kill)
+        };
+        let pool = self.clone();
+        tokio::spawn(async move { pool.run_worker(worker.0, worker.1).await });
+    }
+
+    /// One process's life: its Runtime API listener, the process, and the clean-up after it.
+    async fn run_worker(self: Arc<Self>, id: u64, kill: CancellationToken) {
+        let outcome = self.clone().serve_worker(id, kill.clone()).await;
+        let (held, left) = {
+            let mut state = self.state();
+            state.workers.remove(&id);
+            let held: Vec<String> = state
+                .running
+                .iter()
+                .filter(|(_, (w, _))| *w == id)
+                .map(|(r, _)| r.clone())
+                .collect();
+            let held: Vec<_> = held
+                .into_iter()
+                .filter_map(|r| state.running.remove(&r))
+                .collect();
+            (held, state.workers.len())
+        };
+        let reason = match &outcome {
+            Ok(status) => status.clone(),
+            Err(e) => e.to_string(),
+        };
+        for (_, reply) in held {
+            let _ = reply.send(Err(FunctionError::Crashed(reason.clone())));
+        }
+        if let Err(error) = outcome {
+            // The process could not start: the waiting invocations would wait in vain.
+            self.fail_queued(&error);
+        }
+        info!(function = %self.spec.name, worker = id, %reason, left, "function process ended");
+        // Someone may still be waiting for a process.
+        if !self.stop.is_cancelled() {
+            self.scale_up();
+        }
+    }
+
+    async fn serve_worker(
+        self: Arc<Self>,
+        id: u64,
+        kill: CancellationToken,
+    ) -> Result<String, FunctionError> {
+        let spawn_error = |error: String| FunctionError::Spawn {
+            command: self.spec.command.join(" "),
+            error,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| spawn_error(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| spawn_error(e.to_string()))?;
+        let api = runtime_api::router(self.clone(), id);
+        let server_stop = CancellationToken::new();
+        let stop_server = server_stop.clone();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, api)
+                .with_graceful_shutdown(stop_server.cancelled_owned())
+                .await;
+        });
+        let (program, args) = self
+            .spec
+            .command
+            .split_first()
+            .ok_or_else(|| spawn_error("no command".into()))?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(&self.spec.dir)
+            .envs(self.spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env(
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                format!("local/[$LATEST]{}", hex::encode(rand::random::<[u8; 16]>())),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                server.abort();
+                return Err(spawn_error(e.to_string()));
+            }
+        };
+        let name = self.spec.name.clone();
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(forward_lines(out, name.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(forward_lines(err, name.clone()));
+        }
+        let status = tokio::select! {
+            status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+            () = kill.cancelled() => {
+                let _ = child.kill().await;
+                "killed".to_owned()
+            }
+            () = self.stop.cancelled() => {
+                let _ = child.kill().await;
+                "stopped".to_owned()
+            }
+        };
+        server_stop.cancel();
+        server.abort();
+        Ok(status)
+    }
+
+    /// Fails every queued invocation (no process will be able to take them).
+    pub(super) fn fail_queued(&self, error: &FunctionError) {
+        let queued: Vec<Job> = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for job in queued {
+            let _ = job.reply.send(Err(error.clone()));
+        }
+    }
+
+    /// Waits for the next invocation on behalf of process `id` (`/next`) and records that the
+    /// process holds it. `None` when the process should stop asking (it is being replaced).
+    pub(super) async fn next_job(&self, id: u64) -> Option<Invocation> {
+        {
+            let mut state = self.state();
+            let current = self.generation.load(Ordering::Acquire);
+            let worker = state.workers.get_mut(&id)?;
+            worker.starting = false;
+            if worker.generation != current {
+                worker.kill.cancel();
+                return None;
+            }
+            state.idle += 1;
+        }
+        let _idle = IdleGuard(self);
+        loop {
+            let notified = self.job_ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let job = self
+                .jobs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            if let Some(job) = job {
+                if job.reply.is_closed() {
+                    continue;
+                }
+                let mut state = self.state();
+                let Some(worker) = state.workers.get_mut(&id) else {
+                    // This process is gone: give the job back for another one.
+                    drop(state);
+                    self.jobs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_front(job);
+                    self.job_ready.notify_one();
+                    return None;
+                };
+                worker.busy = Some(job.invocation.request_id.clone());
+                state
+                    .running
+                    .insert(job.invocation.request_id.clone(), (id, job.reply));
+                return Some(job.invocation);
+            }
+            notified.await;
+        }
+    }
+
+    /// Delivers a result or error posted for `request_id`; false when no process holds it.
+    pub(super) fn complete(
+        &self,
+        id: u64,
+        request_id: &str,
+        outcome: Result<Bytes, FunctionError>,
+    ) -> bool {
+        let mut state = self.state();
+        let Some((worker, reply)) = state.running.remove(request_id) else {
+            return false;
+        };
+        if worker != id {
+            state.running.insert(request_id.to_owned(), (worker, reply));
+            return false;
+        }
+        let current = self.generation.load(Ordering::Acquire);
+        if let Some(w) = state.workers.get_mut(&id) {
+            w.busy = None;
+            // Code changed while it ran: this process has done its last invocation.
+            if w.generation != current {
+                w.kill.cancel();
+            }
+        }
+        drop(state);
+        let _ = reply.send(outcome);
+        true
+    }
+
+    /// The code changed: idle processes are replaced now, busy ones after their invocation.
+    pub(super) fn code_changed(&self) {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let state = self.state();
+        for worker in state.workers.values() {
+            if worker.busy.is_none() && worker.generation < generation {
+                worker.kill.cancel();
+            }
+        }
+        info!(function = %self.spec.name, "code changed; processes will restart");
+    }
+
+    fn kill(&self, id: u64) {
+        if let Some(worker) = self.state().workers.get(&id) {
+            worker.kill.cancel();
+        }
+    }
+
+    /// Stops every process of this pool; queued invocations fail.
+    pub fn stop(&self) {
+        self.state().stopped = true;
+        self.stop.cancel();
+        self.fail_queued(&FunctionError::Crashed("the function was stopped".into()));
+    }
+}
+
+struct IdleGuard<'a>(&'a Pool);
+
+impl Drop for IdleGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        state.idle = state.idle.saturating_sub(1);
+    }
+}
+
+async fn forward_lines<R: tokio::io::AsyncRead + Unpin>(reader: R, function: String) {
+    let mut lines = BufReader::new(reader).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        info!(target: "wsgate::function::log", function = %function, "{line}");
+    }
+}
+
+/// A request id in the form Lambda uses (a UUID).
+fn uuid_like() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+/// An X-Ray trace header, as `Lambda-Runtime-Trace-Id` carries it.
+fn trace_id() -> String {
+    let seconds = clock::now_ms() / 1000;
+    let root: [u8; 12] = rand::random();
+    let parent: [u8; 8] = rand::random();
+    format!(
+        "Root=1-{seconds:08x}-{};Parent={};Sampled=0",
+        hex::encode(root),
+        hex::encode(parent)
+    )
+}
