@@ -21,5 +21,8 @@ cargo test --workspace --locked
 step "compat suite: boto3, websockets and the AWS CLI against target/release/wsgate"
 WSGATE_BIN="$PWD/target/release/wsgate" compat/run.sh
 
+step "built-in bootstraps (Python and Node) against a fake Lambda Runtime API"
+compat/.venv/bin/python -m pytest crates/wsgate/tests/bootstrap -q -p no:cacheprovider -n 2
+
 step "Autobahn testsuite (cases 1-10) against autobahn/echo.toml"
 WSGATE_BIN="$PWD/target/release/wsgate" autobahn/run.sh

@@ -24,7 +24,7 @@ pub use self::pool::{FunctionError, Pool};
 /// The built-in Python bootstrap (standard library only).
 const PYTHON_BOOTSTRAP: &str = include_str!("bootstrap/python.py");
 /// The built-in Node.js bootstrap (no packages).
-const NODE_BOOTSTRAP: &str = include_str!("bootstrap/node.js");
+const NODE_BOOTSTRAP: &str = include_str!("bootstrap/node.cjs");
 
 /// How to start one function's processes, and what they are told.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +89,7 @@ impl FunctionHost {
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(&bootstraps)?;
             std::fs::write(bootstraps.join("python.py"), PYTHON_BOOTSTRAP)?;
-            std::fs::write(bootstraps.join("node.js"), NODE_BOOTSTRAP)?;
+            std::fs::write(bootstraps.join("node.cjs"), NODE_BOOTSTRAP)?;
             Ok(())
         };
         write().map_err(|source| HostError::Bootstrap {
@@ -122,7 +122,7 @@ impl FunctionHost {
                     .interpreter
                     .clone()
                     .unwrap_or_else(|| "node".into()),
-                self.bootstraps.join("node.js").display().to_string(),
+                self.bootstraps.join("node.cjs").display().to_string(),
             ],
             Runtime::Command => function.command.clone(),
         };
