@@ -11,12 +11,14 @@
 //! - [`error`]: the management API's errors and their AWS shapes.
 //! - [`sigv4`]: parsing SigV4 headers (the gateway computes signatures with `aws-sigv4`).
 //! - [`config`]: the TOML model, its defaults and validation.
+//! - [`import`]: a `serverless.yml` or SAM / CloudFormation template as a [`config::Config`].
 
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod event;
 pub mod id;
+pub mod import;
 pub mod proxy;
 pub mod route;
 pub mod sigv4;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-use wsgate::{Config, DEFAULT_CONFIG, Gateway};
+use wsgate::edge::tls::DevTls;
+use wsgate::{Config, DEFAULT_CONFIG, Gateway, Options};
+use wsgate_core::import;
 
 /// Environment variable for the log filter (tracing's `EnvFilter` syntax).
 const ENV_LOG: &str = "WSGATE_LOG";
@@ -36,6 +38,25 @@ enum Command {
         #[arg(long)]
         stage: Option<String>,
     },
+    /// Run a project for local development: its real handlers in local processes, restarted
+    /// when their code changes, and routes reloaded when the config or template changes.
+    Dev {
+        /// A wsgate TOML config.
+        #[arg(long, short, conflicts_with_all = ["sam", "serverless"])]
+        config: Option<PathBuf>,
+        /// An AWS SAM / CloudFormation template (AWS::ApiGatewayV2::* and AWS::Serverless::Function).
+        #[arg(long, conflicts_with = "serverless")]
+        sam: Option<PathBuf>,
+        /// A Serverless Framework serverless.yml (functions.*.events[].websocket).
+        #[arg(long)]
+        serverless: Option<PathBuf>,
+        /// Overrides gateway.listen.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Overrides the stage.
+        #[arg(long)]
+        stage: Option<String>,
+    },
     /// Validate a config file and exit: 0 when valid, 1 naming the bad key otherwise.
     Check {
         /// The TOML config file.
@@ -45,18 +66,52 @@ enum Command {
 }
 
 fn load(path: Option<&Path>) -> anyhow::Result<Config> {
-    let text = match path {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?,
-        None => DEFAULT_CONFIG.to_owned(),
+    let mut config = match path {
+        Some(path) => {
+            Config::load(path).with_context(|| format!("{} is invalid", path.display()))?
+        }
+        None => {
+            Config::from_toml(DEFAULT_CONFIG).context("the embedded default config is invalid")?
+        }
     };
-    let origin = path.map_or_else(
-        || "embedded default config".to_owned(),
-        |p| p.display().to_string(),
-    );
-    let mut config = Config::from_toml(&text).with_context(|| format!("{origin} is invalid"))?;
     config.apply_env(|key| std::env::var(key).ok());
     Ok(config)
+}
+
+/// Where `wsgate dev` reads the project from.
+#[derive(Debug, Clone)]
+enum Source {
+    Toml(PathBuf),
+    Sam(PathBuf),
+    Serverless(PathBuf),
+}
+
+impl Source {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Toml(p) | Self::Sam(p) | Self::Serverless(p) => p,
+        }
+    }
+
+    /// The config, and what of the file could not be mapped.
+    fn load(&self) -> anyhow::Result<(Config, Vec<String>)> {
+        let path = self.path();
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let read = || {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let imported = match self {
+            Self::Toml(_) => return Ok((load(Some(path))?, Vec::new())),
+            Self::Sam(_) => import::from_sam(&read()?, &base),
+            Self::Serverless(_) => import::from_serverless(&read()?, &base),
+        };
+        let imported = imported.with_context(|| format!("cannot import {}", path.display()))?;
+        Ok((imported.config, imported.warnings))
+    }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn main() -> ExitCode {
@@ -91,6 +146,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Dev {
+            config,
+            sam,
+            serverless,
+            listen,
+            stage,
+        } => {
+            let source = match (config, sam, serverless) {
+                (_, Some(sam), _) => Source::Sam(sam),
+                (_, _, Some(serverless)) => Source::Serverless(serverless),
+                (Some(config), _, _) => Source::Toml(config),
+                (None, None, None) => {
+                    anyhow::bail!("wsgate dev needs --config, --sam or --serverless")
+                }
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(dev(source, listen, stage))
+        }
         Command::Serve {
             config,
             listen,
@@ -121,6 +196,82 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     shutdown_signal().await;
     gateway.shutdown().await;
+    Ok(())
+}
+
+async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> anyhow::Result<()> {
+    let overrides = |config: &mut Config| {
+        if let Some(listen) = &listen {
+            config.gateway.listen.clone_from(listen);
+        }
+        if let Some(stage) = &stage {
+            config.gateway.stage.clone_from(stage);
+        }
+    };
+    let (mut config, warnings) = source.load()?;
+    for warning in &warnings {
+        eprintln!("wsgate: warning: {}: {warning}", source.path().display());
+    }
+    overrides(&mut config);
+    let listen_on = config.gateway.listen.clone();
+    let stage_name = config.gateway.stage.clone();
+    let functions = config.functions.len();
+    let routes = config.routes.len();
+    // TLS on the same port, with a CA made now and trusted by the handlers, so a handler that
+    // posts to https://{domainName}/{stage} reaches this gateway unchanged.
+    let tls_dir = std::env::temp_dir().join(format!("wsgate-dev-{}", std::process::id()));
+    let host = listen_on
+        .rsplit_once(':')
+        .map(|(host, _)| host.trim_matches(['[', ']']).to_owned());
+    let tls = DevTls::generate(&tls_dir, &host.into_iter().collect::<Vec<_>>())?;
+    let ca = tls.ca_file.display().to_string();
+    let options = Options {
+        watch_code: true,
+        tls: Some(tls),
+        ..Options::default()
+    };
+    let gateway = Gateway::start_with(config, options).await?;
+    let addr = gateway.local_addr();
+    println!(
+        "wsgate listening on ws://{addr}/{stage_name} and wss://{addr}/{stage_name} (management: http(s)://{addr}/{stage_name}/@connections/{{id}}; {routes} routes, {functions} functions from {}; development CA: {ca})",
+        source.path().display()
+    );
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut last = modified(source.path());
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
+        }
+        let now = modified(source.path());
+        if now == last {
+            continue;
+        }
+        last = now;
+        match source.load() {
+            Ok((mut config, warnings)) => {
+                overrides(&mut config);
+                // The listener stays where it is; connections stay open.
+                config.gateway.listen.clone_from(&listen_on);
+                for warning in &warnings {
+                    eprintln!("wsgate: warning: {}: {warning}", source.path().display());
+                }
+                match gateway.reload(config) {
+                    Ok(()) => {
+                        tracing::info!(file = %source.path().display(), open = gateway.shared().hub.len(), "reloaded; connections kept")
+                    }
+                    Err(error) => tracing::error!(%error, "not reloaded; the previous routes stay"),
+                }
+            }
+            Err(error) => tracing::error!(
+                error = format!("{error:#}"),
+                "not reloaded; the previous routes stay"
+            ),
+        }
+    }
+    gateway.shutdown().await;
+    let _ = std::fs::remove_dir_all(&tls_dir);
     Ok(())
 }
 
