@@ -110,6 +110,8 @@ pub struct Options {
     pub function_env: Vec<(String, String)>,
     /// Serve TLS on the same port as plain HTTP, with a development CA the functions trust.
     pub tls: Option<DevTls>,
+    /// `AWS_REGION` of the functions. Default: the environment's, else `us-east-1`.
+    pub region: Option<String>,
 }
 
 /// State shared by every connection and request.
@@ -176,7 +178,11 @@ impl Gateway {
         // Functions are told where the gateway is, so the listener comes first.
         let functions = FunctionHost::new(HostSettings {
             management_endpoint: format!("http://{local_addr}/{}", config.gateway.stage),
-            region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            region: options
+                .region
+                .clone()
+                .or_else(|| std::env::var("AWS_REGION").ok())
+                .unwrap_or_else(|| "us-east-1".into()),
             extra_env: options
                 .function_env
                 .iter()

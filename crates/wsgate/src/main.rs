@@ -93,20 +93,25 @@ impl Source {
         }
     }
 
-    /// The config, and what of the file could not be mapped.
-    fn load(&self) -> anyhow::Result<(Config, Vec<String>)> {
+    /// The config, what of the file could not be mapped, and the region it names.
+    fn load(&self) -> anyhow::Result<(Config, Vec<String>, Option<String>)> {
         let path = self.path();
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let read = || {
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
         };
+        let env = |key: &str| std::env::var(key).ok();
+        let options = import::ImportOptions {
+            env: Some(&env),
+            ..import::ImportOptions::default()
+        };
         let imported = match self {
-            Self::Toml(_) => return Ok((load(Some(path))?, Vec::new())),
-            Self::Sam(_) => import::from_sam(&read()?, &base),
-            Self::Serverless(_) => import::from_serverless(&read()?, &base),
+            Self::Toml(_) => return Ok((load(Some(path))?, Vec::new(), None)),
+            Self::Sam(_) => import::from_sam_with(&read()?, &base, options),
+            Self::Serverless(_) => import::from_serverless_with(&read()?, &base, options),
         };
         let imported = imported.with_context(|| format!("cannot import {}", path.display()))?;
-        Ok((imported.config, imported.warnings))
+        Ok((imported.config, imported.warnings, imported.region))
     }
 }
 
@@ -208,7 +213,7 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
             config.gateway.stage.clone_from(stage);
         }
     };
-    let (mut config, warnings) = source.load()?;
+    let (mut config, warnings, region) = source.load()?;
     for warning in &warnings {
         eprintln!("wsgate: warning: {}: {warning}", source.path().display());
     }
@@ -228,6 +233,7 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
     let options = Options {
         watch_code: true,
         tls: Some(tls),
+        region,
         ..Options::default()
     };
     let gateway = Gateway::start_with(config, options).await?;
@@ -250,7 +256,7 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
         }
         last = now;
         match source.load() {
-            Ok((mut config, warnings)) => {
+            Ok((mut config, warnings, _)) => {
                 overrides(&mut config);
                 // The listener stays where it is; connections stay open.
                 config.gateway.listen.clone_from(&listen_on);
