@@ -52,12 +52,14 @@ if [ "$quick" = 1 ]; then
     echo_c=50; echo_m=400; echo_peer_c=10; echo_peer_m=100
     post_n=10000; post_peer_n=1000
     bcast_n=2000; bcast_peer_n=500; bcast_rounds=3
+    fn_c=10; fn_m=100
 else
     idle_n=15000; idle_peer_n=15000
     connect_n=20000; connect_peer_n=3000
     echo_c=50; echo_m=2000; echo_peer_c=20; echo_peer_m=250
     post_n=50000; post_peer_n=5000
     bcast_n=15000; bcast_peer_n=2000; bcast_rounds=5
+    fn_c=20; fn_m=250
 fi
 sigv4_key="AKIDBENCH:benchsecretbenchsecretbenchsecret00"
 
@@ -88,6 +90,9 @@ start_servers() {
     signed_addr=$addr; signed_pid=$pid
     start_listener "$tmp/baseline.log" "$bin/wsgate-baseline"
     baseline_addr=$addr; baseline_pid=$pid
+    # The peer's own project, run by wsgate: the same serverless.yml and Node handlers.
+    start_listener "$tmp/dev.log" "$bin/wsgate" dev --serverless bench/peers/serverless-offline/serverless.yml --listen 127.0.0.1:0
+    dev_addr=$addr; dev_pid=$pid
     if [ "$peer" = 1 ]; then
         local port
         port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -130,6 +135,10 @@ for rep in $(seq 1 "$reps"); do
     run "$rep" connect --target wsgate --url "ws://$wsgate_addr/dev" --server-pid "$wsgate_pid" --connections "$connect_n"
     run "$rep" connect --target baseline --url "ws://$baseline_addr/" --server-pid "$baseline_pid" --connections "$connect_n"
     [ "$peer" = 1 ] && run "$rep" connect --target serverless-offline --url "$peer_ws" --server-pid "$peer_pid" --connections "$connect_peer_n"
+
+    # Functions before the echo cases, so the first message finds the echo handler cold on both.
+    run "$rep" echo --case function-echo --integration node-function --target wsgate --url "ws://$dev_addr/dev" --server-pid "$dev_pid" --connections "$fn_c" --messages "$fn_m"
+    [ "$peer" = 1 ] && run "$rep" echo --case function-echo --integration node-function --target serverless-offline --url "$peer_ws" --server-pid "$peer_pid" --connections "$fn_c" --messages "$fn_m"
 
     run "$rep" echo --case echo-mock --target wsgate --url "ws://$wsgate_addr/dev" --server-pid "$wsgate_pid" --connections "$echo_c" --messages "$echo_m"
     run "$rep" echo --case echo-mock --target baseline --url "ws://$baseline_addr/" --server-pid "$baseline_pid" --connections "$echo_c" --messages "$echo_m"

@@ -91,6 +91,22 @@ const CASES: &[Case] = &[
         rate: "msgs_per_s",
     },
     Case {
+        name: "function-echo",
+        title: "The same Node handler behind a route: wsgate dev vs serverless-offline (same serverless.yml)",
+        metrics: &[
+            ("messages", "messages"),
+            ("first_message_ms", "first message (cold) ms"),
+            ("msgs_per_s", "msgs/s"),
+            ("latency_p50_ms", "warm p50 ms"),
+            ("latency_p99_ms", "warm p99 ms"),
+            (
+                "server_cpu_us_per_op",
+                "server CPU µs / msg (with children)",
+            ),
+        ],
+        rate: "msgs_per_s",
+    },
+    Case {
         name: "post",
         title: "POST @connections (64 in flight)",
         metrics: &[

@@ -40,6 +40,24 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
         sockets.push(target.connect(i).await?);
     }
     let message = json!({"action": args.route, "data": "x".repeat(args.size)}).to_string();
+    // The very first message: on a fresh server whose route runs in a process started on demand,
+    // this is the cold start.
+    let first = {
+        let ws = sockets
+            .first_mut()
+            .ok_or_else(|| anyhow::anyhow!("no connection"))?;
+        let sent = Instant::now();
+        ws.send(Message::text(message.as_str())).await?;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(_))) => break,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => anyhow::bail!("closed before the first answer"),
+            }
+        }
+        sent.elapsed()
+    };
     let sockets = Arc::new(std::sync::Mutex::new(sockets));
     let pid = common.pid();
     let meter = CpuMeter::start(pid);
@@ -93,6 +111,10 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     out.insert("connections".into(), json!(args.connections));
     out.insert("messages".into(), json!(done));
     out.insert("failed_connections".into(), json!(failed));
+    out.insert(
+        "first_message_ms".into(),
+        json!(round3(first.as_secs_f64() * 1000.0)),
+    );
     out.insert(
         "msgs_per_s".into(),
         json!(round3(done as f64 / wall.as_secs_f64())),
