@@ -84,8 +84,13 @@ pub enum HostError {
 impl FunctionHost {
     /// A host whose built-in bootstraps are written under the system's temporary folder.
     pub fn new(settings: HostSettings) -> Result<Self, HostError> {
-        let bootstraps =
-            std::env::temp_dir().join(format!("wsgate-bootstrap-{}", std::process::id()));
+        // One folder per host: several gateways may live in one process (tests), and each removes
+        // its own folder when dropped.
+        let unique: u64 = rand::random();
+        let bootstraps = std::env::temp_dir().join(format!(
+            "wsgate-bootstrap-{}-{unique:016x}",
+            std::process::id()
+        ));
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(&bootstraps)?;
             std::fs::write(bootstraps.join("python.py"), PYTHON_BOOTSTRAP)?;
