@@ -187,6 +187,9 @@ pub struct Limits {
     /// Whether client Ping frames reset the idle timer. API Gateway's behaviour is unknown; off by
     /// default (only data messages count).
     pub control_frames_reset_idle: bool,
+    /// What a send to many does with a recipient whose outbox is full: `skip` it and count it
+    /// (the default), or `close` it with 1008. A single-target POST answers 429 either way.
+    pub fanout_overflow: FanoutOverflow,
     /// On SIGTERM/SIGINT, how long to wait for clients to close and `$disconnect`s to run.
     /// Default 10 s.
     #[serde(deserialize_with = "de_duration")]
@@ -205,9 +208,21 @@ impl Default for Limits {
             max_inflight_per_connection: 32,
             read_buffer_bytes: 4096,
             control_frames_reset_idle: false,
+            fanout_overflow: FanoutOverflow::Skip,
             shutdown_grace: Duration::from_secs(10),
         }
     }
+}
+
+/// `limits.fanout_overflow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FanoutOverflow {
+    /// Leave the slow reader out of this send and count it in `skipped`.
+    #[default]
+    Skip,
+    /// Close the slow reader with 1008.
+    Close,
 }
 
 /// How management calls are authenticated.

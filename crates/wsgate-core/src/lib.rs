@@ -7,7 +7,9 @@
 //! - [`clock`]: epoch milliseconds, CLF and ISO-8601 formats.
 //! - [`route`]: selection expressions and picking a route for a message.
 //! - [`event`]: the CONNECT / MESSAGE / DISCONNECT events and the error frames.
-//! - [`proxy`]: reading an integration's answer as a Lambda proxy result.
+//! - [`proxy`]: reading an integration's answer as a Lambda proxy result, with wsgate's
+//!   `"wsgate"` directives.
+//! - [`query`]: query strings, group and user names.
 //! - [`error`]: the management API's errors and their AWS shapes.
 //! - [`sigv4`]: parsing SigV4 headers (the gateway computes signatures with `aws-sigv4`).
 //! - [`config`]: the TOML model, its defaults and validation.
@@ -20,5 +22,6 @@ pub mod event;
 pub mod id;
 pub mod import;
 pub mod proxy;
+pub mod query;
 pub mod route;
 pub mod sigv4;

@@ -18,6 +18,61 @@ pub struct ProxyResult {
     pub body: Option<String>,
     /// True when `body` is base64 of binary data.
     pub is_base64_encoded: bool,
+    /// wsgate's extension: groups to join and leave and the user to set, for the calling
+    /// connection. API Gateway ignores the unknown key, so the same handler works there.
+    pub directives: Option<Directives>,
+}
+
+/// `"wsgate": {"join": [...], "leave": [...], "user": "..."}` in a proxy result.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Directives {
+    /// Groups the connection joins.
+    pub join: Vec<String>,
+    /// Groups the connection leaves.
+    pub leave: Vec<String>,
+    /// The connection's user, if set.
+    pub user: Option<String>,
+}
+
+fn directives_of(value: Option<&Value>) -> Result<Option<Directives>, ProxyError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let bad = |why: &str| ProxyError::BadDirectives(why.to_owned());
+    let object = value
+        .as_object()
+        .ok_or_else(|| bad("\"wsgate\" must be an object"))?;
+    let names = |key: &str| -> Result<Vec<String>, ProxyError> {
+        match object.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| match item.as_str() {
+                    Some(name) if crate::query::valid_name(name) => Ok(name.to_owned()),
+                    _ => Err(bad(&format!(
+                        "{key}: group names are 1-128 URL-safe characters, got {item}"
+                    ))),
+                })
+                .collect(),
+            Some(other) => Err(bad(&format!(
+                "{key} must be a list of group names, got {other}"
+            ))),
+        }
+    };
+    let user = match object.get("user") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(user)) if crate::query::valid_name(user) => Some(user.clone()),
+        Some(other) => {
+            return Err(bad(&format!(
+                "user must be 1-128 URL-safe characters, got {other}"
+            )));
+        }
+    };
+    Ok(Some(Directives {
+        join: names("join")?,
+        leave: names("leave")?,
+        user,
+    }))
 }
 
 impl ProxyResult {
@@ -41,6 +96,9 @@ pub enum ProxyError {
     /// `statusCode` is not an integer between 100 and 599.
     #[error("statusCode must be an integer between 100 and 599, got {0}")]
     BadStatus(String),
+    /// The `"wsgate"` directives are malformed.
+    #[error("bad \"wsgate\" directives: {0}")]
+    BadDirectives(String),
 }
 
 fn status_of(value: &Value) -> Result<u16, ProxyError> {
@@ -86,8 +144,13 @@ fn headers_of(object: &Map<String, Value>) -> Vec<(String, String)> {
 pub fn from_value(value: &Value) -> Option<Result<ProxyResult, ProxyError>> {
     let object = value.as_object()?;
     let status = object.get("statusCode")?;
+    let directives = match directives_of(object.get("wsgate")) {
+        Ok(directives) => directives,
+        Err(e) => return Some(Err(e)),
+    };
     Some(status_of(status).map(|status| {
         ProxyResult {
+            directives,
             status,
             headers: headers_of(object),
             // An empty body sends nothing back, like a missing one.
@@ -118,6 +181,7 @@ pub fn from_http(status: u16, body: &[u8]) -> Result<ProxyResult, ProxyError> {
         headers: Vec::new(),
         body: (!body.is_empty()).then(|| String::from_utf8_lossy(body).into_owned()),
         is_base64_encoded: false,
+        directives: None,
     })
 }
 
@@ -155,6 +219,35 @@ mod tests {
         assert_eq!(r.body, None);
         let r = from_http(200, br#"{"statusCode": 200, "body": ""}"#).expect("valid");
         assert_eq!(r.body, None);
+    }
+
+    #[test]
+    fn wsgate_directives_are_read_and_checked() {
+        let r = from_http(200, br#"{"statusCode": 200, "wsgate": {"join": ["a", "b"], "leave": ["c"], "user": "u-1"}}"#)
+            .expect("valid");
+        assert_eq!(
+            r.directives,
+            Some(Directives {
+                join: vec!["a".into(), "b".into()],
+                leave: vec!["c".into()],
+                user: Some("u-1".into())
+            })
+        );
+        assert_eq!(
+            from_http(200, br#"{"statusCode": 200}"#)
+                .expect("valid")
+                .directives,
+            None
+        );
+        assert!(
+            from_http(
+                200,
+                br#"{"statusCode": 200, "wsgate": {"join": ["bad name"]}}"#
+            )
+            .is_err()
+        );
+        assert!(from_http(200, br#"{"statusCode": 200, "wsgate": {"user": 5}}"#).is_err());
+        assert!(from_http(200, br#"{"statusCode": 200, "wsgate": []}"#).is_err());
     }
 
     #[test]

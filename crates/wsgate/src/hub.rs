@@ -5,7 +5,7 @@
 //! `limits.outbox_bytes`, and the poster learns of it (429).
 
 use std::collections::HashMap;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+use wsgate_core::config::FanoutOverflow;
 use wsgate_core::event::ConnectionContext;
 use wsgate_core::id::ConnectionId;
 
-/// What a session is asked to do by others.
-#[derive(Debug)]
+/// What a session is asked to do by others. Cloning shares the frame's bytes.
+#[derive(Debug, Clone)]
 pub enum Command {
     /// Send a text message (already known to be UTF-8).
     Text(Utf8Bytes),
@@ -58,6 +59,8 @@ struct Queue {
     queued: AtomicUsize,
     waker: AtomicWaker,
     closed: AtomicBool,
+    /// A close that jumps the queue (a slow reader dropped by a fan-out).
+    urgent: Mutex<Option<(u16, &'static str)>>,
 }
 
 /// The sending half of a session's queue, bounded in bytes.
@@ -131,6 +134,13 @@ impl Outbox {
         Ok(())
     }
 
+    /// Asks the session to close now, ahead of whatever is queued (which is dropped): for a
+    /// reader so slow that its queue will not drain.
+    pub fn close_now(&self, code: u16, reason: &'static str) {
+        *self.queue.urgent.lock().unwrap_or_else(|e| e.into_inner()) = Some((code, reason));
+        self.queue.waker.wake();
+    }
+
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
         self.queue.queued.load(Ordering::Relaxed)
@@ -138,6 +148,17 @@ impl Outbox {
 }
 
 impl Inbox {
+    /// A close requested with [`Outbox::close_now`], if any. Registers `cx` to be woken when
+    /// one is, even while the session is not reading its queue (its socket is full).
+    pub fn take_urgent(&mut self, cx: &mut std::task::Context<'_>) -> Option<(u16, &'static str)> {
+        self.queue.waker.register(cx.waker());
+        self.queue
+            .urgent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
     /// Polls for the next command, releasing its bytes from the bound.
     pub fn poll_recv(
         &mut self,
@@ -181,6 +202,19 @@ pub struct SessionHandle {
     /// Where to queue writes and commands.
     pub outbox: Outbox,
     last_active_ms: AtomicU64,
+    /// Groups and user. Empty (no allocation) until the connection joins something.
+    membership: Mutex<Membership>,
+}
+
+/// What a connection belongs to.
+#[derive(Debug, Default, Clone)]
+pub struct Membership {
+    /// Its groups, in joining order.
+    pub groups: Vec<Arc<str>>,
+    /// Its user.
+    pub user: Option<Arc<str>>,
+    /// Set when the connection leaves the hub: nothing joins it after that.
+    closed: bool,
 }
 
 impl SessionHandle {
@@ -191,7 +225,16 @@ impl SessionHandle {
             ctx,
             outbox,
             last_active_ms: AtomicU64::new(connected_at),
+            membership: Mutex::new(Membership::default()),
         }
+    }
+
+    /// Its groups and user, now.
+    pub fn membership(&self) -> Membership {
+        self.membership
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Records activity (a data message either way) at `ms`.
@@ -208,6 +251,45 @@ impl SessionHandle {
 const SHARDS: usize = 32;
 
 type Shard = RwLock<HashMap<ConnectionId, Arc<SessionHandle>>>;
+type Index = RwLock<HashMap<Arc<str>, HashSet<ConnectionId>>>;
+
+/// Why a membership change failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("connection gone")]
+pub struct Gone;
+
+/// The close reason for a reader dropped because its outbox stayed full.
+pub const SLOW_CONSUMER: &str = "Slow consumer: outbound buffer full";
+
+/// What a send to many did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Frames queued.
+    pub recipients: usize,
+    /// Recipients left out because their outbox was full (`skip` policy).
+    pub skipped: usize,
+    /// Recipients closed because their outbox was full (`close` policy).
+    pub closed: usize,
+}
+
+fn add(index: &Index, name: &Arc<str>, id: ConnectionId) {
+    index
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(name.clone())
+        .or_default()
+        .insert(id);
+}
+
+fn drop_from(index: &Index, name: &str, id: &ConnectionId) {
+    let mut index = index.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(members) = index.get_mut(name) {
+        members.remove(id);
+        if members.is_empty() {
+            index.remove(name);
+        }
+    }
+}
 
 /// The live connections of this node, sharded to keep lock contention low.
 #[derive(Debug)]
@@ -215,6 +297,8 @@ pub struct Hub {
     shards: Box<[Shard]>,
     hasher: RandomState,
     count: AtomicUsize,
+    groups: Index,
+    users: Index,
 }
 
 impl Default for Hub {
@@ -223,6 +307,8 @@ impl Default for Hub {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
             count: AtomicUsize::new(0),
+            groups: Index::default(),
+            users: Index::default(),
         }
     }
 }
@@ -251,17 +337,151 @@ impl Hub {
             .cloned()
     }
 
-    /// Unregisters a session; returns it if it was still registered.
+    /// Unregisters a session and takes it out of its groups and user; returns it if it was
+    /// still registered. Every close path comes through here.
     pub fn remove(&self, id: &ConnectionId) -> Option<Arc<SessionHandle>> {
         let removed = self
             .shard(id)
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
-        if removed.is_some() {
-            self.count.fetch_sub(1, Ordering::Relaxed);
+        let handle = removed?;
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        let membership = {
+            let mut membership = handle.membership.lock().unwrap_or_else(|e| e.into_inner());
+            membership.closed = true;
+            std::mem::take(&mut *membership)
+        };
+        for group in &membership.groups {
+            drop_from(&self.groups, group, id);
         }
-        removed
+        if let Some(user) = &membership.user {
+            drop_from(&self.users, user, id);
+        }
+        Some(handle)
+    }
+
+    /// Adds a connection to a group (idempotent).
+    pub fn join(&self, id: &ConnectionId, group: &str) -> Result<(), Gone> {
+        let handle = self.get(id).ok_or(Gone)?;
+        // The membership lock is held while the index changes, so a concurrent `remove`
+        // either sees this group or makes this join fail.
+        let mut membership = handle.membership.lock().unwrap_or_else(|e| e.into_inner());
+        if membership.closed {
+            return Err(Gone);
+        }
+        if !membership.groups.iter().any(|g| &**g == group) {
+            let name: Arc<str> = Arc::from(group);
+            add(&self.groups, &name, *id);
+            membership.groups.push(name);
+        }
+        Ok(())
+    }
+
+    /// Takes a connection out of a group; a gone connection or a missing group is fine.
+    pub fn leave(&self, id: &ConnectionId, group: &str) {
+        if let Some(handle) = self.get(id) {
+            let mut membership = handle.membership.lock().unwrap_or_else(|e| e.into_inner());
+            membership.groups.retain(|g| &**g != group);
+            drop_from(&self.groups, group, id);
+        }
+    }
+
+    /// Sets (or clears) a connection's user.
+    pub fn set_user(&self, id: &ConnectionId, user: Option<&str>) -> Result<(), Gone> {
+        let handle = self.get(id).ok_or(Gone)?;
+        let mut membership = handle.membership.lock().unwrap_or_else(|e| e.into_inner());
+        if membership.closed {
+            return Err(Gone);
+        }
+        if let Some(old) = membership.user.take() {
+            drop_from(&self.users, &old, id);
+        }
+        if let Some(user) = user {
+            let name: Arc<str> = Arc::from(user);
+            add(&self.users, &name, *id);
+            membership.user = Some(name);
+        }
+        Ok(())
+    }
+
+    /// The members of a group (empty when there is no such group).
+    pub fn group_members(&self, group: &str) -> Vec<ConnectionId> {
+        let index = self.groups.read().unwrap_or_else(|e| e.into_inner());
+        index
+            .get(group)
+            .map(|m| m.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// A user's connections.
+    pub fn user_connections(&self, user: &str) -> Vec<ConnectionId> {
+        let index = self.users.read().unwrap_or_else(|e| e.into_inner());
+        index
+            .get(user)
+            .map(|m| m.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every live connection's id.
+    pub fn ids(&self) -> Vec<ConnectionId> {
+        let mut ids = Vec::with_capacity(self.len());
+        for shard in self.shards.iter() {
+            ids.extend(
+                shard
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keys()
+                    .copied(),
+            );
+        }
+        ids
+    }
+
+    /// Queues one frame, shared, to each connection `ids` names (all when `None`), leaving out
+    /// `except`. A full outbox is skipped or closed with 1008, as `overflow` says.
+    pub fn fan_out(
+        &self,
+        ids: Option<&[ConnectionId]>,
+        command: &Command,
+        except: &[ConnectionId],
+        overflow: FanoutOverflow,
+    ) -> Delivery {
+        let mut delivery = Delivery::default();
+        let mut deliver = |handle: &SessionHandle| {
+            if except.contains(&handle.ctx.connection_id) {
+                return;
+            }
+            match handle.outbox.push(command.clone()) {
+                Ok(()) => delivery.recipients += 1,
+                Err(PushError::Full) => match overflow {
+                    FanoutOverflow::Skip => delivery.skipped += 1,
+                    FanoutOverflow::Close => {
+                        handle.outbox.close_now(1008, SLOW_CONSUMER);
+                        delivery.closed += 1;
+                    }
+                },
+                Err(PushError::Closed) => {}
+            }
+        };
+        match ids {
+            Some(ids) => {
+                for id in ids {
+                    if let Some(handle) = self.get(id) {
+                        deliver(&handle);
+                    }
+                }
+            }
+            None => {
+                for shard in self.shards.iter() {
+                    let shard = shard.read().unwrap_or_else(|e| e.into_inner());
+                    for handle in shard.values() {
+                        deliver(handle);
+                    }
+                }
+            }
+        }
+        delivery
     }
 
     /// How many sessions are live.
@@ -278,6 +498,76 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn handle(hub: &Hub) -> (Arc<SessionHandle>, Inbox) {
+        let ctx = ConnectionContext {
+            connection_id: ConnectionId::generate(0),
+            connected_at: 0,
+            source_ip: "127.0.0.1".into(),
+            user_agent: None,
+            domain_name: "d".into(),
+            stage: "dev".into(),
+            api_id: "local".into(),
+            authorizer: None,
+        };
+        let (out, inbox) = outbox(16);
+        let handle = Arc::new(SessionHandle::new(Arc::new(ctx), out));
+        hub.insert(handle.clone());
+        (handle, inbox)
+    }
+
+    #[test]
+    fn groups_and_users_are_indexed_and_cleaned_on_remove() {
+        let hub = Hub::default();
+        let (a, _ia) = handle(&hub);
+        let (b, _ib) = handle(&hub);
+        let (ida, idb) = (a.ctx.connection_id, b.ctx.connection_id);
+        hub.join(&ida, "room").expect("joins");
+        hub.join(&ida, "room").expect("idempotent");
+        hub.join(&idb, "room").expect("joins");
+        hub.set_user(&ida, Some("alice")).expect("sets");
+        assert_eq!(hub.group_members("room").len(), 2);
+        assert_eq!(hub.user_connections("alice"), vec![ida]);
+        hub.leave(&idb, "room");
+        assert_eq!(hub.group_members("room"), vec![ida]);
+        hub.remove(&ida);
+        assert!(hub.group_members("room").is_empty());
+        assert!(hub.user_connections("alice").is_empty());
+        assert_eq!(hub.join(&ida, "room"), Err(Gone));
+        assert!(
+            hub.groups.read().expect("lock").is_empty(),
+            "no empty group is left behind"
+        );
+    }
+
+    #[test]
+    fn fan_out_shares_one_frame_skips_full_outboxes_and_honours_except() {
+        let hub = Hub::default();
+        let (a, _ia) = handle(&hub);
+        let (b, _ib) = handle(&hub);
+        let (c, _ic) = handle(&hub);
+        let frame = Command::Text(Utf8Bytes::from_static("0123456789"));
+        b.outbox
+            .push(Command::Text(Utf8Bytes::from_static("0123456789")))
+            .expect("fills b");
+        let delivery = hub.fan_out(None, &frame, &[c.ctx.connection_id], FanoutOverflow::Skip);
+        assert_eq!(
+            delivery,
+            Delivery {
+                recipients: 1,
+                skipped: 1,
+                closed: 0
+            }
+        );
+        assert_eq!(a.outbox.queued_bytes(), 10);
+        let delivery = hub.fan_out(
+            Some(&[b.ctx.connection_id]),
+            &frame,
+            &[],
+            FanoutOverflow::Close,
+        );
+        assert_eq!(delivery.closed, 1);
+    }
 
     #[test]
     fn outbox_is_bounded_in_bytes_and_released_on_receive() {

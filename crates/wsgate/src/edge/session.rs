@@ -31,7 +31,7 @@ use wsgate_core::proxy::ProxyResult;
 use wsgate_core::route::{RouteKey, Selection, select};
 
 use crate::gateway::{RouteEntry, Shared};
-use crate::hub::{Command, Inbox, Outbox, SessionHandle};
+use crate::hub::{Command, Hub, Inbox, Outbox, SessionHandle};
 use crate::integration::{Inbound, IntegrationError};
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
@@ -234,6 +234,9 @@ fn pump<S>(
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
+    if let Some((code, reason)) = inbox.take_urgent(cx) {
+        return Poll::Ready(Pumped::Close(code, reason));
+    }
     let mut wrote = false;
     loop {
         if pending.is_none() {
@@ -335,8 +338,8 @@ fn on_message(
     };
     if let Some(answer) = route.integration.answer_now(Some(&message), &vars) {
         deliver(
-            &handle.outbox,
-            &handle.ctx,
+            &shared.hub,
+            handle,
             route,
             &request_id,
             Ok(answer),
@@ -365,11 +368,12 @@ fn on_message(
     let permit = permit.take();
     let handle = handle.clone();
     let route = route.clone();
+    let task_shared = shared.clone();
     shared.tracker.spawn(async move {
         let answer = route.integration.invoke(event).await;
         deliver(
-            &handle.outbox,
-            &handle.ctx,
+            &task_shared.hub,
+            &handle,
             &route,
             &request_id,
             answer,
@@ -397,17 +401,40 @@ fn queue(outbox: &Outbox, command: Command, from: From) {
     }
 }
 
-/// Sends a route response, or the error frame API Gateway sends (on one-way routes too).
+/// Applies the answer's `"wsgate"` directives (groups, user) to the calling connection.
+pub(crate) fn apply_directives(hub: &Hub, ctx: &ConnectionContext, result: &ProxyResult) {
+    let Some(directives) = &result.directives else {
+        return;
+    };
+    let id = &ctx.connection_id;
+    for group in &directives.leave {
+        hub.leave(id, group);
+    }
+    for group in &directives.join {
+        if hub.join(id, group).is_err() {
+            return;
+        }
+    }
+    if let Some(user) = &directives.user {
+        let _ = hub.set_user(id, Some(user));
+    }
+}
+
+/// Applies the answer's directives, then sends a route response, or the error frame API Gateway
+/// sends (on one-way routes too).
 fn deliver(
-    outbox: &Outbox,
-    ctx: &ConnectionContext,
+    hub: &Hub,
+    handle: &SessionHandle,
     route: &RouteEntry,
     request_id: &str,
     answer: Result<ProxyResult, IntegrationError>,
     from: From,
 ) {
+    let (outbox, ctx) = (&handle.outbox, &*handle.ctx);
     let error = match answer {
         Ok(result) => {
+            // Before the route response: a client told "joined" is in the group.
+            apply_directives(hub, ctx, &result);
             if !route.route_response {
                 return;
             }

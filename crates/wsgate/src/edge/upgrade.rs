@@ -190,6 +190,7 @@ pub(crate) async fn handle(
     let span = info_span!("connection", connection_id = %ctx.connection_id);
 
     let mut protocol = None;
+    let mut connect_result = None;
     if let Some(route) = runtime.routes.get(RouteKey::CONNECT) {
         let request_id = random_id();
         let invocation = Invocation {
@@ -227,6 +228,7 @@ pub(crate) async fn handle(
                 protocol = result
                     .header(SEC_WEBSOCKET_PROTOCOL)
                     .and_then(|p| HeaderValue::from_str(p).ok());
+                connect_result = Some(result);
             }
             Ok(result) => {
                 debug!(parent: &span, status = result.status, "$connect refused the connection");
@@ -251,6 +253,10 @@ pub(crate) async fn handle(
     let (outbox, inbox) = hub::outbox(config.limits.outbox_bytes);
     let handle = Arc::new(SessionHandle::new(Arc::new(ctx), outbox));
     shared.hub.insert(handle.clone());
+    // `"wsgate": {"join": [...], "user": "..."}` in the $connect result applies from the start.
+    if let Some(result) = &connect_result {
+        session::apply_directives(&shared.hub, &handle.ctx, result);
+    }
     let on_upgrade = hyper::upgrade::on(&mut request);
     let socket_config = socket_config(&config.limits);
     let limits = config.limits.clone();

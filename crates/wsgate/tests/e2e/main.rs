@@ -4,6 +4,7 @@
 mod common;
 
 mod connect;
+mod fanout;
 mod functions;
 mod lifecycle;
 mod limits;
