@@ -53,6 +53,7 @@ if [ "$quick" = 1 ]; then
     post_n=10000; post_peer_n=1000
     bcast_n=2000; bcast_peer_n=500; bcast_rounds=3
     fn_c=10; fn_m=100
+    group_n=200; group_idle=2000
 else
     idle_n=15000; idle_peer_n=15000
     connect_n=20000; connect_peer_n=3000
@@ -60,6 +61,7 @@ else
     post_n=50000; post_peer_n=5000
     bcast_n=15000; bcast_peer_n=2000; bcast_rounds=5
     fn_c=20; fn_m=250
+    group_n=1000; group_idle=14000
 fi
 sigv4_key="AKIDBENCH:benchsecretbenchsecretbenchsecret00"
 
@@ -150,6 +152,9 @@ for rep in $(seq 1 "$reps"); do
     run "$rep" post --case post-sigv4 --target wsgate --url "ws://$signed_addr/dev" --mgmt "http://$signed_addr/dev" --server-pid "$signed_pid" --requests "$post_n" --sigv4 "$sigv4_key"
 
     run "$rep" broadcast --target wsgate --url "ws://$wsgate_addr/dev" --mgmt "http://$wsgate_addr/dev" --server-pid "$wsgate_pid" --receivers "$bcast_n" --rounds "$bcast_rounds"
+    # The same result with one POST per receiver, side by side with the fan-out API.
+    run "$rep" broadcast --case broadcast-posts --mode posts --target wsgate --url "ws://$wsgate_addr/dev" --mgmt "http://$wsgate_addr/dev" --server-pid "$wsgate_pid" --receivers "$bcast_n" --rounds "$bcast_rounds"
+    run "$rep" broadcast --case group --group room --target wsgate --url "ws://$wsgate_addr/dev" --mgmt "http://$wsgate_addr/dev" --server-pid "$wsgate_pid" --receivers "$group_n" --idle "$group_idle" --rounds "$bcast_rounds"
     [ "$peer" = 1 ] && run "$rep" broadcast --target serverless-offline --url "$peer_ws" --mgmt "$peer_mgmt" --server-pid "$peer_pid" --receivers "$bcast_peer_n" --rounds "$bcast_rounds"
     stop_servers
 done

@@ -47,6 +47,12 @@ pub struct Args {
     /// How to send.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub mode: Mode,
+    /// Send to this group instead (`POST @groups/NAME`); the receivers join it first.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Connections held open besides the receivers, receiving nothing.
+    #[arg(long, default_value_t = 0)]
+    pub idle: usize,
 }
 
 #[derive(Default)]
@@ -99,6 +105,32 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
+    // Bystanders: connected, in no group, reading nothing.
+    let offset = args.receivers;
+    let held = bounded(args.idle, args.connect_concurrency, |i| {
+        let target = target.clone();
+        async move { target.connect(offset + i).await }
+    })
+    .await;
+    let held: Vec<_> = held.into_iter().collect::<anyhow::Result<_>>()?;
+    if let Some(group) = &args.group {
+        let members = Arc::new(ids.clone());
+        let per_worker = members.len().div_ceil(args.concurrency.max(1));
+        let base = format!("{}/@groups/{group}/connections", args.mgmt.trim_end_matches('/'));
+        let joined = bounded(args.concurrency, args.concurrency, |w| {
+            let client = client.clone();
+            let members = members.clone();
+            let base = base.clone();
+            async move {
+                for id in members.iter().skip(w * per_worker).take(per_worker) {
+                    client.put(format!("{base}/{}", id.replace('=', "%3D"))).send().await?.error_for_status()?;
+                }
+                Ok(())
+            }
+        })
+        .await;
+        joined.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    }
     let fanout = match args.mode {
         Mode::Auto => has_fanout(&client, &args.mgmt).await,
         Mode::Broadcast => true,
@@ -120,7 +152,10 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
         round.lock().await.arrivals.clear();
         let payload = format!("broadcast round {r}");
         let t0 = Instant::now();
-        if fanout {
+        if let Some(group) = &args.group {
+            let url = format!("{}/@groups/{group}", args.mgmt.trim_end_matches('/'));
+            client.post(url).body(payload).send().await?.error_for_status()?;
+        } else if fanout {
             let url = format!("{}/@broadcast", args.mgmt.trim_end_matches('/'));
             client
                 .post(url)
@@ -178,12 +213,13 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     out.insert("rounds".into(), json!(args.rounds));
     out.insert(
         "method".into(),
-        json!(if fanout {
-            "fan-out API (@broadcast)"
-        } else {
-            "one POST @connections per receiver"
+        json!(match (&args.group, fanout) {
+            (Some(_), _) => "one POST @groups/{group}",
+            (None, true) => "one POST @broadcast",
+            (None, false) => "one POST @connections/{id} per receiver",
         }),
     );
+    out.insert("idle".into(), json!(held.len()));
     out.insert("incomplete_rounds".into(), json!(incomplete));
     out.insert(
         "all_delivered_ms_median".into(),
