@@ -116,14 +116,21 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     if let Some(group) = &args.group {
         let members = Arc::new(ids.clone());
         let per_worker = members.len().div_ceil(args.concurrency.max(1));
-        let base = format!("{}/@groups/{group}/connections", args.mgmt.trim_end_matches('/'));
+        let base = format!(
+            "{}/@groups/{group}/connections",
+            args.mgmt.trim_end_matches('/')
+        );
         let joined = bounded(args.concurrency, args.concurrency, |w| {
             let client = client.clone();
             let members = members.clone();
             let base = base.clone();
             async move {
                 for id in members.iter().skip(w * per_worker).take(per_worker) {
-                    client.put(format!("{base}/{}", id.replace('=', "%3D"))).send().await?.error_for_status()?;
+                    client
+                        .put(format!("{base}/{}", id.replace('=', "%3D")))
+                        .send()
+                        .await?
+                        .error_for_status()?;
                 }
                 Ok(())
             }
@@ -154,7 +161,12 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
         let t0 = Instant::now();
         if let Some(group) = &args.group {
             let url = format!("{}/@groups/{group}", args.mgmt.trim_end_matches('/'));
-            client.post(url).body(payload).send().await?.error_for_status()?;
+            client
+                .post(url)
+                .body(payload)
+                .send()
+                .await?
+                .error_for_status()?;
         } else if fanout {
             let url = format!("{}/@broadcast", args.mgmt.trim_end_matches('/'));
             client

@@ -619,3 +619,60 @@ async fn every_documented_path_answers() {
     }
     assert!(calls >= 26, "{calls}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_leaves_the_groups_too() {
+    let gw = TestGateway::builder()
+        .toml("[limits]\nidle_timeout = \"30s\"")
+        .start()
+        .await;
+    let mut client = gw.connect().await;
+    let hub = &gw.gateway.shared().hub;
+    let id = hub.ids()[0];
+    hub.join(&id, "g").expect("joins");
+    hub.set_user(&id, Some("u")).expect("sets");
+    while let Some(message) = client.next().await {
+        if matches!(message, Ok(Message::Close(_))) {
+            break;
+        }
+    }
+    // The session removes itself right after the close frame.
+    for _ in 0..100 {
+        if hub.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(hub.group_members("g").is_empty());
+    assert!(hub.user_connections("u").is_empty());
+}
+
+#[tokio::test]
+async fn shutdown_leaves_no_group_behind() {
+    let (gw, stub) = gateway("").await;
+    stub.on(
+        "/connect",
+        Behavior::Json(
+            200,
+            json!({"statusCode": 200, "wsgate": {"join": ["g"], "user": "u"}}),
+        ),
+    );
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(connect_with_id(&gw, &stub).await.0);
+    }
+    let shared = gw.gateway.shared().clone();
+    assert_eq!(shared.hub.group_members("g").len(), 3);
+    let stopping = tokio::spawn(gw.gateway.shutdown());
+    for client in &mut clients {
+        assert_eq!(close_of(client).await.0, 1001);
+        let _ = futures_util::SinkExt::close(client).await;
+    }
+    tokio::time::timeout(WAIT, stopping)
+        .await
+        .expect("in time")
+        .expect("joined");
+    assert!(shared.hub.group_members("g").is_empty());
+    assert!(shared.hub.user_connections("u").is_empty());
+    assert!(shared.hub.is_empty());
+}
