@@ -21,6 +21,26 @@ impl Latencies {
         self.0.extend(other.0);
     }
 
+    /// One latency.
+    pub fn one(d: Duration) -> Self {
+        let mut latencies = Self::default();
+        latencies.push(d);
+        latencies
+    }
+
+    /// The latencies of the runs that succeeded, and how many failed.
+    pub fn gather(results: impl IntoIterator<Item = anyhow::Result<Latencies>>) -> (Self, usize) {
+        let mut all = Self::default();
+        let mut failed = 0;
+        for result in results {
+            match result {
+                Ok(latencies) => all.extend(latencies),
+                Err(_) => failed += 1,
+            }
+        }
+        (all, failed)
+    }
+
     /// How many were recorded.
     pub fn len(&self) -> usize {
         self.0.len()

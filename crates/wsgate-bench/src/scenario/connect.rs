@@ -42,14 +42,8 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     .await;
     let wall = start.elapsed();
     let cpu = meter.stop(pid);
-    let mut latencies = Latencies::default();
-    let mut failed = 0;
-    for result in results {
-        match result {
-            Ok(took) => latencies.push(took),
-            Err(_) => failed += 1,
-        }
-    }
+    let (mut latencies, failed) =
+        Latencies::gather(results.into_iter().map(|r| r.map(Latencies::one)));
     let done = latencies.len();
     let mut out = common.header("connect");
     out.insert("connections".into(), json!(done));

@@ -42,22 +42,13 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     let message = json!({"action": args.route, "data": "x".repeat(args.size)}).to_string();
     // The very first message: on a fresh server whose route runs in a process started on demand,
     // this is the cold start.
-    let first = {
-        let ws = sockets
+    let first = round_trip(
+        sockets
             .first_mut()
-            .ok_or_else(|| anyhow::anyhow!("no connection"))?;
-        let sent = Instant::now();
-        ws.send(Message::text(message.as_str())).await?;
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(_))) => break,
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(e.into()),
-                None => anyhow::bail!("closed before the first answer"),
-            }
-        }
-        sent.elapsed()
-    };
+            .ok_or_else(|| anyhow::anyhow!("no connection"))?,
+        &message,
+    )
+    .await?;
     let sockets = Arc::new(std::sync::Mutex::new(sockets));
     let pid = common.pid();
     let meter = CpuMeter::start(pid);
@@ -78,17 +69,7 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
                 if Instant::now() > deadline {
                     break;
                 }
-                let sent = Instant::now();
-                ws.send(Message::text(message.as_str())).await?;
-                loop {
-                    match ws.next().await {
-                        Some(Ok(Message::Text(_))) => break,
-                        Some(Ok(_)) => continue,
-                        Some(Err(e)) => return Err(e.into()),
-                        None => anyhow::bail!("closed"),
-                    }
-                }
-                latencies.push(sent.elapsed());
+                latencies.push(round_trip(&mut ws, &message).await?);
             }
             let _ = ws.close(None).await;
             Ok(latencies)
@@ -97,14 +78,7 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     .await;
     let wall = start.elapsed();
     let cpu = meter.stop(pid);
-    let mut latencies = Latencies::default();
-    let mut failed = 0;
-    for result in results {
-        match result {
-            Ok(l) => latencies.extend(l),
-            Err(_) => failed += 1,
-        }
-    }
+    let (mut latencies, failed) = Latencies::gather(results);
     let done = latencies.len();
     let mut out = common.header("echo");
     out.insert("integration".into(), json!(args.integration));
@@ -122,4 +96,21 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     latencies.write("latency", &mut out);
     cpu_fields(&mut out, cpu, done, wall);
     Ok(Value::Object(out))
+}
+
+/// Sends one message and waits for the text answer; how long that took.
+async fn round_trip(
+    ws: &mut crate::client::Ws,
+    message: &str,
+) -> anyhow::Result<std::time::Duration> {
+    let sent = Instant::now();
+    ws.send(Message::text(message)).await?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(_))) => return Ok(sent.elapsed()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => anyhow::bail!("closed before the answer"),
+        }
+    }
 }

@@ -19,6 +19,7 @@ use wsgate_core::event::{
     self, ConnectionContext, ContextVars, Invocation, UpgradeRequest, canonical_header_name,
 };
 use wsgate_core::id::{ConnectionId, random_id};
+use wsgate_core::query;
 use wsgate_core::route::RouteKey;
 
 use super::listener::Secure;
@@ -93,26 +94,8 @@ fn upgrade_request(request: &Request<Body>, peer: SocketAddr, local: SocketAddr)
         .uri()
         .query()
         .filter(|q| !q.is_empty())
-        .map(url_pairs);
+        .map(query::pairs);
     UpgradeRequest { headers, query }
-}
-
-fn url_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode_component(k), decode_component(v))
-        })
-        .collect()
-}
-
-fn decode_component(text: &str) -> String {
-    let spaced = text.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 /// Handles `GET /{stage}`.
@@ -297,23 +280,4 @@ pub(crate) async fn handle(
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_strings_decode() {
-        assert_eq!(
-            url_pairs("room=lobby&token=a%3Db&x&name=a+b&room=hall"),
-            vec![
-                ("room".to_owned(), "lobby".to_owned()),
-                ("token".to_owned(), "a=b".to_owned()),
-                ("x".to_owned(), String::new()),
-                ("name".to_owned(), "a b".to_owned()),
-                ("room".to_owned(), "hall".to_owned()),
-            ]
-        );
-    }
 }

@@ -86,7 +86,12 @@ async fn next(State(api): State<Api>) -> Response {
 }
 
 async fn response(State(api): State<Api>, Path(request_id): Path<String>, body: Bytes) -> Response {
-    if api.pool.complete(api.worker, &request_id, Ok(body)) {
+    completed(api.pool.complete(api.worker, &request_id, Ok(body)))
+}
+
+/// 202 when the result reached its invocation; 400 when no invocation of this process has that id.
+fn completed(known: bool) -> Response {
+    if known {
         accepted()
     } else {
         refused(
@@ -128,15 +133,7 @@ async fn error(
 ) -> Response {
     let failure = error_of(&headers, &body);
     warn!(function = %api.pool.spec().name, request_id, error = %failure, "handler failed");
-    if api.pool.complete(api.worker, &request_id, Err(failure)) {
-        accepted()
-    } else {
-        refused(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestID",
-            "unknown or expired request id",
-        )
-    }
+    completed(api.pool.complete(api.worker, &request_id, Err(failure)))
 }
 
 async fn init_error(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {

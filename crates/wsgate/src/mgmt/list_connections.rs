@@ -18,20 +18,22 @@ use crate::gateway::Shared;
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
+/// The first value of a query parameter.
+fn param(parts: &Parts, key: &str) -> Option<String> {
+    query::pairs(parts.uri.query().unwrap_or_default())
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
 pub(super) fn run(shared: &Shared, parts: &Parts) -> Result<Response, MgmtError> {
-    let params = query::pairs(parts.uri.query().unwrap_or_default());
-    let get = |key: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |key: &str| param(parts, key);
     let mut ids = match get("group") {
-        Some(group) => shared.hub.group_members(&super::name("group", group)?),
+        Some(group) => shared.hub.group_members(&super::name("group", &group)?),
         None => shared.hub.ids(),
     };
     if let Some(user) = get("user") {
-        let user = super::name("user", user)?;
+        let user = super::name("user", &user)?;
         let of_user = shared.hub.user_connections(&user);
         ids.retain(|id| of_user.contains(id));
     }
@@ -44,14 +46,7 @@ pub(super) fn page(
     mut ids: Vec<ConnectionId>,
     parts: &Parts,
 ) -> Result<Response, MgmtError> {
-    let params = query::pairs(parts.uri.query().unwrap_or_default());
-    let get = |key: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
-    let limit = match get("limit") {
+    let limit = match param(parts, "limit") {
         None => DEFAULT_LIMIT,
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
@@ -62,7 +57,10 @@ pub(super) fn page(
             }
         },
     };
-    let after = get("next").map(connection_id).transpose()?;
+    let after = param(parts, "next")
+        .as_deref()
+        .map(connection_id)
+        .transpose()?;
     ids.sort_unstable();
     let start = after.map_or(0, |after| ids.partition_point(|id| *id <= after));
     let mut items = Vec::with_capacity(limit);
