@@ -3,7 +3,7 @@
 # side and interleaved, three repetitions, then regenerates BENCHMARKS.md and its charts.
 #
 #   bench/run.sh            # full run (15,000 idle connections, ...): about 10 minutes
-#   bench/run.sh --quick    # small counts, under 3 minutes
+#   bench/run.sh --quick    # small counts, under 3 minutes; report in bench/results/<date>-quick/
 #   bench/run.sh --reps 5 --skip-peer
 #
 # Results: bench/results/<UTC date>/results.jsonl (one JSON line per scenario run), machine.txt,
@@ -170,5 +170,9 @@ done
     fi
     echo "mode:      $([ "$quick" = 1 ] && echo quick || echo full), $reps repetitions, interleaved; run at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } > "$out/machine.txt"
-"$bench" report --results "$out" --out BENCHMARKS.md
-echo "==> wrote $out/results.jsonl and BENCHMARKS.md" >&2
+# A quick run is a smoke test: its report stays in its folder; a full run regenerates the
+# repository's BENCHMARKS.md.
+report=BENCHMARKS.md
+if [ "$quick" = 1 ]; then report="$out/BENCHMARKS.md"; fi
+"$bench" report --results "$out" --out "$report"
+echo "==> wrote $out/results.jsonl and $report" >&2
