@@ -523,21 +523,15 @@ fn bar_chart(path: &Path, title: &str, bars: &[(String, f64)]) -> anyhow::Result
         .fold(0.0_f64, f64::max)
         .max(1e-9)
         * 1.2;
-    let labels: Vec<String> = bars.iter().map(|(l, _)| l.clone()).collect();
+    let n = bars.len() as f64;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(12)
-        .x_label_area_size(36)
+        .x_label_area_size(12)
         .y_label_area_size(64)
-        .build_cartesian_2d((0..bars.len()).into_segmented(), 0.0..top)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_label_formatter(&|x| match x {
-            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
-            _ => String::new(),
-        })
-        .draw()?;
+        .build_cartesian_2d(0.0..n, 0.0..top)?;
+    // Each bar is labelled on itself (name and value), so no x labels are needed.
+    chart.configure_mesh().disable_x_mesh().x_labels(0).draw()?;
     let colors = [
         RGBColor(38, 110, 190),
         RGBColor(120, 120, 120),
@@ -545,18 +539,13 @@ fn bar_chart(path: &Path, title: &str, bars: &[(String, f64)]) -> anyhow::Result
     ];
     chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
         let color = colors[i % colors.len()];
-        Rectangle::new(
-            [
-                (SegmentValue::Exact(i), 0.0),
-                (SegmentValue::Exact(i + 1), *v),
-            ],
-            color.filled(),
-        )
+        let x = i as f64;
+        Rectangle::new([(x + 0.1, 0.0), (x + 0.9, *v)], color.filled())
     }))?;
-    chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+    chart.draw_series(bars.iter().enumerate().map(|(i, (name, v))| {
         Text::new(
-            fmt_number(*v),
-            (SegmentValue::CenterOf(i), *v + top * 0.03),
+            format!("{name}: {}", fmt_number(*v)),
+            (i as f64 + 0.12, *v + top * 0.04),
             ("sans-serif", 16),
         )
     }))?;
