@@ -164,19 +164,25 @@ impl Inbox {
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Command>> {
-        let queue = &*self.queue;
-        queue.waker.register(cx.waker());
-        let mut commands = queue.commands.lock().unwrap_or_else(|e| e.into_inner());
-        match commands.pop_front() {
-            Some(command) => {
-                if commands.is_empty() && commands.capacity() > KEEP_SLOTS {
-                    *commands = VecDeque::new();
-                }
-                queue.queued.fetch_sub(command.cost(), Ordering::AcqRel);
-                std::task::Poll::Ready(Some(command))
-            }
+        self.queue.waker.register(cx.waker());
+        match self.try_recv() {
+            Some(command) => std::task::Poll::Ready(Some(command)),
             None => std::task::Poll::Pending,
         }
+    }
+
+    /// The next command, if one is queued. Only after [`Inbox::take_urgent`] or
+    /// [`Inbox::poll_recv`] registered the session's waker in the same poll: a push between
+    /// that registration and this read still wakes it.
+    pub fn try_recv(&mut self) -> Option<Command> {
+        let queue = &*self.queue;
+        let mut commands = queue.commands.lock().unwrap_or_else(|e| e.into_inner());
+        let command = commands.pop_front()?;
+        if commands.is_empty() && commands.capacity() > KEEP_SLOTS {
+            *commands = VecDeque::new();
+        }
+        queue.queued.fetch_sub(command.cost(), Ordering::AcqRel);
+        Some(command)
     }
 }
 

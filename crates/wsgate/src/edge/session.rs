@@ -240,15 +240,14 @@ where
     let mut wrote = false;
     loop {
         if pending.is_none() {
-            match inbox.poll_recv(cx) {
-                Poll::Ready(Some(Command::Text(text))) => *pending = Some(Message::Text(text)),
-                Poll::Ready(Some(Command::Binary(bytes))) => {
-                    *pending = Some(Message::Binary(bytes))
-                }
-                Poll::Ready(Some(Command::Close(code, reason))) => {
+            // `take_urgent` registered the waker for this poll already.
+            match inbox.try_recv() {
+                Some(Command::Text(text)) => *pending = Some(Message::Text(text)),
+                Some(Command::Binary(bytes)) => *pending = Some(Message::Binary(bytes)),
+                Some(Command::Close(code, reason)) => {
                     return Poll::Ready(Pumped::Close(code, reason));
                 }
-                Poll::Ready(None) | Poll::Pending => break,
+                None => break,
             }
         }
         match Pin::new(&mut *sink).poll_ready(cx) {
