@@ -91,6 +91,22 @@ const NO_LOCAL_MEANING: &[&str] = &[
 
 /// Variables resolved through references deeper than this are taken for a cycle.
 const MAX_DEPTH: usize = 32;
+/// Evaluation steps one import may take: references that each name others twice double the work
+/// at every level, so depth alone does not bound it (found by fuzzing).
+const MAX_STEPS: usize = 200_000;
+
+/// Counts evaluation steps; past [`MAX_STEPS`] evaluation stops with a warning.
+#[derive(Default)]
+struct Budget(std::cell::Cell<usize>);
+
+impl Budget {
+    /// Takes one step; false once the budget is spent.
+    fn step(&self) -> bool {
+        let used = self.0.get() + 1;
+        self.0.set(used);
+        used <= MAX_STEPS
+    }
+}
 
 /// The Lambda runtimes wsgate runs, for warnings.
 const SUPPORTED_RUNTIMES: &str = "python*, nodejs* and provided* with a bootstrap are";
@@ -362,7 +378,10 @@ fn seconds(value: &Value) -> Option<Duration> {
         Value::String(s) => s.trim().parse().ok()?,
         _ => return None,
     };
-    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
+    // `try_`: a huge number (1e20) does not fit a Duration (found by fuzzing).
+    (secs.is_finite() && secs > 0.0)
+        .then(|| Duration::try_from_secs_f64(secs).ok())
+        .flatten()
 }
 
 /// A whole number of megabytes.
@@ -703,6 +722,7 @@ struct Cfn<'a> {
     api: Option<String>,
     /// In a `serverless.yml`, its `${...}` variables are resolved in every string first.
     vars: Option<&'a Vars<'a>>,
+    budget: Budget,
 }
 
 impl<'a> Cfn<'a> {
@@ -770,6 +790,13 @@ impl<'a> Cfn<'a> {
         };
         if depth > MAX_DEPTH {
             return unresolved(value, " (nested too deeply: a cycle?)", notes);
+        }
+        if !self.budget.step() {
+            return unresolved(
+                value,
+                " (the template's references take too many steps to resolve)",
+                notes,
+            );
         }
         let result = match name {
             "Ref" => match arg.as_str() {
@@ -1062,6 +1089,7 @@ pub fn from_sam_with(
             .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
         api: None,
         vars: None,
+        budget: Budget::default(),
     };
     let all = cfn.all();
     for id in resources.keys() {
@@ -1649,6 +1677,7 @@ struct Vars<'a> {
     stage: String,
     region: String,
     options: ImportOptions<'a>,
+    budget: Budget,
 }
 
 impl Vars<'_> {
@@ -1704,6 +1733,12 @@ impl Vars<'_> {
         }
         if depth > MAX_DEPTH {
             notes.push(format!("{whole} left as is (nested too deeply: a cycle?)"));
+            return Value::String(whole.to_owned());
+        }
+        if !self.budget.step() {
+            notes.push(format!(
+                "{whole} left as is (the file's variables take too many steps to resolve)"
+            ));
             return Value::String(whole.to_owned());
         }
         let inner = if inner.contains("${") {
@@ -1885,6 +1920,7 @@ pub fn from_serverless_with(
         stage: "dev".to_owned(),
         region: DEFAULT_REGION.to_owned(),
         options,
+        budget: Budget::default(),
     };
     let provider = root.get("provider").and_then(Value::as_object);
     let provider_get = |key: &str| provider.and_then(|p| p.get(key));
@@ -1959,6 +1995,7 @@ pub fn from_serverless_with(
         region: vars.region.clone(),
         api: None,
         vars: Some(&vars),
+        budget: Budget::default(),
     };
 
     // Routes.
@@ -2708,6 +2745,40 @@ Mappings:
                 "resources not emulated (if the functions use them, run them elsewhere and point the functions at them): Globals (AWS::SSM::Parameter)",
             ]
         );
+    }
+
+    #[test]
+    fn exponential_references_and_huge_timeouts_are_bounded() {
+        // Found by fuzzing (fuzz/repro/config): each level names the previous one twice.
+        let mut sls = String::from("service: s\ncustom:\n  v0: x\n");
+        for i in 1..40 {
+            sls.push_str(&format!(
+                "  v{i}: ${{self:custom.v{p}}}${{self:custom.v{p}}}\n",
+                p = i - 1
+            ));
+        }
+        sls.push_str(concat!(
+            "provider:\n  name: aws\n  runtime: python3.12\n  environment:\n    BIG: ${self:custom.v39}\n",
+            "functions:\n  f:\n    handler: a.b\n    timeout: 1e20\n    events:\n      - websocket: $default\n",
+        ));
+        let imported = from_serverless(&sls, Path::new(".")).expect("imports");
+        assert!(
+            imported
+                .warnings
+                .iter()
+                .any(|w| w.contains("too many steps")),
+            "{:?}",
+            imported.warnings
+        );
+        assert_eq!(imported.config.functions["f"].timeout, None);
+
+        let mut sam = String::from("Parameters:\n  P0: {Type: String, Default: x}\n");
+        for i in 1..40 {
+            sam.push_str(&format!("  P{i}: {{Type: String, Default: !Join ['', [!Ref P{p}, !Ref P{p}, !Ref P{p}]]}}\n", p = i - 1));
+        }
+        sam.push_str("Resources:\n  A: {Type: AWS::ApiGatewayV2::Api, Properties: {ProtocolType: WEBSOCKET, Name: !Ref P39}}\n");
+        // Completes (an error or warnings), in bounded time and memory.
+        let _ = from_sam(&sam, Path::new("."));
     }
 
     #[test]

@@ -136,7 +136,8 @@ impl Pool {
             invocation: Invocation {
                 request_id: request_id.clone(),
                 payload: Bytes::from(payload),
-                deadline_ms: clock::now_ms() + timeout.as_millis() as u64,
+                deadline_ms: clock::now_ms()
+                    .saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
                 trace_id: trace_id(),
             },
             reply,
