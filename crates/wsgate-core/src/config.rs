@@ -16,6 +16,9 @@ pub const ENV_LISTEN: &str = "WSGATE_LISTEN";
 /// Environment variable overriding `gateway.stage`.
 pub const ENV_STAGE: &str = "WSGATE_STAGE";
 
+/// The longest duration any setting takes.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// The largest `@connections` payload API Gateway accepts, in bytes.
 pub const AWS_MAX_POST_BYTES: usize = 131_072;
 
@@ -459,6 +462,18 @@ impl Config {
                 return Err(err(key, "must be greater than zero"));
             }
         }
+        // Timers add these to the clock: a year is plenty, and keeps the sum far from overflowing.
+        for (key, value) in [
+            ("limits.idle_timeout", l.idle_timeout),
+            ("limits.max_connection_duration", l.max_connection_duration),
+            ("limits.integration_timeout", l.integration_timeout),
+            ("limits.shutdown_grace", l.shutdown_grace),
+            ("management.max_clock_skew", self.management.max_clock_skew),
+        ] {
+            if value > MAX_DURATION {
+                return Err(err(key, "must be at most a year"));
+            }
+        }
         if l.integration_timeout < Duration::from_millis(50) {
             return Err(err(
                 "limits.integration_timeout",
@@ -550,8 +565,11 @@ impl Config {
                             format!("{url:?} is not an http:// or https:// URL"),
                         ));
                     }
-                    if timeout.is_some_and(|t| t < Duration::from_millis(50)) {
-                        return Err(err(format!("{path}.timeout"), "must be at least 50ms"));
+                    if timeout.is_some_and(|t| t < Duration::from_millis(50) || t > MAX_DURATION) {
+                        return Err(err(
+                            format!("{path}.timeout"),
+                            "must be between 50ms and a year",
+                        ));
                     }
                 }
                 Route::Function { function, .. } => {
@@ -580,9 +598,12 @@ impl Config {
             }
             if function
                 .timeout
-                .is_some_and(|t| t < Duration::from_millis(50))
+                .is_some_and(|t| t < Duration::from_millis(50) || t > MAX_DURATION)
             {
-                return Err(err(format!("{path}.timeout"), "must be at least 50ms"));
+                return Err(err(
+                    format!("{path}.timeout"),
+                    "must be between 50ms and a year",
+                ));
             }
             match function.runtime {
                 Runtime::Python | Runtime::Node => {
@@ -728,6 +749,14 @@ route_response = true
             (
                 "[limits]\nintegration_timeout = \"10ms\"",
                 "limits.integration_timeout",
+            ),
+            (
+                "[limits]\nshutdown_grace = \"400years\"",
+                "limits.shutdown_grace",
+            ),
+            (
+                "[functions.f]\nruntime = \"command\"\ncommand = [\"x\"]\ntimeout = \"2years\"",
+                "functions.f.timeout",
             ),
             ("[limits]\nmax_frame_bytes = 0", "limits.max_frame_bytes"),
             ("[management]\nauth = \"sigv4\"", "management.credentials"),
