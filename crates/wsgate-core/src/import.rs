@@ -95,6 +95,9 @@ const MAX_DEPTH: usize = 32;
 /// at every level, so depth alone does not bound it (found by fuzzing).
 const MAX_STEPS: usize = 200_000;
 
+/// The longest text a `${...}` string may resolve to.
+const MAX_RESOLVED_BYTES: usize = 64 * 1024;
+
 /// Counts evaluation steps; past [`MAX_STEPS`] evaluation stops with a warning.
 #[derive(Default)]
 struct Budget(std::cell::Cell<usize>);
@@ -1722,6 +1725,14 @@ impl Vars<'_> {
                     out.push_str(&text_of(&self.variable(whole, inner, notes, depth)));
                 }
             }
+            // A variable naming a whole document (`${self:}`) written into a string that the
+            // document holds grows at every level (found by fuzzing): stop at a sane size.
+            if out.len() > MAX_RESOLVED_BYTES {
+                notes.push(format!(
+                    "{s} left as is (its variables resolve to more than {MAX_RESOLVED_BYTES} bytes)"
+                ));
+                return Value::String(s.to_owned());
+            }
         }
         Value::String(out)
     }
@@ -2779,6 +2790,20 @@ Mappings:
         sam.push_str("Resources:\n  A: {Type: AWS::ApiGatewayV2::Api, Properties: {ProtocolType: WEBSOCKET, Name: !Ref P39}}\n");
         // Completes (an error or warnings), in bounded time and memory.
         let _ = from_sam(&sam, Path::new("."));
+    }
+
+    #[test]
+    fn a_variable_naming_the_whole_document_does_not_grow_without_bound() {
+        // Found by fuzzing (fuzz/artifacts/config): `${self:}` is the whole file, written into a
+        // string of that file.
+        let text = concat!(
+            "service: vars\nprovider:\n  name: aws\n  runtime: nodejs20.x\n  environment:\n",
+            "    TABLE: ${self:, 'fallback'} ${ssm:/p}//////////////////////////////////////\n",
+            "functions:\n  f:\n    handler: index.handler\n    events:\n      - websocket: hello\n",
+        );
+        let imported = from_serverless(text, Path::new(".")).expect("imports");
+        let table = &imported.config.functions["f"].environment["TABLE"];
+        assert!(table.len() <= MAX_RESOLVED_BYTES, "{}", table.len());
     }
 
     #[test]
