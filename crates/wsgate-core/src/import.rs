@@ -768,6 +768,11 @@ impl<'a> Cfn<'a> {
     }
 
     fn eval_at(&self, value: &Value, notes: &mut Vec<String>, depth: usize) -> Value {
+        // Checked for every value, not only intrinsics: a variable may resolve to a mapping
+        // holding itself (`${self:}`), which would recurse without end (found by fuzzing).
+        if depth > MAX_DEPTH {
+            return unresolved(value, " (nested too deeply: a cycle?)", notes);
+        }
         let Some((name, arg)) = intrinsic(value) else {
             return match value {
                 // Variables may resolve to a mapping such as `{Ref: Table}`: evaluate that too.
@@ -791,9 +796,6 @@ impl<'a> Cfn<'a> {
                 other => other.clone(),
             };
         };
-        if depth > MAX_DEPTH {
-            return unresolved(value, " (nested too deeply: a cycle?)", notes);
-        }
         if !self.budget.step() {
             return unresolved(
                 value,
@@ -2790,6 +2792,13 @@ Mappings:
         sam.push_str("Resources:\n  A: {Type: AWS::ApiGatewayV2::Api, Properties: {ProtocolType: WEBSOCKET, Name: !Ref P39}}\n");
         // Completes (an error or warnings), in bounded time and memory.
         let _ = from_sam(&sam, Path::new("."));
+    }
+
+    #[test]
+    fn a_document_holding_itself_does_not_recurse_forever() {
+        // Found by fuzzing (fuzz/repro/config/self-reference-stack-overflow-serverless.yml).
+        let text = "functions: {f: {handler: a.b, environment: {A: \"${self:}\"}, events: [websocket: x]}}";
+        let _ = from_serverless(text, Path::new("."));
     }
 
     #[test]
