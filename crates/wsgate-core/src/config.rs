@@ -54,6 +54,9 @@ pub struct Config {
     /// Local Lambda-style functions, by name, for `type = "function"` routes.
     #[serde(default)]
     pub functions: BTreeMap<String, Function>,
+    /// Authorizers, by name, for `routes."$connect".authorizer`.
+    #[serde(default)]
+    pub authorizers: BTreeMap<String, Authorizer>,
     /// The folder relative paths (`functions.*.dir`) are resolved against: the config file's
     /// folder when loaded from a file. Not a key of the file.
     #[serde(skip)]
@@ -147,6 +150,22 @@ pub struct GatewayConfig {
     pub domain_name: Option<String>,
     /// `reject` (close 1003, API Gateway's behaviour, the default) or `accept` binary frames.
     pub binary_frames: BinaryFrames,
+    /// Serve TLS (`wss://`, `https://`) with this certificate; plain connections keep working
+    /// on the same port. Reloaded with the config.
+    pub tls: Option<TlsFiles>,
+    /// Browsers' `Origin`s allowed to upgrade (`https://app.example`, or `*` for any). Empty,
+    /// the default, allows any. Requests without an `Origin` (not from a browser) always pass.
+    pub allowed_origins: Vec<String>,
+}
+
+/// `[gateway.tls]`: PEM files, relative to the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for GatewayConfig {
@@ -158,6 +177,8 @@ impl Default for GatewayConfig {
             route_selection_expression: "$request.body.action".into(),
             domain_name: None,
             binary_frames: BinaryFrames::Reject,
+            tls: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -197,6 +218,21 @@ pub struct Limits {
     /// Default 10 s.
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
+    /// Open connections at most; upgrades past it get 503. 0 = unlimited. Default 100000.
+    pub max_connections: usize,
+    /// Open connections from one IP address at most; upgrades past it get 429. 0 = unlimited.
+    /// Default 1000.
+    pub max_connections_per_ip: usize,
+    /// Upgrade requests one IP address may make per second (a burst of as many is allowed);
+    /// past it they get 429. 0 = unlimited. Default 100.
+    pub new_connections_per_ip_per_second: u32,
+    /// How long a new TCP connection may take to finish its TLS handshake and send a whole
+    /// request head; slower ones are dropped (slowloris). Default 10 s.
+    #[serde(deserialize_with = "de_duration")]
+    pub handshake_timeout: Duration,
+    /// Management calls one credential (or, without auth, one IP address) may make per second;
+    /// past it they get 429 `LimitExceededException`. 0 = unlimited, the default.
+    pub management_requests_per_second: u32,
 }
 
 impl Default for Limits {
@@ -213,6 +249,11 @@ impl Default for Limits {
             control_frames_reset_idle: false,
             fanout_overflow: FanoutOverflow::Skip,
             shutdown_grace: Duration::from_secs(10),
+            max_connections: 100_000,
+            max_connections_per_ip: 1000,
+            new_connections_per_ip_per_second: 100,
+            handshake_timeout: Duration::from_secs(10),
+            management_requests_per_second: 0,
         }
     }
 }
@@ -237,9 +278,44 @@ pub enum ManagementAuth {
     None,
     /// AWS Signature Version 4, as boto3 and the AWS SDKs sign.
     Sigv4,
+    /// `Authorization: Bearer TOKEN`, a token of `[[management.tokens]]`.
+    Token,
 }
 
-/// `[[management.credentials]]`.
+/// A management operation, as a credential's `operations` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// `POST @connections/{id}`: send data.
+    PostToConnection,
+    /// `GET @connections/{id}`: connection info.
+    GetConnection,
+    /// `DELETE @connections/{id}`: close.
+    DeleteConnection,
+    /// `POST @connections`: one message, many recipients.
+    PostToConnections,
+    /// `GET @connections?group=&user=`: list live connections.
+    ListConnections,
+    /// `POST @broadcast`: everyone.
+    Broadcast,
+    /// `PUT @groups/{group}/connections/{id}`: join.
+    JoinGroup,
+    /// `DELETE @groups/{group}/connections/{id}`: leave.
+    LeaveGroup,
+    /// `POST @groups/{group}`: send to a group.
+    PostToGroup,
+    /// `GET @groups/{group}`: members.
+    ListGroup,
+    /// `POST @users/{user}`: send to a user's connections.
+    PostToUser,
+    /// `DELETE @users/{user}`: close a user's connections.
+    DeleteUser,
+    /// `GET @openapi.json`: this API's description.
+    #[serde(rename = "openapi")]
+    OpenApi,
+}
+
+/// `[[management.credentials]]`: a SigV4 key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
@@ -247,16 +323,41 @@ pub struct Credential {
     pub access_key_id: String,
     /// Its secret.
     pub secret_access_key: String,
+    /// The operations this key may call; absent, all of them.
+    #[serde(default)]
+    pub operations: Option<Vec<Operation>>,
+}
+
+/// `[[management.tokens]]`: a bearer token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    /// A name for logs and rate limits.
+    pub name: String,
+    /// The token itself; or
+    #[serde(default)]
+    pub token: Option<String>,
+    /// the environment variable holding it (read at start and on reload).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// The operations this token may call; absent, all of them.
+    #[serde(default)]
+    pub operations: Option<Vec<Operation>>,
 }
 
 /// `[management]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Management {
-    /// `none` (default) or `sigv4`.
+    /// `none` (default), `sigv4` or `token`.
     pub auth: ManagementAuth,
     /// Keys accepted when `auth = "sigv4"`.
     pub credentials: Vec<Credential>,
+    /// Tokens accepted when `auth = "token"`.
+    pub tokens: Vec<Token>,
+    /// Serve the management API on this address only, and not on `gateway.listen` (where
+    /// management paths then get 403). Default: on `gateway.listen`.
+    pub listen: Option<String>,
     /// Largest clock difference accepted on a signed request. Default 15 minutes, as AWS.
     #[serde(deserialize_with = "de_duration")]
     pub max_clock_skew: Duration,
@@ -269,25 +370,190 @@ impl Default for Management {
         Self {
             auth: ManagementAuth::None,
             credentials: Vec::new(),
+            tokens: Vec::new(),
+            listen: None,
             max_clock_skew: Duration::from_secs(900),
             max_payload_bytes: AWS_MAX_POST_BYTES,
         }
     }
 }
 
-/// One route and its integration.
+/// `[authorizers.NAME]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Route {
+pub enum Authorizer {
+    /// API Gateway's Lambda REQUEST authorizer, called over HTTP or as a local function.
+    Request(RequestAuthorizer),
+    /// JSON Web Tokens checked by the gateway itself (an extension: API Gateway offers JWT
+    /// authorizers on HTTP APIs only).
+    Jwt(JwtAuthorizer),
+}
+
+/// `type = "request"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestAuthorizer {
+    /// POST the authorizer event here and read the authorizer output from the answer; or
+    #[serde(default)]
+    pub url: Option<String>,
+    /// invoke this `[functions.NAME]` with it.
+    #[serde(default)]
+    pub function: Option<String>,
+    /// `route.request.header.NAME` / `route.request.querystring.NAME`: when one of them is
+    /// missing or empty the upgrade gets 401 without a call. Empty: always call.
+    #[serde(default)]
+    pub identity_sources: Vec<String>,
+    /// Keep an output for this long, keyed by the identity sources' values (an extension; API
+    /// Gateway calls the authorizer on every connection). Default 0: no cache.
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub cache_ttl: Option<Duration>,
+    /// How long a call may take. Default: `limits.integration_timeout`.
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub timeout: Option<Duration>,
+}
+
+/// `type = "jwt"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtAuthorizer {
+    /// A JWKS document (`{"keys": [...]}`), relative to the config file; or
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// a JWKS URL, fetched at start, refreshed every `jwks_refresh` and when a token names an
+    /// unknown `kid`; or
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// an HS256 secret; or
+    #[serde(default)]
+    pub hs256_secret: Option<String>,
+    /// the environment variable holding the HS256 secret.
+    #[serde(default)]
+    pub hs256_secret_env: Option<String>,
+    /// Required `iss`.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Accepted `aud` values; a token must carry one of them.
+    #[serde(default, deserialize_with = "de_one_or_many")]
+    pub audience: Vec<String>,
+    /// Where the token is read, in order: `route.request.querystring.NAME`,
+    /// `route.request.header.NAME` (`Authorization: Bearer` is stripped) and
+    /// `route.request.header.Sec-WebSocket-Protocol` (the offered protocol that is a JWT).
+    #[serde(default = "default_token_sources")]
+    pub token_sources: Vec<String>,
+    /// Clock tolerance for `exp` and `nbf`. Default 60 s.
+    #[serde(default = "default_leeway", deserialize_with = "de_duration")]
+    pub leeway: Duration,
+    /// How often a `jwks_url` is fetched again. Default 5 minutes.
+    #[serde(default = "default_jwks_refresh", deserialize_with = "de_duration")]
+    pub jwks_refresh: Duration,
+}
+
+fn de_one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
+fn default_token_sources() -> Vec<String> {
+    [
+        "route.request.querystring.token",
+        "route.request.header.Authorization",
+        "route.request.header.Sec-WebSocket-Protocol",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn default_leeway() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_jwks_refresh() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// Where an identity source or token source reads, parsed from
+/// `route.request.header.NAME` / `route.request.querystring.NAME` (`$request.…` also works).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestSource {
+    /// A header, by case-insensitive name.
+    Header(String),
+    /// A query string parameter, by exact name.
+    Query(String),
+}
+
+impl RequestSource {
+    /// Parses a source expression.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rest = text
+            .trim()
+            .strip_prefix("route.request.")
+            .or_else(|| text.trim().strip_prefix("$request."))
+            .ok_or_else(|| {
+                format!("{text:?}: use route.request.header.NAME or route.request.querystring.NAME")
+            })?;
+        let (kind, name) = rest.split_once('.').unwrap_or((rest, ""));
+        if name.is_empty() {
+            return Err(format!("{text:?}: the name is missing"));
+        }
+        match kind {
+            "header" => {
+                if http_token(name) {
+                    Ok(Self::Header(name.to_ascii_lowercase()))
+                } else {
+                    Err(format!("{text:?}: {name:?} is not a header name"))
+                }
+            }
+            "querystring" => Ok(Self::Query(name.to_owned())),
+            _ => Err(format!(
+                "{text:?}: only header and querystring sources are supported"
+            )),
+        }
+    }
+}
+
+fn http_token(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// One route: its integration and, on `$connect`, its authorizer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(try_from = "RouteTable")]
+pub struct Route {
+    /// What the route calls. `None` on a `$connect` that only has an authorizer: the connection
+    /// is accepted once the authorizer allows it.
+    pub integration: Option<Integration>,
+    /// The name of an `[authorizers.NAME]` table; only `$connect` may have one.
+    pub authorizer: Option<String>,
+}
+
+impl From<Integration> for Route {
+    fn from(integration: Integration) -> Self {
+        Self {
+            integration: Some(integration),
+            authorizer: None,
+        }
+    }
+}
+
+/// A route's integration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integration {
     /// POST the Lambda-proxy event to a URL.
     Http {
         /// The backend URL.
         url: String,
         /// Send the integration's `body` back to the sender.
-        #[serde(default)]
         route_response: bool,
         /// Overrides `limits.integration_timeout` for this route.
-        #[serde(default, deserialize_with = "de_opt_duration")]
         timeout: Option<Duration>,
     },
     /// Invoke a local function (see `[functions]`) through the Lambda Runtime API.
@@ -295,35 +561,126 @@ pub enum Route {
         /// The name of a `[functions.NAME]` table.
         function: String,
         /// Send the function's `body` back to the sender.
-        #[serde(default)]
         route_response: bool,
     },
     /// Answer without a backend.
     Mock {
         /// The status code; on `$connect`, 2xx accepts and anything else refuses. Default 200.
-        #[serde(default = "default_status")]
         status: u16,
         /// The body, a template: `${request.body}` is the whole message, `${request.body.a.b}`
         /// a value in it. Default none.
-        #[serde(default)]
         body: Option<String>,
         /// Send `body` back to the sender.
-        #[serde(default)]
         route_response: bool,
     },
 }
 
-fn default_status() -> u16 {
-    200
+/// `type` of a route table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum IntegrationType {
+    Http,
+    Function,
+    Mock,
+}
+
+/// A `[routes.KEY]` table as written: every key of every type, checked by [`Route::try_from`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteTable {
+    #[serde(rename = "type")]
+    kind: Option<IntegrationType>,
+    url: Option<String>,
+    function: Option<String>,
+    status: Option<u16>,
+    body: Option<String>,
+    #[serde(default)]
+    route_response: bool,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    timeout: Option<Duration>,
+    authorizer: Option<String>,
+}
+
+impl TryFrom<RouteTable> for Route {
+    type Error = String;
+
+    fn try_from(t: RouteTable) -> Result<Self, String> {
+        let only = |present: bool, key: &str, kind: &str| {
+            if present {
+                Err(format!("`{key}` only goes with type = \"{kind}\""))
+            } else {
+                Ok(())
+            }
+        };
+        let integration = match t.kind {
+            None => {
+                for (present, key) in [
+                    (t.url.is_some(), "url"),
+                    (t.function.is_some(), "function"),
+                    (t.status.is_some(), "status"),
+                    (t.body.is_some(), "body"),
+                    (t.route_response, "route_response"),
+                    (t.timeout.is_some(), "timeout"),
+                ] {
+                    if present {
+                        return Err(format!(
+                            "`{key}` needs a `type` (\"http\", \"function\" or \"mock\")"
+                        ));
+                    }
+                }
+                if t.authorizer.is_none() {
+                    return Err("missing `type` (\"http\", \"function\" or \"mock\")".to_owned());
+                }
+                None
+            }
+            Some(IntegrationType::Http) => {
+                only(t.function.is_some(), "function", "function")?;
+                only(t.status.is_some(), "status", "mock")?;
+                only(t.body.is_some(), "body", "mock")?;
+                Some(Integration::Http {
+                    url: t.url.ok_or("type = \"http\" needs `url`")?,
+                    route_response: t.route_response,
+                    timeout: t.timeout,
+                })
+            }
+            Some(IntegrationType::Function) => {
+                only(t.url.is_some(), "url", "http")?;
+                only(t.timeout.is_some(), "timeout", "http")?;
+                only(t.status.is_some(), "status", "mock")?;
+                only(t.body.is_some(), "body", "mock")?;
+                Some(Integration::Function {
+                    function: t.function.ok_or("type = \"function\" needs `function`")?,
+                    route_response: t.route_response,
+                })
+            }
+            Some(IntegrationType::Mock) => {
+                only(t.url.is_some(), "url", "http")?;
+                only(t.timeout.is_some(), "timeout", "http")?;
+                only(t.function.is_some(), "function", "function")?;
+                Some(Integration::Mock {
+                    status: t.status.unwrap_or(200),
+                    body: t.body,
+                    route_response: t.route_response,
+                })
+            }
+        };
+        Ok(Self {
+            integration,
+            authorizer: t.authorizer,
+        })
+    }
 }
 
 impl Route {
     /// Whether the integration's answer goes back to the sender.
     pub fn route_response(&self) -> bool {
-        match self {
-            Self::Http { route_response, .. }
-            | Self::Function { route_response, .. }
-            | Self::Mock { route_response, .. } => *route_response,
+        match &self.integration {
+            Some(
+                Integration::Http { route_response, .. }
+                | Integration::Function { route_response, .. }
+                | Integration::Mock { route_response, .. },
+            ) => *route_response,
+            None => false,
         }
     }
 }
@@ -384,6 +741,48 @@ fn route_key_path(key: &str) -> String {
         format!("routes.{key}")
     } else {
         format!("routes.\"{key}\"")
+    }
+}
+
+fn check_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+        return Err(err(
+            key,
+            format!("{url:?} is not an http:// or https:// URL"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_timeout(key: &str, timeout: Option<Duration>) -> Result<(), ConfigError> {
+    if timeout.is_some_and(|t| t < Duration::from_millis(50) || t > MAX_DURATION) {
+        return Err(err(key, "must be between 50ms and a year"));
+    }
+    Ok(())
+}
+
+/// An `Origin` as browsers send it: `scheme://host[:port]`, no path; or `*`.
+fn check_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let valid = origin.split_once("://").is_some_and(|(scheme, host)| {
+        !scheme.is_empty()
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            && !host.is_empty()
+            && !host.contains(['/', '?', '#', ' '])
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{origin:?} is not an origin like \"https://app.example\" (scheme, host and port, no path) or \"*\""
+        ))
     }
 }
 
@@ -452,11 +851,16 @@ impl Config {
             return Err(err("gateway.api_id", "must not be empty"));
         }
         self.selection_expression()?;
+        for (i, origin) in self.gateway.allowed_origins.iter().enumerate() {
+            check_origin(origin)
+                .map_err(|message| err(format!("gateway.allowed_origins[{i}]"), message))?;
+        }
         let l = &self.limits;
         for (key, value) in [
             ("limits.idle_timeout", l.idle_timeout),
             ("limits.max_connection_duration", l.max_connection_duration),
             ("limits.shutdown_grace", l.shutdown_grace),
+            ("limits.handshake_timeout", l.handshake_timeout),
         ] {
             if value.is_zero() {
                 return Err(err(key, "must be greater than zero"));
@@ -469,6 +873,7 @@ impl Config {
             ("limits.integration_timeout", l.integration_timeout),
             ("limits.shutdown_grace", l.shutdown_grace),
             ("management.max_clock_skew", self.management.max_clock_skew),
+            ("limits.handshake_timeout", l.handshake_timeout),
         ] {
             if value > MAX_DURATION {
                 return Err(err(key, "must be at most a year"));
@@ -514,6 +919,42 @@ impl Config {
                 "must be greater than zero",
             ));
         }
+        if m.auth == ManagementAuth::Token && m.tokens.is_empty() {
+            return Err(err(
+                "management.tokens",
+                "auth = \"token\" needs at least one [[management.tokens]]",
+            ));
+        }
+        for (i, t) in m.tokens.iter().enumerate() {
+            let path = format!("management.tokens[{i}]");
+            if t.name.is_empty() {
+                return Err(err(format!("{path}.name"), "must not be empty"));
+            }
+            if m.tokens[..i].iter().any(|other| other.name == t.name) {
+                return Err(err(format!("{path}.name"), "two tokens have this name"));
+            }
+            match (&t.token, &t.token_env) {
+                (Some(token), None) if token.len() >= 16 => {}
+                (Some(_), None) => {
+                    return Err(err(
+                        format!("{path}.token"),
+                        "must be at least 16 characters",
+                    ));
+                }
+                (None, Some(var)) if !var.is_empty() => {}
+                _ => {
+                    return Err(err(path, "needs exactly one of `token` and `token_env`"));
+                }
+            }
+        }
+        if let Some(listen) = &m.listen
+            && listen.parse::<SocketAddr>().is_err()
+        {
+            return Err(err(
+                "management.listen",
+                format!("{listen:?} is not an address like 127.0.0.1:9090"),
+            ));
+        }
         if m.auth == ManagementAuth::Sigv4 && m.credentials.is_empty() {
             return Err(err(
                 "management.credentials",
@@ -554,25 +995,33 @@ impl Config {
                     format!("{key} cannot send a route response"),
                 ));
             }
-            match route {
-                Route::Http { url, timeout, .. } => {
-                    let rest = url
-                        .strip_prefix("http://")
-                        .or_else(|| url.strip_prefix("https://"));
-                    if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
-                        return Err(err(
-                            format!("{path}.url"),
-                            format!("{url:?} is not an http:// or https:// URL"),
-                        ));
-                    }
-                    if timeout.is_some_and(|t| t < Duration::from_millis(50) || t > MAX_DURATION) {
-                        return Err(err(
-                            format!("{path}.timeout"),
-                            "must be between 50ms and a year",
-                        ));
-                    }
+            if let Some(name) = &route.authorizer {
+                if key != RouteKey::CONNECT {
+                    return Err(err(
+                        format!("{path}.authorizer"),
+                        "only $connect can have an authorizer, as on API Gateway",
+                    ));
                 }
-                Route::Function { function, .. } => {
+                if !self.authorizers.contains_key(name) {
+                    return Err(err(
+                        format!("{path}.authorizer"),
+                        format!("no [authorizers.{name}] is defined"),
+                    ));
+                }
+            }
+            match &route.integration {
+                None if key != RouteKey::CONNECT => {
+                    return Err(err(
+                        format!("{path}.type"),
+                        "missing `type` (\"http\", \"function\" or \"mock\")",
+                    ));
+                }
+                None => {}
+                Some(Integration::Http { url, timeout, .. }) => {
+                    check_url(&format!("{path}.url"), url)?;
+                    check_timeout(&format!("{path}.timeout"), *timeout)?;
+                }
+                Some(Integration::Function { function, .. }) => {
                     if !self.functions.contains_key(function) {
                         return Err(err(
                             format!("{path}.function"),
@@ -580,7 +1029,7 @@ impl Config {
                         ));
                     }
                 }
-                Route::Mock { status, body, .. } => {
+                Some(Integration::Mock { status, body, .. }) => {
                     if !(100..600).contains(status) {
                         return Err(err(format!("{path}.status"), "must be between 100 and 599"));
                     }
@@ -591,20 +1040,13 @@ impl Config {
                 }
             }
         }
+        self.validate_authorizers()?;
         for (name, function) in &self.functions {
             let path = format!("functions.{name}");
             if function.max_concurrency == 0 {
                 return Err(err(format!("{path}.max_concurrency"), "must be at least 1"));
             }
-            if function
-                .timeout
-                .is_some_and(|t| t < Duration::from_millis(50) || t > MAX_DURATION)
-            {
-                return Err(err(
-                    format!("{path}.timeout"),
-                    "must be between 50ms and a year",
-                ));
-            }
+            check_timeout(&format!("{path}.timeout"), function.timeout)?;
             match function.runtime {
                 Runtime::Python | Runtime::Node => {
                     let handler = function.handler.as_deref().unwrap_or_default();
@@ -644,6 +1086,87 @@ impl Config {
         let mut config = Self::from_toml(&text)?;
         config.base_dir = path.parent().map(PathBuf::from).unwrap_or_default();
         Ok(config)
+    }
+
+    fn validate_authorizers(&self) -> Result<(), ConfigError> {
+        for (name, authorizer) in &self.authorizers {
+            let path = format!("authorizers.{name}");
+            match authorizer {
+                Authorizer::Request(a) => {
+                    match (&a.url, &a.function) {
+                        (Some(url), None) => check_url(&format!("{path}.url"), url)?,
+                        (None, Some(function)) => {
+                            if !self.functions.contains_key(function) {
+                                return Err(err(
+                                    format!("{path}.function"),
+                                    format!("no [functions.{function}] is defined"),
+                                ));
+                            }
+                        }
+                        _ => {
+                            return Err(err(path, "needs exactly one of `url` and `function`"));
+                        }
+                    }
+                    for (i, source) in a.identity_sources.iter().enumerate() {
+                        RequestSource::parse(source)
+                            .map_err(|m| err(format!("{path}.identity_sources[{i}]"), m))?;
+                    }
+                    check_timeout(&format!("{path}.timeout"), a.timeout)?;
+                    if a.cache_ttl.is_some_and(|t| t > MAX_DURATION) {
+                        return Err(err(format!("{path}.cache_ttl"), "must be at most a year"));
+                    }
+                }
+                Authorizer::Jwt(j) => {
+                    let keys = [
+                        j.jwks_file.is_some(),
+                        j.jwks_url.is_some(),
+                        j.hs256_secret.is_some(),
+                        j.hs256_secret_env.is_some(),
+                    ];
+                    if keys.iter().filter(|k| **k).count() != 1 {
+                        return Err(err(
+                            path,
+                            "needs exactly one of `jwks_file`, `jwks_url`, `hs256_secret` and `hs256_secret_env`",
+                        ));
+                    }
+                    if let Some(url) = &j.jwks_url {
+                        check_url(&format!("{path}.jwks_url"), url)?;
+                    }
+                    if j.hs256_secret.as_ref().is_some_and(|s| s.len() < 32) {
+                        return Err(err(
+                            format!("{path}.hs256_secret"),
+                            "must be at least 32 bytes",
+                        ));
+                    }
+                    if j.token_sources.is_empty() {
+                        return Err(err(format!("{path}.token_sources"), "must not be empty"));
+                    }
+                    for (i, source) in j.token_sources.iter().enumerate() {
+                        RequestSource::parse(source)
+                            .map_err(|m| err(format!("{path}.token_sources[{i}]"), m))?;
+                    }
+                    if j.leeway > Duration::from_secs(3600) {
+                        return Err(err(format!("{path}.leeway"), "must be at most an hour"));
+                    }
+                    if j.jwks_refresh < Duration::from_secs(1) || j.jwks_refresh > MAX_DURATION {
+                        return Err(err(
+                            format!("{path}.jwks_refresh"),
+                            "must be between 1s and a year",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A path from the config file (TLS files, a JWKS file), resolved against `base_dir`.
+    pub fn path(&self, path: &std::path::Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
     }
 
     /// A function's code folder, resolved against `base_dir`.
@@ -787,8 +1310,152 @@ route_response = true
             "[gateway]\nstage = \"dev\"\n\n[routes.\"$connect\"]\ntype = \"http\"\nurl = 5\n",
         )
         .expect_err("bad type");
-        // Routes are tagged by `type`, so serde reports their errors on the route's table.
-        assert_eq!(e.key, "routes.\"$connect\"", "{e}");
+        assert_eq!(e.key, "routes.\"$connect\".url", "{e}");
+    }
+
+    const SECURITY_EXAMPLE: &str = r#"
+[gateway]
+allowed_origins = ["https://app.example"]
+[gateway.tls]
+cert = "cert.pem"
+key = "key.pem"
+
+[limits]
+max_connections = 100000
+max_connections_per_ip = 1000
+new_connections_per_ip_per_second = 100
+handshake_timeout = "10s"
+management_requests_per_second = 0
+
+[management]
+auth = "token"
+listen = "127.0.0.1:9090"
+[[management.tokens]]
+name = "backend"
+token_env = "WSGATE_BACKEND_TOKEN"
+operations = ["post_to_connection", "get_connection", "openapi"]
+
+[authorizers.byheader]
+type = "request"
+url = "http://127.0.0.1:9000/auth"
+identity_sources = ["route.request.header.Authorization", "route.request.querystring.token"]
+cache_ttl = "0s"
+
+[authorizers.tokens]
+type = "jwt"
+jwks_file = "jwks.json"
+issuer = "https://issuer.example"
+audience = "my-api"
+token_sources = ["route.request.querystring.token", "route.request.header.Sec-WebSocket-Protocol"]
+
+[routes."$connect"]
+authorizer = "byheader"
+"#;
+
+    #[test]
+    fn the_security_example_parses_and_validates() {
+        let config = Config::from_toml(SECURITY_EXAMPLE).expect("parses");
+        config.validate().expect("valid");
+        let connect = &config.routes["$connect"];
+        assert_eq!(connect.authorizer.as_deref(), Some("byheader"));
+        assert!(connect.integration.is_none());
+        let Authorizer::Jwt(jwt) = &config.authorizers["tokens"] else {
+            panic!("jwt");
+        };
+        assert_eq!(jwt.audience, ["my-api"]);
+        assert_eq!(jwt.leeway, Duration::from_secs(60));
+        let Authorizer::Request(request) = &config.authorizers["byheader"] else {
+            panic!("request");
+        };
+        assert_eq!(
+            RequestSource::parse(&request.identity_sources[0]),
+            Ok(RequestSource::Header("authorization".into()))
+        );
+        assert_eq!(
+            RequestSource::parse(&request.identity_sources[1]),
+            Ok(RequestSource::Query("token".into()))
+        );
+        assert_eq!(
+            config.management.tokens[0].operations.as_deref(),
+            Some(
+                &[
+                    Operation::PostToConnection,
+                    Operation::GetConnection,
+                    Operation::OpenApi
+                ][..]
+            )
+        );
+        assert_eq!(config.limits.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(
+            config.gateway.tls.as_ref().map(|t| t.cert.clone()),
+            Some("cert.pem".into())
+        );
+    }
+
+    #[test]
+    fn security_settings_name_their_bad_key() {
+        let auth = "[authorizers.a]\ntype = \"request\"\nurl = \"http://x/a\"\n";
+        let cases = [
+            (
+                "[routes.\"$connect\"]\nauthorizer = \"nope\"".to_owned(),
+                "routes.\"$connect\".authorizer",
+            ),
+            (
+                format!("{auth}[routes.x]\ntype = \"mock\"\nauthorizer = \"a\""),
+                "routes.x.authorizer",
+            ),
+            (
+                "[authorizers.a]\ntype = \"request\"".to_owned(),
+                "authorizers.a",
+            ),
+            (
+                "[authorizers.a]\ntype = \"request\"\nurl = \"http://x/\"\nidentity_sources = [\"route.request.body.x\"]".to_owned(),
+                "authorizers.a.identity_sources[0]",
+            ),
+            (
+                "[authorizers.j]\ntype = \"jwt\"\nhs256_secret = \"short\"".to_owned(),
+                "authorizers.j.hs256_secret",
+            ),
+            (
+                "[authorizers.j]\ntype = \"jwt\"\njwks_file = \"a\"\njwks_url = \"http://x/\"".to_owned(),
+                "authorizers.j",
+            ),
+            (
+                "[gateway]\nallowed_origins = [\"https://a.example/path\"]".to_owned(),
+                "gateway.allowed_origins[0]",
+            ),
+            ("[management]\nauth = \"token\"".to_owned(), "management.tokens"),
+            (
+                "[[management.tokens]]\nname = \"b\"\ntoken = \"short\"".to_owned(),
+                "management.tokens[0].token",
+            ),
+            (
+                "[management]\nlisten = \"nowhere\"".to_owned(),
+                "management.listen",
+            ),
+            (
+                "[limits]\nhandshake_timeout = \"0s\"".to_owned(),
+                "limits.handshake_timeout",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = Config::from_toml(&text)
+                .and_then(|c| c.validate())
+                .expect_err(&text);
+            assert_eq!(e.key, key, "{text}: {e}");
+        }
+        let e = Config::from_toml("[routes.x]\nurl = \"http://a/\"").expect_err("no type");
+        assert!(e.to_string().contains("needs a `type`"), "{e}");
+        let e = Config::from_toml("[routes.x]\ntype = \"mock\"\nurl = \"http://a/\"")
+            .expect_err("url on a mock");
+        assert!(
+            e.to_string().contains("only goes with type = \"http\""),
+            "{e}"
+        );
+        let e =
+            Config::from_toml("[[management.tokens]]\nname = \"b\"\noperations = [\"drop_table\"]")
+                .expect_err("unknown operation");
+        assert!(e.to_string().contains("drop_table"), "{e}");
     }
 
     #[test]

@@ -46,7 +46,7 @@ use std::time::Duration;
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::{Map, Number, Value};
 
-use crate::config::{Config, ConfigError, Function, GatewayConfig, Route, Runtime};
+use crate::config::{Config, ConfigError, Function, GatewayConfig, Integration, Route, Runtime};
 use crate::route::RouteKey;
 
 /// The region `AWS::Region` and `${aws:region}` stand for when neither the options nor the file
@@ -617,10 +617,10 @@ impl Assembly {
             if self.functions.contains_key(&route.function) {
                 routes.insert(
                     route.key.clone(),
-                    Route::Function {
+                    Route::from(Integration::Function {
                         function: route.function.clone(),
                         route_response: route.route_response,
-                    },
+                    }),
                 );
             }
         }
@@ -2247,8 +2247,8 @@ mod tests {
     }
 
     fn function_route(config: &Config, key: &str) -> (String, bool) {
-        match config.routes.get(key) {
-            Some(Route::Function {
+        match config.routes.get(key).and_then(|r| r.integration.as_ref()) {
+            Some(Integration::Function {
                 function,
                 route_response,
             }) => (function.clone(), *route_response),

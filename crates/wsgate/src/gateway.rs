@@ -55,13 +55,18 @@ impl Runtime {
         let expression = config.selection_expression()?;
         let mut routes = HashMap::new();
         for (key, route) in &config.routes {
-            let integration =
-                Integration::from_config(route, &config, client, functions).map_err(|message| {
-                    ConfigError {
-                        key: format!("routes.{key}"),
-                        message,
-                    }
-                })?;
+            let integration = match &route.integration {
+                Some(integration) => {
+                    Integration::from_config(integration, &config, client, functions).map_err(
+                        |message| ConfigError {
+                            key: format!("routes.{key}"),
+                            message,
+                        },
+                    )?
+                }
+                // A `$connect` with only an authorizer accepts whom the authorizer allows.
+                None => Integration::accept(),
+            };
             let entry = RouteEntry {
                 key: RouteKey(key.clone()),
                 integration,

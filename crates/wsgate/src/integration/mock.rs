@@ -28,6 +28,11 @@ impl MockIntegration {
         Ok(Self { status, body })
     }
 
+    /// A mock answering `status` and no body.
+    pub fn status_only(status: u16) -> Self {
+        Self { status, body: None }
+    }
+
     /// True when the answer is the message itself (the body is exactly `${request.body}`).
     pub fn echoes(&self) -> bool {
         self.body

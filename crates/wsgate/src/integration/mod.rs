@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
-use wsgate_core::config::{Config, Route};
+use wsgate_core::config::{Config, Integration as ConfigIntegration};
 
 use crate::function::FunctionHost;
 use wsgate_core::event::ContextVars;
@@ -62,22 +62,22 @@ pub enum Integration {
 impl Integration {
     /// Builds the integration of a configured route.
     pub fn from_config(
-        route: &Route,
+        route: &ConfigIntegration,
         config: &Config,
         client: &reqwest::Client,
         functions: &FunctionHost,
     ) -> Result<Self, String> {
         let default_timeout = config.limits.integration_timeout;
         Ok(match route {
-            Route::Http { url, timeout, .. } => Self::Http(HttpIntegration::new(
+            ConfigIntegration::Http { url, timeout, .. } => Self::Http(HttpIntegration::new(
                 url,
                 timeout.unwrap_or(default_timeout),
                 client.clone(),
             )?),
-            Route::Mock { status, body, .. } => {
+            ConfigIntegration::Mock { status, body, .. } => {
                 Self::Mock(MockIntegration::new(*status, body.as_deref())?)
             }
-            Route::Function { function, .. } => {
+            ConfigIntegration::Function { function, .. } => {
                 let definition = config
                     .functions
                     .get(function)
@@ -86,6 +86,11 @@ impl Integration {
                 Self::Function(FunctionIntegration::new(functions.pool(spec)))
             }
         })
+    }
+
+    /// Accepts without a call: a `$connect` route that only has an authorizer.
+    pub fn accept() -> Self {
+        Self::Mock(MockIntegration::status_only(200))
     }
 
     /// True when the integration needs the event JSON (mocks do not, so it is not built).

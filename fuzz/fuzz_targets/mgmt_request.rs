@@ -1,0 +1,370 @@
+//! Whole management requests, bodies included, through the real handler
+//! (`wsgate::mgmt::handle`): the batch send's JSON (`connectionIds`, `data` / `dataBase64`),
+//! `limit` / `next` / `group` / `user` / `except` query parameters, `Content-Length`, names and
+//! ids, against a hub of four fixed connections.
+//!
+//! Input: a small HTTP/1-like text, as in `sigv4_header`, so seeds are readable:
+//!
+//! ```text
+//! METHOD PATH?QUERY\n
+//! Name: value\n          (any number of header lines)
+//! \n
+//! BODY                   (bytes)
+//! ```
+//!
+//! Requests the `http` builder refuses, and paths `Target::parse` does not take as management
+//! paths, are skipped. The header `x-fuzz-overflow: close` (read by this harness, not by the
+//! gateway) picks the runtime with `fanout_overflow = "close"` and the default 131072-byte
+//! payload limit; without it the runtime has `skip` and a 64-byte limit, so 413s are reachable.
+//!
+//! The hub (rebuilt for every input), stage `dev`, management auth `none`:
+//!
+//! | id | user | groups | outbox |
+//! |---|---|---|---|
+//! | `ABAQEBAQEBAQEBA=` | alice | room | 1 MiB |
+//! | `ACAgICAgICAgICA=` | bob | room, lobby | 1 MiB |
+//! | `ADAwMDAwMDAwMDA=` | alice | room | 8 bytes (full for larger data) |
+//! | `AEBAQEBAQEBAQEA=` | — | lobby | its session is gone (pushes fail with `Closed`) |
+//!
+//! Checks besides "no panic": the handler finishes without waiting (its body is in memory);
+//! every answer is JSON with `x-amzn-RequestId`, errors with `x-amzn-ErrorType` and a `message`;
+//! a refused call delivers nothing; `POST @connections/{id}` delivers exactly the body to that
+//! connection; a batch answers for every listed id (`sent` + `gone` + `skipped`) and delivers the
+//! decoded data once per `sent` entry; `@broadcast` / group / user sends deliver the body to
+//! exactly `recipients` connections; lists are sorted by id, hold live fixture ids only and no
+//! more than `limit` items.
+#![no_main]
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+
+use arc_swap::ArcSwap;
+use axum::body::Body;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wsgate::gateway::{Runtime, Shared};
+use wsgate::hub::{Command, Hub, Inbox, SessionHandle, outbox};
+use wsgate::mgmt::{self, Target};
+use wsgate_core::config::{Config, FanoutOverflow};
+use wsgate_core::event::ConnectionContext;
+use wsgate_core::id::ConnectionId;
+
+const STAGE: &str = "dev";
+const SMALL_LIMIT: usize = 64;
+
+/// The fixture: id, user, groups, outbox bytes, whether the session is still reading.
+const SESSIONS: [(&str, Option<&str>, &[&str], usize, bool); 4] = [
+    ("ABAQEBAQEBAQEBA=", Some("alice"), &["room"], 1 << 20, true),
+    ("ACAgICAgICAgICA=", Some("bob"), &["room", "lobby"], 1 << 20, true),
+    ("ADAwMDAwMDAwMDA=", Some("alice"), &["room"], 8, true),
+    ("AEBAQEBAQEBAQEA=", None, &["lobby"], 1 << 20, false),
+];
+
+struct State {
+    shared: Shared,
+    /// `skip`, 64-byte payloads.
+    small: Runtime,
+    /// `close`, the default 131072-byte payloads.
+    close: Runtime,
+}
+
+fn runtime(client: &reqwest::Client, functions: &wsgate::function::FunctionHost, close: bool) -> Runtime {
+    let mut config = Config::from_toml(wsgate::DEFAULT_CONFIG).expect("the default config parses");
+    if close {
+        config.limits.fanout_overflow = FanoutOverflow::Close;
+    } else {
+        config.limits.fanout_overflow = FanoutOverflow::Skip;
+        config.management.max_payload_bytes = SMALL_LIMIT;
+    }
+    Runtime::build(config, client, functions).expect("the default config builds")
+}
+
+fn state() -> &'static Mutex<State> {
+    static STATE: OnceLock<Mutex<State>> = OnceLock::new();
+    STATE.get_or_init(|| {
+        let client = reqwest::Client::new();
+        let functions = wsgate::function::FunctionHost::new(wsgate::function::HostSettings {
+            management_endpoint: format!("http://127.0.0.1:1/{STAGE}"),
+            region: "us-east-1".into(),
+            extra_env: Vec::new(),
+            watch: false,
+        })
+        .expect("function host");
+        // The host writes its bootstraps to a temporary folder that only function routes use
+        // (the default config has none), and the process exits without dropping it: remove it now.
+        remove_bootstraps();
+        let small = runtime(&client, &functions, false);
+        let close = runtime(&client, &functions, true);
+        let shared = Shared {
+            runtime: ArcSwap::from_pointee(runtime(&client, &functions, false)),
+            hub: Hub::default(),
+            client,
+            tracker: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            node_id: 0,
+            local_addr: "127.0.0.1:1".parse().expect("address"),
+            functions,
+        };
+        Mutex::new(State { shared, small, close })
+    })
+}
+
+fn remove_bootstraps() {
+    let prefix = format!("wsgate-bootstrap-{}-", std::process::id());
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+/// A fresh hub with the fixture's sessions; the inboxes of the live ones, by fixture index.
+fn fill(hub: &Hub) -> Vec<Option<Inbox>> {
+    let mut inboxes = Vec::new();
+    for (at, (id, user, groups, limit, live)) in SESSIONS.iter().enumerate() {
+        let id = ConnectionId::parse(id).expect("fixture id");
+        let ctx = ConnectionContext {
+            connection_id: id,
+            connected_at: 1_700_000_000_000 + at as u64,
+            source_ip: "127.0.0.1".into(),
+            user_agent: Some("fuzz".into()),
+            domain_name: "localhost".into(),
+            stage: STAGE.into(),
+            api_id: "local".into(),
+            authorizer: None,
+        };
+        let (out, inbox) = outbox(*limit);
+        hub.insert(Arc::new(SessionHandle::new(Arc::new(ctx), out)));
+        for group in *groups {
+            hub.join(&id, group).expect("join");
+        }
+        if let Some(user) = user {
+            hub.set_user(&id, Some(user)).expect("user");
+        }
+        inboxes.push(live.then_some(inbox));
+    }
+    inboxes
+}
+
+/// Polls once: nothing in the handler should wait when the body is already in memory.
+fn now<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the management handler waited on an in-memory request"),
+    }
+}
+
+fn split_once<'a>(data: &'a [u8], separator: &[u8]) -> (&'a [u8], &'a [u8]) {
+    match data.windows(separator.len()).position(|w| w == separator) {
+        Some(at) => (&data[..at], &data[at + separator.len()..]),
+        None => (data, &[]),
+    }
+}
+
+fn trim(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t' | b'\r', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t' | b'\r'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// What one connection received: data frames and whether a close was queued.
+#[derive(Default, Debug)]
+struct Received {
+    frames: Vec<(bool, Vec<u8>)>,
+    closed: bool,
+}
+
+fn drain(inbox: &mut Inbox) -> Received {
+    let mut received = Received::default();
+    while let Some(command) = inbox.try_recv() {
+        match command {
+            Command::Text(text) => received.frames.push((true, text.as_bytes().to_vec())),
+            Command::Binary(bytes) => received.frames.push((false, bytes.to_vec())),
+            Command::Close(..) => received.closed = true,
+        }
+    }
+    received
+}
+
+fn fixture_index(id: &str) -> Option<usize> {
+    SESSIONS.iter().position(|(fixture, ..)| *fixture == id)
+}
+
+/// Every frame delivered carries `data`, as text exactly when it is UTF-8.
+fn assert_frames_are(received: &[Received], data: &[u8]) {
+    let text = std::str::from_utf8(data).is_ok();
+    for (at, r) in received.iter().enumerate() {
+        for (is_text, bytes) in &r.frames {
+            assert_eq!(bytes.as_slice(), data, "connection {at} got other data");
+            assert_eq!(*is_text, text, "connection {at}: text frame iff UTF-8");
+        }
+    }
+}
+
+fn strings(value: &Value, key: &str) -> Vec<String> {
+    match value.get(key) {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().expect("an id list holds strings").to_owned())
+            .collect(),
+        Some(other) => panic!("{key} is not a list: {other}"),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let (head, body) = split_once(data, b"\n\n");
+    let mut lines = head.split(|&b| b == b'\n');
+    let request_line = lines.next().unwrap_or_default();
+    let (method, uri) = split_once(trim(request_line), b" ");
+    let mut builder = http::Request::builder().method(trim(method)).uri(trim(uri));
+    for line in lines {
+        let (name, value) = split_once(line, b":");
+        builder = builder.header(trim(name), trim(value));
+    }
+    let Ok(request) = builder.body(Body::from(body.to_vec())) else {
+        return;
+    };
+    let Some(target) = Target::parse(request.uri().path(), STAGE) else {
+        return;
+    };
+    let close = request
+        .headers()
+        .get("x-fuzz-overflow")
+        .is_some_and(|v| v.as_bytes() == b"close");
+    let method = request.method().clone();
+    let query = request.uri().query().unwrap_or_default().to_owned();
+
+    let mut guard = state().lock().unwrap_or_else(|e| e.into_inner());
+    let state = &mut *guard;
+    state.shared.hub = Hub::default();
+    let mut inboxes = fill(&state.shared.hub);
+    let runtime = if close { &state.close } else { &state.small };
+    let max_payload = runtime.config.management.max_payload_bytes;
+
+    let response = now(mgmt::handle(&state.shared, runtime, target.clone(), request));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let answer = now(axum::body::to_bytes(response.into_body(), usize::MAX)).expect("body");
+
+    let received: Vec<Received> = inboxes
+        .iter_mut()
+        .map(|inbox| inbox.as_mut().map(drain).unwrap_or_default())
+        .collect();
+    let delivered: usize = received.iter().map(|r| r.frames.len()).sum();
+
+    assert_eq!(
+        headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()),
+        Some(&b"application/json"[..])
+    );
+    assert_eq!(
+        headers.get("x-amzn-RequestId").map(|v| v.len()),
+        Some(16),
+        "every answer has a request id"
+    );
+    let json: Option<Value> = (!answer.is_empty()).then(|| {
+        serde_json::from_slice(&answer)
+            .unwrap_or_else(|e| panic!("answer {status} is not JSON ({e}): {answer:?}"))
+    });
+
+    if status >= 400 {
+        assert!(headers.contains_key("x-amzn-ErrorType"), "error {status} without a type");
+        let message = json.as_ref().and_then(|j| j.get("message"));
+        assert!(message.is_some_and(Value::is_string), "error {status} without a message");
+        assert_eq!(delivered, 0, "a refused call ({status}) delivered data");
+        assert!(received.iter().all(|r| !r.closed), "a refused call ({status}) closed a connection");
+        return;
+    }
+    assert!(!headers.contains_key("x-amzn-ErrorType"));
+    assert!(matches!(status, 200 | 204), "unexpected status {status}");
+
+    match (&target, method.as_str()) {
+        (Target::Connection(id), "POST") => {
+            assert!(body.len() <= max_payload);
+            let at = fixture_index(id).expect("only a live fixture id is sent to");
+            assert_eq!(received[at].frames.len(), 1);
+            assert_eq!(delivered, 1);
+            assert_frames_are(&received, body);
+        }
+        (Target::Connection(id), "DELETE") => {
+            let at = fixture_index(id).expect("only a fixture id is deleted");
+            assert!(received[at].closed || inboxes[at].is_none());
+            assert_eq!(delivered, 0);
+        }
+        (Target::Connections, "POST") => {
+            let request: Value = serde_json::from_slice(body).expect("an accepted batch is JSON");
+            let listed = request["connectionIds"].as_array().expect("connectionIds").len();
+            let data = match (request.get("data"), request.get("dataBase64")) {
+                (Some(Value::String(text)), None) => text.as_bytes().to_vec(),
+                (None, Some(Value::String(encoded))) => {
+                    STANDARD.decode(encoded).expect("accepted base64 decodes")
+                }
+                other => panic!("an accepted batch with {other:?}"),
+            };
+            assert!(data.len() <= max_payload);
+            let answer = json.expect("a batch answers");
+            let (sent, gone, skipped) =
+                (strings(&answer, "sent"), strings(&answer, "gone"), strings(&answer, "skipped"));
+            assert_eq!(sent.len() + gone.len() + skipped.len(), listed, "{answer}");
+            assert_eq!(delivered, sent.len());
+            for id in &sent {
+                let at = fixture_index(id).expect("sent to a fixture id");
+                let times = sent.iter().filter(|s| *s == id).count();
+                assert_eq!(received[at].frames.len(), times, "{id} in {answer}");
+            }
+            for id in &gone {
+                if let Some(at) = fixture_index(id) {
+                    assert!(inboxes[at].is_none(), "{id} is live but answered gone");
+                }
+            }
+            assert_frames_are(&received, &data);
+        }
+        (Target::Broadcast | Target::Group(_) | Target::User(_), "POST") => {
+            let answer = json.expect("a send answers");
+            let recipients = answer["recipients"].as_u64().expect("recipients") as usize;
+            assert_eq!(delivered, recipients, "{answer}");
+            assert!(received.iter().all(|r| r.frames.len() <= 1), "one frame each");
+            assert_frames_are(&received, body);
+            if !close {
+                assert!(received.iter().all(|r| !r.closed), "`skip` closes nobody");
+            }
+        }
+        (Target::Connections | Target::Group(_), "GET") => {
+            let answer = json.expect("a list answers");
+            let items = answer["items"].as_array().expect("items");
+            let ids: Vec<&str> = items
+                .iter()
+                .map(|item| item["connectionId"].as_str().expect("connectionId"))
+                .collect();
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "unsorted list {answer}");
+            assert!(ids.iter().all(|id| fixture_index(id).is_some()));
+            let limit = query::limit(&query);
+            assert!(ids.len() <= limit, "{} items over the limit {limit}", ids.len());
+            assert_eq!(delivered, 0);
+        }
+        _ => assert_eq!(delivered, 0),
+    }
+});
+
+mod query {
+    /// The `limit` a list call used (only called on accepted lists: a given limit parsed).
+    pub fn limit(query: &str) -> usize {
+        wsgate_core::query::pairs(query)
+            .into_iter()
+            .find(|(k, _)| k == "limit")
+            .map_or(100, |(_, v)| v.parse().expect("an accepted limit parses"))
+    }
+}
