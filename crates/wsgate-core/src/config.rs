@@ -1021,14 +1021,15 @@ impl Config {
                     check_url(&format!("{path}.url"), url)?;
                     check_timeout(&format!("{path}.timeout"), *timeout)?;
                 }
-                Some(Integration::Function { function, .. }) => {
-                    if !self.functions.contains_key(function) {
-                        return Err(err(
-                            format!("{path}.function"),
-                            format!("no [functions.{function}] is defined"),
-                        ));
-                    }
+                Some(Integration::Function { function, .. })
+                    if !self.functions.contains_key(function) =>
+                {
+                    return Err(err(
+                        format!("{path}.function"),
+                        format!("no [functions.{function}] is defined"),
+                    ));
                 }
+                Some(Integration::Function { .. }) => {}
                 Some(Integration::Mock { status, body, .. }) => {
                     if !(100..600).contains(status) {
                         return Err(err(format!("{path}.status"), "must be between 100 and 599"));
