@@ -58,23 +58,23 @@ pub enum SignatureFailure {
 }
 
 /// Checks the request's signature against the configured credentials.
-pub fn verify(
-    credentials: &[Credential],
+pub fn verify<'c>(
+    credentials: &'c [Credential],
     parts: &Parts,
     body: &[u8],
     max_skew: Duration,
-) -> Result<(), SignatureFailure> {
+) -> Result<&'c Credential, SignatureFailure> {
     verify_at(credentials, parts, body, max_skew, SystemTime::now())
 }
 
 /// [`verify`] at a given time (for tests).
-pub fn verify_at(
-    credentials: &[Credential],
+pub fn verify_at<'c>(
+    credentials: &'c [Credential],
     parts: &Parts,
     body: &[u8],
     max_skew: Duration,
     now: SystemTime,
-) -> Result<(), SignatureFailure> {
+) -> Result<&'c Credential, SignatureFailure> {
     let header = parts
         .headers
         .get(http::header::AUTHORIZATION)
@@ -84,11 +84,11 @@ pub fn verify_at(
     if auth.service != SERVICE {
         return Err(SignatureFailure::WrongService(auth.service));
     }
-    let secret = credentials
+    let credential = credentials
         .iter()
         .find(|c| c.access_key_id == auth.access_key_id)
-        .map(|c| c.secret_access_key.clone())
         .ok_or_else(|| SignatureFailure::UnknownKey(auth.access_key_id.clone()))?;
+    let secret = credential.secret_access_key.clone();
     let date = parts
         .headers
         .get("x-amz-date")
@@ -169,13 +169,14 @@ pub fn verify_at(
     .map_err(|e| SignatureFailure::Signer(e.to_string()))?;
     let output = sign(request, &params).map_err(|e| SignatureFailure::Signer(e.to_string()))?;
     if constant_time_eq(output.signature().as_bytes(), auth.signature.as_bytes()) {
-        Ok(())
+        Ok(credential)
     } else {
         Err(SignatureFailure::Mismatch)
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares secrets without an early exit.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -192,6 +193,7 @@ mod tests {
             .map(|akid| Credential {
                 access_key_id: akid.into(),
                 secret_access_key: SECRET.into(),
+                operations: None,
             })
             .collect()
     }
@@ -267,6 +269,7 @@ mod tests {
         let wrong = vec![Credential {
             access_key_id: "AKIDEXAMPLE".into(),
             secret_access_key: "other".into(),
+            operations: None,
         }];
         assert!(matches!(
             verify_at(&wrong, &parts, &body, SKEW, at),
