@@ -6,7 +6,8 @@
 # Environment:
 #   SANITIZER=address|none       # default address (ASan); `none` if ASan does not build here
 #   TARGETS="config events"      # a subset of the targets
-#   FUZZ_ARGS="-jobs=2 ..."      # extra libFuzzer flags
+#   FUZZ_ARGS="-runs=10000000"   # extra libFuzzer flags
+#   FUZZ_BUILD_ARGS="--codegen-units 16"   # extra `cargo fuzz build` / `run` flags
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). It uses nightly-only rustc flags: on a stable
 # toolchain they are allowed through RUSTC_BOOTSTRAP=1, set below.
@@ -23,11 +24,12 @@ esac
 cd "$(dirname "$0")" || exit 2
 export RUSTC_BOOTSTRAP=1
 sanitizer="${SANITIZER:-address}"
-read -r -a targets <<< "${TARGETS:-route_selection proxy_result sigv4_header config mgmt_path events}"
+read -r -a targets <<< "${TARGETS:-route_selection proxy_result sigv4_header config mgmt_path mgmt_request events}"
 read -r -a extra <<< "${FUZZ_ARGS:-}"
+read -r -a build_extra <<< "${FUZZ_BUILD_ARGS:-}"
 
 # Release with debug assertions, so integer overflow and debug_assert! count as crashes.
-build_flags=(--sanitizer "$sanitizer" --debug-assertions)
+build_flags=(--sanitizer "$sanitizer" --debug-assertions "${build_extra[@]}")
 
 if ! cargo fuzz build "${build_flags[@]}"; then
   echo "run.sh: build failed" >&2

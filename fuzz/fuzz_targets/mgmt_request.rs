@@ -72,6 +72,8 @@ struct State {
     small: Runtime,
     /// `close`, the default 131072-byte payloads.
     close: Runtime,
+    /// `MGMT_REQUEST_TRACE=1`: print each request's status and answer (to check seeds).
+    trace: bool,
 }
 
 fn runtime(client: &reqwest::Client, functions: &wsgate::function::FunctionHost, close: bool) -> Runtime {
@@ -111,7 +113,8 @@ fn state() -> &'static Mutex<State> {
             local_addr: "127.0.0.1:1".parse().expect("address"),
             functions,
         };
-        Mutex::new(State { shared, small, close })
+        let trace = std::env::var_os("MGMT_REQUEST_TRACE").is_some();
+        Mutex::new(State { shared, small, close, trace })
     })
 }
 
@@ -265,6 +268,12 @@ fuzz_target!(|data: &[u8]| {
         .map(|inbox| inbox.as_mut().map(drain).unwrap_or_default())
         .collect();
     let delivered: usize = received.iter().map(|r| r.frames.len()).sum();
+    if state.trace {
+        eprintln!(
+            "{method} {target:?}: {status} {} ({delivered} frames delivered)",
+            String::from_utf8_lossy(&answer[..answer.len().min(200)])
+        );
+    }
 
     assert_eq!(
         headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()),

@@ -31,6 +31,7 @@ fn credentials() -> Vec<Credential> {
         .map(|akid| Credential {
             access_key_id: akid.into(),
             secret_access_key: SECRET.into(),
+            operations: None,
         })
         .collect()
 }

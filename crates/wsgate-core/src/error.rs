@@ -10,9 +10,15 @@ pub enum MgmtError {
     /// The connection is unknown, closed, or still inside `$connect`.
     #[error("gone")]
     Gone,
-    /// Bad or missing signature, unknown stage or path, or an operation not allowed.
+    /// Bad or missing signature, unknown stage or path.
     #[error("forbidden")]
     Forbidden,
+    /// The credential is valid but may not call this operation.
+    #[error("{0} is not allowed for this credential")]
+    NotAllowed(&'static str),
+    /// `auth = "token"`: no bearer token, or an unknown one.
+    #[error("unauthorized")]
+    Unauthorized,
     /// The payload is larger than the limit.
     #[error("request entity too large: the limit is {limit} bytes")]
     PayloadTooLarge {
@@ -40,7 +46,8 @@ impl MgmtError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Gone => 410,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::NotAllowed(_) => 403,
+            Self::Unauthorized => 401,
             Self::PayloadTooLarge { .. } => 413,
             Self::LimitExceeded(_) => 429,
             Self::BadRequest(_) => 400,
@@ -52,7 +59,8 @@ impl MgmtError {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::Gone => "GoneException",
-            Self::Forbidden => "ForbiddenException",
+            Self::Forbidden | Self::NotAllowed(_) => "ForbiddenException",
+            Self::Unauthorized => "UnauthorizedException",
             Self::PayloadTooLarge { .. } => "PayloadTooLargeException",
             Self::LimitExceeded(_) => "LimitExceededException",
             Self::BadRequest(_) => "BadRequestException",
@@ -65,6 +73,10 @@ impl MgmtError {
         let message = match self {
             Self::Gone => "Gone".to_owned(),
             Self::Forbidden => "Forbidden".to_owned(),
+            Self::NotAllowed(operation) => {
+                format!("This credential is not allowed to call {operation}")
+            }
+            Self::Unauthorized => "Unauthorized".to_owned(),
             Self::PayloadTooLarge { .. } => "Request entity too large".to_owned(),
             Self::LimitExceeded(why) => format!("Limit exceeded: {why}"),
             Self::BadRequest(m) => m.clone(),
@@ -85,6 +97,12 @@ mod tests {
         let cases = [
             (MgmtError::Gone, 410, "GoneException"),
             (MgmtError::Forbidden, 403, "ForbiddenException"),
+            (
+                MgmtError::NotAllowed("broadcast"),
+                403,
+                "ForbiddenException",
+            ),
+            (MgmtError::Unauthorized, 401, "UnauthorizedException"),
             (
                 MgmtError::PayloadTooLarge { limit: 131_072 },
                 413,

@@ -148,7 +148,13 @@ impl ContextVars<'_> {
             "requestTimeEpoch" => self.invocation.time_ms.to_string(),
             "identity.sourceIp" => ctx.source_ip.clone(),
             "identity.userAgent" => ctx.user_agent.clone()?,
-            _ => return None,
+            _ => {
+                let key = name.strip_prefix("authorizer.")?;
+                match ctx.authorizer.as_ref()?.get(key)? {
+                    Value::String(text) => text.clone(),
+                    _ => return None,
+                }
+            }
         })
     }
 }
@@ -225,6 +231,46 @@ pub fn connect(ctx: &ConnectionContext, inv: &Invocation<'_>, req: &UpgradeReque
         body: None,
         is_base64_encoded: false,
     })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthorizerEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    method_arn: &'a str,
+    headers: Single<'a>,
+    multi_value_headers: Multi<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query_string_parameters: Option<Single<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    multi_value_query_string_parameters: Option<Multi<'a>>,
+    stage_variables: Map<String, Value>,
+    request_context: RequestContext<'a>,
+}
+
+/// The event of a REQUEST authorizer on `$connect`: the upgrade's headers and query, and
+/// `methodArn` (`arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/$connect`).
+pub fn authorizer_request(
+    ctx: &ConnectionContext,
+    inv: &Invocation<'_>,
+    req: &UpgradeRequest,
+    method_arn: &str,
+) -> Vec<u8> {
+    let query = req.query.as_deref().filter(|q| !q.is_empty());
+    let mut request_context = RequestContext::new(ctx, inv, "$connect", "CONNECT");
+    request_context.authorizer = None;
+    serde_json::to_vec(&AuthorizerEvent {
+        kind: "REQUEST",
+        method_arn,
+        headers: Single(&req.headers),
+        multi_value_headers: Multi(&req.headers),
+        query_string_parameters: query.map(Single),
+        multi_value_query_string_parameters: query.map(Multi),
+        stage_variables: Map::new(),
+        request_context,
+    })
+    .unwrap_or_default()
 }
 
 /// A message event for `route_key`; `body` is the text frame, or base64 of a binary frame.

@@ -15,6 +15,7 @@
 //! - [`config`]: the TOML model, its defaults and validation.
 //! - [`import`]: a `serverless.yml` or SAM / CloudFormation template as a [`config::Config`].
 
+pub mod authorizer;
 pub mod clock;
 pub mod config;
 pub mod error;

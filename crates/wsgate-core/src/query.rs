@@ -19,13 +19,14 @@ fn decode(text: &str) -> String {
         .into_owned()
 }
 
-/// A group or user name: 1 to 128 bytes of URL-safe characters (`A–Z a–z 0–9 - _ . ~`).
+/// A group or user name: 1 to 128 bytes of URL-safe characters (`A–Z a–z 0–9 - _ . ~`) and
+/// `@ : |`, which user ids from identity providers hold (`auth0|5f1c`, `alice@example.com`).
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'@' | b':' | b'|')
+        })
 }
 
 #[cfg(test)]
@@ -48,7 +49,15 @@ mod tests {
 
     #[test]
     fn names_are_url_safe_and_bounded() {
-        for good in ["lobby", "room-1", "a_b.c~d", &"x".repeat(128)] {
+        for good in [
+            "lobby",
+            "room-1",
+            "a_b.c~d",
+            "auth0|5f1c",
+            "alice@example.com",
+            "urn:x",
+            &"x".repeat(128),
+        ] {
             assert!(valid_name(good), "{good}");
         }
         for bad in ["", "a b", "a/b", "é", &"x".repeat(129), "a%20"] {

@@ -72,6 +72,7 @@ pub const CONTEXT_VARIABLES: &[&str] = &[
     "identity.sourceIp",
     "identity.userAgent",
 ];
+// Besides these, `authorizer.KEY`: `principalId` or a key of the authorizer's context.
 
 /// A parsed selection expression (or template).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,7 +255,13 @@ fn parse_parts(source: &str, allow_context: bool) -> Result<Vec<Part>, Expressio
             .ok_or(ExpressionError::Unclosed(offset + start))?;
         let var = &rest[start + 2..start + close];
         match var.strip_prefix("context.") {
-            Some(name) if allow_context && CONTEXT_VARIABLES.contains(&name) => {
+            Some(name)
+                if allow_context
+                    && (CONTEXT_VARIABLES.contains(&name)
+                        || name
+                            .strip_prefix("authorizer.")
+                            .is_some_and(|key| !key.is_empty())) =>
+            {
                 parts.push(Part::Context(name.to_owned()))
             }
             _ => parts.push(Part::Body(parse_path(var)?)),

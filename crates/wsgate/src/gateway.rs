@@ -2,7 +2,7 @@
 //! connection, start-up and graceful shutdown.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -13,12 +13,15 @@ use tokio_util::task::TaskTracker;
 use wsgate_core::config::{Config, ConfigError};
 use wsgate_core::route::{RouteKey, SelectionExpression};
 
+use crate::auth::authorizer::Authorizer;
 use crate::edge;
 use crate::edge::listener;
-use crate::edge::tls::DevTls;
+use crate::edge::tls::{self, Acceptor, DevTls};
 use crate::function::{FunctionHost, HostError, HostSettings};
 use crate::hub::Hub;
 use crate::integration::Integration;
+use crate::limits::{ConnectionCount, RateLimiter};
+use crate::mgmt::Operation;
 
 /// One configured route, ready to call.
 #[derive(Debug)]
@@ -29,6 +32,17 @@ pub struct RouteEntry {
     pub integration: Integration,
     /// Whether the answer goes back to the sender.
     pub route_response: bool,
+}
+
+/// A management token with its secret read from the config or the environment.
+#[derive(Debug)]
+pub struct ManagementToken {
+    /// Its name, for logs and rate limits.
+    pub name: String,
+    /// The bearer token.
+    pub secret: String,
+    /// The operations it may call; `None`: all.
+    pub operations: Option<Vec<Operation>>,
 }
 
 /// Everything a config file decides, built once per (re)load and swapped atomically.
@@ -42,6 +56,12 @@ pub struct Runtime {
     pub routes: HashMap<String, Arc<RouteEntry>>,
     /// The keys of `routes`, for selection.
     pub keys: HashSet<String>,
+    /// `$connect`'s authorizer.
+    pub authorizer: Option<Arc<Authorizer>>,
+    /// Accepts TLS with `gateway.tls`'s certificate.
+    pub tls: Option<Acceptor>,
+    /// `management.tokens`, resolved.
+    pub management_tokens: Vec<ManagementToken>,
 }
 
 impl Runtime {
@@ -50,6 +70,7 @@ impl Runtime {
         config: Config,
         client: &reqwest::Client,
         functions: &FunctionHost,
+        region: &str,
     ) -> Result<Self, GatewayError> {
         config.validate()?;
         let expression = config.selection_expression()?;
@@ -75,11 +96,66 @@ impl Runtime {
             routes.insert(key.clone(), Arc::new(entry));
         }
         let keys = routes.keys().cloned().collect();
+        let authorizer = config
+            .routes
+            .get(RouteKey::CONNECT)
+            .and_then(|route| route.authorizer.as_ref())
+            .map(|name| {
+                Authorizer::build(name, &config, client, functions, region)
+                    .map(Arc::new)
+                    .map_err(|message| ConfigError {
+                        key: format!("authorizers.{name}"),
+                        message,
+                    })
+            })
+            .transpose()?;
+        let tls = config
+            .gateway
+            .tls
+            .as_ref()
+            .map(|files| {
+                tls::load(&config.path(&files.cert), &config.path(&files.key)).map_err(|message| {
+                    ConfigError {
+                        key: "gateway.tls".into(),
+                        message,
+                    }
+                })
+            })
+            .transpose()?;
+        let management_tokens = config
+            .management
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, token)| {
+                let secret = match (&token.token, &token.token_env) {
+                    (Some(secret), _) => secret.clone(),
+                    (None, Some(var)) => std::env::var(var)
+                        .ok()
+                        .filter(|v| v.len() >= 16)
+                        .ok_or_else(|| ConfigError {
+                            key: format!("management.tokens[{i}].token_env"),
+                            message: format!(
+                                "the environment variable {var} is not set or shorter than 16 characters"
+                            ),
+                        })?,
+                    (None, None) => String::new(),
+                };
+                Ok(ManagementToken {
+                    name: token.name.clone(),
+                    secret,
+                    operations: token.operations.clone(),
+                })
+            })
+            .collect::<Result<_, ConfigError>>()?;
         Ok(Self {
             config,
             expression,
             routes,
             keys,
+            authorizer,
+            tls,
+            management_tokens,
         })
     }
 }
@@ -136,8 +212,31 @@ pub struct Shared {
     pub node_id: u8,
     /// The bound listener address.
     pub local_addr: SocketAddr,
+    /// The management listener's address, when `management.listen` is set.
+    pub management_addr: Option<SocketAddr>,
     /// Local functions' process pools.
     pub functions: FunctionHost,
+    /// `AWS_REGION` of functions and of authorizers' `methodArn`.
+    pub region: String,
+    /// The development CA's acceptor (`wsgate dev`), used when `gateway.tls` is not set.
+    pub dev_tls: Option<Acceptor>,
+    /// Open connections, in all and per IP.
+    pub connections: Arc<ConnectionCount>,
+    /// `limits.new_connections_per_ip_per_second`.
+    pub connect_rate: RateLimiter<IpAddr>,
+    /// `limits.management_requests_per_second`, by credential.
+    pub management_rate: RateLimiter<String>,
+}
+
+impl Shared {
+    /// The acceptor new TLS connections use: `gateway.tls`'s, else the development CA's.
+    pub fn tls_acceptor(&self) -> Option<Acceptor> {
+        self.runtime
+            .load()
+            .tls
+            .clone()
+            .or_else(|| self.dev_tls.clone())
+    }
 }
 
 /// Starts gateways.
@@ -149,6 +248,16 @@ pub struct Gateway;
 pub struct RunningGateway {
     shared: Arc<Shared>,
     server: JoinHandle<()>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), GatewayError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| GatewayError::Bind { addr, source })?;
+    Ok((listener, local))
 }
 
 fn http_client() -> Result<reqwest::Client, GatewayError> {
@@ -174,20 +283,31 @@ impl Gateway {
         let client = http_client()?;
         config.validate()?;
         let addr = config.listen_addr()?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| GatewayError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| GatewayError::Bind { addr, source })?;
+        let (listener, local_addr) = bind(addr).await?;
+        let management = match &config.management.listen {
+            Some(listen) => {
+                let addr = listen.parse().map_err(|_| ConfigError {
+                    key: "management.listen".into(),
+                    message: format!("{listen:?} is not an address"),
+                })?;
+                Some(bind(addr).await?)
+            }
+            None => None,
+        };
+        let management_addr = management.as_ref().map(|(_, addr)| *addr);
+        let region = options
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".into());
         // Functions are told where the gateway is, so the listener comes first.
         let functions = FunctionHost::new(HostSettings {
-            management_endpoint: format!("http://{local_addr}/{}", config.gateway.stage),
-            region: options
-                .region
-                .clone()
-                .or_else(|| std::env::var("AWS_REGION").ok())
-                .unwrap_or_else(|| "us-east-1".into()),
+            management_endpoint: format!(
+                "http://{}/{}",
+                management_addr.unwrap_or(local_addr),
+                config.gateway.stage
+            ),
+            region: region.clone(),
             extra_env: options
                 .function_env
                 .iter()
@@ -196,7 +316,7 @@ impl Gateway {
                 .collect(),
             watch: options.watch_code,
         })?;
-        let runtime = Runtime::build(config, &client, &functions)?;
+        let runtime = Runtime::build(config, &client, &functions, &region)?;
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             hub: Hub::default(),
@@ -205,16 +325,36 @@ impl Gateway {
             shutdown: CancellationToken::new(),
             node_id: 0,
             local_addr,
+            management_addr,
             functions,
+            region,
+            dev_tls: options
+                .tls
+                .as_ref()
+                .map(|tls| Acceptor(tls.acceptor.clone())),
+            connections: ConnectionCount::new(),
+            connect_rate: RateLimiter::default(),
+            management_rate: RateLimiter::default(),
         });
-        let app = edge::router(shared.clone());
-        let acceptor = options.tls.as_ref().map(|tls| tls.acceptor.clone());
-        let server = tokio::spawn(listener::serve(
+        let public = tokio::spawn(listener::serve(
             listener,
-            app,
-            acceptor,
-            shared.shutdown.clone(),
+            edge::router(shared.clone(), edge::Port::Public),
+            shared.clone(),
         ));
+        let management = management.map(|(listener, addr)| {
+            tracing::info!(%addr, "management API listening");
+            tokio::spawn(listener::serve(
+                listener,
+                edge::router(shared.clone(), edge::Port::Management),
+                shared.clone(),
+            ))
+        });
+        let server = tokio::spawn(async move {
+            let _ = public.await;
+            if let Some(management) = management {
+                let _ = management.await;
+            }
+        });
         tracing::info!(%local_addr, "gateway listening");
         Ok(RunningGateway { shared, server })
     }
@@ -226,6 +366,11 @@ impl RunningGateway {
         self.shared.local_addr
     }
 
+    /// The management listener's address, when `management.listen` is set.
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.shared.management_addr
+    }
+
     /// The shared state (for tests and operators).
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
@@ -235,7 +380,12 @@ impl RunningGateway {
     /// change without a restart.
     pub fn reload(&self, config: Config) -> Result<(), GatewayError> {
         let names: Vec<String> = config.functions.keys().cloned().collect();
-        let runtime = Runtime::build(config, &self.shared.client, &self.shared.functions)?;
+        let runtime = Runtime::build(
+            config,
+            &self.shared.client,
+            &self.shared.functions,
+            &self.shared.region,
+        )?;
         self.shared.runtime.store(Arc::new(runtime));
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         self.shared.functions.retain(&names);

@@ -30,6 +30,7 @@ pub mod function;
 pub mod gateway;
 pub mod hub;
 pub mod integration;
+pub mod limits;
 pub mod mgmt;
 
 pub use gateway::{Gateway, GatewayError, Options, RunningGateway};

@@ -176,30 +176,56 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             stage,
         } => {
-            let mut loaded = load(config.as_deref())?;
-            if let Some(listen) = listen {
-                loaded.gateway.listen = listen;
-            }
-            if let Some(stage) = stage {
-                loaded.gateway.stage = stage;
-            }
+            let read = move || {
+                let mut loaded = load(config.as_deref())?;
+                if let Some(listen) = &listen {
+                    loaded.gateway.listen.clone_from(listen);
+                }
+                if let Some(stage) = &stage {
+                    loaded.gateway.stage.clone_from(stage);
+                }
+                Ok(loaded)
+            };
+            let loaded = read()?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(serve(loaded))
+            runtime.block_on(serve(loaded, read))
         }
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// Runs until SIGTERM/SIGINT; on SIGHUP reads the config again (routes, authorizers, limits,
+/// the TLS certificate) and keeps every connection.
+async fn serve(config: Config, read: impl Fn() -> anyhow::Result<Config>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
     let stage = config.gateway.stage.clone();
+    let scheme = if config.gateway.tls.is_some() {
+        "wss"
+    } else {
+        "ws"
+    };
     let gateway = Gateway::start(config).await?;
     let addr = gateway.local_addr();
+    let management = gateway.management_addr().unwrap_or(addr);
     // One line on stdout, for people and for scripts that start wsgate on port 0.
     println!(
-        "wsgate listening on ws://{addr}/{stage} (management: http://{addr}/{stage}/@connections/{{id}})"
+        "wsgate listening on {scheme}://{addr}/{stage} (management: http://{management}/{stage}/@connections/{{id}})"
     );
-    shutdown_signal().await;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            _ = hangup.recv() => {
+                match read().and_then(|config| Ok(gateway.reload(config)?)) {
+                    Ok(()) => tracing::info!(open = gateway.shared().hub.len(), "SIGHUP: reloaded; connections kept"),
+                    Err(error) => tracing::error!("SIGHUP: not reloaded, the previous config stays: {error:#}"),
+                }
+            }
+        }
+    }
     gateway.shutdown().await;
     Ok(())
 }

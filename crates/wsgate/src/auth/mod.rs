@@ -1,3 +1,7 @@
-//! Authentication: SigV4 for the management API.
+//! Authentication: the `$connect` authorizers (REQUEST, called over HTTP or as a local function,
+//! and JWT, checked here) and SigV4 for the management API.
 
+pub mod authorizer;
+pub mod jwt;
+pub mod request;
 pub mod sigv4;

@@ -3,6 +3,7 @@
 //! so `ws://host:port` and `https://host:port` reach the same gateway.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,28 +13,24 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, warn};
+
+use super::tls::Acceptor;
+use crate::gateway::Shared;
 
 /// Set on every request: whether it came over TLS (`X-Forwarded-Proto` of events).
 #[derive(Debug, Clone, Copy)]
 pub struct Secure(pub bool);
 
-/// How long a new connection may take to say which protocol it speaks and to finish a TLS
-/// handshake.
-const HANDSHAKE: Duration = Duration::from_secs(10);
 /// The first byte of a TLS record carrying a handshake.
 const TLS_HANDSHAKE: u8 = 0x16;
 
-/// Accepts connections until `stop`, serving each with `app`.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    tls: Option<TlsAcceptor>,
-    stop: CancellationToken,
-) {
+/// Accepts connections until the gateway stops, serving each with `app`. The TLS certificate
+/// and the handshake timeout are read for each new connection, so a reload changes them for the
+/// next ones and leaves open connections alone.
+pub async fn serve(listener: TcpListener, app: Router, shared: Arc<Shared>) {
+    let stop = shared.shutdown.clone();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -50,16 +47,27 @@ pub async fn serve(
         };
         // No Nagle: route responses and pushes are small frames that must leave at once.
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, peer, app.clone(), tls.clone()));
+        let tls = shared.tls_acceptor();
+        let handshake = shared.runtime.load().config.limits.handshake_timeout;
+        tokio::spawn(connection(stream, peer, app.clone(), tls, handshake));
     }
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, app: Router, tls: Option<TlsAcceptor>) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    tls: Option<Acceptor>,
+    handshake: Duration,
+) {
+    // The first byte and the TLS handshake must come within the timeout; hyper's header timeout
+    // then bounds each request head (the first one, and later ones on a kept-alive connection).
+    let deadline = tokio::time::Instant::now() + handshake;
     let secure = match &tls {
         None => false,
         Some(_) => {
             let mut first = [0u8; 1];
-            match tokio::time::timeout(HANDSHAKE, stream.peek(&mut first)).await {
+            match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
                 Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
                 _ => return,
             }
@@ -75,11 +83,11 @@ async fn connection(stream: TcpStream, peer: SocketAddr, app: Router, tls: Optio
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HANDSHAKE);
+        .header_read_timeout(handshake);
     let builder = builder.http1_only();
     let served = match tls {
-        Some(acceptor) if secure => {
-            match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+        Some(Acceptor(acceptor)) if secure => {
+            match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => {
                     builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)

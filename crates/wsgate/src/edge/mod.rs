@@ -18,21 +18,40 @@ use wsgate_core::error::MgmtError;
 use crate::gateway::Shared;
 use crate::mgmt;
 
-/// The router of the listener: everything goes through [`dispatch`].
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new().fallback(dispatch).with_state(shared)
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// `gateway.listen`: upgrades, and the management API unless `management.listen` is set.
+    Public,
+    /// `management.listen`: the management API only.
+    Management,
+}
+
+/// The router of a listener: everything goes through [`dispatch`].
+pub fn router(shared: Arc<Shared>, port: Port) -> Router {
+    Router::new().fallback(dispatch).with_state((shared, port))
 }
 
 async fn dispatch(
-    State(shared): State<Arc<Shared>>,
+    State((shared, port)): State<(Arc<Shared>, Port)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response {
     let runtime = shared.runtime.load_full();
     let stage = runtime.config.gateway.stage.as_str();
     let path = request.uri().path();
+    let management_here = match port {
+        Port::Management => true,
+        Port::Public => shared.management_addr.is_none(),
+    };
     if let Some(target) = mgmt::Target::parse(path, stage) {
-        return mgmt::handle(&shared, &runtime, target, request).await;
+        if !management_here {
+            return mgmt::error_response(&MgmtError::Forbidden);
+        }
+        return mgmt::handle(&shared, &runtime, target, peer.ip(), request).await;
+    }
+    if port == Port::Management {
+        return mgmt::error_response(&MgmtError::Forbidden);
     }
     let on_stage = path
         .strip_prefix('/')

@@ -1,4 +1,4 @@
-//! TLS for local development: a CA made on the spot, a server certificate for the loopback names
+//! TLS: the certificate of `[gateway.tls]`, and for local development a CA made on the spot, a server certificate for the loopback names
 //! it signs, and the CA handed to the function processes — so a handler that builds its
 //! callback URL from the event (`https://{requestContext.domainName}/{stage}`) reaches the
 //! gateway, over TLS, unchanged.
@@ -20,6 +20,36 @@ const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/pki/tls/certs/ca-bundle.crt",
 ];
+
+/// A TLS acceptor that can be logged.
+#[derive(Clone)]
+pub struct Acceptor(pub TlsAcceptor);
+
+impl std::fmt::Debug for Acceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Acceptor")
+    }
+}
+
+/// Reads a PEM certificate chain and key: TLS 1.2 and 1.3 only (all rustls speaks), HTTP/1.1.
+pub fn load(cert: &Path, key: &Path) -> Result<Acceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{} holds no certificate", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read the key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+        .map_err(|e| format!("the certificate and key do not work together: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Acceptor(TlsAcceptor::from(Arc::new(config))))
+}
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -24,9 +24,11 @@ use wsgate_core::route::RouteKey;
 
 use super::listener::Secure;
 use super::session;
+use crate::auth::authorizer::{Attempt, Verdict};
 use crate::gateway::{Runtime, Shared};
 use crate::hub::{self, SessionHandle};
 use crate::integration::IntegrationError;
+use crate::limits::Refusal;
 
 const SEC_WEBSOCKET_PROTOCOL: &str = "sec-websocket-protocol";
 
@@ -34,6 +36,22 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
     let mut response = Response::new(Body::from(text));
     *response.status_mut() = status;
     response
+}
+
+fn too_many(text: &'static str) -> Response {
+    let mut response = plain(StatusCode::TOO_MANY_REQUESTS, text);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// Whether a browser's `Origin` may upgrade: any when none are configured or `*` is.
+fn origin_allowed(allowed: &[String], origin: &[u8]) -> bool {
+    allowed.is_empty()
+        || allowed
+            .iter()
+            .any(|a| a == "*" || a.as_bytes().eq_ignore_ascii_case(origin))
 }
 
 fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
@@ -146,6 +164,40 @@ pub(crate) async fn handle(
     let accept = derive_accept_key(key.as_bytes());
 
     let config = &runtime.config;
+    // Browsers say where the page came from; other clients send no Origin and are not limited.
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && !origin_allowed(&config.gateway.allowed_origins, origin.as_bytes())
+    {
+        debug!(origin = %String::from_utf8_lossy(origin.as_bytes()), "origin not allowed: 403");
+        return plain(StatusCode::FORBIDDEN, "Forbidden: origin not allowed");
+    }
+    let limits = &config.limits;
+    if !shared
+        .connect_rate
+        .allow(&peer.ip(), limits.new_connections_per_ip_per_second)
+    {
+        return too_many("Too Many Requests: new_connections_per_ip_per_second");
+    }
+    let admission = match shared.connections.admit(
+        peer.ip(),
+        limits.max_connections,
+        limits.max_connections_per_ip,
+    ) {
+        Ok(admission) => admission,
+        Err(Refusal::Full) => {
+            warn!(
+                open = shared.connections.open(),
+                "max_connections reached: 503"
+            );
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable: max_connections",
+            );
+        }
+        Err(Refusal::PerIp) => {
+            return too_many("Too Many Requests: max_connections_per_ip");
+        }
+    };
     let domain_name = config
         .gateway
         .domain_name
@@ -160,7 +212,7 @@ pub(crate) async fn handle(
     let user_agent = headers
         .get(header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let ctx = ConnectionContext {
+    let mut ctx = ConnectionContext {
         connection_id: ConnectionId::generate(shared.node_id),
         connected_at: clock::now_ms(),
         source_ip: peer.ip().to_string(),
@@ -172,7 +224,49 @@ pub(crate) async fn handle(
     };
     let span = info_span!("connection", connection_id = %ctx.connection_id);
 
+    let mut upgrade = None;
     let mut protocol = None;
+    let mut user = None;
+    if let Some(authorizer) = &runtime.authorizer {
+        let request_id = random_id();
+        let invocation = Invocation {
+            request_id: &request_id,
+            time_ms: clock::now_ms(),
+        };
+        let query = request.uri().query().map(query::pairs).unwrap_or_default();
+        let upgrade = upgrade.insert(upgrade_request(&request, peer, shared.local_addr));
+        let attempt = Attempt {
+            headers: request.headers(),
+            query: &query,
+            ctx: &ctx,
+            upgrade,
+            invocation: &invocation,
+        };
+        match authorizer
+            .authorize(&attempt)
+            .instrument(span.clone())
+            .await
+        {
+            Verdict::Allow {
+                allowed,
+                protocol: chosen,
+            } => {
+                protocol = chosen.and_then(|p| HeaderValue::from_str(&p).ok());
+                user = Some(allowed.principal_id);
+                ctx.authorizer = Some(allowed.context);
+            }
+            Verdict::Refuse(status) => {
+                debug!(parent: &span, %status, "the authorizer refused the connection");
+                let text = match status {
+                    StatusCode::UNAUTHORIZED => "Unauthorized",
+                    StatusCode::FORBIDDEN => "Forbidden",
+                    _ => "Internal Server Error",
+                };
+                return plain(status, text);
+            }
+        }
+    }
+
     let mut connect_result = None;
     if let Some(route) = runtime.routes.get(RouteKey::CONNECT) {
         let request_id = random_id();
@@ -181,11 +275,9 @@ pub(crate) async fn handle(
             time_ms: clock::now_ms(),
         };
         let event = if route.integration.needs_event() {
-            event::connect(
-                &ctx,
-                &invocation,
-                &upgrade_request(&request, peer, shared.local_addr),
-            )
+            let upgrade =
+                upgrade.get_or_insert_with(|| upgrade_request(&request, peer, shared.local_addr));
+            event::connect(&ctx, &invocation, upgrade)
         } else {
             Vec::new()
         };
@@ -208,9 +300,12 @@ pub(crate) async fn handle(
         };
         match outcome {
             Ok(result) if result.is_success() => {
-                protocol = result
+                if let Some(chosen) = result
                     .header(SEC_WEBSOCKET_PROTOCOL)
-                    .and_then(|p| HeaderValue::from_str(p).ok());
+                    .and_then(|p| HeaderValue::from_str(p).ok())
+                {
+                    protocol = Some(chosen);
+                }
                 connect_result = Some(result);
             }
             Ok(result) => {
@@ -236,7 +331,11 @@ pub(crate) async fn handle(
     let (outbox, inbox) = hub::outbox(config.limits.outbox_bytes);
     let handle = Arc::new(SessionHandle::new(Arc::new(ctx), outbox));
     shared.hub.insert(handle.clone());
-    // `"wsgate": {"join": [...], "user": "..."}` in the $connect result applies from the start.
+    // The authorizer's principal is the connection's user (when it is a valid name) ...
+    if let Some(user) = user.filter(|u| query::valid_name(u)) {
+        let _ = shared.hub.set_user(&handle.ctx.connection_id, Some(&user));
+    }
+    // ... unless `"wsgate": {"join": [...], "user": "..."}` in the $connect result says otherwise.
     if let Some(result) = &connect_result {
         session::apply_directives(&shared.hub, &handle.ctx, result);
     }
@@ -246,6 +345,8 @@ pub(crate) async fn handle(
     let session_shared = shared.clone();
     shared.tracker.spawn(
         async move {
+            // The connection counts against the limits until its session is over.
+            let _admission = admission;
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let ws = WebSocketStream::from_raw_socket(

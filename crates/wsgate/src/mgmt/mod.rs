@@ -20,7 +20,9 @@ use axum::response::Response;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 use percent_encoding::percent_decode_str;
+use std::net::IpAddr;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+
 use wsgate_core::config::ManagementAuth;
 use wsgate_core::error::MgmtError;
 use wsgate_core::id::{ConnectionId, random_id};
@@ -34,35 +36,25 @@ pub const OPENAPI: &str = openapi::DOCUMENT;
 use crate::auth::sigv4;
 use crate::gateway::{Runtime, Shared};
 
-/// The management operations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    /// `POST @connections/{id}`: send data.
-    PostToConnection,
-    /// `GET @connections/{id}`: connection info.
-    GetConnection,
-    /// `DELETE @connections/{id}`: close.
-    DeleteConnection,
-    /// `POST @connections`: one message, many recipients.
-    PostToConnections,
-    /// `GET @connections?group=&user=`: list live connections.
-    ListConnections,
-    /// `POST @broadcast`: everyone.
-    Broadcast,
-    /// `PUT @groups/{group}/connections/{id}`: join.
-    JoinGroup,
-    /// `DELETE @groups/{group}/connections/{id}`: leave.
-    LeaveGroup,
-    /// `POST @groups/{group}`: send to a group.
-    PostToGroup,
-    /// `GET @groups/{group}`: members.
-    ListGroup,
-    /// `POST @users/{user}`: send to a user's connections.
-    PostToUser,
-    /// `DELETE @users/{user}`: close a user's connections.
-    DeleteUser,
-    /// `GET @openapi.json`: this API's description.
-    OpenApi,
+pub use wsgate_core::config::Operation;
+
+/// The name an operation has in `operations = [...]`, for messages.
+fn operation_name(operation: Operation) -> &'static str {
+    match operation {
+        Operation::PostToConnection => "post_to_connection",
+        Operation::GetConnection => "get_connection",
+        Operation::DeleteConnection => "delete_connection",
+        Operation::PostToConnections => "post_to_connections",
+        Operation::ListConnections => "list_connections",
+        Operation::Broadcast => "broadcast",
+        Operation::JoinGroup => "join_group",
+        Operation::LeaveGroup => "leave_group",
+        Operation::PostToGroup => "post_to_group",
+        Operation::ListGroup => "list_group",
+        Operation::PostToUser => "post_to_user",
+        Operation::DeleteUser => "delete_user",
+        Operation::OpenApi => "openapi",
+    }
 }
 
 /// What a management path addresses; names and ids percent-decoded.
@@ -162,13 +154,13 @@ pub(crate) fn connection_id(text: &str) -> Result<ConnectionId, MgmtError> {
         .map_err(|e| MgmtError::BadRequest(format!("Invalid connectionId: {}", e.0)))
 }
 
-/// A group or user name from a path: 1–128 URL-safe characters.
+/// A group or user name from a path (see `query::valid_name`).
 pub(crate) fn name(kind: &str, text: &str) -> Result<String, MgmtError> {
     if query::valid_name(text) {
         Ok(text.to_owned())
     } else {
         Err(MgmtError::BadRequest(format!(
-            "Invalid {kind} name: {text} (1-128 characters of A-Z a-z 0-9 - _ . ~)"
+            "Invalid {kind} name: {text} (1-128 characters of A-Z a-z 0-9 - _ . ~ @ : |)"
         )))
     }
 }
@@ -252,14 +244,15 @@ async fn read_body(
         .map_err(|_| MgmtError::PayloadTooLarge { limit })
 }
 
-/// Answers one management request.
+/// Answers one management request from `peer`.
 pub async fn handle(
     shared: &Shared,
     runtime: &Runtime,
     target: Target,
+    peer: IpAddr,
     request: Request<Body>,
 ) -> Response {
-    match handle_inner(shared, runtime, target, request).await {
+    match handle_inner(shared, runtime, target, peer, request).await {
         Ok(response) => response,
         Err(error) => {
             tracing::debug!(%error, status = error.status(), "management call refused");
@@ -268,10 +261,73 @@ pub async fn handle(
     }
 }
 
+/// Who is calling: what the rate limit counts and what the credential may call.
+struct Caller<'a> {
+    key: String,
+    operations: Option<&'a [Operation]>,
+}
+
+/// Checks the request's credential; `None` operations means all are allowed.
+fn authenticate<'a>(
+    runtime: &'a Runtime,
+    parts: &Parts,
+    body: &[u8],
+    peer: IpAddr,
+) -> Result<Caller<'a>, MgmtError> {
+    let management = &runtime.config.management;
+    match management.auth {
+        ManagementAuth::None => Ok(Caller {
+            key: peer.to_string(),
+            operations: None,
+        }),
+        ManagementAuth::Sigv4 => {
+            let credential = sigv4::verify(
+                &management.credentials,
+                parts,
+                body,
+                management.max_clock_skew,
+            )
+            .map_err(|failure| {
+                tracing::debug!(%failure, "signature rejected");
+                MgmtError::Forbidden
+            })?;
+            Ok(Caller {
+                key: format!("key:{}", credential.access_key_id),
+                operations: credential.operations.as_deref(),
+            })
+        }
+        ManagementAuth::Token => {
+            let presented = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(str::trim)
+                .ok_or(MgmtError::Unauthorized)?;
+            let token = runtime
+                .management_tokens
+                .iter()
+                .find(|t| sigv4::constant_time_eq(t.secret.as_bytes(), presented.as_bytes()))
+                .ok_or_else(|| {
+                    tracing::debug!("unknown management token");
+                    MgmtError::Unauthorized
+                })?;
+            Ok(Caller {
+                key: format!("token:{}", token.name),
+                operations: token.operations.as_deref(),
+            })
+        }
+    }
+}
+
 async fn handle_inner(
     shared: &Shared,
     runtime: &Runtime,
     target: Target,
+    peer: IpAddr,
     request: Request<Body>,
 ) -> Result<Response, MgmtError> {
     let (parts, body) = request.into_parts();
@@ -298,22 +354,21 @@ async fn handle_inner(
     };
     // The signature covers the body, so it is read (within its bound) before the check.
     let body = read_body(body, declared, limit).await?;
-    if management.auth == ManagementAuth::Sigv4 {
-        sigv4::verify(
-            &management.credentials,
-            &parts,
-            &body,
-            management.max_clock_skew,
-        )
-        .map_err(|failure| {
-            tracing::debug!(%failure, "signature rejected");
-            MgmtError::Forbidden
-        })?;
-    }
+    let caller = authenticate(runtime, &parts, &body, peer)?;
     let operation = match operation {
         None => return Err(MgmtError::Forbidden),
         Some(operation) => operation?,
     };
+    if caller
+        .operations
+        .is_some_and(|allowed| !allowed.contains(&operation))
+    {
+        return Err(MgmtError::NotAllowed(operation_name(operation)));
+    }
+    let rate = runtime.config.limits.management_requests_per_second;
+    if !shared.management_rate.allow(&caller.key, rate) {
+        return Err(MgmtError::LimitExceeded("management_requests_per_second"));
+    }
     let overflow = runtime.config.limits.fanout_overflow;
     match (operation, target) {
         (Operation::PostToConnection, Target::Connection(id)) => {
