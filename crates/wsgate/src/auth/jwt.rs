@@ -58,7 +58,8 @@ enum Keys {
         client: reqwest::Client,
         refresh: Duration,
         current: ArcSwapOption<Fetched>,
-        // One fetch at a time; others wait for its result.
+        // One fetch at a time (others wait for its result); holds when a token with an unknown
+        // `kid` last forced one.
         fetching: tokio::sync::Mutex<Option<Instant>>,
     },
 }
@@ -335,15 +336,17 @@ impl JwtAuthorizer {
         {
             return Ok(f);
         }
-        let mut last_try = fetching.lock().await;
+        let mut last_forced = fetching.lock().await;
         if let Some(f) = current.load_full() {
-            // Fetched while this call waited, or tried too recently to try again.
-            let recently = last_try.is_some_and(|t| t.elapsed() < UNKNOWN_KID_REFETCH);
+            // Fetched while this call waited, or a forced fetch was tried too recently.
+            let recently = last_forced.is_some_and(|t| t.elapsed() < UNKNOWN_KID_REFETCH);
             if fresh(&f) || (stale_since.is_some() && recently) {
                 return Ok(f);
             }
         }
-        *last_try = Some(Instant::now());
+        if stale_since.is_some() {
+            *last_forced = Some(Instant::now());
+        }
         match fetch(client, url).await {
             Ok(keys) => {
                 let f = Arc::new(Fetched {

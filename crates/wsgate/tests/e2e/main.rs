@@ -3,6 +3,7 @@
 
 mod common;
 
+mod authorizers;
 mod connect;
 mod fanout;
 mod functions;
