@@ -3,6 +3,7 @@
 
 mod common;
 
+mod abuse;
 mod authorizers;
 mod connect;
 mod fanout;
