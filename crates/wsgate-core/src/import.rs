@@ -6,8 +6,9 @@
 //! region, template parameters and environment lookup it wants applied.
 //!
 //! Everything in the file that would change how the WebSocket API behaves but cannot be mapped
-//! becomes a warning that names it (an authorizer, an unsupported runtime, an intrinsic function
-//! left unresolved, a route response without its selection expression, ...). What has no meaning
+//! becomes a warning that names it (an IAM-authorized or an outside authorizer, an unsupported
+//! runtime, an intrinsic function left unresolved, a route response without its selection
+//! expression, ...). What has no meaning
 //! for a local gateway is skipped without a word: IAM roles and policies, Lambda permissions,
 //! deployments, log groups, domain names, tags, VPC settings, `Outputs`, `plugins`, `package`.
 //!
@@ -30,6 +31,13 @@
 //! | `provider.environment` under `environment` / `Globals.Function` under the function's `Environment.Variables` | `environment` |
 //! | `timeout` / `Timeout` (seconds) | `timeout` (absent: `limits.integration_timeout`) |
 //! | `memorySize` / `MemorySize` | `memory_size` (absent: 1024 / 128, the platforms' defaults) |
+//! | a `$connect` event's `authorizer: FN` or `{name: FN, identitySource}` (FN a function of the service, or an `arn` naming one by deployed name or `FnLambdaFunction` logical id) / a `$connect` `Route` with `AuthorizationType: CUSTOM` → `AuthorizerId` → `AWS::ApiGatewayV2::Authorizer` with `AuthorizerType: REQUEST` → `AuthorizerUri` → function | `[authorizers.NAME] type = "request"`, `function` = that function (imported even without a route of its own), and `routes."$connect".authorizer = NAME`; NAME is the serverless authorizer's `name` (an ARN's last part) or the Authorizer's logical id |
+//! | `identitySource` / `IdentitySource` (a list, or comma-separated; absent: `route.request.header.Auth` for serverless, as the Framework, none for SAM) | `identity_sources` (only `route.request.header.*` and `route.request.querystring.*`; others are dropped with a warning) |
+//!
+//! Authorizers that cannot run here leave `$connect` without one, with a warning: an ARN of a
+//! function outside the file, `AuthorizationType: AWS_IAM`, an `AuthorizerType` other than
+//! `REQUEST`, an authorizer function whose runtime is not supported, and an authorizer on a route
+//! other than `$connect`. A `$connect` whose own function cannot run keeps its authorizer.
 //!
 //! Serverless variables: `${self:...}`, `${sls:stage}`, `${opt:stage}`, `${opt:region}`,
 //! `${aws:region}`, `${env:...}` (through [`ImportOptions::env`]) and fallbacks are resolved,
@@ -46,7 +54,10 @@ use std::time::Duration;
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::{Map, Number, Value};
 
-use crate::config::{Config, ConfigError, Function, GatewayConfig, Integration, Route, Runtime};
+use crate::config::{
+    Authorizer, Config, ConfigError, Function, GatewayConfig, Integration, RequestAuthorizer,
+    RequestSource, Route, Runtime,
+};
 use crate::route::RouteKey;
 
 /// The region `AWS::Region` and `${aws:region}` stand for when neither the options nor the file
@@ -66,6 +77,11 @@ const V2_INTEGRATION: &str = "AWS::ApiGatewayV2::Integration";
 const V2_ROUTE_RESPONSE: &str = "AWS::ApiGatewayV2::RouteResponse";
 const V2_STAGE: &str = "AWS::ApiGatewayV2::Stage";
 const V2_DEPLOYMENT: &str = "AWS::ApiGatewayV2::Deployment";
+const V2_AUTHORIZER: &str = "AWS::ApiGatewayV2::Authorizer";
+
+/// The identity source the Serverless Framework (v3) gives a websocket authorizer that names
+/// none (`lib/plugins/aws/package/compile/events/websockets/lib/validate.js`).
+const SLS_DEFAULT_IDENTITY_SOURCE: &str = "route.request.header.Auth";
 
 /// Resource types with no meaning for a local gateway: not imported, and not worth a warning.
 /// (Authorizers and models are reported on the routes that use them.)
@@ -118,7 +134,8 @@ const SUPPORTED_RUNTIMES: &str = "python*, nodejs* and provided* with a bootstra
 #[derive(Debug, Clone)]
 pub struct Imported {
     /// The configuration: `base_dir`, `gateway.stage`, `gateway.route_selection_expression`,
-    /// `functions` and `routes` come from the file, everything else is the default. It passes
+    /// `functions`, `routes` and `authorizers` come from the file, everything else is the
+    /// default. It passes
     /// [`Config::validate`].
     pub config: Config,
     /// What could not be mapped, one sentence each, naming the thing (`route $connect: ...`,
@@ -581,6 +598,50 @@ struct PendingRoute {
     declared_by: String,
     function: String,
     route_response: bool,
+    /// Only ever on `$connect`.
+    authorizer: Option<PendingAuthorizer>,
+}
+
+/// A Lambda REQUEST authorizer whose function is in the file, on its way into the config.
+struct PendingAuthorizer {
+    /// Its name under `[authorizers]`: the serverless authorizer's `name`, or the SAM
+    /// `AWS::ApiGatewayV2::Authorizer`'s logical id.
+    name: String,
+    /// The function it invokes, as named in the config.
+    function: String,
+    /// Checked with [`RequestSource::parse`].
+    identity_sources: Vec<String>,
+}
+
+/// An authorizer's identity sources (a list, or one string of comma-separated ones) as wsgate
+/// reads them; those it cannot read are dropped with a warning (the authorizer is then still
+/// called, without the gateway's check that they are present).
+fn identity_sources(value: &Value, context: &str, warnings: &mut Vec<String>) -> Vec<String> {
+    let items: Vec<String> = match value {
+        Value::Array(items) => items.iter().filter_map(scalar_text).collect(),
+        other => scalar_text(other).into_iter().collect(),
+    };
+    items
+        .iter()
+        .flat_map(|item| item.split(','))
+        .map(str::trim)
+        .filter(|source| !source.is_empty())
+        .filter(|source| {
+            let readable = RequestSource::parse(source).is_ok();
+            if !readable {
+                warnings.push(format!(
+                    "{context}: identity source {source} is not supported (only route.request.header.NAME and route.request.querystring.NAME are); the gateway does not check it"
+                ));
+            }
+            readable
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The warning for an authorizer that cannot run here: the route is imported without it.
+fn authorizer_skipped(key: &str, what: impl std::fmt::Display) -> String {
+    format!("route {key}: {what}; connections are accepted without it")
 }
 
 /// Builds, checks and returns the config once functions and routes are known.
@@ -606,25 +667,66 @@ impl Assembly {
                 .filter(|r| &r.function == name)
                 .map(|r| r.key.as_str())
                 .collect();
-            self.warnings.push(format!(
-                "function {name}: {reason}; skipped routes: {}",
-                keys.join(", ")
-            ));
+            if !keys.is_empty() {
+                self.warnings.push(format!(
+                    "function {name}: {reason}; skipped routes: {}",
+                    keys.join(", ")
+                ));
+            }
+            for route in &self.routes {
+                if let Some(authorizer) = route.authorizer.as_ref().filter(|a| &a.function == name)
+                {
+                    self.warnings.push(authorizer_skipped(
+                        &route.key,
+                        format_args!(
+                            "authorizer {} cannot run (function {name}: {reason})",
+                            authorizer.name
+                        ),
+                    ));
+                }
+            }
         }
         self.warnings.extend(trailing);
         let mut routes = BTreeMap::new();
+        let mut authorizers = BTreeMap::new();
         for route in &self.routes {
-            if self.functions.contains_key(&route.function) {
-                routes.insert(
-                    route.key.clone(),
-                    Route::from(Integration::Function {
+            let integration =
+                self.functions
+                    .contains_key(&route.function)
+                    .then(|| Integration::Function {
                         function: route.function.clone(),
                         route_response: route.route_response,
+                    });
+            let authorizer = route
+                .authorizer
+                .as_ref()
+                .filter(|a| self.functions.contains_key(&a.function));
+            if let Some(a) = authorizer {
+                authorizers.insert(
+                    a.name.clone(),
+                    Authorizer::Request(RequestAuthorizer {
+                        url: None,
+                        function: Some(a.function.clone()),
+                        identity_sources: a.identity_sources.clone(),
+                        // API Gateway does not cache WebSocket authorizers' outputs.
+                        cache_ttl: None,
+                        timeout: None,
                     }),
                 );
             }
+            // A `$connect` whose function cannot run keeps its authorizer: connections are
+            // still checked, then accepted.
+            if integration.is_some() || authorizer.is_some() {
+                routes.insert(
+                    route.key.clone(),
+                    Route {
+                        integration,
+                        authorizer: authorizer.map(|a| a.name.clone()),
+                    },
+                );
+            }
         }
-        if routes.is_empty() {
+        if !routes.values().any(|r| r.integration.is_some()) {
             return Err(ImportError::NothingToRun(dedup(self.warnings)));
         }
         let config = Config {
@@ -635,6 +737,7 @@ impl Assembly {
             },
             routes,
             functions: self.functions,
+            authorizers,
             base_dir: self.base_dir,
             ..Config::default()
         };
@@ -1227,15 +1330,7 @@ pub fn from_sam_with(
             });
         }
         route.warn_condition(&context, &mut warnings);
-        let authorization = route
-            .prop("AuthorizationType")
-            .and_then(|a| cfn.text(a, &context, &mut warnings))
-            .unwrap_or_else(|| "NONE".to_owned());
-        if authorization != "NONE" || route.prop("AuthorizerId").is_some() {
-            warnings.push(format!(
-                "{context}: authorizer is not supported yet (AuthorizationType {authorization}); connections are accepted without it"
-            ));
-        }
+        let authorizer = sam_route_authorizer(&cfn, &all, route, &key, &mut used, &mut warnings)?;
         if route
             .prop("ApiKeyRequired")
             .is_some_and(|v| v == &Value::Bool(true) || v.as_str() == Some("true"))
@@ -1317,49 +1412,21 @@ pub fn from_sam_with(
             warnings.push(format!("{integration_context}: no IntegrationUri; skipped"));
             continue;
         };
-        let mut ids = Vec::new();
-        refs(uri, &mut ids);
-        let function = match ids
-            .iter()
-            .find_map(|id| cfn.res(id).filter(Res::is_function))
+        let function = match invoked_function(&cfn, &all, uri, &integration_context, &mut warnings)
         {
-            Some(function) => function.id.to_owned(),
-            None => {
-                if let Some(missing) = ids
-                    .iter()
-                    .find(|id| cfn.res(id).is_none() && !cfn.is_parameter(id))
-                {
-                    return Err(ImportError::MissingFunction {
-                        route: key,
-                        function: missing.clone(),
-                    });
-                }
-                let text = cfn
-                    .text(uri, &integration_context, &mut warnings)
-                    .unwrap_or_default();
-                let Some(name) = lambda_name_in_arn(&text) else {
-                    warnings.push(format!(
-                        "{integration_context}: cannot tell which function IntegrationUri {} invokes; skipped",
-                        short_form(uri)
-                    ));
-                    continue;
-                };
-                let named = all.iter().find(|r| {
-                    r.is_function()
-                        && (r.id == name
-                            || r.prop("FunctionName")
-                                .and_then(|n| cfn.text(n, "", &mut Vec::new()))
-                                .is_some_and(|n| n == name))
+            Invoked::Function(function) => function,
+            Invoked::Undefined(function) | Invoked::Outside(function) => {
+                return Err(ImportError::MissingFunction {
+                    route: key,
+                    function,
                 });
-                match named {
-                    Some(function) => function.id.to_owned(),
-                    None => {
-                        return Err(ImportError::MissingFunction {
-                            route: key,
-                            function: name.to_owned(),
-                        });
-                    }
-                }
+            }
+            Invoked::Unknown => {
+                warnings.push(format!(
+                    "{integration_context}: cannot tell which function IntegrationUri {} invokes; skipped",
+                    short_form(uri)
+                ));
+                continue;
             }
         };
 
@@ -1396,6 +1463,7 @@ pub fn from_sam_with(
             declared_by: route.id.to_owned(),
             function,
             route_response,
+            authorizer,
         });
     }
     if !any_route {
@@ -1469,20 +1537,26 @@ pub fn from_sam_with(
     let mut functions = BTreeMap::new();
     let mut broken = Vec::new();
     let mut routed = BTreeSet::new();
-    for route in &pending {
-        if !routed.insert(route.function.as_str()) {
+    // The routes' functions, then their authorizers'.
+    let invoked = pending.iter().map(|r| &r.function).chain(
+        pending
+            .iter()
+            .filter_map(|r| Some(&r.authorizer.as_ref()?.function)),
+    );
+    for name in invoked {
+        if !routed.insert(name.as_str()) {
             continue;
         }
-        used.insert(route.function.as_str());
-        let Some(res) = cfn.res(&route.function) else {
+        used.insert(name.as_str());
+        let Some(res) = cfn.res(name) else {
             continue;
         };
         let spec = sam_function(&cfn, &res, globals, &global_env, &mut warnings);
         match spec.and_then(FunctionSpec::build) {
             Ok(function) => {
-                functions.insert(route.function.clone(), function);
+                functions.insert(name.clone(), function);
             }
-            Err(reason) => broken.push((route.function.clone(), reason)),
+            Err(reason) => broken.push((name.clone(), reason)),
         }
     }
 
@@ -1516,6 +1590,197 @@ pub fn from_sam_with(
         warnings,
     }
     .finish(trailing)
+}
+
+/// What an `IntegrationUri` or `AuthorizerUri` invokes.
+enum Invoked {
+    /// A function of the template, by logical id.
+    Function(String),
+    /// A logical id the template does not define (a typo, most likely).
+    Undefined(String),
+    /// The function a literal ARN names, which no function of the template is.
+    Outside(String),
+    /// Nothing that names a function.
+    Unknown,
+}
+
+/// The function a Lambda invocation URI invokes: `${Fn.Arn}` in a `Fn::Sub`, `!GetAtt Fn.Arn`
+/// in a `Fn::Join`, or a literal ARN naming a function by logical id or `FunctionName`.
+fn invoked_function(
+    cfn: &Cfn<'_>,
+    all: &[Res<'_>],
+    uri: &Value,
+    context: &str,
+    warnings: &mut Vec<String>,
+) -> Invoked {
+    let mut ids = Vec::new();
+    refs(uri, &mut ids);
+    if let Some(function) = ids
+        .iter()
+        .find_map(|id| cfn.res(id).filter(Res::is_function))
+    {
+        return Invoked::Function(function.id.to_owned());
+    }
+    if let Some(missing) = ids
+        .iter()
+        .find(|id| cfn.res(id).is_none() && !cfn.is_parameter(id))
+    {
+        return Invoked::Undefined(missing.clone());
+    }
+    let text = cfn.text(uri, context, warnings).unwrap_or_default();
+    let Some(name) = lambda_name_in_arn(&text) else {
+        return Invoked::Unknown;
+    };
+    let named = all.iter().find(|r| {
+        r.is_function()
+            && (r.id == name
+                || r.prop("FunctionName")
+                    .and_then(|n| cfn.text(n, "", &mut Vec::new()))
+                    .is_some_and(|n| n == name))
+    });
+    match named {
+        Some(function) => Invoked::Function(function.id.to_owned()),
+        None => Invoked::Outside(name.to_owned()),
+    }
+}
+
+/// The Lambda REQUEST authorizer a route's `AuthorizationType: CUSTOM` and `AuthorizerId` name,
+/// when its function is in the template; anything else is a warning and the route is imported
+/// without an authorizer.
+fn sam_route_authorizer<'a>(
+    cfn: &Cfn<'a>,
+    all: &[Res<'a>],
+    route: &Res<'a>,
+    key: &str,
+    used: &mut BTreeSet<&'a str>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<PendingAuthorizer>, ImportError> {
+    let context = format!("route {key}");
+    let authorization = route
+        .prop("AuthorizationType")
+        .and_then(|a| cfn.text(a, &context, warnings))
+        .map_or_else(|| "NONE".to_owned(), |a| a.to_ascii_uppercase());
+    let authorizer_id = route.prop("AuthorizerId");
+    match authorization.as_str() {
+        "NONE" => {
+            if let Some(id) = authorizer_id {
+                warnings.push(format!(
+                    "{context}: AuthorizerId {} has no effect without AuthorizationType: CUSTOM; ignored",
+                    short_form(id)
+                ));
+            }
+            return Ok(None);
+        }
+        "CUSTOM" => {}
+        "AWS_IAM" => {
+            warnings.push(authorizer_skipped(
+                key,
+                "AuthorizationType AWS_IAM is not supported (requests are not checked for a SigV4 signature)",
+            ));
+            return Ok(None);
+        }
+        other => {
+            warnings.push(authorizer_skipped(
+                key,
+                format_args!(
+                    "AuthorizationType {other} is not supported (only NONE and CUSTOM, a Lambda authorizer, are)"
+                ),
+            ));
+            return Ok(None);
+        }
+    }
+    if key != RouteKey::CONNECT {
+        warnings.push(format!(
+            "{context}: only $connect can have an authorizer, as on API Gateway; ignored"
+        ));
+        return Ok(None);
+    }
+    let Some(id) = authorizer_id else {
+        warnings.push(authorizer_skipped(
+            key,
+            "AuthorizationType CUSTOM without an AuthorizerId",
+        ));
+        return Ok(None);
+    };
+    let mut ids = Vec::new();
+    refs(id, &mut ids);
+    let Some(res) = ids
+        .iter()
+        .find_map(|id| cfn.res(id).filter(|r| r.kind == V2_AUTHORIZER))
+    else {
+        warnings.push(authorizer_skipped(
+            key,
+            format_args!(
+                "AuthorizerId {} names no {V2_AUTHORIZER} of this template",
+                short_form(id)
+            ),
+        ));
+        return Ok(None);
+    };
+    used.insert(res.id);
+    let name = res.id;
+    let authorizer_context = format!("{context}: authorizer {name}");
+    res.warn_condition(&context, warnings);
+    let kind = res
+        .prop("AuthorizerType")
+        .and_then(|t| cfn.text(t, &authorizer_context, warnings))
+        .map_or_else(|| "(none)".to_owned(), |t| t.to_ascii_uppercase());
+    if kind != "REQUEST" {
+        warnings.push(authorizer_skipped(
+            key,
+            format_args!(
+                "authorizer {name}: AuthorizerType {kind} is not supported (only REQUEST, a Lambda authorizer, is)"
+            ),
+        ));
+        return Ok(None);
+    }
+    let Some(uri) = res.prop("AuthorizerUri") else {
+        warnings.push(authorizer_skipped(
+            key,
+            format_args!("authorizer {name}: no AuthorizerUri"),
+        ));
+        return Ok(None);
+    };
+    let function = match invoked_function(cfn, all, uri, &authorizer_context, warnings) {
+        Invoked::Function(function) => function,
+        Invoked::Undefined(function) => {
+            return Err(ImportError::MissingFunction {
+                route: key.to_owned(),
+                function,
+            });
+        }
+        Invoked::Outside(function) => {
+            warnings.push(authorizer_skipped(
+                key,
+                format_args!(
+                    "authorizer {name}: function {function} is not in this template, so it cannot run locally"
+                ),
+            ));
+            return Ok(None);
+        }
+        Invoked::Unknown => {
+            warnings.push(authorizer_skipped(
+                key,
+                format_args!(
+                    "authorizer {name}: cannot tell which function AuthorizerUri {} invokes",
+                    short_form(uri)
+                ),
+            ));
+            return Ok(None);
+        }
+    };
+    let identity_sources = match res.prop("IdentitySource") {
+        Some(value) => {
+            let value = cfn.eval(value, &authorizer_context, warnings);
+            identity_sources(&value, &authorizer_context, warnings)
+        }
+        None => Vec::new(),
+    };
+    Ok(Some(PendingAuthorizer {
+        name: name.to_owned(),
+        function,
+        identity_sources,
+    }))
 }
 
 /// An `AWS::Serverless::Function` (with `Globals.Function`) or an `AWS::Lambda::Function`.
@@ -2011,6 +2276,28 @@ pub fn from_serverless_with(
         budget: Budget::default(),
     };
 
+    // How an authorizer's ARN may name a function of the service: by its deployed name
+    // (`name`, else `SERVICE-STAGE-KEY`) or by its logical id (`KeyLambdaFunction`).
+    let service = root
+        .get("service")
+        .map(|s| s.get("name").unwrap_or(s))
+        .and_then(|s| scalar_text(&vars.resolve(s, "service", &mut Vec::new())));
+    let service_functions: Vec<ServiceFunction> = functions
+        .iter()
+        .map(|(key, function)| ServiceFunction {
+            key: key.clone(),
+            deployed_name: function
+                .get("name")
+                .and_then(|n| scalar_text(&vars.resolve(n, "", &mut Vec::new())))
+                .or_else(|| {
+                    service
+                        .as_ref()
+                        .map(|service| format!("{service}-{}-{key}", vars.stage))
+                }),
+            logical_id: sls_lambda_logical_id(key),
+        })
+        .collect();
+
     // Routes.
     let mut pending: Vec<PendingRoute> = Vec::new();
     let mut unrouted = Vec::new();
@@ -2050,6 +2337,7 @@ pub fn from_serverless_with(
                 });
             }
             let mut route_response = false;
+            let mut authorizer = None;
             for (prop, v) in definition.into_iter().flatten() {
                 match prop.as_str() {
                     "route" => {}
@@ -2060,17 +2348,11 @@ pub fn from_serverless_with(
                             other.unwrap_or("null")
                         )),
                     },
+                    "authorizer" if key != RouteKey::CONNECT => warnings.push(format!(
+                        "{context}: only $connect can have an authorizer, as on API Gateway; ignored"
+                    )),
                     "authorizer" => {
-                        let authorizer = match v {
-                            Value::Object(a) => a
-                                .get("name")
-                                .or_else(|| a.get("arn"))
-                                .map_or_else(|| short_form(v), short_form),
-                            other => short_form(other),
-                        };
-                        warnings.push(format!(
-                            "{context}: authorizer {authorizer} is not supported yet; connections are accepted without it"
-                        ));
+                        authorizer = sls_authorizer(v, &key, &service_functions, &mut warnings);
                     }
                     other => warnings.push(format!(
                         "{context}: websocket.{other} is not supported; ignored"
@@ -2078,17 +2360,32 @@ pub fn from_serverless_with(
                 }
             }
             let route_response = check_route_response(&key, route_response, &mut warnings);
+            if let Some(authorizer) = &authorizer
+                && !functions.contains_key(&authorizer.function)
+            {
+                return Err(ImportError::MissingFunction {
+                    route: key,
+                    function: authorizer.function.clone(),
+                });
+            }
             pending.push(PendingRoute {
                 key,
                 declared_by: name.clone(),
                 function: name.clone(),
                 route_response,
+                authorizer,
             });
         }
         if !routed {
             unrouted.push(name.clone());
         }
     }
+    // An authorizer's function is imported though it has no websocket event.
+    unrouted.retain(|name| {
+        !pending
+            .iter()
+            .any(|r| r.authorizer.as_ref().is_some_and(|a| &a.function == name))
+    });
     if pending.is_empty() {
         return Err(ImportError::NoWebSocketRoutes(
             "no function has a `websocket` event".to_owned(),
@@ -2106,11 +2403,16 @@ pub fn from_serverless_with(
     }
     let mut built = BTreeMap::new();
     let mut broken = Vec::new();
-    for route in &pending {
-        if built.contains_key(&route.function) || broken.iter().any(|(n, _)| n == &route.function) {
+    // The routes' functions, then their authorizers'.
+    let invoked = pending.iter().map(|r| &r.function).chain(
+        pending
+            .iter()
+            .filter_map(|r| Some(&r.authorizer.as_ref()?.function)),
+    );
+    for name in invoked {
+        if built.contains_key(name) || broken.iter().any(|(n, _)| n == name) {
             continue;
         }
-        let name = &route.function;
         let result = sls_function(
             name,
             &functions[name],
@@ -2152,6 +2454,136 @@ pub fn from_serverless_with(
         warnings,
     }
     .finish(trailing)
+}
+
+/// A function of a `serverless.yml`, as an authorizer's ARN may name it.
+struct ServiceFunction {
+    /// Its key under `functions`.
+    key: String,
+    /// Its Lambda function name once deployed, when known.
+    deployed_name: Option<String>,
+    /// Its resource's logical id in the compiled template.
+    logical_id: String,
+}
+
+/// The logical id the Serverless Framework gives a function's `AWS::Lambda::Function`
+/// (`naming.getLambdaLogicalId`): `-` spelled `Dash`, `_` spelled `Underscore`, the first letter
+/// upper-cased, then `LambdaFunction`.
+fn sls_lambda_logical_id(key: &str) -> String {
+    let normalized = key.replace('-', "Dash").replace('_', "Underscore");
+    let mut chars = normalized.chars();
+    let first = chars.next().map(|c| c.to_uppercase().collect::<String>());
+    format!(
+        "{}{}LambdaFunction",
+        first.unwrap_or_default(),
+        chars.as_str()
+    )
+}
+
+/// A `$connect` websocket event's `authorizer` (variables resolved), as the Serverless
+/// Framework v3 reads it: `auth` (a function of the service), an ARN (`arn:...`, anything with a
+/// `:`), or `{name, arn, identitySource}`, where `arn` wins over `name` and may be an intrinsic
+/// (`!GetAtt AuthLambdaFunction.Arn`). The identity source defaults to
+/// `route.request.header.Auth`, as in the Framework. An ARN is followed only to a function of
+/// this service; any other cannot run here and is a warning.
+fn sls_authorizer(
+    value: &Value,
+    key: &str,
+    service_functions: &[ServiceFunction],
+    warnings: &mut Vec<String>,
+) -> Option<PendingAuthorizer> {
+    let by_arn = |arn: &Value| -> Option<&ServiceFunction> {
+        match arn {
+            Value::String(arn) => {
+                let name = lambda_name_in_arn(arn)?;
+                service_functions
+                    .iter()
+                    .find(|f| f.deployed_name.as_deref() == Some(name))
+            }
+            other => {
+                let mut ids = Vec::new();
+                refs(other, &mut ids);
+                service_functions
+                    .iter()
+                    .find(|f| ids.contains(&f.logical_id))
+            }
+        }
+    };
+    // The Framework names an ARN's authorizer after the ARN's last part.
+    let arn_name = |arn: &Value| match arn {
+        Value::String(arn) => arn.rsplit(':').next().map(str::to_owned),
+        _ => None,
+    };
+    let (name, arn, sources) = match value {
+        Value::String(s) if s.contains(':') => (arn_name(value), Some(value), None),
+        Value::String(s) => (Some(s.clone()), None, None),
+        Value::Object(map) => {
+            for other in map
+                .keys()
+                .filter(|k| !["name", "arn", "identitySource"].contains(&k.as_str()))
+            {
+                warnings.push(format!(
+                    "route {key}: websocket.authorizer.{other} is not supported; ignored"
+                ));
+            }
+            let arn = map.get("arn").filter(|a| !a.is_null());
+            let name = map
+                .get("name")
+                .and_then(scalar_text)
+                .or_else(|| arn.and_then(arn_name));
+            (
+                name,
+                arn,
+                map.get("identitySource").filter(|s| !s.is_null()),
+            )
+        }
+        other => {
+            warnings.push(authorizer_skipped(
+                key,
+                format_args!(
+                    "authorizer {} is neither a function name, an ARN nor a mapping",
+                    short_form(other)
+                ),
+            ));
+            return None;
+        }
+    };
+    let function = match arn {
+        Some(arn) => match by_arn(arn) {
+            Some(function) => function.key.clone(),
+            None => {
+                warnings.push(authorizer_skipped(
+                    key,
+                    format_args!(
+                        "authorizer {} is not a function of this service, so it cannot run locally",
+                        short_form(arn)
+                    ),
+                ));
+                return None;
+            }
+        },
+        None => match &name {
+            Some(name) => name.clone(),
+            None => {
+                warnings.push(authorizer_skipped(
+                    key,
+                    "the authorizer has neither a name nor an arn",
+                ));
+                return None;
+            }
+        },
+    };
+    let name = name.unwrap_or_else(|| function.clone());
+    let context = format!("route {key}: authorizer {name}");
+    let identity_sources = match sources {
+        Some(sources) => identity_sources(sources, &context, warnings),
+        None => vec![SLS_DEFAULT_IDENTITY_SOURCE.to_owned()],
+    };
+    Some(PendingAuthorizer {
+        name,
+        function,
+        identity_sources,
+    })
 }
 
 /// One function of a `serverless.yml`, with the provider's defaults.
@@ -2241,6 +2673,9 @@ mod tests {
 
     const SAM_CHAT: &str = include_str!("../tests/fixtures/import/simple-websockets-chat-app.yaml");
     const SERVERLESS_CHAT: &str = include_str!("../tests/fixtures/import/serverless-chat.yml");
+    const SERVERLESS_AUTHORIZER: &str =
+        include_str!("../tests/fixtures/import/serverless-authorizer.yml");
+    const SAM_AUTHORIZER: &str = include_str!("../tests/fixtures/import/sam-authorizer.yaml");
 
     fn base() -> &'static Path {
         Path::new("/projects/chat")
@@ -2253,6 +2688,13 @@ mod tests {
                 route_response,
             }) => (function.clone(), *route_response),
             other => panic!("route {key}: {other:?}"),
+        }
+    }
+
+    fn request_authorizer<'c>(config: &'c Config, name: &str) -> &'c RequestAuthorizer {
+        match config.authorizers.get(name) {
+            Some(Authorizer::Request(authorizer)) => authorizer,
+            other => panic!("authorizer {name}: {other:?}"),
         }
     }
 
@@ -2681,7 +3123,7 @@ Mappings:
         assert_eq!(
             imported.warnings,
             [
-                "route $connect: authorizer is not supported yet (AuthorizationType CUSTOM); connections are accepted without it",
+                "route $connect: authorizer ConnectRouteAuth: no AuthorizerUri; connections are accepted without it",
                 "route $connect: a route response cannot be sent on $connect; ignored",
                 "route echo: RouteResponseSelectionExpression is $default but no AWS::ApiGatewayV2::RouteResponse with RouteResponseKey $default exists; no route response is sent",
                 "route note: it has a $default RouteResponse but no RouteResponseSelectionExpression: $default; no route response is sent",
@@ -3200,19 +3642,425 @@ functions:
         );
         assert_eq!(function_route(config, "odd"), ("odd".to_owned(), false));
         assert_eq!(config.functions["odd"].timeout, None);
+        // The authorizer maps; its function is imported without a websocket event.
+        assert_eq!(
+            config.routes["$connect"].authorizer.as_deref(),
+            Some("auth")
+        );
+        let auth = request_authorizer(config, "auth");
+        assert_eq!(auth.function.as_deref(), Some("auth"));
+        assert_eq!(auth.identity_sources, ["route.request.header.Auth"]);
+        assert!(config.functions.contains_key("auth"));
         assert_eq!(
             imported.warnings,
             [
-                "route $connect: authorizer auth is not supported yet; connections are accepted without it",
                 "route $connect: a route response cannot be sent on $connect; ignored",
                 "route odd: routeResponseSelectionExpression $request.body.reply is not supported (only $default is); no route response is sent",
                 "route odd: websocket.routeKey is not supported; ignored",
                 "function connect: layers are not available locally (their code is not on the path); ignored",
                 "function odd: timeout soon is not a number of seconds; ignored",
                 "function odd: layers are not available locally (their code is not on the path); ignored",
+                "function auth: layers are not available locally (their code is not on the path); ignored",
                 "function legacy: runtime java17 is not supported (python*, nodejs* and provided* with a bootstrap are); skipped routes: legacy",
-                "functions without a websocket event are not imported: auth",
             ]
+        );
+    }
+
+    #[test]
+    fn a_serverless_authorizer_named_by_function_runs_that_function() {
+        let imported = from_serverless(SERVERLESS_AUTHORIZER, base()).expect("imports");
+        let config = &imported.config;
+        config.validate().expect("valid");
+        assert_eq!(imported.warnings, Vec::<String>::new());
+        assert_eq!(
+            config.routes.keys().collect::<Vec<_>>(),
+            ["$connect", "$default"]
+        );
+        assert_eq!(
+            function_route(config, "$connect"),
+            ("connect".to_owned(), false)
+        );
+        assert_eq!(
+            config.routes["$connect"].authorizer.as_deref(),
+            Some("auth")
+        );
+        assert_eq!(config.routes["$default"].authorizer, None);
+        assert_eq!(config.authorizers.keys().collect::<Vec<_>>(), ["auth"]);
+        let auth = request_authorizer(config, "auth");
+        assert_eq!(auth.function.as_deref(), Some("auth"));
+        assert_eq!(auth.url, None);
+        // The Serverless Framework's default identity source.
+        assert_eq!(auth.identity_sources, ["route.request.header.Auth"]);
+        assert_eq!(auth.cache_ttl, None);
+        assert_eq!(auth.timeout, None);
+
+        // The authorizer function is imported like any other, though no route invokes it.
+        assert_eq!(
+            config.functions.keys().collect::<Vec<_>>(),
+            ["auth", "connect", "default"]
+        );
+        let function = &config.functions["auth"];
+        assert_eq!(function.runtime, Runtime::Python);
+        assert_eq!(function.handler.as_deref(), Some("src/auth.handler"));
+        assert_eq!(function.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(function.environment["JWT_ISSUER"], "https://issuer.example");
+    }
+
+    #[test]
+    fn a_serverless_authorizer_object_maps_its_identity_sources() {
+        let service = |authorizer: &str| {
+            format!(
+                r#"
+service: chat
+provider:
+  name: aws
+  runtime: python3.12
+functions:
+  auth:
+    handler: auth.handler
+  connect:
+    handler: handler.connect
+    events:
+      - websocket:
+          route: $connect
+          authorizer:
+{authorizer}
+      - websocket:
+          route: hello
+          authorizer: auth
+"#
+            )
+        };
+        let yaml = service(
+            "            name: auth\n            identitySource:\n              - route.request.header.Auth\n              - route.request.querystring.Auth\n",
+        );
+        let imported = from_serverless(&yaml, base()).expect("imports");
+        let config = &imported.config;
+        config.validate().expect("valid");
+        assert_eq!(
+            config.routes["$connect"].authorizer.as_deref(),
+            Some("auth")
+        );
+        assert_eq!(config.routes["hello"].authorizer, None);
+        let auth = request_authorizer(config, "auth");
+        assert_eq!(auth.function.as_deref(), Some("auth"));
+        assert_eq!(
+            auth.identity_sources,
+            [
+                "route.request.header.Auth",
+                "route.request.querystring.Auth"
+            ]
+        );
+        assert_eq!(
+            imported.warnings,
+            ["route hello: only $connect can have an authorizer, as on API Gateway; ignored"]
+        );
+
+        // One string, and sources wsgate cannot read (dropped, with a warning).
+        let yaml = service(
+            "            name: auth\n            identitySource: 'route.request.querystring.token, context.requestId'\n            type: request\n",
+        );
+        let imported = from_serverless(&yaml, base()).expect("imports");
+        imported.config.validate().expect("valid");
+        assert_eq!(
+            request_authorizer(&imported.config, "auth").identity_sources,
+            ["route.request.querystring.token"]
+        );
+        assert_eq!(
+            imported.warnings,
+            [
+                "route $connect: websocket.authorizer.type is not supported; ignored",
+                "route $connect: authorizer auth: identity source context.requestId is not supported (only route.request.header.NAME and route.request.querystring.NAME are); the gateway does not check it",
+                "route hello: only $connect can have an authorizer, as on API Gateway; ignored",
+            ]
+        );
+
+        // An ARN that names a function of this service, by deployed name or by logical id.
+        for arn in [
+            "            arn: arn:aws:lambda:us-east-1:123456789012:function:chat-dev-auth\n",
+            "            name: checker\n            arn: !GetAtt AuthLambdaFunction.Arn\n",
+        ] {
+            let imported = from_serverless(&service(arn), base()).expect("imports");
+            let config = &imported.config;
+            config.validate().expect("valid");
+            let name = config.routes["$connect"].authorizer.clone().expect("one");
+            assert!(name == "chat-dev-auth" || name == "checker", "{name}");
+            let auth = request_authorizer(config, &name);
+            assert_eq!(auth.function.as_deref(), Some("auth"));
+            assert_eq!(auth.identity_sources, ["route.request.header.Auth"]);
+        }
+
+        // An authorizer naming no function of the service is an error, as a route's would be.
+        let e = from_serverless(&service("            name: nobody\n"), base())
+            .expect_err("missing function");
+        assert_eq!(
+            e,
+            ImportError::MissingFunction {
+                route: "$connect".into(),
+                function: "nobody".into()
+            }
+        );
+
+        // An authorizer function that cannot run: $connect is imported without it.
+        let yaml = service("            name: auth\n").replace(
+            "    handler: auth.handler\n",
+            "    handler: com.example.Auth::handle\n    runtime: java17\n",
+        );
+        let imported = from_serverless(&yaml, base()).expect("imports");
+        let config = &imported.config;
+        config.validate().expect("valid");
+        assert!(config.authorizers.is_empty());
+        assert_eq!(config.routes["$connect"].authorizer, None);
+        assert_eq!(
+            function_route(config, "$connect"),
+            ("connect".to_owned(), false)
+        );
+        assert!(!config.functions.contains_key("auth"));
+        assert_eq!(
+            imported.warnings,
+            [
+                "route hello: only $connect can have an authorizer, as on API Gateway; ignored",
+                "route $connect: authorizer auth cannot run (function auth: runtime java17 is not supported (python*, nodejs* and provided* with a bootstrap are)); connections are accepted without it",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_serverless_authorizer_outside_the_service_is_a_warning() {
+        let yaml = r#"
+service: chat
+provider:
+  name: aws
+  runtime: nodejs20.x
+functions:
+  connect:
+    handler: handler.connect
+    events:
+      - websocket:
+          route: $connect
+          authorizer: arn:aws:lambda:us-east-1:123456789012:function:shared-auth
+"#;
+        let imported = from_serverless(yaml, base()).expect("imports");
+        let config = &imported.config;
+        config.validate().expect("valid");
+        assert!(config.authorizers.is_empty());
+        assert_eq!(config.routes["$connect"].authorizer, None);
+        assert_eq!(
+            function_route(config, "$connect"),
+            ("connect".to_owned(), false)
+        );
+        assert_eq!(
+            imported.warnings,
+            [
+                "route $connect: authorizer arn:aws:lambda:us-east-1:123456789012:function:shared-auth is not a function of this service, so it cannot run locally; connections are accepted without it"
+            ]
+        );
+
+        // The object form, with an identity source, warns the same way.
+        let yaml = yaml.replace(
+            "          authorizer: arn:aws:lambda:us-east-1:123456789012:function:shared-auth\n",
+            "          authorizer:\n            arn: arn:aws:lambda:us-east-1:123456789012:function:shared-auth\n            identitySource: [route.request.header.Auth]\n",
+        );
+        let imported = from_serverless(&yaml, base()).expect("imports");
+        assert!(imported.config.authorizers.is_empty());
+        assert_eq!(
+            imported.warnings,
+            [
+                "route $connect: authorizer arn:aws:lambda:us-east-1:123456789012:function:shared-auth is not a function of this service, so it cannot run locally; connections are accepted without it"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sam_request_authorizer_runs_its_function() {
+        let imported = from_sam(SAM_AUTHORIZER, base()).expect("imports");
+        let config = &imported.config;
+        config.validate().expect("valid");
+        assert_eq!(imported.warnings, Vec::<String>::new());
+        assert_eq!(
+            config.routes.keys().collect::<Vec<_>>(),
+            ["$connect", "sendmessage"]
+        );
+        assert_eq!(
+            function_route(config, "$connect"),
+            ("ConnectFunction".to_owned(), false)
+        );
+        // Named after the resource's logical id, which AuthorizerId references.
+        assert_eq!(
+            config.routes["$connect"].authorizer.as_deref(),
+            Some("ConnectAuthorizer")
+        );
+        assert_eq!(config.routes["sendmessage"].authorizer, None);
+        assert_eq!(
+            config.authorizers.keys().collect::<Vec<_>>(),
+            ["ConnectAuthorizer"]
+        );
+        let auth = request_authorizer(config, "ConnectAuthorizer");
+        assert_eq!(auth.function.as_deref(), Some("AuthFunction"));
+        assert_eq!(
+            auth.identity_sources,
+            [
+                "route.request.header.Auth",
+                "route.request.querystring.token"
+            ]
+        );
+        assert_eq!(
+            config.functions.keys().collect::<Vec<_>>(),
+            ["AuthFunction", "ConnectFunction", "SendFunction"]
+        );
+        let function = &config.functions["AuthFunction"];
+        assert_eq!(function.runtime, Runtime::Python);
+        assert_eq!(function.handler.as_deref(), Some("auth.handler"));
+        assert_eq!(function.dir, Path::new("src/"));
+
+        // `Fn::Join` with `!GetAtt`, and the identity sources as one comma-separated string.
+        let joined = SAM_AUTHORIZER
+            .replace(
+                "      AuthorizerUri: !Sub arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${AuthFunction.Arn}/invocations\n",
+                "      AuthorizerUri: !Join ['', ['arn:aws:apigateway:', !Ref 'AWS::Region', ':lambda:path/2015-03-31/functions/', !GetAtt AuthFunction.Arn, '/invocations']]\n",
+            )
+            .replace(
+                "      IdentitySource:\n        - route.request.header.Auth\n        - route.request.querystring.token\n",
+                "      IdentitySource: 'route.request.header.Auth,route.request.querystring.token'\n",
+            );
+        assert_ne!(joined, SAM_AUTHORIZER);
+        let imported = from_sam(&joined, base()).expect("imports");
+        imported.config.validate().expect("valid");
+        assert_eq!(imported.warnings, Vec::<String>::new());
+        let auth = request_authorizer(&imported.config, "ConnectAuthorizer");
+        assert_eq!(auth.function.as_deref(), Some("AuthFunction"));
+        assert_eq!(
+            auth.identity_sources,
+            [
+                "route.request.header.Auth",
+                "route.request.querystring.token"
+            ]
+        );
+
+        // A literal ARN naming a function of the template by its FunctionName.
+        let named = SAM_AUTHORIZER
+            .replace(
+                "${AuthFunction.Arn}",
+                "arn:aws:lambda:${AWS::Region}:${AWS::AccountId}:function:chat-auth",
+            )
+            .replace(
+                "      Handler: auth.handler\n",
+                "      Handler: auth.handler\n      FunctionName: chat-auth\n",
+            );
+        let imported = from_sam(&named, base()).expect("imports");
+        assert_eq!(
+            request_authorizer(&imported.config, "ConnectAuthorizer")
+                .function
+                .as_deref(),
+            Some("AuthFunction")
+        );
+    }
+
+    #[test]
+    fn sam_authorizers_that_cannot_run_are_warnings() {
+        let connect =
+            "      AuthorizationType: CUSTOM\n      AuthorizerId: !Ref ConnectAuthorizer\n";
+        let with = |from: &str, to: &str| {
+            let template = SAM_AUTHORIZER.replace(from, to);
+            assert_ne!(template, SAM_AUTHORIZER, "{from}");
+            let imported = from_sam(&template, base()).expect("imports");
+            imported.config.validate().expect("valid");
+            assert_eq!(
+                function_route(&imported.config, "$connect"),
+                ("ConnectFunction".to_owned(), false)
+            );
+            imported
+        };
+
+        // IAM authorization is not checked.
+        let imported = with(connect, "      AuthorizationType: AWS_IAM\n");
+        assert!(imported.config.authorizers.is_empty());
+        assert_eq!(imported.config.routes["$connect"].authorizer, None);
+        assert!(!imported.config.functions.contains_key("AuthFunction"));
+        assert_eq!(
+            imported.warnings,
+            [
+                "route $connect: AuthorizationType AWS_IAM is not supported (requests are not checked for a SigV4 signature); connections are accepted without it",
+                "functions without a WebSocket route are not imported: AuthFunction",
+            ]
+        );
+
+        // An authorizer function outside the template.
+        let imported = with(
+            "${AuthFunction.Arn}",
+            "arn:aws:lambda:us-east-1:123456789012:function:shared-auth",
+        );
+        assert!(imported.config.authorizers.is_empty());
+        assert_eq!(
+            imported.warnings,
+            [
+                "route $connect: authorizer ConnectAuthorizer: function shared-auth is not in this template, so it cannot run locally; connections are accepted without it",
+                "functions without a WebSocket route are not imported: AuthFunction",
+            ]
+        );
+
+        // An authorizer function whose runtime does not run here.
+        let imported = with("      Runtime: python3.12\n", "      Runtime: java17\n");
+        assert!(imported.config.authorizers.is_empty());
+        assert_eq!(imported.config.routes["$connect"].authorizer, None);
+        assert_eq!(
+            imported.warnings,
+            [
+                "route $connect: authorizer ConnectAuthorizer cannot run (function AuthFunction: runtime java17 is not supported (python*, nodejs* and provided* with a bootstrap are)); connections are accepted without it"
+            ]
+        );
+
+        // A JWT authorizer type (HTTP APIs only on AWS), and a CUSTOM route that is not $connect.
+        let imported = with(
+            "      AuthorizerType: REQUEST\n",
+            "      AuthorizerType: JWT\n",
+        );
+        assert!(imported.config.authorizers.is_empty());
+        assert_eq!(
+            imported.warnings,
+            [
+                "route $connect: authorizer ConnectAuthorizer: AuthorizerType JWT is not supported (only REQUEST, a Lambda authorizer, is); connections are accepted without it",
+                "functions without a WebSocket route are not imported: AuthFunction",
+            ]
+        );
+        let imported = with(
+            "      AuthorizationType: NONE\n",
+            "      AuthorizationType: CUSTOM\n      AuthorizerId: !Ref ConnectAuthorizer\n",
+        );
+        assert_eq!(imported.config.routes["sendmessage"].authorizer, None);
+        assert_eq!(
+            imported.warnings,
+            ["route sendmessage: only $connect can have an authorizer, as on API Gateway; ignored"]
+        );
+
+        // A $connect whose own function cannot run keeps its authorizer: connections are still
+        // checked, then accepted.
+        let template = SAM_AUTHORIZER.replace(
+            "      Handler: connect.handler\n",
+            "      Handler: connect.handler\n      Runtime: java17\n",
+        );
+        let imported = from_sam(&template, base()).expect("imports");
+        let config = &imported.config;
+        config.validate().expect("valid");
+        let connect = &config.routes["$connect"];
+        assert_eq!(connect.integration, None);
+        assert_eq!(connect.authorizer.as_deref(), Some("ConnectAuthorizer"));
+        assert_eq!(
+            imported.warnings,
+            [
+                "function ConnectFunction: runtime java17 is not supported (python*, nodejs* and provided* with a bootstrap are); skipped routes: $connect"
+            ]
+        );
+
+        // An AuthorizerUri naming a function the template does not define is an error.
+        let template = SAM_AUTHORIZER.replace("${AuthFunction.Arn}", "${AuthFunctoin.Arn}");
+        let e = from_sam(&template, base()).expect_err("missing function");
+        assert_eq!(
+            e,
+            ImportError::MissingFunction {
+                route: "$connect".into(),
+                function: "AuthFunctoin".into()
+            }
         );
     }
 
