@@ -15,6 +15,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo build --release (the binary the compat suite drives)"
 cargo build --release --locked --workspace
 
+step "the README's first command resolves to the gateway: cargo run --release -- check"
+cargo run --release --locked -- check --config examples/wsgate.toml
+
 step "cargo test (unit tests of the pure core, gateway unit tests, end-to-end tests)"
 cargo test --workspace --locked
 
