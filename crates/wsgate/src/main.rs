@@ -200,18 +200,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(config: Config, read: impl Fn() -> anyhow::Result<Config>) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let stage = config.gateway.stage.clone();
-    let scheme = if config.gateway.tls.is_some() {
-        "wss"
-    } else {
-        "ws"
-    };
+    let tls = config.gateway.tls.is_some();
     let gateway = Gateway::start(config).await?;
     let addr = gateway.local_addr();
     let management = gateway.management_addr().unwrap_or(addr);
     // One line on stdout, for people and for scripts that start wsgate on port 0.
     println!(
-        "wsgate listening on {scheme}://{addr}/{stage} (management: http://{management}/{stage}/@connections/{{id}})"
+        "wsgate listening on ws://{addr}/{stage} (management: http://{management}/{stage}/@connections/{{id}})"
     );
+    if tls {
+        println!(
+            "wsgate TLS on the same ports: wss://{addr}/{stage} (management: https://{management}/{stage}/@connections/{{id}})"
+        );
+    }
     let mut hangup = signal(SignalKind::hangup())?;
     let stop = shutdown_signal();
     tokio::pin!(stop);
