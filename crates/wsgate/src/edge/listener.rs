@@ -9,8 +9,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
@@ -79,18 +79,20 @@ async fn connection(
         request
     });
     let service = TowerToHyperService::new(service);
-    let mut builder = Builder::new(TokioExecutor::new());
+    // hyper's own HTTP/1 connection, not hyper-util's `auto` one: that one first reads the bytes
+    // that tell HTTP/1 from HTTP/2 (even when told `http1_only`), with no timeout, so a client
+    // that sent nothing (or nothing after its TLS handshake) was never dropped.
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
+        .timer(TokioTimer::new())
         .header_read_timeout(handshake);
-    let builder = builder.http1_only();
     let served = match tls {
         Some(Acceptor(acceptor)) if secure => {
             match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => {
                     builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await
                 }
                 Ok(Err(error)) => {
@@ -102,7 +104,8 @@ async fn connection(
         }
         _ => {
             builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await
         }
     };

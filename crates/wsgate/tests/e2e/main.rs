@@ -12,3 +12,4 @@ mod lifecycle;
 mod limits;
 mod management;
 mod messages;
+mod security;
