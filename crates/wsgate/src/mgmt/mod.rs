@@ -301,11 +301,9 @@ fn authenticate<'a>(
                 .headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-                .map(str::trim)
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim())
                 .ok_or(MgmtError::Unauthorized)?;
             let token = runtime
                 .management_tokens
@@ -354,7 +352,20 @@ async fn handle_inner(
     };
     // The signature covers the body, so it is read (within its bound) before the check.
     let body = read_body(body, declared, limit).await?;
-    let caller = authenticate(runtime, &parts, &body, peer)?;
+    let rate = runtime.config.limits.management_requests_per_second;
+    let caller = match authenticate(runtime, &parts, &body, peer) {
+        Ok(caller) => caller,
+        // Failed attempts count against their address, so guessing is limited too.
+        Err(error) => {
+            if !shared
+                .management_rate
+                .allow(&format!("failed:{peer}"), rate)
+            {
+                return Err(MgmtError::LimitExceeded("management_requests_per_second"));
+            }
+            return Err(error);
+        }
+    };
     let operation = match operation {
         None => return Err(MgmtError::Forbidden),
         Some(operation) => operation?,
@@ -365,7 +376,6 @@ async fn handle_inner(
     {
         return Err(MgmtError::NotAllowed(operation_name(operation)));
     }
-    let rate = runtime.config.limits.management_requests_per_second;
     if !shared.management_rate.allow(&caller.key, rate) {
         return Err(MgmtError::LimitExceeded("management_requests_per_second"));
     }

@@ -872,3 +872,34 @@ async fn a_separate_management_listener_takes_the_management_api_off_the_public_
         .expect("public upgrade");
     echo(&mut second, "public again").await;
 }
+
+#[tokio::test]
+async fn failed_management_credentials_are_rate_limited_by_address() {
+    let (gw, stub) = gateway_with_ids(&format!(
+        "{}\n[limits]\nmanagement_requests_per_second = 3",
+        tokens_toml()
+    ))
+    .await;
+    let (_client, id) = connect_with_id(&gw, &stub).await;
+    let url = gw.connection_url(&id);
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response = http()
+            .get(&url)
+            .bearer_auth("guessed-token-0123456789")
+            .send()
+            .await
+            .expect("get");
+        statuses.push(response.status().as_u16());
+    }
+    assert!(statuses[..3].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses.contains(&429), "guessing is limited: {statuses:?}");
+    // The right token is counted apart (and `BEARER` works: the scheme is case-insensitive).
+    let response = http()
+        .get(&url)
+        .header("authorization", format!("BEARER {TOKEN}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 200);
+}
