@@ -4,8 +4,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4::SigningParams;
+use aws_smithy_runtime_api::client::identity::Identity;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -268,4 +272,44 @@ pub async fn connect_with_id(gateway: &Running, stub: &Stub) -> (Client, String)
         .expect("id")
         .to_owned();
     (client, id)
+}
+
+/// Signs like an AWS SDK (host and x-amz-date, service execute-api) with this key.
+#[allow(clippy::too_many_arguments)]
+pub fn signed_as(
+    method: &str,
+    url: &str,
+    body: &[u8],
+    access_key_id: &str,
+    secret: &str,
+    region: &str,
+    at: SystemTime,
+) -> reqwest::RequestBuilder {
+    let parsed = reqwest::Url::parse(url).expect("url");
+    let host = format!(
+        "{}:{}",
+        parsed.host_str().expect("host"),
+        parsed.port().expect("port")
+    );
+    let identity: Identity = Credentials::new(access_key_id, secret, None, None, "test").into();
+    let params = SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("execute-api")
+        .time(at)
+        .settings(SigningSettings::default())
+        .build()
+        .expect("params")
+        .into();
+    let headers = [("host", host.as_str())];
+    let request = SignableRequest::new(method, url, headers.into_iter(), SignableBody::Bytes(body))
+        .expect("signable");
+    let (instructions, _) = sign(request, &params).expect("signs").into_parts();
+    let mut builder = http()
+        .request(method.parse().expect("method"), url)
+        .body(body.to_vec());
+    for (name, value) in instructions.headers() {
+        builder = builder.header(name, value);
+    }
+    builder
 }

@@ -2,10 +2,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4::SigningParams;
-use aws_smithy_runtime_api::client::identity::Identity;
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -285,7 +281,7 @@ fn sigv4_config() -> String {
     )
 }
 
-/// Signs like an AWS SDK: host and x-amz-date, service execute-api.
+/// Signs with the test key, as an AWS SDK does.
 fn signed(
     method: &str,
     url: &str,
@@ -294,33 +290,7 @@ fn signed(
     region: &str,
     at: SystemTime,
 ) -> reqwest::RequestBuilder {
-    let parsed = reqwest::Url::parse(url).expect("url");
-    let host = format!(
-        "{}:{}",
-        parsed.host_str().expect("host"),
-        parsed.port().expect("port")
-    );
-    let identity: Identity = Credentials::new(AKID, secret, None, None, "test").into();
-    let params = SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("execute-api")
-        .time(at)
-        .settings(SigningSettings::default())
-        .build()
-        .expect("params")
-        .into();
-    let headers = [("host", host.as_str())];
-    let request = SignableRequest::new(method, url, headers.into_iter(), SignableBody::Bytes(body))
-        .expect("signable");
-    let (instructions, _) = sign(request, &params).expect("signs").into_parts();
-    let mut builder = http()
-        .request(method.parse().expect("method"), url)
-        .body(body.to_vec());
-    for (name, value) in instructions.headers() {
-        builder = builder.header(name, value);
-    }
-    builder
+    signed_as(method, url, body, AKID, secret, region, at)
 }
 
 #[tokio::test]

@@ -7,10 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4::SigningParams;
-use aws_smithy_runtime_api::client::identity::Identity;
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -263,7 +259,7 @@ fn tokens_toml() -> String {
     )
 }
 
-/// Signs like an AWS SDK (host and x-amz-date, service execute-api) with this key.
+/// Signs now, in us-east-1, with this key.
 fn signed(
     method: &str,
     url: &str,
@@ -271,33 +267,15 @@ fn signed(
     access_key_id: &str,
     secret: &str,
 ) -> reqwest::RequestBuilder {
-    let parsed = reqwest::Url::parse(url).expect("url");
-    let host = format!(
-        "{}:{}",
-        parsed.host_str().expect("host"),
-        parsed.port().expect("port")
-    );
-    let identity: Identity = Credentials::new(access_key_id, secret, None, None, "test").into();
-    let params = SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("execute-api")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .expect("params")
-        .into();
-    let headers = [("host", host.as_str())];
-    let request = SignableRequest::new(method, url, headers.into_iter(), SignableBody::Bytes(body))
-        .expect("signable");
-    let (instructions, _) = sign(request, &params).expect("signs").into_parts();
-    let mut builder = http()
-        .request(method.parse().expect("method"), url)
-        .body(body.to_vec());
-    for (name, value) in instructions.headers() {
-        builder = builder.header(name, value);
-    }
-    builder
+    signed_as(
+        method,
+        url,
+        body,
+        access_key_id,
+        secret,
+        "us-east-1",
+        SystemTime::now(),
+    )
 }
 
 // --- origins ---------------------------------------------------------------------------------
