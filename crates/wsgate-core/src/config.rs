@@ -419,8 +419,8 @@ pub struct JwtAuthorizer {
     /// A JWKS document (`{"keys": [...]}`), relative to the config file; or
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
-    /// a JWKS URL, fetched at start, refreshed every `jwks_refresh` and when a token names an
-    /// unknown `kid`; or
+    /// a JWKS URL, fetched when the first token comes, again when older than `jwks_refresh`, and
+    /// when a token names an unknown `kid` (at most every 10 s); or
     #[serde(default)]
     pub jwks_url: Option<String>,
     /// an HS256 secret; or
