@@ -24,6 +24,9 @@ cargo test --workspace --locked
 step "compat suite: boto3, websockets and the AWS CLI against target/release/wsgate"
 WSGATE_BIN="$PWD/target/release/wsgate" compat/run.sh
 
+step "browser: headless Chromium (playwright-core) over wss with a JWT in the subprotocol"
+WSGATE_BIN="$PWD/target/release/wsgate" browser/run.sh
+
 step "built-in bootstraps (Python and Node) against a fake Lambda Runtime API"
 compat/.venv/bin/python -m pytest crates/wsgate/tests/bootstrap -q -p no:cacheprovider -n 2
 
