@@ -470,10 +470,12 @@ def assert_no_message(ws, within: float = 0.3) -> None:
 
 
 def mgmt_client(endpoint_url: str, *, region: str = "eu-west-1", access_key: str = ACCESS_KEY,
-                secret_key: str = SECRET_KEY, session_token: str | None = None):
+                secret_key: str = SECRET_KEY, session_token: str | None = None,
+                verify: str | None = None):
     return boto3.session.Session().client(
         "apigatewaymanagementapi",
         endpoint_url=endpoint_url,
+        verify=verify,
         region_name=region,
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
