@@ -157,8 +157,9 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
-/// The claims of a verified JWT as `requestContext.authorizer`: `principalId` (the `sub`), then
-/// each claim, strings as they are and anything else as its JSON text.
+/// The claims of a verified JWT as `requestContext.authorizer`: `principalId` (the `sub`, always:
+/// a claim named `principalId` does not replace it), then each claim, strings as they are and
+/// anything else as its JSON text.
 pub fn claims_context(claims: &Map<String, Value>) -> Allowed {
     let principal_id = match claims.get("sub") {
         Some(Value::String(sub)) => sub.clone(),
@@ -167,7 +168,7 @@ pub fn claims_context(claims: &Map<String, Value>) -> Allowed {
     };
     let mut context = Map::new();
     context.insert("principalId".into(), Value::String(principal_id.clone()));
-    for (key, value) in claims {
+    for (key, value) in claims.iter().filter(|(key, _)| *key != "principalId") {
         let text = match value {
             Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -296,7 +297,7 @@ mod tests {
 
     #[test]
     fn jwt_claims_become_the_context() {
-        let claims = json!({"sub": "alice", "aud": ["a", "b"], "exp": 1700000000, "admin": true});
+        let claims = json!({"sub": "alice", "aud": ["a", "b"], "exp": 1700000000, "admin": true, "principalId": "mallory"});
         let allowed = claims_context(claims.as_object().expect("object"));
         assert_eq!(allowed.principal_id, "alice");
         assert_eq!(
