@@ -10,19 +10,24 @@
 //!                └── outbox (bounded) ◀── hub ◀── mgmt (@connections) ◀── backend
 //! ```
 //!
-//! - [`edge`]: the listener; the handshake and `$connect`; one session task per connection
+//! - [`edge`]: the listeners (plain and TLS on one port, handshake timeout); the handshake
+//!   (origin, connection limits, the authorizer, `$connect`); one session task per connection
 //!   (reads, writes, timers, limits, close codes, `$disconnect`).
 //! - [`integration`]: what a route calls — `http` (POST the event), `function` (a local
 //!   handler) or `mock`.
 //! - [`function`]: the Lambda Runtime API and the pools of warm handler processes, with the
 //!   built-in Python and Node bootstraps.
 //! - [`hub`]: this node's live connections and their byte-bounded outboxes.
-//! - [`mgmt`]: the `@connections` API, one file per operation.
-//! - [`auth`]: SigV4 verification for `mgmt`.
+//! - [`mgmt`]: the `@connections` API, one file per operation; its credentials (none, SigV4,
+//!   bearer tokens), each limited to some operations.
+//! - [`auth`]: the `$connect` authorizers (REQUEST over HTTP or a local function; JWT against a
+//!   JWKS or a secret) and SigV4 verification for `mgmt`.
+//! - [`limits`]: open connections in all and per address, and rate buckets (new connections per
+//!   address, management calls per credential).
 //! - [`gateway`]: shared state, the swappable route table, start-up and graceful shutdown.
 //!
-//! Ids, events, route selection, proxy results, error shapes and the config model live in the
-//! pure `wsgate-core` crate.
+//! Ids, events, route selection, proxy results, authorizer outputs, error shapes and the config
+//! model live in the pure `wsgate-core` crate.
 
 pub mod auth;
 pub mod edge;
