@@ -108,8 +108,12 @@ const NO_LOCAL_MEANING: &[&str] = &[
 /// Variables resolved through references deeper than this are taken for a cycle.
 const MAX_DEPTH: usize = 32;
 /// Evaluation steps one import may take: references that each name others twice double the work
-/// at every level, so depth alone does not bound it (found by fuzzing).
+/// at every level, so depth alone does not bound it (found by fuzzing). A step is a variable, a
+/// node walked while resolving, or 64 bytes of resolved text: `${self:}` walks and writes out the
+/// whole document, so counting variables alone let a 99-byte file take 13 s (found by fuzzing).
 const MAX_STEPS: usize = 200_000;
+/// Bytes of resolved text that count as one step.
+const BYTES_PER_STEP: usize = 64;
 
 /// The longest text a `${...}` string may resolve to.
 const MAX_RESOLVED_BYTES: usize = 64 * 1024;
@@ -121,9 +125,19 @@ struct Budget(std::cell::Cell<usize>);
 impl Budget {
     /// Takes one step; false once the budget is spent.
     fn step(&self) -> bool {
-        let used = self.0.get() + 1;
+        self.spend(1)
+    }
+
+    /// Takes `steps` steps; false once the budget is spent.
+    fn spend(&self, steps: usize) -> bool {
+        let used = self.0.get().saturating_add(steps);
         self.0.set(used);
         used <= MAX_STEPS
+    }
+
+    /// Whether steps are left.
+    fn left(&self) -> bool {
+        self.0.get() <= MAX_STEPS
     }
 }
 
@@ -1960,6 +1974,11 @@ impl Vars<'_> {
     }
 
     fn resolve_at(&self, value: &Value, notes: &mut Vec<String>, depth: usize) -> Value {
+        // Once the budget is spent nothing more is walked; the variable that finds it spent
+        // says so in a note.
+        if !self.budget.left() || (value.is_array() || value.is_object()) && !self.budget.step() {
+            return value.clone();
+        }
         match value {
             Value::String(s) if s.contains("${") => self.resolve_string(s, notes, depth),
             Value::Array(items) => Value::Array(
@@ -1989,7 +2008,9 @@ impl Vars<'_> {
             match segment {
                 Segment::Text(text) => out.push_str(text),
                 Segment::Variable(whole, inner) => {
-                    out.push_str(&text_of(&self.variable(whole, inner, notes, depth)));
+                    let text = text_of(&self.variable(whole, inner, notes, depth));
+                    self.budget.spend(text.len() / BYTES_PER_STEP);
+                    out.push_str(&text);
                 }
             }
             // A variable naming a whole document (`${self:}`) written into a string that the
@@ -3255,6 +3276,19 @@ Mappings:
         let imported = from_serverless(text, Path::new(".")).expect("imports");
         let table = &imported.config.functions["f"].environment["TABLE"];
         assert!(table.len() <= MAX_RESOLVED_BYTES, "{}", table.len());
+    }
+
+    #[test]
+    fn variables_naming_the_whole_document_twice_are_bounded_in_work() {
+        // Found by fuzzing (fuzz/repro/config/self-reference-slow-serverless.yml): each
+        // `${self:}` walks the whole document, which holds both, down to the depth limit.
+        let text = "provider: {environment: {A: \"${self:}x\", B: \"${self:}x\"}}\nfunctions: {f: {handler: a.b, events: [websocket: x]}}\n";
+        let imported = from_serverless(text, Path::new(".")).expect("imports");
+        assert!(
+            imported.warnings.iter().any(|w| w.contains("too many steps")),
+            "{:?}",
+            imported.warnings
+        );
     }
 
     #[test]
