@@ -24,7 +24,7 @@ esac
 cd "$(dirname "$0")" || exit 2
 export RUSTC_BOOTSTRAP=1
 sanitizer="${SANITIZER:-address}"
-read -r -a targets <<< "${TARGETS:-route_selection proxy_result sigv4_header config mgmt_path mgmt_request events}"
+read -r -a targets <<< "${TARGETS:-route_selection proxy_result sigv4_header config mgmt_path mgmt_request events authorizer}"
 read -r -a extra <<< "${FUZZ_ARGS:-}"
 read -r -a build_extra <<< "${FUZZ_BUILD_ARGS:-}"
 

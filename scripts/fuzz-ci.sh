@@ -8,18 +8,24 @@
 #
 # Environment:
 #   FUZZ_CI_SECONDS=10           # libFuzzer time per target
-#   SANITIZER=none|address       # default none: see below
-#   CARGO_TARGET_DIR=...         # where the fuzz build goes (default fuzz/target)
+#   SANITIZER=none|address       # default none
+#   FUZZ_BUILD_ARGS=--dev        # default --dev (unoptimized); "" for run.sh's release build
+#   CARGO_TARGET_DIR=...         # where the fuzz build goes (default fuzz/target; cache it)
 #
-# Why SANITIZER=none by default: it is still a release build with debug assertions and overflow
-# checks, so panics, integer overflow, hangs and OOMs are caught; what ASan adds is detection of
-# memory errors in `unsafe` code, of which the fuzzed crates have none of their own. ASan makes
-# the cold build and every execution slower (see fuzz/README.md, "CI"); the long runs and
-# `fuzz/run.sh` keep ASan as their default.
+# Why an unoptimized build without AddressSanitizer: the cold build is what CI pays for, and on
+# the 2-core development machine (while other builds ran) it took 2 min 56 s this way against
+# 7 min 10 s for a release build without ASan and 11 min 43 s for run.sh's default (release,
+# ASan); the whole step took 4 min 25 s, 8 min 33 s and 13 min 18 s (fuzz/README.md, "CI").
+# Debug assertions and overflow checks stay on, so panics, integer overflow, hangs (> 10 s) and
+# OOMs (> 2 GiB) are still caught; ASan would add memory errors in `unsafe` code, which the
+# fuzzed crates do not have of their own. A 10 s run is a smoke test (the seeds, the reproducers,
+# a few thousand to a few hundred thousand mutations); the real search is the long runs
+# (`fuzz/run.sh`, release and ASan by default; fuzz/README.md, "Long runs").
 #
-# Works on a fresh clone: fuzz/corpus/ does not need to exist (run.sh creates it and starts from
-# fuzz/seeds/). Crash inputs are written to fuzz/artifacts/<target>/ and libFuzzer's output to
-# fuzz/logs/<target>.log; a CI job may upload both when this step fails.
+# cargo-fuzz itself, when missing, is built from source by `cargo install` (48 s more here, its
+# sources already downloaded): a CI job should cache ~/.cargo/bin and ~/.cargo/registry (and
+# CARGO_TARGET_DIR, keyed on fuzz/Cargo.lock), or install a prebuilt cargo-fuzz.
+#
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 2
@@ -33,11 +39,13 @@ fi
 
 seconds="${FUZZ_CI_SECONDS:-10}"
 export SANITIZER="${SANITIZER:-none}"
+export FUZZ_BUILD_ARGS="${FUZZ_BUILD_ARGS---dev}"
 export RUSTC_BOOTSTRAP=1
+read -r -a build_extra <<< "${FUZZ_BUILD_ARGS:-}"
 started=$(date +%s)
 status=0
 
-echo "fuzz-ci: $seconds s per target, sanitizer $SANITIZER"
+echo "fuzz-ci: $seconds s per target, sanitizer $SANITIZER, build flags: ${FUZZ_BUILD_ARGS:-(release)}"
 fuzz/run.sh "$seconds" || status=$?
 
 # The reproducers of crashes already fixed must stay fixed: each file runs once.
@@ -48,7 +56,7 @@ if [ "$status" -ne 2 ]; then
     [ -e "${files[0]}" ] || continue
     echo "== replay fuzz/repro/$target/ (${#files[@]} inputs)"
     log="fuzz/logs/repro-$target.log"
-    if ! (cd fuzz && cargo fuzz run --sanitizer "$SANITIZER" --debug-assertions "$target" \
+    if ! (cd fuzz && cargo fuzz run --sanitizer "$SANITIZER" --debug-assertions "${build_extra[@]}" "$target" \
       "${files[@]#fuzz/}" -- -timeout=10 -rss_limit_mb=2048 > "../$log" 2>&1); then
       echo "   reproducer crashes again (see $log)"
       status=1

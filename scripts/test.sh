@@ -30,5 +30,8 @@ WSGATE_BIN="$PWD/target/release/wsgate" browser/run.sh
 step "built-in bootstraps (Python and Node) against a fake Lambda Runtime API"
 compat/.venv/bin/python -m pytest crates/wsgate/tests/bootstrap -q -p no:cacheprovider -n 2
 
+step "fuzzing: a short run of every cargo-fuzz target and the saved reproducers (fuzz/)"
+scripts/fuzz-ci.sh
+
 step "Autobahn testsuite (cases 1-10) against autobahn/echo.toml"
 WSGATE_BIN="$PWD/target/release/wsgate" autobahn/run.sh

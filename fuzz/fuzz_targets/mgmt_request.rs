@@ -13,9 +13,12 @@
 //! ```
 //!
 //! Requests the `http` builder refuses, and paths `Target::parse` does not take as management
-//! paths, are skipped. The header `x-fuzz-overflow: close` (read by this harness, not by the
-//! gateway) picks the runtime with `fanout_overflow = "close"` and the default 131072-byte
-//! payload limit; without it the runtime has `skip` and a 64-byte limit, so 413s are reachable.
+//! paths, are skipped. Two headers read by this harness, not by the gateway, pick the runtime:
+//! `x-fuzz-overflow: close` the one with `fanout_overflow = "close"` and the default 131072-byte
+//! payload limit; `x-fuzz-auth: token` the one with `auth = "token"` (a `sender` token,
+//! `Bearer fuzz-token-sender-000001`, limited to `post_to_connection` and `post_to_connections`,
+//! and an `admin` one, `Bearer fuzz-token-admin-0000001`, allowed everything); otherwise the
+//! runtime has `auth = "none"`, `skip` and a 64-byte limit, so 413s are reachable.
 //!
 //! The hub (rebuilt for every input), stage `dev`, management auth `none`:
 //!
@@ -32,7 +35,8 @@
 //! connection; a batch answers for every listed id (`sent` + `gone` + `skipped`) and delivers the
 //! decoded data once per `sent` entry; `@broadcast` / group / user sends deliver the body to
 //! exactly `recipients` connections; lists are sorted by id, hold live fixture ids only and no
-//! more than `limit` items.
+//! more than `limit` items; under `auth = "token"`, nothing succeeds without a known token, and
+//! the `sender` token succeeds only at its two operations.
 #![no_main]
 
 use std::future::Future;
@@ -51,12 +55,16 @@ use tokio_util::task::TaskTracker;
 use wsgate::gateway::{Runtime, Shared};
 use wsgate::hub::{Command, Hub, Inbox, SessionHandle, outbox};
 use wsgate::mgmt::{self, Target};
-use wsgate_core::config::{Config, FanoutOverflow};
+use wsgate::limits::{ConnectionCount, RateLimiter};
+use wsgate_core::config::{Config, FanoutOverflow, ManagementAuth, Operation, Token};
 use wsgate_core::event::ConnectionContext;
 use wsgate_core::id::ConnectionId;
 
 const STAGE: &str = "dev";
 const SMALL_LIMIT: usize = 64;
+const SENDER_TOKEN: &str = "fuzz-token-sender-000001";
+const ADMIN_TOKEN: &str = "fuzz-token-admin-0000001";
+const REGION: &str = "us-east-1";
 
 /// The fixture: id, user, groups, outbox bytes, whether the session is still reading.
 const SESSIONS: [(&str, Option<&str>, &[&str], usize, bool); 4] = [
@@ -72,19 +80,47 @@ struct State {
     small: Runtime,
     /// `close`, the default 131072-byte payloads.
     close: Runtime,
+    /// `auth = "token"`, `skip`, 64-byte payloads.
+    token: Runtime,
     /// `MGMT_REQUEST_TRACE=1`: print each request's status and answer (to check seeds).
     trace: bool,
 }
 
-fn runtime(client: &reqwest::Client, functions: &wsgate::function::FunctionHost, close: bool) -> Runtime {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Small,
+    Close,
+    Token,
+}
+
+fn runtime(client: &reqwest::Client, functions: &wsgate::function::FunctionHost, kind: Kind) -> Runtime {
     let mut config = Config::from_toml(wsgate::DEFAULT_CONFIG).expect("the default config parses");
-    if close {
+    config.management.auth = ManagementAuth::None;
+    config.limits.management_requests_per_second = 0;
+    if kind == Kind::Close {
         config.limits.fanout_overflow = FanoutOverflow::Close;
     } else {
         config.limits.fanout_overflow = FanoutOverflow::Skip;
         config.management.max_payload_bytes = SMALL_LIMIT;
     }
-    Runtime::build(config, client, functions).expect("the default config builds")
+    if kind == Kind::Token {
+        config.management.auth = ManagementAuth::Token;
+        config.management.tokens = vec![
+            Token {
+                name: "sender".into(),
+                token: Some(SENDER_TOKEN.into()),
+                token_env: None,
+                operations: Some(vec![Operation::PostToConnection, Operation::PostToConnections]),
+            },
+            Token {
+                name: "admin".into(),
+                token: Some(ADMIN_TOKEN.into()),
+                token_env: None,
+                operations: None,
+            },
+        ];
+    }
+    Runtime::build(config, client, functions, REGION).expect("the fuzz config builds")
 }
 
 fn state() -> &'static Mutex<State> {
@@ -101,20 +137,27 @@ fn state() -> &'static Mutex<State> {
         // The host writes its bootstraps to a temporary folder that only function routes use
         // (the default config has none), and the process exits without dropping it: remove it now.
         remove_bootstraps();
-        let small = runtime(&client, &functions, false);
-        let close = runtime(&client, &functions, true);
+        let small = runtime(&client, &functions, Kind::Small);
+        let close = runtime(&client, &functions, Kind::Close);
+        let token = runtime(&client, &functions, Kind::Token);
         let shared = Shared {
-            runtime: ArcSwap::from_pointee(runtime(&client, &functions, false)),
+            runtime: ArcSwap::from_pointee(runtime(&client, &functions, Kind::Small)),
             hub: Hub::default(),
             client,
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             node_id: 0,
             local_addr: "127.0.0.1:1".parse().expect("address"),
+            management_addr: None,
             functions,
+            region: REGION.into(),
+            dev_tls: None,
+            connections: ConnectionCount::new(),
+            connect_rate: RateLimiter::default(),
+            management_rate: RateLimiter::default(),
         };
         let trace = std::env::var_os("MGMT_REQUEST_TRACE").is_some();
-        Mutex::new(State { shared, small, close, trace })
+        Mutex::new(State { shared, small, close, token, trace })
     })
 }
 
@@ -244,10 +287,15 @@ fuzz_target!(|data: &[u8]| {
     let Some(target) = Target::parse(request.uri().path(), STAGE) else {
         return;
     };
-    let close = request
-        .headers()
-        .get("x-fuzz-overflow")
-        .is_some_and(|v| v.as_bytes() == b"close");
+    let header = |name: &str| request.headers().get(name).map(|v| v.as_bytes().to_vec());
+    let close = header("x-fuzz-overflow").is_some_and(|v| v == b"close");
+    let token_auth = header("x-fuzz-auth").is_some_and(|v| v == b"token");
+    // The token the gateway will find, if any (as it reads the first Authorization header).
+    let presented = header("authorization").and_then(|v| {
+        let v = String::from_utf8(v).ok()?;
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    });
     let method = request.method().clone();
     let query = request.uri().query().unwrap_or_default().to_owned();
 
@@ -255,10 +303,17 @@ fuzz_target!(|data: &[u8]| {
     let state = &mut *guard;
     state.shared.hub = Hub::default();
     let mut inboxes = fill(&state.shared.hub);
-    let runtime = if close { &state.close } else { &state.small };
+    let runtime = if token_auth {
+        &state.token
+    } else if close {
+        &state.close
+    } else {
+        &state.small
+    };
     let max_payload = runtime.config.management.max_payload_bytes;
 
-    let response = now(mgmt::handle(&state.shared, runtime, target.clone(), request));
+    let peer = std::net::IpAddr::from([127, 0, 0, 1]);
+    let response = now(mgmt::handle(&state.shared, runtime, target.clone(), peer, request));
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let answer = now(axum::body::to_bytes(response.into_body(), usize::MAX)).expect("body");
@@ -299,6 +354,19 @@ fuzz_target!(|data: &[u8]| {
     }
     assert!(!headers.contains_key("x-amzn-ErrorType"));
     assert!(matches!(status, 200 | 204), "unexpected status {status}");
+    if token_auth {
+        match presented.as_deref() {
+            Some(ADMIN_TOKEN) => {}
+            Some(SENDER_TOKEN) => assert!(
+                matches!(
+                    (&target, method.as_str()),
+                    (Target::Connection(_) | Target::Connections, "POST")
+                ),
+                "the sender token may only send, got {status} for {method} {target:?}"
+            ),
+            other => panic!("{status} for {method} {target:?} with the token {other:?}"),
+        }
+    }
 
     match (&target, method.as_str()) {
         (Target::Connection(id), "POST") => {
