@@ -3285,7 +3285,10 @@ Mappings:
         let text = "provider: {environment: {A: \"${self:}x\", B: \"${self:}x\"}}\nfunctions: {f: {handler: a.b, events: [websocket: x]}}\n";
         let imported = from_serverless(text, Path::new(".")).expect("imports");
         assert!(
-            imported.warnings.iter().any(|w| w.contains("too many steps")),
+            imported
+                .warnings
+                .iter()
+                .any(|w| w.contains("too many steps")),
             "{:?}",
             imported.warnings
         );
