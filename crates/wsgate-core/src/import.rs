@@ -1962,9 +1962,6 @@ struct Vars<'a> {
     region: String,
     options: ImportOptions<'a>,
     budget: Budget,
-    /// `${self:PATH}` values already resolved, by path: a document naming the same part twice
-    /// (or itself, twice) resolves it once, not once per path through the references.
-    resolved: std::cell::RefCell<std::collections::HashMap<String, Value>>,
 }
 
 impl Vars<'_> {
@@ -2104,10 +2101,6 @@ impl Vars<'_> {
         };
         match expr.split_once(':') {
             Some(("self", path)) => {
-                if let Some(value) = self.resolved.borrow().get(path) {
-                    self.budget.step();
-                    return Lookup::Found(value.clone());
-                }
                 let mut node = Some(self.root);
                 for key in path.split('.').filter(|k| !k.is_empty()) {
                     node = node.and_then(|n| match n {
@@ -2118,13 +2111,7 @@ impl Vars<'_> {
                 }
                 match node {
                     None | Some(Value::Null) => Lookup::Missing,
-                    Some(value) => {
-                        let value = self.resolve_at(value, notes, depth + 1);
-                        self.resolved
-                            .borrow_mut()
-                            .insert(path.to_owned(), value.clone());
-                        Lookup::Found(value)
-                    }
+                    Some(value) => Lookup::Found(self.resolve_at(value, notes, depth + 1)),
                 }
             }
             Some(("sls", "stage")) => found(Some(self.stage.clone())),
@@ -2233,7 +2220,6 @@ pub fn from_serverless_with(
         region: DEFAULT_REGION.to_owned(),
         options,
         budget: Budget::default(),
-        resolved: std::cell::RefCell::default(),
     };
     let provider = root.get("provider").and_then(Value::as_object);
     let provider_get = |key: &str| provider.and_then(|p| p.get(key));
@@ -2255,8 +2241,6 @@ pub fn from_serverless_with(
         None => provider_text(&vars, "stage", &mut warnings).unwrap_or_else(|| "dev".to_owned()),
     };
     let region_from_file = provider_text(&vars, "region", &mut warnings);
-    // Values resolved so far may hold the stage and region that were assumed until now.
-    vars.resolved.get_mut().clear();
     vars.region = options
         .region
         .map(str::to_owned)
@@ -2268,7 +2252,6 @@ pub fn from_serverless_with(
         &mut warnings,
     )
     .unwrap_or_else(|| DEFAULT_SELECTION_EXPRESSION.to_owned());
-    vars.resolved.get_mut().clear();
     let plugins = root.get("plugins").map(|p| match p {
         // The long form: `plugins: {modules: [...]}`.
         Value::Object(m) => m.get("modules").cloned().unwrap_or(Value::Null),
@@ -3255,12 +3238,11 @@ Mappings:
             "functions:\n  f:\n    handler: a.b\n    timeout: 1e20\n    events:\n      - websocket: $default\n",
         ));
         let imported = from_serverless(&sls, Path::new(".")).expect("imports");
-        // Each level is resolved once; past 64 KiB (or the step budget) it is left as is.
         assert!(
             imported
                 .warnings
                 .iter()
-                .any(|w| w.contains("BIG") && w.contains("left as is")),
+                .any(|w| w.contains("too many steps")),
             "{:?}",
             imported.warnings
         );
@@ -3273,6 +3255,22 @@ Mappings:
         sam.push_str("Resources:\n  A: {Type: AWS::ApiGatewayV2::Api, Properties: {ProtocolType: WEBSOCKET, Name: !Ref P39}}\n");
         // Completes (an error or warnings), in bounded time and memory.
         let _ = from_sam(&sam, Path::new("."));
+    }
+
+    #[test]
+    fn a_document_holding_itself_twice_is_bounded() {
+        // Found by fuzzing (fuzz/repro/config/self-reference-twice-memoized-oom-serverless.yml,
+        // against an attempt at reusing resolved `${self:}` values that let the copies double).
+        let text = "provider: {environment: {A: \"${self:}\"}}\ncustom: {B: \"${self:}\"}\nfunctions: {f: {handler: a.b, events: [websocket: x]}}\n";
+        let imported = from_serverless(text, Path::new(".")).expect("imports");
+        assert!(
+            imported
+                .warnings
+                .iter()
+                .any(|w| w.contains("${self:}") && w.contains("left as is")),
+            "{:?}",
+            imported.warnings
+        );
     }
 
     #[test]
@@ -3299,15 +3297,14 @@ Mappings:
     #[test]
     fn variables_naming_the_whole_document_twice_are_bounded_in_work() {
         // Found by fuzzing (fuzz/repro/config/self-reference-slow-serverless.yml): each
-        // `${self:}` walked the whole document, which holds both, down to the depth limit. Now
-        // a path is resolved once, and the budget counts the walk.
+        // `${self:}` walks the whole document, which holds both, down to the depth limit.
         let text = "provider: {environment: {A: \"${self:}x\", B: \"${self:}x\"}}\nfunctions: {f: {handler: a.b, events: [websocket: x]}}\n";
         let imported = from_serverless(text, Path::new(".")).expect("imports");
         assert!(
             imported
                 .warnings
                 .iter()
-                .any(|w| w.contains("${self:}") && w.contains("left as is")),
+                .any(|w| w.contains("too many steps")),
             "{:?}",
             imported.warnings
         );
