@@ -50,7 +50,7 @@ fuzz/run.sh "$seconds" || status=$?
 
 # The reproducers of crashes already fixed must stay fixed: each file runs once. The unoptimized
 # build is 10 to 20 times slower than release, where the slowest of them takes about a second:
-# 60 s here still catches a hang, or the 13 s they took before their fixes (in release).
+# (28 s unoptimized). 120 s here still catches a hang.
 if [ "$status" -ne 2 ]; then
   for dir in fuzz/repro/*/; do
     target=$(basename "$dir")
@@ -59,7 +59,7 @@ if [ "$status" -ne 2 ]; then
     echo "== replay fuzz/repro/$target/ (${#files[@]} inputs)"
     log="fuzz/logs/repro-$target.log"
     if ! (cd fuzz && cargo fuzz run --sanitizer "$SANITIZER" --debug-assertions "${build_extra[@]}" "$target" \
-      "${files[@]#fuzz/}" -- -timeout=60 -rss_limit_mb=2048 > "../$log" 2>&1); then
+      "${files[@]#fuzz/}" -- -timeout=120 -rss_limit_mb=2048 > "../$log" 2>&1); then
       echo "   reproducer crashes again (see $log)"
       status=1
     fi
