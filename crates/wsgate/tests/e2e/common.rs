@@ -221,7 +221,10 @@ impl Running {
 }
 
 /// The next data or close message, skipping pings and pongs.
-pub async fn next(client: &mut Client) -> Message {
+pub async fn next<S>(client: &mut WebSocketStream<S>) -> Message
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         let message = tokio::time::timeout(WAIT, client.next())
             .await

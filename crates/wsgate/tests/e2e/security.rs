@@ -133,20 +133,9 @@ async fn closed_within(stream: &mut TcpStream, within: Duration, what: &str) -> 
 /// Sends `text` and expects it echoed back.
 async fn echo<S: AsyncRead + AsyncWrite + Unpin>(client: &mut WebSocketStream<S>, text: &str) {
     client.send(Message::text(text)).await.expect("send");
-    loop {
-        let message = tokio::time::timeout(WAIT, client.next())
-            .await
-            .expect("a message in time")
-            .expect("stream open")
-            .expect("no error");
-        match message {
-            Message::Text(got) => {
-                assert_eq!(got.as_str(), text);
-                return;
-            }
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected the echo, got {other:?}"),
-        }
+    match next(client).await {
+        Message::Text(got) => assert_eq!(got.as_str(), text),
+        other => panic!("expected the echo, got {other:?}"),
     }
 }
 
