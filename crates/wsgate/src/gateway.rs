@@ -229,6 +229,33 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The state of a gateway listening at `local_addr`, with no connections yet, node id 0, no
+    /// management listener and no development CA (set `management_addr` and `dev_tls` after).
+    pub fn new(
+        runtime: Runtime,
+        client: reqwest::Client,
+        functions: FunctionHost,
+        region: String,
+        local_addr: SocketAddr,
+    ) -> Self {
+        Self {
+            runtime: ArcSwap::from_pointee(runtime),
+            hub: Hub::default(),
+            client,
+            tracker: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            node_id: 0,
+            local_addr,
+            management_addr: None,
+            functions,
+            region,
+            dev_tls: None,
+            connections: ConnectionCount::new(),
+            connect_rate: RateLimiter::default(),
+            management_rate: RateLimiter::default(),
+        }
+    }
+
     /// The acceptor new TLS connections use: `gateway.tls`'s, else the development CA's.
     pub fn tls_acceptor(&self) -> Option<Acceptor> {
         self.runtime
@@ -317,25 +344,13 @@ impl Gateway {
             watch: options.watch_code,
         })?;
         let runtime = Runtime::build(config, &client, &functions, &region)?;
-        let shared = Arc::new(Shared {
-            runtime: ArcSwap::from_pointee(runtime),
-            hub: Hub::default(),
-            client,
-            tracker: TaskTracker::new(),
-            shutdown: CancellationToken::new(),
-            node_id: 0,
-            local_addr,
-            management_addr,
-            functions,
-            region,
-            dev_tls: options
-                .tls
-                .as_ref()
-                .map(|tls| Acceptor(tls.acceptor.clone())),
-            connections: ConnectionCount::new(),
-            connect_rate: RateLimiter::default(),
-            management_rate: RateLimiter::default(),
-        });
+        let mut shared = Shared::new(runtime, client, functions, region, local_addr);
+        shared.management_addr = management_addr;
+        shared.dev_tls = options
+            .tls
+            .as_ref()
+            .map(|tls| Acceptor(tls.acceptor.clone()));
+        let shared = Arc::new(shared);
         let public = tokio::spawn(listener::serve(
             listener,
             edge::router(shared.clone(), edge::Port::Public),
