@@ -3,14 +3,8 @@
 //! `limit` / `next` / `group` / `user` / `except` query parameters, `Content-Length`, names and
 //! ids, against a hub of four fixed connections.
 //!
-//! Input: a small HTTP/1-like text, as in `sigv4_header`, so seeds are readable:
-//!
-//! ```text
-//! METHOD PATH?QUERY\n
-//! Name: value\n          (any number of header lines)
-//! \n
-//! BODY                   (bytes)
-//! ```
+//! Input: a small HTTP/1-like text (`common/request_text.rs`, shared with `sigv4_header`), so
+//! seeds are readable: `METHOD PATH?QUERY`, header lines, an empty line, the body.
 //!
 //! Requests the `http` builder refuses, and paths `Target::parse` does not take as management
 //! paths, are skipped. Two headers read by this harness, not by the gateway, pick the runtime:
@@ -44,21 +38,21 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 
-use arc_swap::ArcSwap;
 use axum::body::Body;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use wsgate::gateway::{Runtime, Shared};
 use wsgate::hub::{Command, Hub, Inbox, SessionHandle, outbox};
 use wsgate::mgmt::{self, Target};
-use wsgate::limits::{ConnectionCount, RateLimiter};
 use wsgate_core::config::{Config, FanoutOverflow, ManagementAuth, Operation, Token};
 use wsgate_core::event::ConnectionContext;
 use wsgate_core::id::ConnectionId;
+
+#[path = "common/request_text.rs"]
+mod request_text;
+use request_text::RequestText;
 
 const STAGE: &str = "dev";
 const SMALL_LIMIT: usize = 64;
@@ -69,7 +63,13 @@ const REGION: &str = "us-east-1";
 /// The fixture: id, user, groups, outbox bytes, whether the session is still reading.
 const SESSIONS: [(&str, Option<&str>, &[&str], usize, bool); 4] = [
     ("ABAQEBAQEBAQEBA=", Some("alice"), &["room"], 1 << 20, true),
-    ("ACAgICAgICAgICA=", Some("bob"), &["room", "lobby"], 1 << 20, true),
+    (
+        "ACAgICAgICAgICA=",
+        Some("bob"),
+        &["room", "lobby"],
+        1 << 20,
+        true,
+    ),
     ("ADAwMDAwMDAwMDA=", Some("alice"), &["room"], 8, true),
     ("AEBAQEBAQEBAQEA=", None, &["lobby"], 1 << 20, false),
 ];
@@ -93,7 +93,11 @@ enum Kind {
     Token,
 }
 
-fn runtime(client: &reqwest::Client, functions: &wsgate::function::FunctionHost, kind: Kind) -> Runtime {
+fn runtime(
+    client: &reqwest::Client,
+    functions: &wsgate::function::FunctionHost,
+    kind: Kind,
+) -> Runtime {
     let mut config = Config::from_toml(wsgate::DEFAULT_CONFIG).expect("the default config parses");
     config.management.auth = ManagementAuth::None;
     config.limits.management_requests_per_second = 0;
@@ -110,7 +114,10 @@ fn runtime(client: &reqwest::Client, functions: &wsgate::function::FunctionHost,
                 name: "sender".into(),
                 token: Some(SENDER_TOKEN.into()),
                 token_env: None,
-                operations: Some(vec![Operation::PostToConnection, Operation::PostToConnections]),
+                operations: Some(vec![
+                    Operation::PostToConnection,
+                    Operation::PostToConnections,
+                ]),
             },
             Token {
                 name: "admin".into(),
@@ -140,24 +147,21 @@ fn state() -> &'static Mutex<State> {
         let small = runtime(&client, &functions, Kind::Small);
         let close = runtime(&client, &functions, Kind::Close);
         let token = runtime(&client, &functions, Kind::Token);
-        let shared = Shared {
-            runtime: ArcSwap::from_pointee(runtime(&client, &functions, Kind::Small)),
-            hub: Hub::default(),
+        let shared = Shared::new(
+            runtime(&client, &functions, Kind::Small),
             client,
-            tracker: TaskTracker::new(),
-            shutdown: CancellationToken::new(),
-            node_id: 0,
-            local_addr: "127.0.0.1:1".parse().expect("address"),
-            management_addr: None,
             functions,
-            region: REGION.into(),
-            dev_tls: None,
-            connections: ConnectionCount::new(),
-            connect_rate: RateLimiter::default(),
-            management_rate: RateLimiter::default(),
-        };
+            REGION.into(),
+            "127.0.0.1:1".parse().expect("address"),
+        );
         let trace = std::env::var_os("MGMT_REQUEST_TRACE").is_some();
-        Mutex::new(State { shared, small, close, token, trace })
+        Mutex::new(State {
+            shared,
+            small,
+            close,
+            token,
+            trace,
+        })
     })
 }
 
@@ -203,27 +207,13 @@ fn fill(hub: &Hub) -> Vec<Option<Inbox>> {
 /// Polls once: nothing in the handler should wait when the body is already in memory.
 fn now<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("the management handler waited on an in-memory request"),
     }
-}
-
-fn split_once<'a>(data: &'a [u8], separator: &[u8]) -> (&'a [u8], &'a [u8]) {
-    match data.windows(separator.len()).position(|w| w == separator) {
-        Some(at) => (&data[..at], &data[at + separator.len()..]),
-        None => (data, &[]),
-    }
-}
-
-fn trim(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t' | b'\r', rest @ ..] = bytes {
-        bytes = rest;
-    }
-    while let [rest @ .., b' ' | b'\t' | b'\r'] = bytes {
-        bytes = rest;
-    }
-    bytes
 }
 
 /// What one connection received: data frames and whether a close was queued.
@@ -272,16 +262,9 @@ fn strings(value: &Value, key: &str) -> Vec<String> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let (head, body) = split_once(data, b"\n\n");
-    let mut lines = head.split(|&b| b == b'\n');
-    let request_line = lines.next().unwrap_or_default();
-    let (method, uri) = split_once(trim(request_line), b" ");
-    let mut builder = http::Request::builder().method(trim(method)).uri(trim(uri));
-    for line in lines {
-        let (name, value) = split_once(line, b":");
-        builder = builder.header(trim(name), trim(value));
-    }
-    let Ok(request) = builder.body(Body::from(body.to_vec())) else {
+    let text = RequestText::parse(data);
+    let body = text.body;
+    let Ok(request) = text.builder().body(Body::from(body.to_vec())) else {
         return;
     };
     let Some(target) = Target::parse(request.uri().path(), STAGE) else {
@@ -294,7 +277,9 @@ fuzz_target!(|data: &[u8]| {
     let presented = header("authorization").and_then(|v| {
         let v = String::from_utf8(v).ok()?;
         let (scheme, token) = v.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned())
     });
     let method = request.method().clone();
     let query = request.uri().query().unwrap_or_default().to_owned();
@@ -313,7 +298,13 @@ fuzz_target!(|data: &[u8]| {
     let max_payload = runtime.config.management.max_payload_bytes;
 
     let peer = std::net::IpAddr::from([127, 0, 0, 1]);
-    let response = now(mgmt::handle(&state.shared, runtime, target.clone(), peer, request));
+    let response = now(mgmt::handle(
+        &state.shared,
+        runtime,
+        target.clone(),
+        peer,
+        request,
+    ));
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let answer = now(axum::body::to_bytes(response.into_body(), usize::MAX)).expect("body");
@@ -331,7 +322,9 @@ fuzz_target!(|data: &[u8]| {
     }
 
     assert_eq!(
-        headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()),
+        headers
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.as_bytes()),
         Some(&b"application/json"[..])
     );
     assert_eq!(
@@ -345,11 +338,20 @@ fuzz_target!(|data: &[u8]| {
     });
 
     if status >= 400 {
-        assert!(headers.contains_key("x-amzn-ErrorType"), "error {status} without a type");
+        assert!(
+            headers.contains_key("x-amzn-ErrorType"),
+            "error {status} without a type"
+        );
         let message = json.as_ref().and_then(|j| j.get("message"));
-        assert!(message.is_some_and(Value::is_string), "error {status} without a message");
+        assert!(
+            message.is_some_and(Value::is_string),
+            "error {status} without a message"
+        );
         assert_eq!(delivered, 0, "a refused call ({status}) delivered data");
-        assert!(received.iter().all(|r| !r.closed), "a refused call ({status}) closed a connection");
+        assert!(
+            received.iter().all(|r| !r.closed),
+            "a refused call ({status}) closed a connection"
+        );
         return;
     }
     assert!(!headers.contains_key("x-amzn-ErrorType"));
@@ -383,7 +385,10 @@ fuzz_target!(|data: &[u8]| {
         }
         (Target::Connections, "POST") => {
             let request: Value = serde_json::from_slice(body).expect("an accepted batch is JSON");
-            let listed = request["connectionIds"].as_array().expect("connectionIds").len();
+            let listed = request["connectionIds"]
+                .as_array()
+                .expect("connectionIds")
+                .len();
             let data = match (request.get("data"), request.get("dataBase64")) {
                 (Some(Value::String(text)), None) => text.as_bytes().to_vec(),
                 (None, Some(Value::String(encoded))) => {
@@ -393,8 +398,11 @@ fuzz_target!(|data: &[u8]| {
             };
             assert!(data.len() <= max_payload);
             let answer = json.expect("a batch answers");
-            let (sent, gone, skipped) =
-                (strings(&answer, "sent"), strings(&answer, "gone"), strings(&answer, "skipped"));
+            let (sent, gone, skipped) = (
+                strings(&answer, "sent"),
+                strings(&answer, "gone"),
+                strings(&answer, "skipped"),
+            );
             assert_eq!(sent.len() + gone.len() + skipped.len(), listed, "{answer}");
             assert_eq!(delivered, sent.len());
             for id in &sent {
@@ -413,7 +421,10 @@ fuzz_target!(|data: &[u8]| {
             let answer = json.expect("a send answers");
             let recipients = answer["recipients"].as_u64().expect("recipients") as usize;
             assert_eq!(delivered, recipients, "{answer}");
-            assert!(received.iter().all(|r| r.frames.len() <= 1), "one frame each");
+            assert!(
+                received.iter().all(|r| r.frames.len() <= 1),
+                "one frame each"
+            );
             assert_frames_are(&received, body);
             if !close {
                 assert!(received.iter().all(|r| !r.closed), "`skip` closes nobody");
@@ -426,10 +437,17 @@ fuzz_target!(|data: &[u8]| {
                 .iter()
                 .map(|item| item["connectionId"].as_str().expect("connectionId"))
                 .collect();
-            assert!(ids.windows(2).all(|w| w[0] < w[1]), "unsorted list {answer}");
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "unsorted list {answer}"
+            );
             assert!(ids.iter().all(|id| fixture_index(id).is_some()));
             let limit = query::limit(&query);
-            assert!(ids.len() <= limit, "{} items over the limit {limit}", ids.len());
+            assert!(
+                ids.len() <= limit,
+                "{} items over the limit {limit}",
+                ids.len()
+            );
             assert_eq!(delivered, 0);
         }
         _ => assert_eq!(delivered, 0),

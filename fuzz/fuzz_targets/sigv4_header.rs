@@ -1,14 +1,8 @@
 //! SigV4 on management calls: the `Authorization` header, `X-Amz-Date`, and the whole check
 //! (`wsgate::auth::sigv4::verify_at`) on a request built from the input.
 //!
-//! Input: a small HTTP/1-like text, so seeds are readable:
-//!
-//! ```text
-//! METHOD URI\n
-//! Name: value\n          (any number of header lines; bytes, not necessarily UTF-8)
-//! \n
-//! BODY
-//! ```
+//! Input: a small HTTP/1-like text (`common/request_text.rs`, shared with `mgmt_request`), so
+//! seeds are readable: `METHOD URI`, header lines, an empty line, the body.
 //!
 //! The whole input (lossy UTF-8) is also handed to `Authorization::parse` and `parse_amz_date`.
 //! Requests the `http` builder refuses are skipped. The check runs at 1_700_000_000
@@ -23,6 +17,10 @@ use wsgate::auth::sigv4::verify_at;
 use wsgate_core::config::Credential;
 use wsgate_core::sigv4::{Authorization, parse_amz_date};
 
+#[path = "common/request_text.rs"]
+mod request_text;
+use request_text::RequestText;
+
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
 fn credentials() -> Vec<Credential> {
@@ -36,23 +34,6 @@ fn credentials() -> Vec<Credential> {
         .collect()
 }
 
-fn split_once<'a>(data: &'a [u8], separator: &[u8]) -> (&'a [u8], &'a [u8]) {
-    match data.windows(separator.len()).position(|w| w == separator) {
-        Some(at) => (&data[..at], &data[at + separator.len()..]),
-        None => (data, &[]),
-    }
-}
-
-fn trim(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t' | b'\r', rest @ ..] = bytes {
-        bytes = rest;
-    }
-    while let [rest @ .., b' ' | b'\t' | b'\r'] = bytes {
-        bytes = rest;
-    }
-    bytes
-}
-
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     if let Ok(auth) = Authorization::parse(&text) {
@@ -61,25 +42,16 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = parse_amz_date(&text);
 
-    let (head, body) = split_once(data, b"\n\n");
-    let mut lines = head.split(|&b| b == b'\n');
-    let request_line = lines.next().unwrap_or_default();
-    let (method, uri) = split_once(trim(request_line), b" ");
-    let mut builder = http::Request::builder()
-        .method(trim(method))
-        .uri(trim(uri));
-    for line in lines {
-        let (name, value) = split_once(line, b":");
-        let name = trim(name);
-        let value = trim(value);
+    let text = RequestText::parse(data);
+    for (_, value) in &text.headers {
         if let Ok(value) = std::str::from_utf8(value) {
             // Each header value is a date and an Authorization header candidate too.
             let _ = parse_amz_date(value);
             let _ = Authorization::parse(value);
         }
-        builder = builder.header(name, value);
     }
-    let Ok(request) = builder.body(()) else {
+    let body = text.body;
+    let Ok(request) = text.builder().body(()) else {
         return;
     };
     let (parts, ()) = request.into_parts();
