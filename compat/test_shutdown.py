@@ -10,20 +10,19 @@ def test_sigterm_closes_clients_with_1001_runs_disconnects_and_exits_0(gateway_f
         "$connect": {"type": "http", "url": stub.url("/connect")},
         "$disconnect": {"type": "http", "url": stub.url("/disconnect")},
         "$default": {"type": "mock", "body": "${request.body}", "route_response": True},
-    }, limits={"shutdown_grace": "5s"}))
+    }, limits={"shutdown_grace": "60s"}))
     conns = [connect_tagged(clients, gw, stub) for _ in range(3)]
     ids = {event["requestContext"]["connectionId"] for _, event in conns}
     assert len(ids) == 3
 
-    start = time.monotonic()
     gw.terminate()  # SIGTERM to the gateway's PID
     for ws, _ in conns:
         code, reason, _ = wait_close(ws, timeout=5)
         assert (code, reason) == (1001, "Going away")
-    rc = gw.proc.wait(timeout=6.5)
-    elapsed = time.monotonic() - start
+    # It exits once the $disconnects are done, not at the end of the 60 s grace (the margin is
+    # for a loaded machine; this is not a speed check).
+    rc = gw.proc.wait(timeout=30)
     assert rc == 0, gw.stderr()[-3000:]
-    assert elapsed < 5.5, elapsed
 
     events = stub.wait_events("/disconnect", 3, timeout=1)
     assert {e["requestContext"]["connectionId"] for e in events} == ids
@@ -33,12 +32,11 @@ def test_sigterm_closes_clients_with_1001_runs_disconnects_and_exits_0(gateway_f
         assert e["requestContext"]["eventType"] == "DISCONNECT"
 
 
-def test_sigterm_with_no_clients_exits_0_promptly(gateway_factory):
-    gw = gateway_factory(render_config({"$default": {"type": "mock", "body": "x", "route_response": True}}))
-    start = time.monotonic()
+def test_sigterm_with_no_clients_exits_0_without_waiting_for_the_grace(gateway_factory):
+    gw = gateway_factory(render_config({"$default": {"type": "mock", "body": "x", "route_response": True}},
+                                       limits={"shutdown_grace": "60s"}))
     gw.terminate()
-    assert gw.proc.wait(timeout=5) == 0
-    assert time.monotonic() - start < 2
+    assert gw.proc.wait(timeout=30) == 0
 
 
 def test_sigint_also_shuts_down_gracefully(gateway_factory, clients):
@@ -49,3 +47,14 @@ def test_sigint_also_shuts_down_gracefully(gateway_factory, clients):
     code, reason, _ = wait_close(ws, timeout=5)
     assert (code, reason) == (1001, "Going away")
     assert gw.proc.wait(timeout=12) == 0
+
+
+def test_signals_right_after_the_listening_line_are_handled(gateway_factory):
+    """A supervisor may signal as soon as the line is out: SIGHUP must reload (not kill) and
+    SIGTERM must stop gracefully (exit 0, not death by the signal). Ten tries, as it is a race."""
+    import signal
+    for _ in range(10):
+        gw = gateway_factory()
+        gw.proc.send_signal(signal.SIGHUP)
+        gw.terminate()
+        assert gw.proc.wait(timeout=30) == 0, gw.stderr()[-2000:]

@@ -201,6 +201,10 @@ async fn serve(config: Config, read: impl Fn() -> anyhow::Result<Config>) -> any
     use tokio::signal::unix::{SignalKind, signal};
     let stage = config.gateway.stage.clone();
     let tls = config.gateway.tls.is_some();
+    // Listened for before the listening line is printed: a SIGHUP or SIGTERM sent right after it
+    // must not meet the default action (the process ends at once, code -15 and no `$disconnect`).
+    let mut stop = StopSignals::new()?;
+    let mut hangup = signal(SignalKind::hangup())?;
     let gateway = Gateway::start(config).await?;
     let addr = gateway.local_addr();
     let management = gateway.management_addr().unwrap_or(addr);
@@ -213,12 +217,9 @@ async fn serve(config: Config, read: impl Fn() -> anyhow::Result<Config>) -> any
             "wsgate TLS on the same ports: wss://{addr}/{stage} (management: https://{management}/{stage}/@connections/{{id}})"
         );
     }
-    let mut hangup = signal(SignalKind::hangup())?;
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
     loop {
         tokio::select! {
-            () = &mut stop => break,
+            () = stop.recv() => break,
             _ = hangup.recv() => {
                 match read().and_then(|config| Ok(gateway.reload(config)?)) {
                     Ok(()) => tracing::info!(open = gateway.shared().hub.len(), "SIGHUP: reloaded; connections kept"),
@@ -263,18 +264,17 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
         region,
         ..Options::default()
     };
+    let mut stop = StopSignals::new()?;
     let gateway = Gateway::start_with(config, options).await?;
     let addr = gateway.local_addr();
     println!(
         "wsgate listening on ws://{addr}/{stage_name} and wss://{addr}/{stage_name} (management: http(s)://{addr}/{stage_name}/@connections/{{id}}; {routes} routes, {functions} functions from {}; development CA: {ca})",
         source.path().display()
     );
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
     let mut last = modified(source.path());
     loop {
         tokio::select! {
-            () = &mut stop => break,
+            () = stop.recv() => break,
             () = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
         }
         let now = modified(source.path());
@@ -308,18 +308,27 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
     Ok(())
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(error) => {
-            tracing::error!(%error, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGTERM and SIGINT (Ctrl-C), listened for from the moment this is made: one that arrives
+/// before the first `recv` is kept for it.
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for either signal.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }
