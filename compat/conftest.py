@@ -123,6 +123,11 @@ LISTENING_RE = re.compile(
     r"\(management: (?P<mgmt>http://127\.0\.0\.1:\d+/[A-Za-z0-9_-]+/@connections/\{id\})\)$"
 )
 
+# `wsgate dev` names both URLs, its routes and its development CA on the same line.
+DEV_LISTENING_RE = re.compile(
+    r"^wsgate listening on ws://127\.0\.0\.1:(?P<port>\d+)/(?P<stage>[A-Za-z0-9_-]+) and wss://"
+)
+
 # Gateways started by the current test, for attaching their logs to failure reports.
 _current_gateways: list["Gateway"] = []
 
@@ -172,10 +177,12 @@ class Gateway:
 
 
 def _start_gateway(tmp_path: Path, config: str | None, args: list[str], env: dict[str, str] | None,
-                   start_timeout: float = 10.0) -> Gateway:
+                   start_timeout: float = 10.0, *, command: str = "serve", cwd: Path | None = None) -> Gateway:
+    """Runs `wsgate COMMAND [--config FILE] ARGS` in `cwd` (default tmp_path), stderr to a file, and
+    waits for its listening line (`serve`'s or `dev`'s)."""
     binary = wsgate_bin()
     n = len(list(tmp_path.glob("wsgate-*.stderr")))
-    cmd = [str(binary), "serve"]
+    cmd = [str(binary), command]
     config_path = None
     if config is not None:
         config_path = tmp_path / f"wsgate-{n}.toml"
@@ -189,7 +196,7 @@ def _start_gateway(tmp_path: Path, config: str | None, args: list[str], env: dic
     full_env.update(env or {})
     with open(stderr_path, "wb") as stderr_file:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr_file,
-                                env=full_env, cwd=tmp_path, text=True, bufsize=1)
+                                env=full_env, cwd=cwd or tmp_path, text=True, bufsize=1)
     lines: queue.Queue[str | None] = queue.Queue()
 
     def drain() -> None:
@@ -210,7 +217,7 @@ def _start_gateway(tmp_path: Path, config: str | None, args: list[str], env: dic
         proc.wait(timeout=5)
         pytest.fail(f"wsgate exited with {proc.returncode} before listening; cmd={cmd}\n"
                     f"config:\n{config}\nstderr:\n{stderr_path.read_text(errors='replace')}", pytrace=False)
-    m = LISTENING_RE.match(first)
+    m = (DEV_LISTENING_RE if command == "dev" else LISTENING_RE).match(first)
     if not m:
         proc.kill()
         proc.wait()
@@ -247,6 +254,28 @@ def gateway_factory(tmp_path):
     yield start
     for gw in started:
         gw.stop()
+    _current_gateways.clear()
+
+
+@pytest.fixture
+def dev_gateway(tmp_path):
+    """start(args, env=None, cwd=None) -> Gateway: `wsgate dev ARGS --listen 127.0.0.1:0` (ARGS
+    naming the project: `--config`, `--serverless` or `--sam`), run in `cwd` (default tmp_path).
+    `ws_url` is its plain URL. Stopped by PID at teardown (SIGTERM, 15 s to run `$disconnect`s)."""
+    started: list[Gateway] = []
+
+    def start(args: list[str] | tuple, env: dict[str, str] | None = None, cwd: Path | None = None) -> Gateway:
+        args = list(args)
+        if "--listen" not in args:
+            args += ["--listen", "127.0.0.1:0"]
+        gw = _start_gateway(tmp_path, None, args, env, start_timeout=30.0, command="dev", cwd=cwd)
+        started.append(gw)
+        _current_gateways.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.stop(wait=15.0)
     _current_gateways.clear()
 
 

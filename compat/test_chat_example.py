@@ -6,7 +6,6 @@ posted to the others through the callback URL built from the event (https://{dom
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import websockets.sync.client as ws_client
 
-from conftest import REPO_DIR, wsgate_bin
+from conftest import REPO_DIR
 
 EXAMPLE = REPO_DIR / "examples" / "chat"
 VENV_BIN = Path(sys.executable).parent
@@ -57,36 +56,16 @@ def moto():
             proc.kill()
 
 
-class Dev:
-    def __init__(self, args, moto_url, cwd):
-        env = dict(os.environ)
-        # The handlers import boto3: the compat virtualenv's python3 has it.
-        env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-        env["AWS_ENDPOINT_URL_DYNAMODB"] = moto_url
-        env.setdefault("WSGATE_LOG", "info")
-        self.proc = subprocess.Popen(
-            [str(wsgate_bin()), "dev", *args, "--listen", "127.0.0.1:0"],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline()
-        if "listening on" not in line:
-            self.stop()
-            raise AssertionError(f"wsgate dev did not start: {line!r}\n{self.proc.stderr.read()}")
-        self.line = line
-        url = line.split("listening on ")[1].split(" ")[0]
-        self.ws_url = url
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+@pytest.fixture
+def chat_dev(moto, dev_gateway):
+    """start(*args) -> Gateway: `wsgate dev ARGS`, its handlers on the compat virtualenv's python3
+    (which has boto3) and DynamoDB at moto."""
+    env = {
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AWS_ENDPOINT_URL_DYNAMODB": moto,
+        "WSGATE_LOG": "info",
+    }
+    return lambda *args: dev_gateway(list(args), env=env)
 
 
 def connect(url, name):
@@ -119,50 +98,43 @@ def chat(url):
         raise
 
 
-def test_chat_runs_from_the_sam_template(moto, tmp_path):
+def test_chat_runs_from_the_sam_template(chat_dev, tmp_path):
     project = tmp_path / "chat"
     shutil.copytree(EXAMPLE, project)
-    dev = Dev(["--sam", str(project / "template.yaml")], moto, cwd=tmp_path)
-    try:
-        assert dev.ws_url.endswith("/Prod"), dev.line
-        alice, bob, carol = chat(dev.ws_url)
-        # Editing the template reloads the routes; open connections stay.
-        template = project / "template.yaml"
-        template.write_text(template.read_text() + "\n# edited\n")
-        time.sleep(1.5)
-        alice.send(json.dumps({"action": "sendmessage", "text": "still here"}))
-        assert json.loads(bob.recv(timeout=20))["text"] == "still here"
-        for ws in (alice, bob, carol):
-            ws.close()
-    finally:
-        dev.stop()
-    assert dev.proc.returncode == 0
-
-
-def test_chat_runs_from_serverless_yml(moto, tmp_path):
-    project = tmp_path / "chat"
-    shutil.copytree(EXAMPLE, project)
-    dev = Dev(["--serverless", str(project / "serverless.yml")], moto, cwd=tmp_path)
-    try:
-        assert dev.ws_url.endswith("/dev"), dev.line
-        for ws in chat(dev.ws_url):
-            ws.close()
-    finally:
-        dev.stop()
-    assert dev.proc.returncode == 0
-
-
-def test_edited_handler_runs_on_the_next_message(moto, tmp_path):
-    project = tmp_path / "chat"
-    shutil.copytree(EXAMPLE, project)
-    dev = Dev(["--sam", str(project / "template.yaml")], moto, cwd=tmp_path)
-    try:
-        ws = connect(dev.ws_url, "dora")
-        assert json.loads(ask(ws, {"action": "join", "room": "r"})) == {"joined": "r"}
-        source = project / "src" / "chat.py"
-        source.write_text(source.read_text().replace('json.dumps({"joined": room})', 'json.dumps({"joined": room, "v": 2})'))
-        time.sleep(1.0)
-        assert json.loads(ask(ws, {"action": "join", "room": "r"})) == {"joined": "r", "v": 2}
+    dev = chat_dev("--sam", str(project / "template.yaml"))
+    assert dev.ws_url.endswith("/Prod"), dev.listening_line
+    alice, bob, carol = chat(dev.ws_url)
+    # Editing the template reloads the routes; open connections stay.
+    template = project / "template.yaml"
+    template.write_text(template.read_text() + "\n# edited\n")
+    time.sleep(1.5)
+    alice.send(json.dumps({"action": "sendmessage", "text": "still here"}))
+    assert json.loads(bob.recv(timeout=20))["text"] == "still here"
+    for ws in (alice, bob, carol):
         ws.close()
-    finally:
-        dev.stop()
+    dev.stop(wait=15)
+    assert dev.proc.returncode == 0
+
+
+def test_chat_runs_from_serverless_yml(chat_dev, tmp_path):
+    project = tmp_path / "chat"
+    shutil.copytree(EXAMPLE, project)
+    dev = chat_dev("--serverless", str(project / "serverless.yml"))
+    assert dev.ws_url.endswith("/dev"), dev.listening_line
+    for ws in chat(dev.ws_url):
+        ws.close()
+    dev.stop(wait=15)
+    assert dev.proc.returncode == 0
+
+
+def test_edited_handler_runs_on_the_next_message(chat_dev, tmp_path):
+    project = tmp_path / "chat"
+    shutil.copytree(EXAMPLE, project)
+    dev = chat_dev("--sam", str(project / "template.yaml"))
+    ws = connect(dev.ws_url, "dora")
+    assert json.loads(ask(ws, {"action": "join", "room": "r"})) == {"joined": "r"}
+    source = project / "src" / "chat.py"
+    source.write_text(source.read_text().replace('json.dumps({"joined": room})', 'json.dumps({"joined": room, "v": 2})'))
+    time.sleep(1.0)
+    assert json.loads(ask(ws, {"action": "join", "room": "r"})) == {"joined": "r", "v": 2}
+    ws.close()

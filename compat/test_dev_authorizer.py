@@ -2,13 +2,11 @@
 authorizer function locally, with API Gateway's identity source default, status codes and context."""
 
 import json
-import signal
-import subprocess
 
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from conftest import open_ws, wsgate_bin
+from conftest import open_ws
 
 SERVERLESS = """
 service: chat-auth
@@ -59,26 +57,12 @@ def default(event, context):
 
 
 @pytest.fixture
-def dev(tmp_path):
+def dev(tmp_path, dev_gateway):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "auth.py").write_text(AUTH)
     (tmp_path / "src" / "handlers.py").write_text(HANDLERS)
     (tmp_path / "serverless.yml").write_text(SERVERLESS)
-    proc = subprocess.Popen(
-        [str(wsgate_bin()), "dev", "--serverless", str(tmp_path / "serverless.yml"), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        line = proc.stdout.readline()
-        assert "listening on ws://" in line, line + proc.stderr.read()
-        yield line.split("listening on ")[1].split(" ")[0]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return dev_gateway(["--serverless", str(tmp_path / "serverless.yml")]).ws_url
 
 
 def status_of(url, headers=None):
