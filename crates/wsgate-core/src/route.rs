@@ -553,6 +553,24 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        // serde_json stops at 128 levels; 100 000 (a 128 KiB message) is non-JSON for selection.
+        let routes = keys(&["$default", "x"]);
+        let deep_array = format!("{{\"action\":{}", "[".repeat(100_000));
+        let deep_object = format!("{}1", "{\"action\":".repeat(20_000));
+        for expression in ["$request.body.action", "x", "$request.body.action-$request.body.b"] {
+            let expr = SelectionExpression::parse(expression).expect("parses");
+            for message in [&deep_array, &deep_object] {
+                assert_eq!(
+                    select(&expr, message, &routes),
+                    Selection::Route(RouteKey("$default".into())),
+                    "{expression}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn selection_falls_back_to_default_and_then_forbidden() {
         let expr = SelectionExpression::parse("$request.body.action").expect("parses");
         let with_default = keys(&["sendmessage", "$default", "$connect"]);
