@@ -1,8 +1,8 @@
-"""11. SIGTERM: every client is closed with 1001, every $disconnect runs, exit code 0."""
+"""11. SIGTERM: every client is closed with 1001, every $disconnect runs, exit code 0. SIGHUP reloads."""
 
 import time
 
-from conftest import connect_tagged, render_config, wait_close
+from conftest import connect_tagged, open_ws, recv, render_config, wait_close
 
 
 def test_sigterm_closes_clients_with_1001_runs_disconnects_and_exits_0(gateway_factory, stub, clients):
@@ -58,3 +58,27 @@ def test_signals_right_after_the_listening_line_are_handled(gateway_factory):
         gw.proc.send_signal(signal.SIGHUP)
         gw.terminate()
         assert gw.proc.wait(timeout=30) == 0, gw.stderr()[-2000:]
+
+
+def test_sighup_reloads_routes_and_warns_that_a_new_listen_address_takes_a_restart(gateway_factory):
+    import signal
+    gw = gateway_factory(render_config({"$default": {"type": "mock", "body": "v1", "route_response": True}}))
+    ws = open_ws(gw.ws_url)
+    ws.send("x")
+    assert recv(ws) == "v1"
+    gw.config_path.write_text(render_config({"$default": {"type": "mock", "body": "v2", "route_response": True}},
+                                            gateway={"listen": "127.0.0.1:1"}))
+    gw.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "takes a restart" not in gw.stderr():
+        assert time.monotonic() < deadline, gw.stderr()[-2000:]
+        time.sleep(0.05)
+    assert "gateway.listen: 127.0.0.1:0 → 127.0.0.1:1 takes a restart" in gw.stderr()
+    # The routes are reloaded all the same (just after the warning), on the same connection.
+    answer = None
+    while answer != "v2":
+        assert time.monotonic() < deadline, answer
+        ws.send("x")
+        answer = recv(ws)
+    ws.close()
+    assert gw.proc.poll() is None

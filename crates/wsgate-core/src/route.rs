@@ -558,7 +558,11 @@ mod tests {
         let routes = keys(&["$default", "x"]);
         let deep_array = format!("{{\"action\":{}", "[".repeat(100_000));
         let deep_object = format!("{}1", "{\"action\":".repeat(20_000));
-        for expression in ["$request.body.action", "x", "$request.body.action-$request.body.b"] {
+        for expression in [
+            "$request.body.action",
+            "x",
+            "$request.body.action-$request.body.b",
+        ] {
             let expr = SelectionExpression::parse(expression).expect("parses");
             for message in [&deep_array, &deep_object] {
                 assert_eq!(

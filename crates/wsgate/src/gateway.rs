@@ -275,6 +275,8 @@ pub struct Gateway;
 pub struct RunningGateway {
     shared: Arc<Shared>,
     server: JoinHandle<()>,
+    /// `gateway.listen` and `management.listen` as started: a reload cannot move the listeners.
+    listen: (String, Option<String>),
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), GatewayError> {
@@ -343,6 +345,10 @@ impl Gateway {
                 .collect(),
             watch: options.watch_code,
         })?;
+        let listen = (
+            config.gateway.listen.clone(),
+            config.management.listen.clone(),
+        );
         let runtime = Runtime::build(config, &client, &functions, &region)?;
         let mut shared = Shared::new(runtime, client, functions, region, local_addr);
         shared.management_addr = management_addr;
@@ -371,7 +377,11 @@ impl Gateway {
             }
         });
         tracing::info!(%local_addr, "gateway listening");
-        Ok(RunningGateway { shared, server })
+        Ok(RunningGateway {
+            shared,
+            server,
+            listen,
+        })
     }
 }
 
@@ -391,8 +401,30 @@ impl RunningGateway {
         &self.shared
     }
 
-    /// Swaps in a new config's routes; live connections keep going. The listener address cannot
-    /// change without a restart.
+    /// What in `config` differs from the listeners this gateway started with, which a reload
+    /// cannot change (`key: running → asked for` lines, for a warning; empty when nothing differs).
+    pub fn needs_restart(&self, config: &Config) -> Vec<String> {
+        let (listen, management) = &self.listen;
+        let mut changed = Vec::new();
+        if *listen != config.gateway.listen {
+            changed.push(format!(
+                "gateway.listen: {listen} → {}",
+                config.gateway.listen
+            ));
+        }
+        if *management != config.management.listen {
+            let show = |addr: &Option<String>| addr.clone().unwrap_or_else(|| "(none)".into());
+            changed.push(format!(
+                "management.listen: {} → {}",
+                show(management),
+                show(&config.management.listen)
+            ));
+        }
+        changed
+    }
+
+    /// Swaps in a new config's routes; live connections keep going. The listener addresses cannot
+    /// change without a restart ([`RunningGateway::needs_restart`] names them).
     pub fn reload(&self, config: Config) -> Result<(), GatewayError> {
         let names: Vec<String> = config.functions.keys().cloned().collect();
         let runtime = Runtime::build(

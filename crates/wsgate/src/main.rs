@@ -221,7 +221,13 @@ async fn serve(config: Config, read: impl Fn() -> anyhow::Result<Config>) -> any
         tokio::select! {
             () = stop.recv() => break,
             _ = hangup.recv() => {
-                match read().and_then(|config| Ok(gateway.reload(config)?)) {
+                let reload = |config: Config| {
+                    for change in gateway.needs_restart(&config) {
+                        tracing::warn!("SIGHUP: {change} takes a restart; still listening as before");
+                    }
+                    Ok(gateway.reload(config)?)
+                };
+                match read().and_then(reload) {
                     Ok(()) => tracing::info!(open = gateway.shared().hub.len(), "SIGHUP: reloaded; connections kept"),
                     Err(error) => tracing::error!("SIGHUP: not reloaded, the previous config stays: {error:#}"),
                 }
