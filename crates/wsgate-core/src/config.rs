@@ -156,6 +156,9 @@ pub struct GatewayConfig {
     /// Browsers' `Origin`s allowed to upgrade (`https://app.example`, or `*` for any). Empty,
     /// the default, allows any. Requests without an `Origin` (not from a browser) always pass.
     pub allowed_origins: Vec<String>,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client, for the
+    /// per-address limits and `identity.sourceIp`. Empty, the default, trusts nobody's header.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[gateway.tls]`: PEM files, relative to the config file.
@@ -179,6 +182,7 @@ impl Default for GatewayConfig {
             binary_frames: BinaryFrames::Reject,
             tls: None,
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -855,6 +859,8 @@ impl Config {
             check_origin(origin)
                 .map_err(|message| err(format!("gateway.allowed_origins[{i}]"), message))?;
         }
+        crate::forwarded::TrustedProxies::parse(&self.gateway.trusted_proxies)
+            .map_err(|message| err("gateway.trusted_proxies", message))?;
         let l = &self.limits;
         for (key, value) in [
             ("limits.idle_timeout", l.idle_timeout),
@@ -1420,6 +1426,10 @@ authorizer = "byheader"
             (
                 "[authorizers.j]\ntype = \"jwt\"\njwks_file = \"a\"\njwks_url = \"http://x/\"".to_owned(),
                 "authorizers.j",
+            ),
+            (
+                "[gateway]\ntrusted_proxies = [\"10.0.0.0/8\", \"lb.internal\"]".to_owned(),
+                "gateway.trusted_proxies",
             ),
             (
                 "[gateway]\nallowed_origins = [\"https://a.example/path\"]".to_owned(),

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod forwarded;
 pub mod id;
 pub mod import;
 pub mod proxy;

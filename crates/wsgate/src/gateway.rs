@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wsgate_core::config::{Config, ConfigError};
+use wsgate_core::forwarded::TrustedProxies;
 use wsgate_core::route::{RouteKey, SelectionExpression};
 
 use crate::auth::authorizer::Authorizer;
@@ -62,6 +63,8 @@ pub struct Runtime {
     pub tls: Option<Acceptor>,
     /// `management.tokens`, resolved.
     pub management_tokens: Vec<ManagementToken>,
+    /// `gateway.trusted_proxies`, parsed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Runtime {
@@ -148,6 +151,13 @@ impl Runtime {
                 })
             })
             .collect::<Result<_, ConfigError>>()?;
+        let trusted_proxies =
+            TrustedProxies::parse(&config.gateway.trusted_proxies).map_err(|message| {
+                ConfigError {
+                    key: "gateway.trusted_proxies".into(),
+                    message,
+                }
+            })?;
         Ok(Self {
             config,
             expression,
@@ -156,6 +166,7 @@ impl Runtime {
             authorizer,
             tls,
             management_tokens,
+            trusted_proxies,
         })
     }
 }

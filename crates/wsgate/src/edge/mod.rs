@@ -38,6 +38,15 @@ async fn dispatch(
     request: Request<Body>,
 ) -> Response {
     let runtime = shared.runtime.load_full();
+    // The client: the TCP peer, or whom a trusted proxy's `X-Forwarded-For` names.
+    let client = runtime.trusted_proxies.client(
+        peer.ip(),
+        request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|value| value.as_bytes()),
+    );
     let stage = runtime.config.gateway.stage.as_str();
     let path = request.uri().path();
     let management_here = match port {
@@ -48,7 +57,7 @@ async fn dispatch(
         if !management_here {
             return mgmt::error_response(&MgmtError::Forbidden);
         }
-        return mgmt::handle(&shared, &runtime, target, peer.ip(), request).await;
+        return mgmt::handle(&shared, &runtime, target, client, request).await;
     }
     if port == Port::Management {
         return mgmt::error_response(&MgmtError::Forbidden);
@@ -58,7 +67,7 @@ async fn dispatch(
         .and_then(|p| p.strip_suffix('/').or(Some(p)))
         == Some(stage);
     if on_stage {
-        return upgrade::handle(shared, runtime, peer, request).await;
+        return upgrade::handle(shared, runtime, peer, client, request).await;
     }
     // API Gateway answers paths outside the stage with 403 Forbidden.
     mgmt::error_response(&MgmtError::Forbidden)

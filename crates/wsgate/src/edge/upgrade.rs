@@ -1,7 +1,7 @@
 //! The WebSocket handshake: check the upgrade request, run `$connect`, and answer 101 (with the
 //! subprotocol `$connect` chose, and nothing else of its headers) or the status it refused with.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -116,11 +116,13 @@ fn upgrade_request(request: &Request<Body>, peer: SocketAddr, local: SocketAddr)
     UpgradeRequest { headers, query }
 }
 
-/// Handles `GET /{stage}`.
+/// Handles `GET /{stage}` from `peer`, on behalf of `client` (the peer, or whom a trusted proxy
+/// forwarded): the per-address limits and `identity.sourceIp` are the client's.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     runtime: Arc<Runtime>,
     peer: SocketAddr,
+    client: IpAddr,
     mut request: Request<Body>,
 ) -> Response {
     if shared.shutdown.is_cancelled() {
@@ -174,12 +176,12 @@ pub(crate) async fn handle(
     let limits = &config.limits;
     if !shared
         .connect_rate
-        .allow(&peer.ip(), limits.new_connections_per_ip_per_second)
+        .allow(&client, limits.new_connections_per_ip_per_second)
     {
         return too_many("Too Many Requests: new_connections_per_ip_per_second");
     }
     let admission = match shared.connections.admit(
-        peer.ip(),
+        client,
         limits.max_connections,
         limits.max_connections_per_ip,
     ) {
@@ -215,7 +217,7 @@ pub(crate) async fn handle(
     let mut ctx = ConnectionContext {
         connection_id: ConnectionId::generate(shared.node_id),
         connected_at: clock::now_ms(),
-        source_ip: peer.ip().to_string(),
+        source_ip: client.to_string(),
         user_agent,
         domain_name,
         stage: config.gateway.stage.clone(),

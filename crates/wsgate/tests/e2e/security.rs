@@ -16,7 +16,7 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use wsgate::Gateway;
 
 use crate::common::*;
@@ -28,11 +28,21 @@ type Refused = (u16, Option<String>);
 
 /// Upgrades at `url`, with an `Origin` when given: the open client, or the refusal.
 async fn try_upgrade(url: &str, origin: Option<&str>) -> Result<Client, Refused> {
+    let headers: Vec<(&str, &str)> = origin
+        .map(|origin| ("origin", origin))
+        .into_iter()
+        .collect();
+    try_upgrade_with(url, &headers).await
+}
+
+/// Upgrades at `url` with these extra headers (a name may repeat): the open client, or the refusal.
+async fn try_upgrade_with(url: &str, headers: &[(&str, &str)]) -> Result<Client, Refused> {
     let mut request = url.into_client_request().expect("request");
-    if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert("origin", HeaderValue::from_str(origin).expect("origin"));
+    for (name, value) in headers {
+        request.headers_mut().append(
+            HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            HeaderValue::from_str(value).expect("header value"),
+        );
     }
     let attempt = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
         .await
@@ -336,6 +346,95 @@ async fn max_connections_refuses_with_503_until_a_slot_frees() {
         Some(503),
         "two are open again"
     );
+}
+
+/// `{"action":"whoami"}` on `client` (a mock answering `${context.identity.sourceIp}
+/// ${context.connectionId}`): the `identity.sourceIp` of its events, and its id.
+async fn whoami(client: &mut Client) -> (String, String) {
+    client
+        .send(Message::text(r#"{"action":"whoami"}"#))
+        .await
+        .expect("send");
+    let answer = next_text(client).await;
+    let (ip, id) = answer.split_once(' ').expect("ip and id");
+    (ip.to_owned(), id.to_owned())
+}
+
+async fn source_ip(client: &mut Client) -> String {
+    whoami(client).await.0
+}
+
+#[tokio::test]
+async fn trusted_proxies_name_the_client_for_limits_and_source_ip() {
+    let limits = "[limits]\nmax_connections_per_ip = 1\nnew_connections_per_ip_per_second = 0";
+    let with_whoami = |builder: TestGateway| {
+        builder.mock(
+            "whoami",
+            200,
+            "${context.identity.sourceIp} ${context.connectionId}",
+            true,
+        )
+    };
+    // The test, on 127.0.0.1, plays the load balancer.
+    let gw = with_whoami(
+        TestGateway::builder()
+            .toml("trusted_proxies = [\"127.0.0.0/8\", \"::1\"]")
+            .toml(limits),
+    )
+    .start()
+    .await;
+    let url = gw.ws_url();
+    let xff = |value| [("x-forwarded-for", value)];
+    let mut a = try_upgrade_with(&url, &xff("203.0.113.1"))
+        .await
+        .expect("a");
+    let (ip, a_id) = whoami(&mut a).await;
+    assert_eq!(ip, "203.0.113.1");
+    // What the client wrote itself (left of what the balancer appended) is not believed.
+    let mut b = try_upgrade_with(&url, &xff("203.0.113.1, 203.0.113.2"))
+        .await
+        .expect("b is another client");
+    assert_eq!(source_ip(&mut b).await, "203.0.113.2");
+    // Two balancers, two headers: the right-most address that is not a proxy.
+    let refused = try_upgrade_with(
+        &url,
+        &[
+            ("x-forwarded-for", "203.0.113.1"),
+            ("x-forwarded-for", "127.0.0.9"),
+        ],
+    )
+    .await
+    .expect_err("203.0.113.1 already has its one connection");
+    assert_eq!(refused.0, 429);
+    // The balancer's own connections count as its own.
+    let mut own = try_upgrade(&url, None).await.expect("no header: the peer");
+    assert_eq!(source_ip(&mut own).await, "127.0.0.1");
+    assert_eq!(try_upgrade(&url, None).await.err().map(|r| r.0), Some(429));
+
+    // The management API reports the forwarded address too.
+    let info: serde_json::Value = http()
+        .get(gw.connection_url(&a_id))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(info["identity"]["sourceIp"], "203.0.113.1");
+
+    // Without trusted proxies the header is ignored: both are 127.0.0.1, the second is refused.
+    let plain = with_whoami(TestGateway::builder().toml(limits))
+        .start()
+        .await;
+    let url = plain.ws_url();
+    let mut first = try_upgrade_with(&url, &xff("203.0.113.1"))
+        .await
+        .expect("first");
+    assert_eq!(source_ip(&mut first).await, "127.0.0.1");
+    let refused = try_upgrade_with(&url, &xff("203.0.113.2"))
+        .await
+        .expect_err("the same address");
+    assert_eq!(refused.0, 429);
 }
 
 #[tokio::test]
