@@ -200,7 +200,8 @@ pub struct Limits {
     /// How long an integration may take. Default 29 s.
     #[serde(deserialize_with = "de_duration")]
     pub integration_timeout: Duration,
-    /// Largest inbound frame in bytes; larger closes with 1009. Default 32768.
+    /// Largest inbound frame in bytes; larger closes with 1009. Outbound messages over it are
+    /// sent in fragments of this size. Default 32768.
     pub max_frame_bytes: usize,
     /// Largest inbound message in bytes after reassembly; larger closes with 1009. Default 131072.
     pub max_message_bytes: usize,

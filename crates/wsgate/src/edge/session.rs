@@ -20,7 +20,8 @@ use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tracing::{debug, warn};
 use wsgate_core::clock;
@@ -90,7 +91,8 @@ pub(crate) async fn run(
     let mut lifetime = pin!(lifetime);
     let inflight = Arc::new(Semaphore::new(limits.max_inflight_per_connection));
     let mut permit: Option<OwnedSemaphorePermit> = inflight.clone().try_acquire_owned().ok();
-    let mut pending: Option<Message> = None;
+    let mut pending: Option<Outgoing> = None;
+    let frame_bytes = limits.max_frame_bytes;
 
     // Created once: a fresh `cancelled()` per loop turn would register with and leave the
     // gateway-wide shutdown notifier, under its lock, for every message of every session.
@@ -101,7 +103,7 @@ pub(crate) async fn run(
         tokio::select! {
             biased;
             () = &mut cancelled => break Ending::Server(1001, GOING_AWAY),
-            pumped = poll_fn(|cx| pump(cx, &mut sink, &mut inbox, &mut pending)) => match pumped {
+            pumped = poll_fn(|cx| pump(cx, &mut sink, &mut inbox, &mut pending, frame_bytes)) => match pumped {
                 Pumped::Wrote => {
                     handle.touch(clock::now_ms());
                     last_activity = Instant::now();
@@ -223,13 +225,70 @@ fn close_frame(code: u16, reason: &'static str) -> Message {
     }))
 }
 
+/// A message being written: whole when it fits in one frame, else as a first frame and
+/// continuations of at most `limits.max_frame_bytes` each, as API Gateway fragments pushes over
+/// 32 KB (pings and pongs may go between them, as RFC 6455 allows).
+enum Outgoing {
+    Whole(Option<Message>),
+    Fragments {
+        kind: OpData,
+        data: Bytes,
+        /// Bytes already handed to the socket.
+        sent: usize,
+    },
+}
+
+impl Outgoing {
+    /// What to write for `command`; a close is handed back.
+    fn new(command: Command, frame_bytes: usize) -> Result<Self, (u16, &'static str)> {
+        let (kind, data) = match command {
+            Command::Text(text) if text.len() <= frame_bytes => {
+                return Ok(Self::Whole(Some(Message::Text(text))));
+            }
+            Command::Binary(data) if data.len() <= frame_bytes => {
+                return Ok(Self::Whole(Some(Message::Binary(data))));
+            }
+            Command::Text(text) => (OpData::Text, Bytes::from(text)),
+            Command::Binary(data) => (OpData::Binary, data),
+            Command::Close(code, reason) => return Err((code, reason)),
+        };
+        Ok(Self::Fragments {
+            kind,
+            data,
+            sent: 0,
+        })
+    }
+
+    /// The next message or frame to write; `None` once all is handed over.
+    fn next(&mut self, frame_bytes: usize) -> Option<Message> {
+        match self {
+            Self::Whole(message) => message.take(),
+            Self::Fragments { kind, data, sent } => {
+                if *sent == data.len() {
+                    return None;
+                }
+                let end = data.len().min(*sent + frame_bytes.max(1));
+                let opcode = if *sent == 0 { *kind } else { OpData::Continue };
+                let frame = Frame::message(
+                    data.slice(*sent..end),
+                    OpCode::Data(opcode),
+                    end == data.len(),
+                );
+                *sent = end;
+                Some(Message::Frame(frame))
+            }
+        }
+    }
+}
+
 /// Moves queued messages from the outbox into the socket. Ready when there is something for the
 /// session loop to do; pending while the socket is busy or the outbox is empty.
 fn pump<S>(
     cx: &mut Context<'_>,
     sink: &mut S,
     inbox: &mut Inbox,
-    pending: &mut Option<Message>,
+    pending: &mut Option<Outgoing>,
+    frame_bytes: usize,
 ) -> Poll<Pumped>
 where
     S: Sink<Message, Error = WsError> + Unpin,
@@ -241,22 +300,23 @@ where
     loop {
         if pending.is_none() {
             // `take_urgent` registered the waker for this poll already.
-            match inbox.try_recv() {
-                Some(Command::Text(text)) => *pending = Some(Message::Text(text)),
-                Some(Command::Binary(bytes)) => *pending = Some(Message::Binary(bytes)),
-                Some(Command::Close(code, reason)) => {
-                    return Poll::Ready(Pumped::Close(code, reason));
-                }
+            match inbox.try_recv().map(|c| Outgoing::new(c, frame_bytes)) {
+                Some(Ok(outgoing)) => *pending = Some(outgoing),
+                Some(Err((code, reason))) => return Poll::Ready(Pumped::Close(code, reason)),
                 None => break,
             }
         }
         match Pin::new(&mut *sink).poll_ready(cx) {
             Poll::Ready(Ok(())) => {
-                if let Some(message) = pending.take() {
-                    if Pin::new(&mut *sink).start_send(message).is_err() {
-                        return Poll::Ready(Pumped::Failed);
+                let next = pending.as_mut().and_then(|p| p.next(frame_bytes));
+                match next {
+                    Some(message) => {
+                        if Pin::new(&mut *sink).start_send(message).is_err() {
+                            return Poll::Ready(Pumped::Failed);
+                        }
+                        wrote = true;
                     }
-                    wrote = true;
+                    None => *pending = None,
                 }
             }
             Poll::Ready(Err(_)) => return Poll::Ready(Pumped::Failed),

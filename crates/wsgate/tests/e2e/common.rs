@@ -16,6 +16,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
@@ -315,4 +316,70 @@ pub fn signed_as(
         builder = builder.header(name, value);
     }
     builder
+}
+
+// --- raw sockets ---------------------------------------------------------------------------
+
+/// A WebSocket upgrade request for `path`, as raw HTTP/1.1.
+pub fn upgrade_head(path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+}
+
+/// Reads a response head (status line and headers) byte by byte, leaving the rest unread.
+pub async fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(WAIT, async {
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut byte).await.expect("read");
+            assert_eq!(
+                n,
+                1,
+                "closed before the end of the head: {:?}",
+                String::from_utf8_lossy(&head)
+            );
+            head.push(byte[0]);
+        }
+    })
+    .await
+    .expect("a response head in time");
+    String::from_utf8(head).expect("utf-8 head")
+}
+
+/// An upgrade over a raw socket: the socket (left open), the status and the head.
+pub async fn raw_upgrade(addr: SocketAddr, path: &str) -> (TcpStream, u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(upgrade_head(path).as_bytes())
+        .await
+        .expect("write");
+    let head = read_head(&mut stream).await;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (stream, status, head)
+}
+
+/// One frame read off a raw socket: FIN, opcode, payload (a server's frames are not masked).
+pub async fn read_frame(stream: &mut TcpStream) -> (bool, u8, Vec<u8>) {
+    tokio::time::timeout(WAIT, async {
+        let mut head = [0u8; 2];
+        stream.read_exact(&mut head).await.expect("frame head");
+        assert_eq!(head[1] & 0x80, 0, "a server frame is not masked");
+        let len = match head[1] & 0x7f {
+            126 => u64::from(stream.read_u16().await.expect("16-bit length")),
+            127 => stream.read_u64().await.expect("64-bit length"),
+            short => u64::from(short),
+        };
+        let mut payload = vec![0u8; usize::try_from(len).expect("length")];
+        stream.read_exact(&mut payload).await.expect("payload");
+        (head[0] & 0x80 != 0, head[0] & 0x0f, payload)
+    })
+    .await
+    .expect("a frame in time")
 }

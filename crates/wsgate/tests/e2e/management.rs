@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use serde_json::Value;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::*;
@@ -22,6 +23,97 @@ fn assert_error(response: &reqwest::Response, status: u16, kind: &str) {
     assert_eq!(response.status().as_u16(), status);
     assert_eq!(response.headers()["x-amzn-errortype"], kind);
     assert!(response.headers().contains_key("x-amzn-requestid"));
+}
+
+/// The frames of the next message on `stream`: (FIN, opcode, length) each, and the whole payload.
+async fn message_frames(stream: &mut TcpStream) -> (Vec<(bool, u8, usize)>, Vec<u8>) {
+    let (mut frames, mut data) = (Vec::new(), Vec::new());
+    loop {
+        let (fin, opcode, payload) = read_frame(stream).await;
+        frames.push((fin, opcode, payload.len()));
+        data.extend_from_slice(&payload);
+        if fin {
+            return (frames, data);
+        }
+    }
+}
+
+#[tokio::test]
+async fn pushes_over_max_frame_bytes_go_out_in_fragments() {
+    // max_frame_bytes is 32768 by default, API Gateway's frame size.
+    let gw = TestGateway::builder().start().await;
+    let (mut raw, status, _) = raw_upgrade(gw.addr(), "/dev").await;
+    assert_eq!(status, 101);
+    let list: Value = http()
+        .get(format!("http://{}/dev/@connections", gw.addr()))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("JSON");
+    let id = list["items"][0]["connectionId"]
+        .as_str()
+        .expect("the raw client's id")
+        .to_owned();
+    let push = |body: Vec<u8>| {
+        let url = gw.connection_url(&id);
+        async move {
+            let response = http().post(url).body(body).send().await.expect("POST");
+            assert_eq!(response.status().as_u16(), 200);
+        }
+    };
+
+    let text: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    push(text.clone()).await;
+    let (frames, data) = message_frames(&mut raw).await;
+    assert_eq!(
+        frames,
+        [
+            (false, 1, 32768),
+            (false, 0, 32768),
+            (false, 0, 32768),
+            (true, 0, 1696)
+        ]
+    );
+    assert_eq!(data, text);
+
+    let binary: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8 | 0x80).collect();
+    push(binary.clone()).await;
+    let (frames, data) = message_frames(&mut raw).await;
+    assert_eq!(frames, [(false, 2, 32768), (true, 0, 7232)]);
+    assert_eq!(data, binary);
+
+    // Up to the limit, one frame.
+    push(vec![b'x'; 32768]).await;
+    assert_eq!(message_frames(&mut raw).await.0, [(true, 1, 32768)]);
+
+    // A WebSocket client reassembles the message.
+    let mut client = gw.connect().await;
+    let list: Value = http()
+        .get(format!("http://{}/dev/@connections", gw.addr()))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("JSON");
+    let other = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|item| item["connectionId"].as_str())
+        .find(|other| *other != id)
+        .expect("the client's id")
+        .to_owned();
+    let response = http()
+        .post(gw.connection_url(&other))
+        .body(text.clone())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(next_text(&mut client).await.as_bytes(), text.as_slice());
 }
 
 #[tokio::test]

@@ -78,50 +78,6 @@ async fn upgrade_once_freed(url: &str, status: u16) -> Client {
     }
 }
 
-fn upgrade_head(path: &str) -> String {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
-}
-
-/// Reads a response head (status line and headers) byte by byte, leaving the rest unread.
-async fn read_head(stream: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    tokio::time::timeout(WAIT, async {
-        while !head.ends_with(b"\r\n\r\n") {
-            let n = stream.read(&mut byte).await.expect("read");
-            assert_eq!(
-                n,
-                1,
-                "closed before the end of the head: {:?}",
-                String::from_utf8_lossy(&head)
-            );
-            head.push(byte[0]);
-        }
-    })
-    .await
-    .expect("a response head in time");
-    String::from_utf8(head).expect("utf-8 head")
-}
-
-/// An upgrade over a raw socket: the socket (left open), the status and the head.
-async fn raw_upgrade(addr: SocketAddr, path: &str) -> (TcpStream, u16, String) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(upgrade_head(path).as_bytes())
-        .await
-        .expect("write");
-    let head = read_head(&mut stream).await;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    (stream, status, head)
-}
-
 /// How long until the server closes `stream` (EOF or reset), reading and discarding anything it
 /// sends; panics past `within`.
 async fn closed_within(stream: &mut TcpStream, within: Duration, what: &str) -> Duration {
