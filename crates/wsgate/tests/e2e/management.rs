@@ -38,12 +38,8 @@ async fn message_frames(stream: &mut TcpStream) -> (Vec<(bool, u8, usize)>, Vec<
     }
 }
 
-#[tokio::test]
-async fn pushes_over_max_frame_bytes_go_out_in_fragments() {
-    // max_frame_bytes is 32768 by default, API Gateway's frame size.
-    let gw = TestGateway::builder().start().await;
-    let (mut raw, status, _) = raw_upgrade(gw.addr(), "/dev").await;
-    assert_eq!(status, 101);
+/// The ids `GET @connections` lists.
+async fn connection_ids(gw: &Running) -> Vec<String> {
     let list: Value = http()
         .get(format!("http://{}/dev/@connections", gw.addr()))
         .send()
@@ -52,10 +48,24 @@ async fn pushes_over_max_frame_bytes_go_out_in_fragments() {
         .json()
         .await
         .expect("JSON");
-    let id = list["items"][0]["connectionId"]
-        .as_str()
-        .expect("the raw client's id")
-        .to_owned();
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["connectionId"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn pushes_over_max_frame_bytes_go_out_in_fragments() {
+    // max_frame_bytes is 32768 by default, API Gateway's frame size.
+    let gw = TestGateway::builder().start().await;
+    let (mut raw, status, _) = raw_upgrade(gw.addr(), "/dev").await;
+    assert_eq!(status, 101);
+    let [id] = connection_ids(&gw)
+        .await
+        .try_into()
+        .expect("the raw client's id");
     let push = |body: Vec<u8>| {
         let url = gw.connection_url(&id);
         async move {
@@ -90,22 +100,11 @@ async fn pushes_over_max_frame_bytes_go_out_in_fragments() {
 
     // A WebSocket client reassembles the message.
     let mut client = gw.connect().await;
-    let list: Value = http()
-        .get(format!("http://{}/dev/@connections", gw.addr()))
-        .send()
+    let other = connection_ids(&gw)
         .await
-        .expect("list")
-        .json()
-        .await
-        .expect("JSON");
-    let other = list["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter_map(|item| item["connectionId"].as_str())
+        .into_iter()
         .find(|other| *other != id)
-        .expect("the client's id")
-        .to_owned();
+        .expect("the client's id");
     let response = http()
         .post(gw.connection_url(&other))
         .body(text.clone())
