@@ -31,7 +31,7 @@ fn jwt() -> &'static (JwtAuthorizer, tokio::runtime::Runtime) {
             panic!("jwt");
         };
         let client = reqwest::Client::new();
-        let authorizer = JwtAuthorizer::build(definition, &config, &client).expect("builds");
+        let authorizer = JwtAuthorizer::build(definition, &config, &client, None).expect("builds");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");

@@ -75,6 +75,18 @@ impl Runtime {
         functions: &FunctionHost,
         region: &str,
     ) -> Result<Self, GatewayError> {
+        Self::build_after(config, client, functions, region, None)
+    }
+
+    /// [`Runtime::build`] for a reload: what may outlive a config (the keys a JWT authorizer
+    /// fetched from its `jwks_url`) is taken over from `previous`.
+    pub fn build_after(
+        config: Config,
+        client: &reqwest::Client,
+        functions: &FunctionHost,
+        region: &str,
+        previous: Option<&Runtime>,
+    ) -> Result<Self, GatewayError> {
         config.validate()?;
         let expression = config.selection_expression()?;
         let mut routes = HashMap::new();
@@ -104,7 +116,8 @@ impl Runtime {
             .get(RouteKey::CONNECT)
             .and_then(|route| route.authorizer.as_ref())
             .map(|name| {
-                Authorizer::build(name, &config, client, functions, region)
+                let previous = previous.and_then(|p| p.authorizer.as_deref());
+                Authorizer::build(name, &config, client, functions, region, previous)
                     .map(Arc::new)
                     .map_err(|message| ConfigError {
                         key: format!("authorizers.{name}"),
@@ -438,11 +451,12 @@ impl RunningGateway {
     /// change without a restart ([`RunningGateway::needs_restart`] names them).
     pub fn reload(&self, config: Config) -> Result<(), GatewayError> {
         let names: Vec<String> = config.functions.keys().cloned().collect();
-        let runtime = Runtime::build(
+        let runtime = Runtime::build_after(
             config,
             &self.shared.client,
             &self.shared.functions,
             &self.shared.region,
+            Some(&self.shared.runtime.load()),
         )?;
         self.shared.runtime.store(Arc::new(runtime));
         let names: Vec<&str> = names.iter().map(String::as_str).collect();

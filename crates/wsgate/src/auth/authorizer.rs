@@ -76,13 +76,15 @@ pub enum Authorizer {
 }
 
 impl Authorizer {
-    /// Builds `[authorizers.NAME]`; the message names what is wrong.
+    /// Builds `[authorizers.NAME]`; the message names what is wrong. `previous` is the
+    /// authorizer this one replaces on a reload (a JWT authorizer keeps its fetched JWKS).
     pub fn build(
         name: &str,
         config: &Config,
         client: &reqwest::Client,
         functions: &FunctionHost,
         region: &str,
+        previous: Option<&Self>,
     ) -> Result<Self, String> {
         let definition = config
             .authorizers
@@ -96,7 +98,13 @@ impl Authorizer {
             config::Authorizer::Request(request) => Self::Request(RequestAuthorizer::build(
                 request, config, client, functions, method_arn,
             )?),
-            config::Authorizer::Jwt(jwt) => Self::Jwt(JwtAuthorizer::build(jwt, config, client)?),
+            config::Authorizer::Jwt(jwt) => {
+                let previous = match previous {
+                    Some(Self::Jwt(previous)) => Some(previous),
+                    _ => None,
+                };
+                Self::Jwt(JwtAuthorizer::build(jwt, config, client, previous)?)
+            }
         })
     }
 

@@ -50,6 +50,16 @@ struct Fetched {
     at: Instant,
 }
 
+/// What a JWKS URL gave: kept across config reloads while the URL stays the same, so a reload
+/// neither fetches again nor depends on the issuer being reachable at that moment.
+#[derive(Debug, Default)]
+struct UrlCache {
+    current: ArcSwapOption<Fetched>,
+    // One fetch at a time (others wait for its result); holds when a token with an unknown
+    // `kid` last forced one.
+    fetching: tokio::sync::Mutex<Option<Instant>>,
+}
+
 #[derive(Debug)]
 enum Keys {
     Fixed(Vec<Key>),
@@ -57,10 +67,7 @@ enum Keys {
         url: reqwest::Url,
         client: reqwest::Client,
         refresh: Duration,
-        current: ArcSwapOption<Fetched>,
-        // One fetch at a time (others wait for its result); holds when a token with an unknown
-        // `kid` last forced one.
-        fetching: tokio::sync::Mutex<Option<Instant>>,
+        cache: Arc<UrlCache>,
     },
 }
 
@@ -136,11 +143,14 @@ fn looks_like_jwt(text: &str) -> bool {
 }
 
 impl JwtAuthorizer {
-    /// Builds one from its config; a `jwks_file` is read now (and again on every reload).
+    /// Builds one from its config; a `jwks_file` is read now (and again on every reload). The
+    /// keys of a `jwks_url` are carried over from `previous` (the authorizer this one replaces on
+    /// a reload) when it fetched from the same URL.
     pub fn build(
         definition: &config::JwtAuthorizer,
         config: &Config,
         client: &reqwest::Client,
+        previous: Option<&Self>,
     ) -> Result<Self, String> {
         let keys = if let Some(file) = &definition.jwks_file {
             let path = config.path(file);
@@ -148,12 +158,18 @@ impl JwtAuthorizer {
                 std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             Keys::Fixed(keys_of(&text).map_err(|e| format!("{}: {e}", path.display()))?)
         } else if let Some(url) = &definition.jwks_url {
+            let url = reqwest::Url::parse(url).map_err(|e| format!("invalid jwks_url: {e}"))?;
+            let cache = match previous.map(|p| &p.keys) {
+                Some(Keys::Url {
+                    url: before, cache, ..
+                }) if *before == url => cache.clone(),
+                _ => Arc::default(),
+            };
             Keys::Url {
-                url: reqwest::Url::parse(url).map_err(|e| format!("invalid jwks_url: {e}"))?,
+                url,
                 client: client.clone(),
                 refresh: definition.jwks_refresh,
-                current: ArcSwapOption::empty(),
-                fetching: tokio::sync::Mutex::new(None),
+                cache,
             }
         } else {
             let secret = match (&definition.hs256_secret, &definition.hs256_secret_env) {
@@ -321,12 +337,12 @@ impl JwtAuthorizer {
             url,
             client,
             refresh,
-            current,
-            fetching,
+            cache,
         } = &self.keys
         else {
             return Err(Refusal::NoKeys("not a JWKS URL".into()));
         };
+        let UrlCache { current, fetching } = &**cache;
         let fresh = |f: &Arc<Fetched>| match stale_since {
             Some(at) => f.at > at,
             None => f.at.elapsed() < *refresh,

@@ -409,6 +409,34 @@ async fn jwks_urls_are_cached_and_fetched_again_for_a_new_key() {
 }
 
 #[tokio::test]
+async fn a_reload_keeps_the_keys_of_an_unchanged_jwks_url() {
+    let (key, jwk) = es256_key();
+    let stub = Stub::start().await;
+    let set = serde_json::to_value(JwkSet { keys: vec![jwk] }).expect("json");
+    stub.on("/jwks", Behavior::Json(200, set));
+    let builder = jwt_gateway(&format!("jwks_url = \"{}\"", stub.url("/jwks")));
+    let same = builder.config();
+    let gw = builder.start().await;
+    let token = signed(Algorithm::ES256, "ec-1", &key, &claims("a"));
+    let url = format!("{}?token={token}", gw.ws_url());
+    assert_eq!(status_of(url.as_str()).await, 101);
+    assert_eq!(stub.events("/jwks").len(), 1);
+
+    // The issuer is down while the config is reloaded: the keys fetched before still verify,
+    // and nothing is fetched.
+    stub.on("/jwks", Behavior::Text(503, "down".into()));
+    gw.gateway.reload(same).expect("reloads");
+    assert_eq!(status_of(url.as_str()).await, 101);
+    assert_eq!(stub.events("/jwks").len(), 1);
+
+    // Another URL starts afresh (and, unreachable, fails closed).
+    let other = jwt_gateway(&format!("jwks_url = \"{}\"", stub.url("/other-jwks"))).config();
+    stub.on("/other-jwks", Behavior::Text(503, "down".into()));
+    gw.gateway.reload(other).expect("reloads");
+    assert_eq!(status_of(url.as_str()).await, 500);
+}
+
+#[tokio::test]
 async fn a_jwks_url_that_cannot_be_fetched_refuses_with_500() {
     let gw = jwt_gateway("jwks_url = \"http://127.0.0.1:9/jwks\"")
         .start()
