@@ -64,6 +64,7 @@ def test_post_to_connection_reaches_only_the_addressed_connection(env):
 
 
 def test_post_of_exactly_131072_bytes_is_delivered_whole(env):
+    # It goes out in four 32 KiB fragments (as API Gateway sends it); websockets reassembles them.
     ws, cid, _ = env.open()
     data = (b"0123456789abcdef" * 8192)
     assert len(data) == 131072
