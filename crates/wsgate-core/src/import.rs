@@ -395,6 +395,46 @@ fn text_of(value: &Value) -> String {
     }
 }
 
+/// [`text_of`], unless the text passes `limit` bytes: then `None`, after writing no more than
+/// about `limit` bytes (a variable naming a whole document is not written out just to be refused).
+fn text_at_most(value: &Value, limit: usize) -> Option<String> {
+    struct Capped {
+        out: String,
+        limit: usize,
+    }
+    impl std::fmt::Write for Capped {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            if self.out.len() + s.len() > self.limit {
+                return Err(std::fmt::Error);
+            }
+            self.out.push_str(s);
+            Ok(())
+        }
+    }
+    match value {
+        Value::String(s) => (s.len() <= limit).then(|| s.clone()),
+        Value::Null => Some(String::new()),
+        Value::Array(items) => {
+            let mut out = String::new();
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&text_at_most(item, limit.checked_sub(out.len())?)?);
+            }
+            (out.len() <= limit).then_some(out)
+        }
+        other => {
+            let mut capped = Capped {
+                out: String::new(),
+                limit,
+            };
+            std::fmt::Write::write_fmt(&mut capped, format_args!("{other}")).ok()?;
+            Some(capped.out)
+        }
+    }
+}
+
 /// A scalar as text; `None` for null, sequences and mappings.
 fn scalar_text(value: &Value) -> Option<String> {
     match value {
@@ -2003,23 +2043,32 @@ impl Vars<'_> {
         if let [Segment::Variable(whole, inner)] = segments.as_slice() {
             return self.variable(whole, inner, notes, depth);
         }
+        // A variable naming a whole document (`${self:}`) written into a string that the
+        // document holds grows at every level (found by fuzzing): stop at a sane size.
+        let too_long = |notes: &mut Vec<String>| {
+            notes.push(format!(
+                "{s} left as is (its variables resolve to more than {MAX_RESOLVED_BYTES} bytes)"
+            ));
+            Value::String(s.to_owned())
+        };
         let mut out = String::new();
         for segment in segments {
             match segment {
                 Segment::Text(text) => out.push_str(text),
                 Segment::Variable(whole, inner) => {
-                    let text = text_of(&self.variable(whole, inner, notes, depth));
+                    let room = MAX_RESOLVED_BYTES.saturating_sub(out.len());
+                    let value = self.variable(whole, inner, notes, depth);
+                    let Some(text) = text_at_most(&value, room) else {
+                        // Up to `room` bytes were written before giving up.
+                        self.budget.spend(room / BYTES_PER_STEP);
+                        return too_long(notes);
+                    };
                     self.budget.spend(text.len() / BYTES_PER_STEP);
                     out.push_str(&text);
                 }
             }
-            // A variable naming a whole document (`${self:}`) written into a string that the
-            // document holds grows at every level (found by fuzzing): stop at a sane size.
             if out.len() > MAX_RESOLVED_BYTES {
-                notes.push(format!(
-                    "{s} left as is (its variables resolve to more than {MAX_RESOLVED_BYTES} bytes)"
-                ));
-                return Value::String(s.to_owned());
+                return too_long(notes);
             }
         }
         Value::String(out)
@@ -3255,6 +3304,34 @@ Mappings:
         sam.push_str("Resources:\n  A: {Type: AWS::ApiGatewayV2::Api, Properties: {ProtocolType: WEBSOCKET, Name: !Ref P39}}\n");
         // Completes (an error or warnings), in bounded time and memory.
         let _ = from_sam(&sam, Path::new("."));
+    }
+
+    #[test]
+    fn text_at_most_is_text_of_within_the_limit_and_none_past_it() {
+        let values = [
+            serde_json::json!("abc"),
+            serde_json::json!(null),
+            serde_json::json!(42),
+            serde_json::json!(true),
+            serde_json::json!(["a", 1, ["b", null]]),
+            serde_json::json!({"k": ["v", {"n": 1.5}], "s": "x\"y"}),
+        ];
+        for value in values {
+            let text = text_of(&value);
+            assert_eq!(
+                text_at_most(&value, text.len()),
+                Some(text.clone()),
+                "{value}"
+            );
+            assert_eq!(
+                text_at_most(&value, usize::MAX),
+                Some(text.clone()),
+                "{value}"
+            );
+            if !text.is_empty() {
+                assert_eq!(text_at_most(&value, text.len() - 1), None, "{value}");
+            }
+        }
     }
 
     #[test]
