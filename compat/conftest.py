@@ -177,11 +177,13 @@ class Gateway:
 
 
 def _start_gateway(tmp_path: Path, config: str | None, args: list[str], env: dict[str, str] | None,
-                   start_timeout: float = 10.0, *, command: str = "serve", cwd: Path | None = None) -> Gateway:
-    """Runs `wsgate COMMAND [--config FILE] ARGS` in `cwd` (default tmp_path), stderr to a file, and
-    waits for its listening line (`serve`'s or `dev`'s)."""
+                   start_timeout: float = 10.0, *, command: str = "serve", cwd: Path | None = None,
+                   log_dir: Path | None = None) -> Gateway:
+    """Runs `wsgate COMMAND [--config FILE] ARGS` in `cwd` (default tmp_path), stderr to a file in
+    `log_dir` (default tmp_path), and waits for its listening line (`serve`'s or `dev`'s)."""
     binary = wsgate_bin()
-    n = len(list(tmp_path.glob("wsgate-*.stderr")))
+    log_dir = log_dir or tmp_path
+    n = len(list(log_dir.glob("wsgate-*.stderr")))
     cmd = [str(binary), command]
     config_path = None
     if config is not None:
@@ -189,7 +191,7 @@ def _start_gateway(tmp_path: Path, config: str | None, args: list[str], env: dic
         config_path.write_text(config)
         cmd += ["--config", str(config_path)]
     cmd += args
-    stderr_path = tmp_path / f"wsgate-{n}.stderr"
+    stderr_path = log_dir / f"wsgate-{n}.stderr"
     full_env = dict(os.environ)
     full_env.setdefault("WSGATE_LOG", "info,wsgate=debug,wsgate_core=debug")
     full_env.setdefault("NO_COLOR", "1")  # plain logs in failure reports
@@ -258,7 +260,7 @@ def gateway_factory(tmp_path):
 
 
 @pytest.fixture
-def dev_gateway(tmp_path):
+def dev_gateway(tmp_path, tmp_path_factory):
     """start(args, env=None, cwd=None) -> Gateway: `wsgate dev ARGS --listen 127.0.0.1:0` (ARGS
     naming the project: `--config`, `--serverless` or `--sam`), run in `cwd` (default tmp_path).
     `ws_url` is its plain URL. Stopped by PID at teardown (SIGTERM, 15 s to run `$disconnect`s)."""
@@ -268,7 +270,9 @@ def dev_gateway(tmp_path):
         args = list(args)
         if "--listen" not in args:
             args += ["--listen", "127.0.0.1:0"]
-        gw = _start_gateway(tmp_path, None, args, env, start_timeout=30.0, command="dev", cwd=cwd)
+        # The log goes outside the project folder, which `wsgate dev` watches for code changes.
+        gw = _start_gateway(tmp_path, None, args, env, start_timeout=30.0, command="dev", cwd=cwd,
+                            log_dir=tmp_path_factory.mktemp("wsgate-dev-log"))
         started.append(gw)
         _current_gateways.append(gw)
         return gw

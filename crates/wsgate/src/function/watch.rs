@@ -25,7 +25,19 @@ const SKIP: &[&str] = &[
     ".aws-sam",
 ];
 
-/// The newest modification time under `dir`.
+/// Files that are not code: logs (`wsgate dev > dev.log` in the project folder would otherwise
+/// restart the functions at every line it logs), hidden files, editors' swap and backup files,
+/// compiled Python.
+fn is_scratch(name: &str) -> bool {
+    const EXTENSIONS: &[&str] = &["log", "swp", "swo", "swx", "tmp", "pyc"];
+    name.starts_with('.')
+        || name.ends_with('~')
+        || name
+            .rsplit_once('.')
+            .is_some_and(|(_, extension)| EXTENSIONS.contains(&extension))
+}
+
+/// The newest modification time of the code under `dir`.
 fn newest(dir: &Path) -> Option<SystemTime> {
     let mut newest = None;
     let mut stack = vec![dir.to_path_buf()];
@@ -45,6 +57,9 @@ fn newest(dir: &Path) -> Option<SystemTime> {
                 if !SKIP.iter().any(|s| name == *s) && !name.to_string_lossy().starts_with('.') {
                     stack.push(entry.path());
                 }
+                continue;
+            }
+            if is_scratch(&entry.file_name().to_string_lossy()) {
                 continue;
             }
             if let Ok(modified) = meta.modified() {
@@ -84,4 +99,40 @@ pub(super) fn spawn(pool: Weak<Pool>, dir: PathBuf, stop: CancellationToken) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_and_editor_files_are_not_code() {
+        let dir = std::env::temp_dir().join(format!("wsgate-watch-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("src")).expect("dir");
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let write = |name: &str, secs| {
+            let path = dir.join(name);
+            std::fs::write(&path, "x").expect("write");
+            let file = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .expect("open");
+            file.set_modified(at(secs)).expect("mtime");
+        };
+        write("src/app.py", 1_000);
+        assert_eq!(newest(&dir), Some(at(1_000)));
+        for scratch in [
+            "dev.log",
+            ".app.py.swp",
+            "app.py~",
+            "src/app.pyc",
+            ".DS_Store",
+        ] {
+            write(scratch, 2_000);
+        }
+        assert_eq!(newest(&dir), Some(at(1_000)), "only scratch files changed");
+        write("src/app.py", 3_000);
+        assert_eq!(newest(&dir), Some(at(3_000)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
