@@ -553,7 +553,7 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_refused_not_a_stack_overflow() {
+    fn deep_nesting_never_overflows_the_stack() {
         // serde_json stops at 128 levels; 100 000 (a 128 KiB message) is non-JSON for selection.
         let routes = keys(&["$default", "x"]);
         let deep_array = format!("{{\"action\":{}", "[".repeat(100_000));
@@ -572,6 +572,23 @@ mod tests {
                 );
             }
         }
+        // After the action, `$request.body.action` skips the rest without building it (serde_json
+        // skips iteratively, with no depth to overflow): the action is read.
+        let after = format!("{{\"action\":\"x\",\"y\":{}", "[".repeat(100_000));
+        let expr = SelectionExpression::parse("$request.body.action").expect("parses");
+        assert_eq!(
+            select(&expr, &after, &routes),
+            Selection::Route(RouteKey("$default".into()))
+        );
+        let closed = format!(
+            "{{\"action\":\"x\",\"y\":{}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(
+            select(&expr, &closed, &routes),
+            Selection::Route(RouteKey("x".into()))
+        );
     }
 
     #[test]
