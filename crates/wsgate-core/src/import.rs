@@ -580,8 +580,18 @@ fn apply_environment(
     for (name, value) in entries {
         if value.is_null() {
             environment.remove(&name);
-        } else {
-            environment.insert(name, text_of(&value));
+            continue;
+        }
+        // Lambda allows 4 KB of variables in all; a value past the 64 KiB of a resolved string
+        // (`${self:}`, a whole document) is not written out just to be refused.
+        match text_at_most(&value, MAX_RESOLVED_BYTES) {
+            Some(text) => {
+                environment.insert(name, text);
+            }
+            None => warnings.push(format!(
+                "{}: longer than {MAX_RESOLVED_BYTES} bytes once resolved; left out",
+                context(Some(&name))
+            )),
         }
     }
 }
@@ -3341,6 +3351,26 @@ Mappings:
             env["ABOUT"].starts_with("big-dev of big, a service"),
             "{}",
             env["ABOUT"]
+        );
+    }
+
+    #[test]
+    fn an_environment_value_past_64_kib_is_left_out_with_a_warning() {
+        let big = "x".repeat(40_000);
+        let yaml = format!(
+            "service: s\nprovider:\n  name: aws\n  runtime: python3.12\ncustom:\n  big: [{big}, {big}]\nfunctions:\n  f:\n    handler: h.f\n    environment:\n      BIG: ${{self:custom.big}}\n      SMALL: ok\n    events:\n      - websocket:\n          route: $default\n"
+        );
+        let imported = from_serverless(&yaml, Path::new(".")).expect("imports");
+        let env = &imported.config.functions["f"].environment;
+        assert_eq!(env.get("SMALL").map(String::as_str), Some("ok"));
+        assert!(!env.contains_key("BIG"));
+        assert!(
+            imported
+                .warnings
+                .iter()
+                .any(|w| w.contains("BIG") && w.contains("left out")),
+            "{:?}",
+            imported.warnings
         );
     }
 
