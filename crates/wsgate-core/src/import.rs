@@ -388,12 +388,7 @@ fn short_form(value: &Value) -> String {
 
 /// A scalar as the text an environment variable or a joined string would hold.
 fn text_of(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        Value::Array(items) => items.iter().map(text_of).collect::<Vec<_>>().join(","),
-        other => other.to_string(),
-    }
+    text_at_most(value, usize::MAX).unwrap_or_default()
 }
 
 /// [`text_of`], unless the text passes `limit` bytes: then `None`, after writing no more than
