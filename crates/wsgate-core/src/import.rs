@@ -109,15 +109,21 @@ const NO_LOCAL_MEANING: &[&str] = &[
 const MAX_DEPTH: usize = 32;
 /// Evaluation steps one import may take: references that each name others twice double the work
 /// at every level, so depth alone does not bound it (found by fuzzing). A step is a variable, a
-/// node walked while resolving, or 16 bytes of resolved text: `${self:}` walks and writes out the
-/// whole document, so counting variables alone let a 99-byte file take 13 s (found by fuzzing).
-/// 3.2 MB of resolved text is far more than any real project's strings add up to.
+/// node walked while resolving, or 8 bytes of text read or written while resolving (a string
+/// walked, a variable's text, resolved text): `${self:}` walks and writes out the whole document,
+/// so counting variables alone let a 99-byte file take 13 s (found by fuzzing). 1.6 MB of text is
+/// far more than any real project's strings add up to.
 const MAX_STEPS: usize = 200_000;
-/// Bytes of resolved text that count as one step.
-const BYTES_PER_STEP: usize = 16;
+/// Bytes of text read or written that count as one step.
+const BYTES_PER_STEP: usize = 8;
 
-/// The longest text a `${...}` string may resolve to.
+/// The longest text a `${...}` string, a `Fn::Sub` or a `Fn::Join` may resolve to.
 const MAX_RESOLVED_BYTES: usize = 64 * 1024;
+
+/// Why an intrinsic function is left unresolved when its text passes [`MAX_RESOLVED_BYTES`].
+fn too_long() -> String {
+    format!(" (resolves to more than {MAX_RESOLVED_BYTES} bytes)")
+}
 
 /// Counts evaluation steps; past [`MAX_STEPS`] evaluation stops with a warning.
 #[derive(Default)]
@@ -363,50 +369,92 @@ fn intrinsic(value: &Value) -> Option<(&str, &Value)> {
     (name == "Ref" || name == "Condition" || name.starts_with("Fn::")).then_some((name, arg))
 }
 
-/// A value in the short form a template author would write, for warnings.
+/// The longest short form a warning quotes (or an unresolved value holds); a longer one is cut
+/// there and ends in `…`.
+const MAX_SHORT_FORM_BYTES: usize = 1024;
+
+/// A value in the short form a template author would write, for warnings: `!Ref Table`,
+/// `!GetAtt Fn.Arn`. Cut at [`MAX_SHORT_FORM_BYTES`]: a value naming a whole document is not
+/// written out into a warning (found by fuzzing).
 fn short_form(value: &Value) -> String {
+    let mut out = Capped::new(MAX_SHORT_FORM_BYTES);
+    if write_short_form(value, &mut out).is_err() {
+        out.text.push('…');
+    }
+    out.text
+}
+
+fn write_short_form(value: &Value, out: &mut Capped) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    let list = |items: &[Value], separator: &str, out: &mut Capped| {
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.write_str(separator)?;
+            }
+            write_short_form(item, out)?;
+        }
+        Ok(())
+    };
     match intrinsic(value) {
-        Some(("Ref", Value::String(id))) => format!("!Ref {id}"),
+        Some(("Ref", Value::String(id))) => write!(out, "!Ref {id}"),
         Some(("Fn::GetAtt", Value::Array(parts))) => {
-            let parts: Vec<String> = parts.iter().map(short_form).collect();
-            format!("!GetAtt {}", parts.join("."))
+            out.write_str("!GetAtt ")?;
+            list(parts, ".", out)
         }
         Some((name, arg)) => {
             let tag = name.strip_prefix("Fn::").unwrap_or(name);
-            format!("!{tag} {}", short_form(arg))
+            write!(out, "!{tag} ")?;
+            write_short_form(arg, out)
         }
         None => match value {
-            Value::String(s) => s.clone(),
+            Value::String(s) => out.write_str(s),
             Value::Array(items) => {
-                let items: Vec<String> = items.iter().map(short_form).collect();
-                format!("[{}]", items.join(", "))
+                out.write_str("[")?;
+                list(items, ", ", out)?;
+                out.write_str("]")
             }
-            other => other.to_string(),
+            other => write!(out, "{other}"),
         },
     }
 }
 
-/// A scalar as the text an environment variable or a joined string would hold.
-fn text_of(value: &Value) -> String {
-    text_at_most(value, usize::MAX).unwrap_or_default()
+/// Text written up to a limit: what passes it is cut at the limit (on a character boundary) and
+/// the write fails, which stops whatever was writing.
+struct Capped {
+    text: String,
+    limit: usize,
 }
 
-/// [`text_of`], unless the text passes `limit` bytes: then `None`, after writing no more than
-/// about `limit` bytes (a variable naming a whole document is not written out just to be refused).
-fn text_at_most(value: &Value, limit: usize) -> Option<String> {
-    struct Capped {
-        out: String,
-        limit: usize,
-    }
-    impl std::fmt::Write for Capped {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            if self.out.len() + s.len() > self.limit {
-                return Err(std::fmt::Error);
-            }
-            self.out.push_str(s);
-            Ok(())
+impl Capped {
+    fn new(limit: usize) -> Self {
+        Self {
+            text: String::new(),
+            limit,
         }
     }
+}
+
+impl std::fmt::Write for Capped {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = self.limit.saturating_sub(self.text.len());
+        if s.len() <= room {
+            self.text.push_str(s);
+            return Ok(());
+        }
+        let mut cut = room;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.text.push_str(&s[..cut]);
+        Err(std::fmt::Error)
+    }
+}
+
+/// A value as the text an environment variable or a joined string would hold (a list's items
+/// joined by commas, a mapping as JSON), unless it passes `limit` bytes: then `None`, after
+/// writing no more than about `limit` bytes (a variable naming a whole document is not written
+/// out just to be refused).
+fn text_at_most(value: &Value, limit: usize) -> Option<String> {
     match value {
         Value::String(s) => (s.len() <= limit).then(|| s.clone()),
         Value::Null => Some(String::new()),
@@ -421,12 +469,9 @@ fn text_at_most(value: &Value, limit: usize) -> Option<String> {
             (out.len() <= limit).then_some(out)
         }
         other => {
-            let mut capped = Capped {
-                out: String::new(),
-                limit,
-            };
+            let mut capped = Capped::new(limit);
             std::fmt::Write::write_fmt(&mut capped, format_args!("{other}")).ok()?;
-            Some(capped.out)
+            Some(capped.text)
         }
     }
 }
@@ -1074,7 +1119,8 @@ impl<'a> Cfn<'a> {
             },
             _ => return Err(String::new()),
         };
-        let template = text_of(&self.pre(template, notes));
+        let template =
+            text_at_most(&self.pre(template, notes), MAX_RESOLVED_BYTES).ok_or_else(too_long)?;
         let mut out = String::new();
         let mut rest = template.as_str();
         while let Some(start) = rest.find("${") {
@@ -1099,7 +1145,10 @@ impl<'a> Cfn<'a> {
                 None => self.reference(name, notes, depth + 1),
             };
             match value {
-                Ok(v) => out.push_str(&text_of(&v)),
+                Ok(v) => {
+                    let room = MAX_RESOLVED_BYTES.saturating_sub(out.len());
+                    out.push_str(&text_at_most(&v, room).ok_or_else(too_long)?);
+                }
                 Err(reason) => {
                     let placeholder = format!("${{{name}}}");
                     notes.push(format!("{placeholder} left unresolved{reason}"));
@@ -1108,6 +1157,9 @@ impl<'a> Cfn<'a> {
             }
         }
         out.push_str(rest);
+        if out.len() > MAX_RESOLVED_BYTES {
+            return Err(too_long());
+        }
         Ok(Value::String(out))
     }
 
@@ -1117,8 +1169,17 @@ impl<'a> Cfn<'a> {
         };
         let list = self.eval_at(list, notes, depth + 1);
         let items = list.as_array().ok_or_else(String::new)?;
-        let parts: Vec<String> = items.iter().filter(|i| !i.is_null()).map(text_of).collect();
-        Ok(Value::String(parts.join(delimiter)))
+        let mut out = String::new();
+        for (i, item) in items.iter().filter(|i| !i.is_null()).enumerate() {
+            if i > 0 {
+                out.push_str(delimiter);
+            }
+            let room = MAX_RESOLVED_BYTES
+                .checked_sub(out.len())
+                .ok_or_else(too_long)?;
+            out.push_str(&text_at_most(item, room).ok_or_else(too_long)?);
+        }
+        Ok(Value::String(out))
     }
 
     fn select(&self, arg: &Value, notes: &mut Vec<String>, depth: usize) -> Result<Value, String> {
@@ -2025,6 +2086,10 @@ impl Vars<'_> {
         if !self.budget.left() || (value.is_array() || value.is_object()) && !self.budget.step() {
             return value.clone();
         }
+        if let Value::String(s) = value {
+            // Read and copied whole: long strings walked again and again are work too.
+            self.budget.spend(s.len() / BYTES_PER_STEP);
+        }
         match value {
             Value::String(s) if s.contains("${") => self.resolve_string(s, notes, depth),
             Value::Array(items) => Value::Array(
@@ -2081,6 +2146,9 @@ impl Vars<'_> {
     }
 
     fn variable(&self, whole: &str, inner: &str, notes: &mut Vec<String>, depth: usize) -> Value {
+        // A variable is a step, and its text is read (split at commas, sources looked up) as
+        // resolved text is: a long one used many times is as much work as a long value.
+        let within_budget = self.budget.spend(1 + inner.len() / BYTES_PER_STEP);
         // `${AWS::Region}`, `${Resource.Arn}`: CloudFormation's, for `Fn::Sub`.
         if !is_variable(inner) {
             return Value::String(whole.to_owned());
@@ -2089,14 +2157,24 @@ impl Vars<'_> {
             notes.push(format!("{whole} left as is (nested too deeply: a cycle?)"));
             return Value::String(whole.to_owned());
         }
-        if !self.budget.step() {
+        if !within_budget {
             notes.push(format!(
                 "{whole} left as is (the file's variables take too many steps to resolve)"
             ));
             return Value::String(whole.to_owned());
         }
         let inner = if inner.contains("${") {
-            text_of(&self.resolve_string(inner, notes, depth + 1))
+            // A name made of `${self:}` is a whole document: not written out just to be split.
+            let name = self.resolve_string(inner, notes, depth + 1);
+            let Some(name) = text_at_most(&name, MAX_RESOLVED_BYTES) else {
+                self.budget.spend(MAX_RESOLVED_BYTES / BYTES_PER_STEP);
+                notes.push(format!(
+                    "{whole} left as is (its name resolves to more than {MAX_RESOLVED_BYTES} bytes)"
+                ));
+                return Value::String(whole.to_owned());
+            };
+            self.budget.spend(name.len() / BYTES_PER_STEP);
+            name
         } else {
             inner.to_owned()
         };
@@ -3315,7 +3393,8 @@ Mappings:
     #[test]
     fn a_large_real_looking_service_stays_within_the_budget() {
         // 300 functions, each with a route and variables, and 300 tables in `resources`: every
-        // variable resolves, none is left for lack of steps (3 000 of each fit too).
+        // variable resolves, none is left for lack of steps (2 000 of each fit too, where
+        // CloudFormation allows 500 resources a stack).
         let mut yaml = String::from(
             "service: big\nprovider:\n  name: aws\n  runtime: python3.12\n  stage: ${opt:stage, 'dev'}\n  environment:\n    STAGE: ${sls:stage}\n    SERVICE: ${self:service}\ncustom:\n  prefix: ${self:service}-${sls:stage}\n  description: ${self:custom.prefix} of ${self:service}, a service with a long description that repeats itself\nfunctions:\n",
         );
@@ -3370,30 +3449,98 @@ Mappings:
     }
 
     #[test]
-    fn text_at_most_is_text_of_within_the_limit_and_none_past_it() {
+    fn text_at_most_is_the_text_within_the_limit_and_none_past_it() {
         let values = [
-            serde_json::json!("abc"),
-            serde_json::json!(null),
-            serde_json::json!(42),
-            serde_json::json!(true),
-            serde_json::json!(["a", 1, ["b", null]]),
-            serde_json::json!({"k": ["v", {"n": 1.5}], "s": "x\"y"}),
+            (serde_json::json!("abc"), "abc"),
+            (serde_json::json!(null), ""),
+            (serde_json::json!(42), "42"),
+            (serde_json::json!(true), "true"),
+            (serde_json::json!(["a", 1, ["b", null]]), "a,1,b,"),
+            (
+                serde_json::json!({"k": ["v", {"n": 1.5}], "s": "x\"y"}),
+                r#"{"k":["v",{"n":1.5}],"s":"x\"y"}"#,
+            ),
         ];
-        for value in values {
-            let text = text_of(&value);
-            assert_eq!(
-                text_at_most(&value, text.len()),
-                Some(text.clone()),
-                "{value}"
-            );
-            assert_eq!(
-                text_at_most(&value, usize::MAX),
-                Some(text.clone()),
-                "{value}"
-            );
+        for (value, text) in values {
+            assert_eq!(text_at_most(&value, text.len()).as_deref(), Some(text));
+            assert_eq!(text_at_most(&value, usize::MAX).as_deref(), Some(text));
             if !text.is_empty() {
                 assert_eq!(text_at_most(&value, text.len() - 1), None, "{value}");
             }
+        }
+    }
+
+    #[test]
+    fn short_forms_are_cut_at_a_kilobyte() {
+        assert_eq!(
+            short_form(&serde_json::json!({"Fn::GetAtt": ["T", "Arn"]})),
+            "!GetAtt T.Arn"
+        );
+        assert_eq!(
+            short_form(&serde_json::json!({"Fn::If": ["C", {"Ref": "A"}, [1, {"k": "v"}]]})),
+            r#"!If [C, !Ref A, [1, {"k":"v"}]]"#
+        );
+        for long in [
+            serde_json::json!({"Fn::Join": ["", ["x".repeat(5000)]]}),
+            serde_json::json!({"Fn::Base64": {"k": "é".repeat(3000)}}),
+            serde_json::json!(["é".repeat(3000)]),
+        ] {
+            let text = short_form(&long);
+            assert!(text.ends_with('…'), "{text}");
+            assert!(
+                text.len() <= MAX_SHORT_FORM_BYTES + '…'.len_utf8(),
+                "{}",
+                text.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_variable_name_past_64_kib_is_left_as_is() {
+        let big = "x".repeat(70_000);
+        let text = format!(
+            "custom:\n  big: {big}\nprovider:\n  environment:\n    A: ${{${{self:custom.big}}}}\nfunctions:\n  f:\n    handler: a.b\n    events: [websocket: $default]\n"
+        );
+        let imported = from_serverless(&text, Path::new(".")).expect("imports");
+        assert!(
+            imported
+                .warnings
+                .iter()
+                .any(|w| w.contains("its name resolves to more than 65536 bytes")),
+            "{:?}",
+            imported.warnings
+        );
+    }
+
+    #[test]
+    fn sub_and_join_past_64_kib_are_left_unresolved() {
+        let big = "x".repeat(40_000);
+        let template = format!(
+            "Parameters:\n  Big: {{Type: String, Default: {big}}}\n{}",
+            sam(&format!(
+                "{}{}",
+                sam_route("Send", "sendmessage", "Send"),
+                sam_function(
+                    "Send",
+                    "python3.13",
+                    "      Environment:\n        Variables:\n          JOINED: !Join ['', [!Ref Big, !Ref Big]]\n          SUBBED: !Sub '${Big}${Big}'\n          ONE: !Join ['-', [!Ref Big, a]]\n"
+                )
+            ))
+        );
+        let imported = from_sam(&template, base()).expect("imports");
+        let environment = &imported.config.functions["Send"].environment;
+        assert_eq!(environment["ONE"], format!("{big}-a"));
+        for name in ["JOINED", "SUBBED"] {
+            assert!(
+                environment[name].len() <= MAX_SHORT_FORM_BYTES + 3,
+                "{name}"
+            );
+            assert!(
+                imported.warnings.iter().any(|w| w.contains(name)
+                    && w.contains("left unresolved (resolves to more than 65536 bytes)")),
+                "{name}: {:?}",
+                imported.warnings
+            );
         }
     }
 
