@@ -109,16 +109,31 @@ const NO_LOCAL_MEANING: &[&str] = &[
 const MAX_DEPTH: usize = 32;
 /// Evaluation steps one import may take: references that each name others twice double the work
 /// at every level, so depth alone does not bound it (found by fuzzing). A step is a variable, a
-/// node walked while resolving, or 8 bytes of text read or written while resolving (a string
+/// node walked while resolving, or 4 bytes of text read or written while resolving (a string
 /// walked, a variable's text, resolved text): `${self:}` walks and writes out the whole document,
-/// so counting variables alone let a 99-byte file take 13 s (found by fuzzing). 1.6 MB of text is
-/// far more than any real project's strings add up to.
-const MAX_STEPS: usize = 200_000;
+/// so counting variables alone let a 99-byte file take 13 s (found by fuzzing). A service of 300
+/// functions, each with a route and three variables, takes about 29 000 steps; 1 000 functions
+/// (twice what one CloudFormation stack can hold) about 96 000.
+const MAX_STEPS: usize = 100_000;
 /// Bytes of text read or written that count as one step.
-const BYTES_PER_STEP: usize = 8;
+const BYTES_PER_STEP: usize = 4;
+
+/// The steps of writing `bytes` of `value`'s text: a string is copied, [`BYTES_PER_STEP`] bytes a
+/// step; a mapping or list is written out character by character, a byte a step (real projects
+/// write strings into strings; a whole `${self:}` document written into one is what fuzzing does).
+fn text_steps(value: &Value, bytes: usize) -> usize {
+    match value {
+        Value::String(_) => bytes / BYTES_PER_STEP,
+        _ => bytes,
+    }
+}
 
 /// The longest text a `${...}` string, a `Fn::Sub` or a `Fn::Join` may resolve to.
 const MAX_RESOLVED_BYTES: usize = 64 * 1024;
+
+/// The longest environment value imported: Lambda refuses a function whose variables take more
+/// than 4 KB in all, so a longer one could not be deployed either.
+const MAX_ENVIRONMENT_BYTES: usize = 4 * 1024;
 
 /// Why an intrinsic function is left unresolved when its text passes [`MAX_RESOLVED_BYTES`].
 fn too_long() -> String {
@@ -469,11 +484,47 @@ fn text_at_most(value: &Value, limit: usize) -> Option<String> {
             (out.len() <= limit).then_some(out)
         }
         other => {
+            // A mapping is written as JSON, escaped character by character: one sure to pass the
+            // limit is refused without writing it (a variable naming a whole document).
+            if text_bytes_past(other, limit) {
+                return None;
+            }
             let mut capped = Capped::new(limit);
             std::fmt::Write::write_fmt(&mut capped, format_args!("{other}")).ok()?;
             Some(capped.text)
         }
     }
+}
+
+/// Whether the strings and keys in `value` alone take more than `limit` bytes (so that any text of
+/// it does too), counting no further than that.
+fn text_bytes_past(value: &Value, limit: usize) -> bool {
+    fn count(value: &Value, total: &mut usize, limit: usize) {
+        match value {
+            Value::String(s) => *total = total.saturating_add(s.len()),
+            Value::Array(items) => {
+                for item in items {
+                    if *total > limit {
+                        return;
+                    }
+                    count(item, total, limit);
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map {
+                    if *total > limit {
+                        return;
+                    }
+                    *total = total.saturating_add(key.len());
+                    count(item, total, limit);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut total = 0;
+    count(value, &mut total, limit);
+    total > limit
 }
 
 /// A scalar as text; `None` for null, sequences and mappings.
@@ -622,14 +673,13 @@ fn apply_environment(
             environment.remove(&name);
             continue;
         }
-        // Lambda allows 4 KB of variables in all; a value past the 64 KiB of a resolved string
-        // (`${self:}`, a whole document) is not written out just to be refused.
-        match text_at_most(&value, MAX_RESOLVED_BYTES) {
+        // A value Lambda would refuse (`${self:}`, a whole document) is not written out whole.
+        match text_at_most(&value, MAX_ENVIRONMENT_BYTES) {
             Some(text) => {
                 environment.insert(name, text);
             }
             None => warnings.push(format!(
-                "{}: longer than {MAX_RESOLVED_BYTES} bytes once resolved; left out",
+                "{}: longer than {MAX_ENVIRONMENT_BYTES} bytes once resolved, where Lambda allows 4 KB for all of a function's variables; left out",
                 context(Some(&name))
             )),
         }
@@ -2110,6 +2160,12 @@ impl Vars<'_> {
     /// A string with variables: a variable alone keeps its value's type (a number stays a
     /// number); mixed with text, values are written into it.
     fn resolve_string(&self, s: &str, notes: &mut Vec<String>, depth: usize) -> Value {
+        if !self.budget.left() {
+            notes.push(format!(
+                "{s} left as is (the file's variables take too many steps to resolve)"
+            ));
+            return Value::String(s.to_owned());
+        }
         let segments = split_variables(s);
         if let [Segment::Variable(whole, inner)] = segments.as_slice() {
             return self.variable(whole, inner, notes, depth);
@@ -2131,10 +2187,10 @@ impl Vars<'_> {
                     let value = self.variable(whole, inner, notes, depth);
                     let Some(text) = text_at_most(&value, room) else {
                         // Up to `room` bytes were written before giving up.
-                        self.budget.spend(room / BYTES_PER_STEP);
+                        self.budget.spend(text_steps(&value, room));
                         return too_long(notes);
                     };
-                    self.budget.spend(text.len() / BYTES_PER_STEP);
+                    self.budget.spend(text_steps(&value, text.len()));
                     out.push_str(&text);
                 }
             }
@@ -2166,15 +2222,15 @@ impl Vars<'_> {
         let inner = if inner.contains("${") {
             // A name made of `${self:}` is a whole document: not written out just to be split.
             let name = self.resolve_string(inner, notes, depth + 1);
-            let Some(name) = text_at_most(&name, MAX_RESOLVED_BYTES) else {
-                self.budget.spend(MAX_RESOLVED_BYTES / BYTES_PER_STEP);
+            let Some(text) = text_at_most(&name, MAX_RESOLVED_BYTES) else {
+                self.budget.spend(text_steps(&name, MAX_RESOLVED_BYTES));
                 notes.push(format!(
                     "{whole} left as is (its name resolves to more than {MAX_RESOLVED_BYTES} bytes)"
                 ));
                 return Value::String(whole.to_owned());
             };
-            self.budget.spend(name.len() / BYTES_PER_STEP);
-            name
+            self.budget.spend(text_steps(&name, text.len()));
+            text
         } else {
             inner.to_owned()
         };
@@ -3393,7 +3449,7 @@ Mappings:
     #[test]
     fn a_large_real_looking_service_stays_within_the_budget() {
         // 300 functions, each with a route and variables, and 300 tables in `resources`: every
-        // variable resolves, none is left for lack of steps (2 000 of each fit too, where
+        // variable resolves, none is left for lack of steps (1 000 of each fit too, where
         // CloudFormation allows 500 resources a stack).
         let mut yaml = String::from(
             "service: big\nprovider:\n  name: aws\n  runtime: python3.12\n  stage: ${opt:stage, 'dev'}\n  environment:\n    STAGE: ${sls:stage}\n    SERVICE: ${self:service}\ncustom:\n  prefix: ${self:service}-${sls:stage}\n  description: ${self:custom.prefix} of ${self:service}, a service with a long description that repeats itself\nfunctions:\n",
@@ -3429,14 +3485,15 @@ Mappings:
     }
 
     #[test]
-    fn an_environment_value_past_64_kib_is_left_out_with_a_warning() {
-        let big = "x".repeat(40_000);
+    fn an_environment_value_past_4_kib_is_left_out_with_a_warning() {
+        let big = "x".repeat(2_500);
         let yaml = format!(
-            "service: s\nprovider:\n  name: aws\n  runtime: python3.12\ncustom:\n  big: [{big}, {big}]\nfunctions:\n  f:\n    handler: h.f\n    environment:\n      BIG: ${{self:custom.big}}\n      SMALL: ok\n    events:\n      - websocket:\n          route: $default\n"
+            "service: s\nprovider:\n  name: aws\n  runtime: python3.12\ncustom:\n  big: [{big}, {big}]\nfunctions:\n  f:\n    handler: h.f\n    environment:\n      BIG: ${{self:custom.big}}\n      HALF: ${{self:custom.big.0}}\n      SMALL: ok\n    events:\n      - websocket:\n          route: $default\n"
         );
         let imported = from_serverless(&yaml, Path::new(".")).expect("imports");
         let env = &imported.config.functions["f"].environment;
         assert_eq!(env.get("SMALL").map(String::as_str), Some("ok"));
+        assert_eq!(env.get("HALF"), Some(&big));
         assert!(!env.contains_key("BIG"));
         assert!(
             imported
@@ -3462,6 +3519,7 @@ Mappings:
             ),
         ];
         for (value, text) in values {
+            assert!(!text_bytes_past(&value, text.len()), "{value}");
             assert_eq!(text_at_most(&value, text.len()).as_deref(), Some(text));
             assert_eq!(text_at_most(&value, usize::MAX).as_deref(), Some(text));
             if !text.is_empty() {
@@ -3515,21 +3573,22 @@ Mappings:
     #[test]
     fn sub_and_join_past_64_kib_are_left_unresolved() {
         let big = "x".repeat(40_000);
+        let small = "y".repeat(1_000);
         let template = format!(
-            "Parameters:\n  Big: {{Type: String, Default: {big}}}\n{}",
+            "Parameters:\n  Big: {{Type: String, Default: {big}}}\n  Small: {{Type: String, Default: {small}}}\n{}",
             sam(&format!(
                 "{}{}",
                 sam_route("Send", "sendmessage", "Send"),
                 sam_function(
                     "Send",
                     "python3.13",
-                    "      Environment:\n        Variables:\n          JOINED: !Join ['', [!Ref Big, !Ref Big]]\n          SUBBED: !Sub '${Big}${Big}'\n          ONE: !Join ['-', [!Ref Big, a]]\n"
+                    "      Environment:\n        Variables:\n          JOINED: !Join ['', [!Ref Big, !Ref Big]]\n          SUBBED: !Sub '${Big}${Big}'\n          ONE: !Join ['-', [!Ref Small, a]]\n"
                 )
             ))
         );
         let imported = from_sam(&template, base()).expect("imports");
         let environment = &imported.config.functions["Send"].environment;
-        assert_eq!(environment["ONE"], format!("{big}-a"));
+        assert_eq!(environment["ONE"], format!("{small}-a"));
         for name in ["JOINED", "SUBBED"] {
             assert!(
                 environment[name].len() <= MAX_SHORT_FORM_BYTES + 3,
