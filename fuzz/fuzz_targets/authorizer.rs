@@ -113,8 +113,14 @@ fuzz_target!(|data: &[u8]| {
             }
             if let Ok(Value::Object(claims)) = serde_json::from_str::<Value>(claims) {
                 let allowed = authorizer::claims_context(&claims);
-                assert_eq!(allowed.context.len(), claims.len() + usize::from(!claims.contains_key("principalId")));
-                assert_eq!(allowed.context["principalId"], Value::String(allowed.principal_id.clone()));
+                assert_eq!(
+                    allowed.context.len(),
+                    claims.len() + usize::from(!claims.contains_key("principalId"))
+                );
+                assert_eq!(
+                    allowed.context["principalId"],
+                    Value::String(allowed.principal_id.clone())
+                );
             }
         }
     }

@@ -126,7 +126,10 @@ fuzz_target!(|input: Input| {
     let connect = parse("CONNECT", &event::connect(&ctx, &inv, &req));
     assert_eq!(connect["requestContext"]["connectionId"], id_text);
     assert_eq!(connect["requestContext"]["stage"], ctx.stage.as_str());
-    assert_eq!(connect["requestContext"]["requestId"], input.request_id.as_str());
+    assert_eq!(
+        connect["requestContext"]["requestId"],
+        input.request_id.as_str()
+    );
     if let Some((name, value)) = req.headers.last() {
         assert_eq!(connect["headers"][name], value.as_str());
     }
@@ -143,16 +146,28 @@ fuzz_target!(|input: Input| {
         ),
     );
     assert_eq!(message["body"], input.body.as_str());
-    assert_eq!(message["requestContext"]["routeKey"], input.route_key.as_str());
-    assert_eq!(message["requestContext"]["messageId"], input.message_id.as_str());
+    assert_eq!(
+        message["requestContext"]["routeKey"],
+        input.route_key.as_str()
+    );
+    assert_eq!(
+        message["requestContext"]["messageId"],
+        input.message_id.as_str()
+    );
     assert_eq!(message["isBase64Encoded"], input.is_base64_encoded);
 
     let disconnect = parse(
         "DISCONNECT",
         &event::disconnect(&ctx, &inv, input.close_code, &input.reason),
     );
-    assert_eq!(disconnect["requestContext"]["disconnectStatusCode"], input.close_code);
-    assert_eq!(disconnect["requestContext"]["disconnectReason"], input.reason.as_str());
+    assert_eq!(
+        disconnect["requestContext"]["disconnectStatusCode"],
+        input.close_code
+    );
+    assert_eq!(
+        disconnect["requestContext"]["disconnectReason"],
+        input.reason.as_str()
+    );
 
     let vars = ContextVars {
         ctx: &ctx,

@@ -16,11 +16,19 @@ fuzz_target!(|data: &[u8]| {
 
     let _ = Target::parse(text, "dev");
     // A stage taken from the input too: everything before the first `/` after the leading ones.
-    let stage = text.trim_start_matches('/').split('/').next().unwrap_or_default();
+    let stage = text
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
     let _ = Target::parse(text, stage);
 
     if let Ok(id) = ConnectionId::parse(text) {
-        assert_eq!(id.as_str(), text, "a parsed id must print as it was written");
+        assert_eq!(
+            id.as_str(),
+            text,
+            "a parsed id must print as it was written"
+        );
         let _ = id.node();
         assert_eq!(ConnectionId::parse(&id.to_string()), Ok(id));
     }

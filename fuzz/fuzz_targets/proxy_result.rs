@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
             }
             if result.status != status {
                 // Only a proxy result may change the status, and only to 100..=599.
-                assert!((100..600).contains(&result.status), "status {}", result.status);
+                assert!(
+                    (100..600).contains(&result.status),
+                    "status {}",
+                    result.status
+                );
             }
         }
         Err(error) => {

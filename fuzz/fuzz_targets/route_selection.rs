@@ -45,7 +45,12 @@ fn without_default() -> &'static HashSet<String> {
 }
 
 /// What `select` should answer, computed the slow way: parse the whole message, evaluate.
-fn expected(expr: &SelectionExpression, full: &Value, raw: &str, routes: &HashSet<String>) -> Selection {
+fn expected(
+    expr: &SelectionExpression,
+    full: &Value,
+    raw: &str,
+    routes: &HashSet<String>,
+) -> Selection {
     let default = || {
         if routes.contains(RouteKey::DEFAULT) {
             Selection::Route(RouteKey(RouteKey::DEFAULT.to_owned()))
@@ -61,18 +66,29 @@ fn expected(expr: &SelectionExpression, full: &Value, raw: &str, routes: &HashSe
     }
 }
 
-fn check_selection(expr: &SelectionExpression, message: &str, parsed: Option<&Value>, routes: &HashSet<String>) {
+fn check_selection(
+    expr: &SelectionExpression,
+    message: &str,
+    parsed: Option<&Value>,
+    routes: &HashSet<String>,
+) {
     let got = select(expr, message, routes);
     match &got {
         Selection::Route(key) => {
-            assert!(routes.contains(key.as_str()), "chose an unconfigured key {key:?}");
+            assert!(
+                routes.contains(key.as_str()),
+                "chose an unconfigured key {key:?}"
+            );
             assert!(
                 key.as_str() != RouteKey::CONNECT && key.as_str() != RouteKey::DISCONNECT,
                 "a message chose {key:?}"
             );
         }
         Selection::NoRoute => {
-            assert!(!routes.contains(RouteKey::DEFAULT), "NoRoute although $default exists");
+            assert!(
+                !routes.contains(RouteKey::DEFAULT),
+                "NoRoute although $default exists"
+            );
         }
     }
     if let Some(full) = parsed {
