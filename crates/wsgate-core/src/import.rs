@@ -345,7 +345,16 @@ fn key_text(key: &Yaml) -> String {
     match to_json(key) {
         Value::String(s) => s,
         Value::Null => "null".to_owned(),
-        other => other.to_string(),
+        // A mapping or a list as a key (`? ...`): its JSON, cut at 1 KiB. Uncut, keys nested in
+        // keys escape each other's quotes, doubling at every level: a 70-byte file ran for
+        // minutes and took gigabytes (found by fuzzing).
+        other => {
+            let mut text = Capped::new(MAX_SHORT_FORM_BYTES);
+            if std::fmt::Write::write_fmt(&mut text, format_args!("{other}")).is_err() {
+                text.text.push('…');
+            }
+            text.text
+        }
     }
 }
 
@@ -3526,6 +3535,31 @@ Mappings:
                 assert_eq!(text_at_most(&value, text.len() - 1), None, "{value}");
             }
         }
+    }
+
+    #[test]
+    fn keys_nested_in_keys_are_cut_at_a_kilobyte() {
+        // Found by fuzzing (fuzz/repro/config/nested-complex-keys-timeout.yml): 70 bytes of
+        // `? ? ? ...` took minutes and gigabytes, each key's JSON escaping the one inside it.
+        let text = include_str!("../../../fuzz/repro/config/nested-complex-keys-timeout.yml");
+        let doc = parse_yaml(text, "t").expect("parses");
+        let mut longest = 0;
+        let mut keys: Vec<(&String, &Value)> = doc.iter().collect();
+        while let Some((key, value)) = keys.pop() {
+            longest = longest.max(key.len());
+            if let Value::Object(map) = value {
+                keys.extend(map.iter());
+            }
+        }
+        assert!(
+            longest <= MAX_SHORT_FORM_BYTES + '…'.len_utf8(),
+            "{longest}"
+        );
+        let small = parse_yaml("? {a: 1}\n: v\n? [x, y]\n: w\n", "t").expect("parses");
+        assert_eq!(
+            Value::Object(small),
+            serde_json::json!({r#"{"a":1}"#: "v", r#"["x","y"]"#: "w"})
+        );
     }
 
     #[test]
