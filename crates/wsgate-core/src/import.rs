@@ -136,9 +136,12 @@ const MAX_RESOLVED_BYTES: usize = 64 * 1024;
 const MAX_ENVIRONMENT_BYTES: usize = 4 * 1024;
 
 /// Why an intrinsic function is left unresolved when its text passes [`MAX_RESOLVED_BYTES`].
-fn too_long() -> String {
+fn resolved_too_long() -> String {
     format!(" (resolves to more than {MAX_RESOLVED_BYTES} bytes)")
 }
+
+/// Why a `serverless.yml` string or variable is left as is once the budget is spent.
+const TOO_MANY_STEPS: &str = "the file's variables take too many steps to resolve";
 
 /// Counts evaluation steps; past [`MAX_STEPS`] evaluation stops with a warning.
 #[derive(Default)]
@@ -346,15 +349,9 @@ fn key_text(key: &Yaml) -> String {
         Value::String(s) => s,
         Value::Null => "null".to_owned(),
         // A mapping or a list as a key (`? ...`): its JSON, cut at 1 KiB. Uncut, keys nested in
-        // keys escape each other's quotes, doubling at every level: a 70-byte file ran for
-        // minutes and took gigabytes (found by fuzzing).
-        other => {
-            let mut text = Capped::new(MAX_SHORT_FORM_BYTES);
-            if std::fmt::Write::write_fmt(&mut text, format_args!("{other}")).is_err() {
-                text.text.push('…');
-            }
-            text.text
-        }
+        // keys escape each other's quotes, doubling at every level: a 70-byte file ran for over
+        // 30 s, hundreds of megabytes and growing (found by fuzzing).
+        other => cut_at_short_form(|out| std::fmt::Write::write_fmt(out, format_args!("{other}"))),
     }
 }
 
@@ -401,8 +398,13 @@ const MAX_SHORT_FORM_BYTES: usize = 1024;
 /// `!GetAtt Fn.Arn`. Cut at [`MAX_SHORT_FORM_BYTES`]: a value naming a whole document is not
 /// written out into a warning (found by fuzzing).
 fn short_form(value: &Value) -> String {
+    cut_at_short_form(|out| write_short_form(value, out))
+}
+
+/// What `write` writes, cut at [`MAX_SHORT_FORM_BYTES`] and then ending in `…`.
+fn cut_at_short_form(write: impl FnOnce(&mut Capped) -> std::fmt::Result) -> String {
     let mut out = Capped::new(MAX_SHORT_FORM_BYTES);
-    if write_short_form(value, &mut out).is_err() {
+    if write(&mut out).is_err() {
         out.text.push('…');
     }
     out.text
@@ -1178,8 +1180,8 @@ impl<'a> Cfn<'a> {
             },
             _ => return Err(String::new()),
         };
-        let template =
-            text_at_most(&self.pre(template, notes), MAX_RESOLVED_BYTES).ok_or_else(too_long)?;
+        let template = text_at_most(&self.pre(template, notes), MAX_RESOLVED_BYTES)
+            .ok_or_else(resolved_too_long)?;
         let mut out = String::new();
         let mut rest = template.as_str();
         while let Some(start) = rest.find("${") {
@@ -1206,7 +1208,7 @@ impl<'a> Cfn<'a> {
             match value {
                 Ok(v) => {
                     let room = MAX_RESOLVED_BYTES.saturating_sub(out.len());
-                    out.push_str(&text_at_most(&v, room).ok_or_else(too_long)?);
+                    out.push_str(&text_at_most(&v, room).ok_or_else(resolved_too_long)?);
                 }
                 Err(reason) => {
                     let placeholder = format!("${{{name}}}");
@@ -1217,7 +1219,7 @@ impl<'a> Cfn<'a> {
         }
         out.push_str(rest);
         if out.len() > MAX_RESOLVED_BYTES {
-            return Err(too_long());
+            return Err(resolved_too_long());
         }
         Ok(Value::String(out))
     }
@@ -1235,8 +1237,8 @@ impl<'a> Cfn<'a> {
             }
             let room = MAX_RESOLVED_BYTES
                 .checked_sub(out.len())
-                .ok_or_else(too_long)?;
-            out.push_str(&text_at_most(item, room).ok_or_else(too_long)?);
+                .ok_or_else(resolved_too_long)?;
+            out.push_str(&text_at_most(item, room).ok_or_else(resolved_too_long)?);
         }
         Ok(Value::String(out))
     }
@@ -2170,9 +2172,7 @@ impl Vars<'_> {
     /// number); mixed with text, values are written into it.
     fn resolve_string(&self, s: &str, notes: &mut Vec<String>, depth: usize) -> Value {
         if !self.budget.left() {
-            notes.push(format!(
-                "{s} left as is (the file's variables take too many steps to resolve)"
-            ));
+            notes.push(format!("{s} left as is ({TOO_MANY_STEPS})"));
             return Value::String(s.to_owned());
         }
         let segments = split_variables(s);
@@ -2223,9 +2223,7 @@ impl Vars<'_> {
             return Value::String(whole.to_owned());
         }
         if !within_budget {
-            notes.push(format!(
-                "{whole} left as is (the file's variables take too many steps to resolve)"
-            ));
+            notes.push(format!("{whole} left as is ({TOO_MANY_STEPS})"));
             return Value::String(whole.to_owned());
         }
         let inner = if inner.contains("${") {
@@ -3540,7 +3538,7 @@ Mappings:
     #[test]
     fn keys_nested_in_keys_are_cut_at_a_kilobyte() {
         // Found by fuzzing (fuzz/repro/config/nested-complex-keys-timeout.yml): 70 bytes of
-        // `? ? ? ...` took minutes and gigabytes, each key's JSON escaping the one inside it.
+        // `? ? ? ...` ran for over 30 s and 733 MB, each key's JSON escaping the one inside it.
         let text = include_str!("../../../fuzz/repro/config/nested-complex-keys-timeout.yml");
         let doc = parse_yaml(text, "t").expect("parses");
         let mut longest = 0;
