@@ -3434,14 +3434,7 @@ Mappings:
             "functions:\n  f:\n    handler: a.b\n    timeout: 1e20\n    events:\n      - websocket: $default\n",
         ));
         let imported = from_serverless(&sls, Path::new(".")).expect("imports");
-        assert!(
-            imported
-                .warnings
-                .iter()
-                .any(|w| w.contains("too many steps")),
-            "{:?}",
-            imported.warnings
-        );
+        assert_warned(&imported, |w| w.contains("too many steps"));
         assert_eq!(imported.config.functions["f"].timeout, None);
 
         let mut sam = String::from("Parameters:\n  P0: {Type: String, Default: x}\n");
@@ -3451,6 +3444,16 @@ Mappings:
         sam.push_str("Resources:\n  A: {Type: AWS::ApiGatewayV2::Api, Properties: {ProtocolType: WEBSOCKET, Name: !Ref P39}}\n");
         // Completes (an error or warnings), in bounded time and memory.
         let _ = from_sam(&sam, Path::new("."));
+    }
+
+    /// Asserts that some warning of `imported` matches, listing them all when none does.
+    #[track_caller]
+    fn assert_warned(imported: &Imported, matches: impl Fn(&str) -> bool) {
+        assert!(
+            imported.warnings.iter().any(|w| matches(w)),
+            "{:?}",
+            imported.warnings
+        );
     }
 
     #[test]
@@ -3502,14 +3505,7 @@ Mappings:
         assert_eq!(env.get("SMALL").map(String::as_str), Some("ok"));
         assert_eq!(env.get("HALF"), Some(&big));
         assert!(!env.contains_key("BIG"));
-        assert!(
-            imported
-                .warnings
-                .iter()
-                .any(|w| w.contains("BIG") && w.contains("left out")),
-            "{:?}",
-            imported.warnings
-        );
+        assert_warned(&imported, |w| w.contains("BIG") && w.contains("left out"));
     }
 
     #[test]
@@ -3592,14 +3588,9 @@ Mappings:
             "custom:\n  big: {big}\nprovider:\n  environment:\n    A: ${{${{self:custom.big}}}}\nfunctions:\n  f:\n    handler: a.b\n    events: [websocket: $default]\n"
         );
         let imported = from_serverless(&text, Path::new(".")).expect("imports");
-        assert!(
-            imported
-                .warnings
-                .iter()
-                .any(|w| w.contains("its name resolves to more than 65536 bytes")),
-            "{:?}",
-            imported.warnings
-        );
+        assert_warned(&imported, |w| {
+            w.contains("its name resolves to more than 65536 bytes")
+        });
     }
 
     #[test]
@@ -3626,12 +3617,10 @@ Mappings:
                 environment[name].len() <= MAX_SHORT_FORM_BYTES + 3,
                 "{name}"
             );
-            assert!(
-                imported.warnings.iter().any(|w| w.contains(name)
-                    && w.contains("left unresolved (resolves to more than 65536 bytes)")),
-                "{name}: {:?}",
-                imported.warnings
-            );
+            assert_warned(&imported, |w| {
+                w.contains(name)
+                    && w.contains("left unresolved (resolves to more than 65536 bytes)")
+            });
         }
     }
 
@@ -3641,14 +3630,9 @@ Mappings:
         // against an attempt at reusing resolved `${self:}` values that let the copies double).
         let text = "provider: {environment: {A: \"${self:}\"}}\ncustom: {B: \"${self:}\"}\nfunctions: {f: {handler: a.b, events: [websocket: x]}}\n";
         let imported = from_serverless(text, Path::new(".")).expect("imports");
-        assert!(
-            imported
-                .warnings
-                .iter()
-                .any(|w| w.contains("${self:}") && w.contains("left as is")),
-            "{:?}",
-            imported.warnings
-        );
+        assert_warned(&imported, |w| {
+            w.contains("${self:}") && w.contains("left as is")
+        });
     }
 
     #[test]
@@ -3678,14 +3662,7 @@ Mappings:
         // `${self:}` walks the whole document, which holds both, down to the depth limit.
         let text = "provider: {environment: {A: \"${self:}x\", B: \"${self:}x\"}}\nfunctions: {f: {handler: a.b, events: [websocket: x]}}\n";
         let imported = from_serverless(text, Path::new(".")).expect("imports");
-        assert!(
-            imported
-                .warnings
-                .iter()
-                .any(|w| w.contains("too many steps")),
-            "{:?}",
-            imported.warnings
-        );
+        assert_warned(&imported, |w| w.contains("too many steps"));
     }
 
     #[test]
