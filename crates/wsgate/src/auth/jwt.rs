@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 use wsgate_core::authorizer;
 use wsgate_core::config::{self, Config, RequestSource};
 
-use super::authorizer::{Attempt, Verdict};
+use super::attempt::{Attempt, Verdict};
 
 /// A JWKS document larger than this is refused.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;

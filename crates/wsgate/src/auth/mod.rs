@@ -1,6 +1,7 @@
 //! Authentication: the `$connect` authorizers (REQUEST, called over HTTP or as a local function,
 //! and JWT, checked here) and SigV4 for the management API.
 
+mod attempt;
 pub mod authorizer;
 pub mod jwt;
 pub mod request;

@@ -13,7 +13,7 @@ use wsgate_core::authorizer::{self, Decision};
 use wsgate_core::config::{self, Config, RequestSource};
 use wsgate_core::event;
 
-use super::authorizer::{Attempt, Verdict};
+use super::attempt::{Attempt, Verdict};
 use crate::function::{FunctionError, FunctionHost, Pool};
 
 /// Cached outputs at most; past it the expired ones go, then all.

@@ -8,44 +8,26 @@
 //! expects), so the gateway always knows which process runs which invocation — and which one to
 //! kill when an invocation times out.
 
+mod error;
 mod pool;
 mod runtime_api;
+mod spec;
 mod watch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use wsgate_core::config::{Config, Function, Runtime};
 
-pub use self::pool::{FunctionError, Pool};
+pub use self::error::FunctionError;
+pub use self::pool::Pool;
+pub use self::spec::Spec;
 
 /// The built-in Python bootstrap (standard library only).
 const PYTHON_BOOTSTRAP: &str = include_str!("bootstrap/python.py");
 /// The built-in Node.js bootstrap (no packages).
 const NODE_BOOTSTRAP: &str = include_str!("bootstrap/node.cjs");
-
-/// How to start one function's processes, and what they are told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spec {
-    /// The function's name.
-    pub name: String,
-    /// The program and its arguments.
-    pub command: Vec<String>,
-    /// The task root, also the working directory.
-    pub dir: PathBuf,
-    /// The environment, in order (later entries win).
-    pub env: Vec<(String, String)>,
-    /// How long one invocation may take.
-    pub timeout: Duration,
-    /// Processes at most.
-    pub max_concurrency: usize,
-    /// `Lambda-Runtime-Invoked-Function-Arn`.
-    pub arn: String,
-    /// Whether code changes under `dir` replace the processes.
-    pub watch: bool,
-}
 
 /// What every function is told about the gateway.
 #[derive(Debug, Clone)]

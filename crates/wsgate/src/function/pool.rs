@@ -14,52 +14,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wsgate_core::clock;
 
-use super::{Spec, runtime_api, watch};
-
-/// Why an invocation produced no result.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FunctionError {
-    /// The handler raised; the runtime posted to `/error`.
-    #[error("{error_type}: {message}")]
-    Handler {
-        /// `errorType` (or the error-type header).
-        error_type: String,
-        /// `errorMessage`, or the raw error body.
-        message: String,
-    },
-    /// The handler could not be loaded (`/runtime/init/error`).
-    #[error("the function failed to start: {0}")]
-    Init(String),
-    /// The invocation took longer than the function's timeout; its process was killed.
-    #[error("task timed out after {0:?}")]
-    Timeout(std::time::Duration),
-    /// The process exited during the invocation.
-    #[error("the function's process exited: {0}")]
-    Crashed(String),
-    /// The process could not be started.
-    #[error("cannot start {command}: {error}")]
-    Spawn {
-        /// The program.
-        command: String,
-        /// Why.
-        error: String,
-    },
-}
+use super::error::FunctionError;
+use super::runtime_api::{self, Invocation, Queue};
+use super::spec::Spec;
+use super::watch;
 
 /// An invocation waiting for a process.
 #[derive(Debug)]
 struct Job {
     invocation: Invocation,
     reply: oneshot::Sender<Result<Bytes, FunctionError>>,
-}
-
-/// What `/next` hands a process.
-#[derive(Debug, Clone)]
-pub(super) struct Invocation {
-    pub request_id: String,
-    pub payload: Bytes,
-    pub deadline_ms: u64,
-    pub trace_id: String,
 }
 
 #[derive(Debug)]
@@ -109,11 +73,9 @@ impl Pool {
             stop: CancellationToken::new(),
         });
         if pool.spec.watch {
-            watch::spawn(
-                Arc::downgrade(&pool),
-                pool.spec.dir.clone(),
-                pool.stop.clone(),
-            );
+            let weak = Arc::downgrade(&pool);
+            let on_change = move || weak.upgrade().map(|pool| pool.code_changed()).is_some();
+            watch::spawn(on_change, pool.spec.dir.clone(), pool.stop.clone());
         }
         pool
     }
@@ -305,22 +267,44 @@ impl Pool {
         Ok(status)
     }
 
-    /// Fails every queued invocation (no process will be able to take them).
-    pub(super) fn fail_queued(&self, error: &FunctionError) {
-        let queued: Vec<Job> = self
-            .jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-            .collect();
-        for job in queued {
-            let _ = job.reply.send(Err(error.clone()));
+    /// The code changed: idle processes are replaced now, busy ones after their invocation.
+    fn code_changed(&self) {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let state = self.state();
+        for worker in state.workers.values() {
+            if worker.busy.is_none() && worker.generation < generation {
+                worker.kill.cancel();
+            }
         }
+        info!(function = %self.spec.name, "code changed; processes will restart");
+    }
+
+    fn kill(&self, id: u64) {
+        if let Some(worker) = self.state().workers.get(&id) {
+            worker.kill.cancel();
+        }
+    }
+
+    /// Stops every process of this pool; queued invocations fail.
+    pub fn stop(&self) {
+        self.state().stopped = true;
+        self.stop.cancel();
+        self.fail_queued(&FunctionError::Crashed("the function was stopped".into()));
+    }
+}
+
+impl Queue for Pool {
+    fn function_name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn arn(&self) -> &str {
+        &self.spec.arn
     }
 
     /// Waits for the next invocation on behalf of process `id` (`/next`) and records that the
     /// process holds it. `None` when the process should stop asking (it is being replaced).
-    pub(super) async fn next_job(&self, id: u64) -> Option<Invocation> {
+    async fn next_job(&self, id: u64) -> Option<Invocation> {
         {
             let mut state = self.state();
             let current = self.generation.load(Ordering::Acquire);
@@ -368,12 +352,7 @@ impl Pool {
     }
 
     /// Delivers a result or error posted for `request_id`; false when no process holds it.
-    pub(super) fn complete(
-        &self,
-        id: u64,
-        request_id: &str,
-        outcome: Result<Bytes, FunctionError>,
-    ) -> bool {
+    fn complete(&self, id: u64, request_id: &str, outcome: Result<Bytes, FunctionError>) -> bool {
         let mut state = self.state();
         let Some((worker, reply)) = state.running.remove(request_id) else {
             return false;
@@ -395,29 +374,17 @@ impl Pool {
         true
     }
 
-    /// The code changed: idle processes are replaced now, busy ones after their invocation.
-    pub(super) fn code_changed(&self) {
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        let state = self.state();
-        for worker in state.workers.values() {
-            if worker.busy.is_none() && worker.generation < generation {
-                worker.kill.cancel();
-            }
+    /// Fails every queued invocation (no process will be able to take them).
+    fn fail_queued(&self, error: &FunctionError) {
+        let queued: Vec<Job> = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for job in queued {
+            let _ = job.reply.send(Err(error.clone()));
         }
-        info!(function = %self.spec.name, "code changed; processes will restart");
-    }
-
-    fn kill(&self, id: u64) {
-        if let Some(worker) = self.state().workers.get(&id) {
-            worker.kill.cancel();
-        }
-    }
-
-    /// Stops every process of this pool; queued invocations fail.
-    pub fn stop(&self) {
-        self.state().stopped = true;
-        self.stop.cancel();
-        self.fail_queued(&FunctionError::Crashed("the function was stopped".into()));
     }
 }
 

@@ -12,32 +12,69 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tracing::warn;
 
-use super::pool::{FunctionError, Pool};
+use super::error::FunctionError;
+
+/// What `/next` hands a process.
+#[derive(Debug, Clone)]
+pub(super) struct Invocation {
+    pub request_id: String,
+    pub payload: Bytes,
+    pub deadline_ms: u64,
+    pub trace_id: String,
+}
 
 /// Lambda's limit on a synchronous response payload.
 const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
 
-#[derive(Clone)]
-struct Api {
-    pool: Arc<Pool>,
+/// Where a process's Runtime API takes invocations from and reports results to: its function's
+/// queue (the pool). A trait, so this file does not depend on the pool that serves it.
+pub(super) trait Queue: Send + Sync + 'static {
+    /// The function's name, for logs.
+    fn function_name(&self) -> &str;
+    /// `Lambda-Runtime-Invoked-Function-Arn`.
+    fn arn(&self) -> &str;
+    /// Waits for the next invocation for process `worker`; `None` when it should stop asking.
+    fn next_job(&self, worker: u64) -> impl Future<Output = Option<Invocation>> + Send;
+    /// Delivers a result or error for `request_id`; false when `worker` does not hold it.
+    fn complete(
+        &self,
+        worker: u64,
+        request_id: &str,
+        outcome: Result<Bytes, FunctionError>,
+    ) -> bool;
+    /// Fails every queued invocation.
+    fn fail_queued(&self, error: &FunctionError);
+}
+
+struct Api<Q> {
+    queue: Arc<Q>,
     worker: u64,
 }
 
-/// The Runtime API for process `worker` of `pool`.
-pub(super) fn router(pool: Arc<Pool>, worker: u64) -> Router {
+impl<Q> Clone for Api<Q> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+            worker: self.worker,
+        }
+    }
+}
+
+/// The Runtime API for process `worker` of `queue`.
+pub(super) fn router<Q: Queue>(queue: Arc<Q>, worker: u64) -> Router {
     Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route("/2018-06-01/runtime/invocation/next", get(next::<Q>))
         .route(
             "/2018-06-01/runtime/invocation/{request_id}/response",
-            post(response),
+            post(response::<Q>),
         )
         .route(
             "/2018-06-01/runtime/invocation/{request_id}/error",
-            post(error),
+            post(error::<Q>),
         )
-        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .route("/2018-06-01/runtime/init/error", post(init_error::<Q>))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD))
-        .with_state(Api { pool, worker })
+        .with_state(Api { queue, worker })
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -60,8 +97,8 @@ fn refused(status: StatusCode, error_type: &str, message: &str) -> Response {
     )
 }
 
-async fn next(State(api): State<Api>) -> Response {
-    let Some(invocation) = api.pool.next_job(api.worker).await else {
+async fn next<Q: Queue>(State(api): State<Api<Q>>) -> Response {
+    let Some(invocation) = api.queue.next_job(api.worker).await else {
         return refused(
             StatusCode::GONE,
             "Runtime.Replaced",
@@ -79,14 +116,18 @@ async fn next(State(api): State<Api>) -> Response {
         "lambda-runtime-deadline-ms",
         &invocation.deadline_ms.to_string(),
     );
-    set("lambda-runtime-invoked-function-arn", &api.pool.spec().arn);
+    set("lambda-runtime-invoked-function-arn", api.queue.arn());
     set("lambda-runtime-trace-id", &invocation.trace_id);
     set("content-type", "application/json");
     (StatusCode::OK, headers, invocation.payload).into_response()
 }
 
-async fn response(State(api): State<Api>, Path(request_id): Path<String>, body: Bytes) -> Response {
-    completed(api.pool.complete(api.worker, &request_id, Ok(body)))
+async fn response<Q: Queue>(
+    State(api): State<Api<Q>>,
+    Path(request_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    completed(api.queue.complete(api.worker, &request_id, Ok(body)))
 }
 
 /// 202 when the result reached its invocation; 400 when no invocation of this process has that id.
@@ -125,18 +166,22 @@ fn error_of(headers: &HeaderMap, body: &[u8]) -> FunctionError {
     }
 }
 
-async fn error(
-    State(api): State<Api>,
+async fn error<Q: Queue>(
+    State(api): State<Api<Q>>,
     Path(request_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let failure = error_of(&headers, &body);
-    warn!(function = %api.pool.spec().name, request_id, error = %failure, "handler failed");
-    completed(api.pool.complete(api.worker, &request_id, Err(failure)))
+    warn!(function = %api.queue.function_name(), request_id, error = %failure, "handler failed");
+    completed(api.queue.complete(api.worker, &request_id, Err(failure)))
 }
 
-async fn init_error(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
+async fn init_error<Q: Queue>(
+    State(api): State<Api<Q>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let failure = match error_of(&headers, &body) {
         FunctionError::Handler {
             error_type,
@@ -144,8 +189,8 @@ async fn init_error(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> 
         } => FunctionError::Init(format!("{error_type}: {message}")),
         other => other,
     };
-    warn!(function = %api.pool.spec().name, error = %failure, "handler failed to load");
+    warn!(function = %api.queue.function_name(), error = %failure, "handler failed to load");
     // Every waiting invocation would meet the same failure.
-    api.pool.fail_queued(&failure);
+    api.queue.fail_queued(&failure);
     accepted()
 }

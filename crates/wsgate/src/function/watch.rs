@@ -2,12 +2,9 @@
 //! watcher to install or run out of), and the newest modification time decides.
 
 use std::path::{Path, PathBuf};
-use std::sync::Weak;
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
-
-use super::pool::Pool;
 
 /// How often the code folder is scanned: "the next message runs the new code" within a second.
 const EVERY: Duration = Duration::from_millis(250);
@@ -70,8 +67,13 @@ fn newest(dir: &Path) -> Option<SystemTime> {
     newest
 }
 
-/// Polls `dir` until `stop`; tells the pool when the code changed.
-pub(super) fn spawn(pool: Weak<Pool>, dir: PathBuf, stop: CancellationToken) {
+/// Polls `dir` until `stop`, calling `on_change` when the code changed; stops when `on_change`
+/// returns false (its pool is gone).
+pub(super) fn spawn(
+    on_change: impl Fn() -> bool + Send + 'static,
+    dir: PathBuf,
+    stop: CancellationToken,
+) {
     tokio::spawn(async move {
         let mut last = tokio::task::spawn_blocking({
             let dir = dir.clone();
@@ -92,9 +94,8 @@ pub(super) fn spawn(pool: Weak<Pool>, dir: PathBuf, stop: CancellationToken) {
                 .flatten();
             if now != last {
                 last = now;
-                match pool.upgrade() {
-                    Some(pool) => pool.code_changed(),
-                    None => return,
+                if !on_change() {
+                    return;
                 }
             }
         }

@@ -1,0 +1,25 @@
+//! How to start one function's processes, and what they are told.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How to start one function's processes, and what they are told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// The function's name.
+    pub name: String,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// The task root, also the working directory.
+    pub dir: PathBuf,
+    /// The environment, in order (later entries win).
+    pub env: Vec<(String, String)>,
+    /// How long one invocation may take.
+    pub timeout: Duration,
+    /// Processes at most.
+    pub max_concurrency: usize,
+    /// `Lambda-Runtime-Invoked-Function-Arn`.
+    pub arn: String,
+    /// Whether code changes under `dir` replace the processes.
+    pub watch: bool,
+}
