@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use wsgate_core::proxy::{self, ProxyResult};
 
-use super::IntegrationError;
+use super::error::IntegrationError;
 use crate::function::{FunctionError, Pool};
 
 /// Invokes one function's pool.
@@ -25,7 +25,10 @@ impl FunctionIntegration {
         match self.pool.invoke(event).await {
             Ok(payload) => result_of(&payload),
             Err(FunctionError::Timeout(after)) => Err(IntegrationError::Timeout(after)),
-            Err(error) => Err(IntegrationError::Function(error.to_string())),
+            Err(error @ FunctionError::Handler { .. }) => {
+                Err(IntegrationError::Raised(error.to_string()))
+            }
+            Err(error) => Err(IntegrationError::FunctionFailed(error.to_string())),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use wsgate_core::proxy::{self, ProxyResult};
 
-use super::IntegrationError;
+use super::error::IntegrationError;
 
 /// Backend answers larger than this are refused: nothing the gateway can send is larger than a
 /// few route responses, and an unbounded read would let one backend exhaust memory.
@@ -40,7 +40,7 @@ impl HttpIntegration {
                 .body(event)
                 .send()
                 .await
-                .map_err(|e| IntegrationError::Unreachable(error_chain(&e)))?;
+                .map_err(|e| failed_call(&e))?;
             let status = response.status().as_u16();
             if response
                 .content_length()
@@ -55,7 +55,7 @@ impl HttpIntegration {
             while let Some(chunk) = response
                 .chunk()
                 .await
-                .map_err(|e| IntegrationError::Unreachable(error_chain(&e)))?
+                .map_err(|e| IntegrationError::Broken(error_chain(&e)))?
             {
                 if body.len() + chunk.len() > MAX_ANSWER_BYTES {
                     return Err(IntegrationError::BadResponse(format!(
@@ -74,6 +74,16 @@ impl HttpIntegration {
     }
 }
 
+/// A request that got no answer: the backend could not be reached at all, or the connection
+/// broke after it was made.
+fn failed_call(error: &reqwest::Error) -> IntegrationError {
+    if error.is_connect() {
+        IntegrationError::Connect(error_chain(error))
+    } else {
+        IntegrationError::Broken(error_chain(error))
+    }
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -83,4 +93,73 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn integration(addr: std::net::SocketAddr) -> HttpIntegration {
+        HttpIntegration::new(
+            &format!("http://{addr}/"),
+            Duration::from_secs(5),
+            reqwest::Client::new(),
+        )
+        .expect("a valid URL")
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_a_connect_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let error = integration(addr)
+            .call(b"{}".to_vec())
+            .await
+            .expect_err("nobody listens");
+        assert_eq!(error.kind(), "connect", "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_hangs_up_without_answering_is_a_broken_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            // Read the request, then close without a byte of answer.
+            if let Ok((mut socket, _)) = listener.accept().await {
+                let mut buffer = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buffer).await;
+            }
+        });
+        let error = integration(addr)
+            .call(b"{}".to_vec())
+            .await
+            .expect_err("no answer");
+        assert_eq!(error.kind(), "broken", "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_is_not_a_proxy_result_is_a_bad_response() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            if let Ok((mut socket, _)) = listener.accept().await {
+                let mut buffer = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buffer).await;
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 18\r\n\r\n{\"statusCode\":\"x\"}";
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut socket, answer).await;
+            }
+        });
+        let error = integration(addr)
+            .call(b"{}".to_vec())
+            .await
+            .expect_err("a string status");
+        assert_eq!(error.kind(), "bad_response", "{error}");
+    }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use wsgate_core::proxy::ProxyResult;
 use wsgate_core::route::SelectionExpression;
 
-use super::Inbound;
+use super::inbound::Inbound;
 
 /// A configured answer.
 #[derive(Debug)]

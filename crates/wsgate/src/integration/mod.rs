@@ -4,49 +4,23 @@
 //! An integration does not know which socket it serves: the session hands it the event (or the
 //! message, for mocks) and sends the answer back itself.
 
+mod error;
 mod function;
 mod http;
+mod inbound;
 mod mock;
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use wsgate_core::config::{Config, Integration as ConfigIntegration};
 
 use crate::function::FunctionHost;
 use wsgate_core::event::ContextVars;
 use wsgate_core::proxy::ProxyResult;
 
+pub use self::error::IntegrationError;
 pub use self::function::FunctionIntegration;
 pub use self::http::HttpIntegration;
+pub use self::inbound::Inbound;
 pub use self::mock::MockIntegration;
-
-/// An inbound message as the route sees it.
-#[derive(Debug, Clone)]
-pub enum Inbound {
-    /// A text message.
-    Text(Utf8Bytes),
-    /// A binary message (only when `gateway.binary_frames = "accept"`).
-    Binary(Bytes),
-}
-
-/// Why an integration gave no usable answer. The backend is at fault in every case.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IntegrationError {
-    /// No answer within the integration timeout.
-    #[error("integration timed out after {0:?}")]
-    Timeout(Duration),
-    /// The backend could not be reached or broke the connection.
-    #[error("backend unreachable: {0}")]
-    Unreachable(String),
-    /// The backend answered something that is not a usable proxy result.
-    #[error("malformed integration response: {0}")]
-    BadResponse(String),
-    /// A local function raised, failed to load, or its process died.
-    #[error("function failed: {0}")]
-    Function(String),
-}
 
 /// One route's integration.
 #[derive(Debug)]
