@@ -10,21 +10,29 @@
 //!                └── outbox (bounded) ◀── hub ◀── mgmt (@connections) ◀── backend
 //! ```
 //!
-//! - [`edge`]: the listeners (plain and TLS on one port, handshake timeout); the handshake
-//!   (origin, connection limits, the authorizer, `$connect`); one session task per connection
-//!   (reads, writes, timers, limits, close codes, `$disconnect`).
+//! Layers, each importing only those below it (`scripts/check-layers.py` proves no file imports
+//! one that imports it back):
+//!
+//! - `server` (top; only this file and `main.rs` use it): binds the listeners, builds the first
+//!   deployment, hands each layer its services, reloads, shuts down.
+//! - [`edge`]: the listeners (plain and TLS on one port, handshake timeout); the handshake in
+//!   named stages (checks, admission limits, the authorizer, `$connect`, register, 101); one
+//!   session task per connection (reads, writes, timers, limits, close codes, `$disconnect`).
+//! - [`mgmt`]: the `@connections` API and its extensions, one file per operation, and its
+//!   credentials (none, SigV4, bearer tokens), each limited to some operations.
+//! - [`state`]: the [`state::Deployment`] a config builds (routes, authorizer, certificate,
+//!   tokens), swapped whole on reload, and the narrow handles each layer gets: what a session
+//!   needs, what a management call needs, what a listener needs.
 //! - [`integration`]: what a route calls — `http` (POST the event), `function` (a local
-//!   handler) or `mock`.
+//!   handler) or `mock` — and how its failures are told to the client.
+//! - [`auth`]: the `$connect` authorizers (REQUEST over HTTP or a local function; JWT against a
+//!   JWKS or a secret), SigV4 verification and bearer tokens for `mgmt`.
 //! - [`function`]: the Lambda Runtime API and the pools of warm handler processes, with the
 //!   built-in Python and Node bootstraps.
-//! - [`hub`]: this node's live connections and their byte-bounded outboxes.
-//! - [`mgmt`]: the `@connections` API, one file per operation; its credentials (none, SigV4,
-//!   bearer tokens), each limited to some operations.
-//! - [`auth`]: the `$connect` authorizers (REQUEST over HTTP or a local function; JWT against a
-//!   JWKS or a secret) and SigV4 verification for `mgmt`.
+//! - [`hub`]: this node's live connections, groups and users, and their byte-bounded outboxes.
 //! - [`limits`]: open connections in all and per address, and rate buckets (new connections per
 //!   address, management calls per credential).
-//! - [`gateway`]: shared state, the swappable route table, start-up and graceful shutdown.
+//! - [`tls`]: certificates from files, and the development CA of `wsgate dev`.
 //!
 //! Ids, events, route selection, proxy results, authorizer outputs, error shapes and the config
 //! model live in the pure `wsgate-core` crate.
@@ -32,13 +40,15 @@
 pub mod auth;
 pub mod edge;
 pub mod function;
-pub mod gateway;
 pub mod hub;
 pub mod integration;
 pub mod limits;
 pub mod mgmt;
+mod server;
+pub mod state;
+pub mod tls;
 
-pub use gateway::{Gateway, GatewayError, Options, RunningGateway};
+pub use server::{Gateway, GatewayError, Options, RunningGateway};
 pub use wsgate_core::config::Config;
 
 /// The embedded default config: `$default` echoes every message back to its sender.

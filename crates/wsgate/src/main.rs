@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-use wsgate::edge::tls::DevTls;
+use wsgate::tls::DevTls;
 use wsgate::{Config, DEFAULT_CONFIG, Gateway, Options};
 use wsgate_core::import;
 
@@ -228,7 +228,7 @@ async fn serve(config: Config, read: impl Fn() -> anyhow::Result<Config>) -> any
                     Ok(gateway.reload(config)?)
                 };
                 match read().and_then(reload) {
-                    Ok(()) => tracing::info!(open = gateway.shared().hub.len(), "SIGHUP: reloaded; connections kept"),
+                    Ok(()) => tracing::info!(open = gateway.hub().len(), "SIGHUP: reloaded; connections kept"),
                     Err(error) => tracing::error!("SIGHUP: not reloaded, the previous config stays: {error:#}"),
                 }
             }
@@ -298,7 +298,7 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
                 }
                 match gateway.reload(config) {
                     Ok(()) => {
-                        tracing::info!(file = %source.path().display(), open = gateway.shared().hub.len(), "reloaded; connections kept")
+                        tracing::info!(file = %source.path().display(), open = gateway.hub().len(), "reloaded; connections kept")
                     }
                     Err(error) => tracing::error!(%error, "not reloaded; the previous routes stay"),
                 }

@@ -6,3 +6,4 @@ pub mod authorizer;
 pub mod jwt;
 pub mod request;
 pub mod sigv4;
+pub mod token;

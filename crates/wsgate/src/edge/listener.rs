@@ -16,8 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
-use super::tls::Acceptor;
-use crate::gateway::Shared;
+use crate::state::EdgeServices;
+use crate::tls::Acceptor;
 
 /// Set on every request: whether it came over TLS (`X-Forwarded-Proto` of events).
 #[derive(Debug, Clone, Copy)]
@@ -29,8 +29,8 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// Accepts connections until the gateway stops, serving each with `app`. The TLS certificate
 /// and the handshake timeout are read for each new connection, so a reload changes them for the
 /// next ones and leaves open connections alone.
-pub async fn serve(listener: TcpListener, app: Router, shared: Arc<Shared>) {
-    let stop = shared.shutdown.clone();
+pub async fn serve(listener: TcpListener, app: Router, edge: Arc<EdgeServices>) {
+    let stop = edge.sessions.lifecycle.stopping.clone();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -47,8 +47,14 @@ pub async fn serve(listener: TcpListener, app: Router, shared: Arc<Shared>) {
         };
         // No Nagle: route responses and pushes are small frames that must leave at once.
         let _ = stream.set_nodelay(true);
-        let tls = shared.tls_acceptor();
-        let handshake = shared.runtime.load().config.limits.handshake_timeout;
+        let tls = edge.tls_acceptor();
+        let handshake = edge
+            .sessions
+            .deployment
+            .load()
+            .config
+            .limits
+            .handshake_timeout;
         tokio::spawn(connection(stream, peer, app.clone(), tls, handshake));
     }
 }

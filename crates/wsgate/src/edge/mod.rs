@@ -3,7 +3,6 @@
 
 pub mod listener;
 mod session;
-pub mod tls;
 mod upgrade;
 
 use std::net::SocketAddr;
@@ -15,8 +14,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use wsgate_core::error::MgmtError;
 
-use crate::gateway::Shared;
 use crate::mgmt;
+use crate::state::EdgeServices;
 
 /// Which listener a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,18 +27,18 @@ pub enum Port {
 }
 
 /// The router of a listener: everything goes through [`dispatch`].
-pub fn router(shared: Arc<Shared>, port: Port) -> Router {
-    Router::new().fallback(dispatch).with_state((shared, port))
+pub fn router(edge: Arc<EdgeServices>, port: Port) -> Router {
+    Router::new().fallback(dispatch).with_state((edge, port))
 }
 
 async fn dispatch(
-    State((shared, port)): State<(Arc<Shared>, Port)>,
+    State((edge, port)): State<(Arc<EdgeServices>, Port)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response {
-    let runtime = shared.runtime.load_full();
+    let deployment = edge.deployment();
     // The client: the TCP peer, or whom a trusted proxy's `X-Forwarded-For` names.
-    let client = runtime.trusted_proxies.client(
+    let client = deployment.trusted_proxies.client(
         peer.ip(),
         request
             .headers()
@@ -47,17 +46,17 @@ async fn dispatch(
             .iter()
             .map(|value| value.as_bytes()),
     );
-    let stage = runtime.config.gateway.stage.as_str();
+    let stage = deployment.config.gateway.stage.as_str();
     let path = request.uri().path();
     let management_here = match port {
         Port::Management => true,
-        Port::Public => shared.management_addr.is_none(),
+        Port::Public => edge.management_addr.is_none(),
     };
     if let Some(target) = mgmt::Target::parse(path, stage) {
         if !management_here {
             return mgmt::error_response(&MgmtError::Forbidden);
         }
-        return mgmt::handle(&shared, &runtime, target, client, request).await;
+        return mgmt::handle(&edge.management, &deployment, target, client, request).await;
     }
     if port == Port::Management {
         return mgmt::error_response(&MgmtError::Forbidden);
@@ -67,7 +66,7 @@ async fn dispatch(
         .and_then(|p| p.strip_suffix('/').or(Some(p)))
         == Some(stage);
     if on_stage {
-        return upgrade::handle(shared, runtime, peer, client, request).await;
+        return upgrade::handle(edge, deployment, peer, client, request).await;
     }
     // API Gateway answers paths outside the stage with 403 Forbidden.
     mgmt::error_response(&MgmtError::Forbidden)

@@ -31,9 +31,9 @@ use wsgate_core::id::random_id;
 use wsgate_core::proxy::ProxyResult;
 use wsgate_core::route::{RouteKey, Selection, select};
 
-use crate::gateway::{RouteEntry, Shared};
 use crate::hub::{Command, Hub, Inbox, Outbox, SessionHandle};
 use crate::integration::{Inbound, IntegrationError};
+use crate::state::{RouteEntry, SessionServices};
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -73,7 +73,7 @@ enum Pumped {
 /// The connection was registered in the hub when `$connect` accepted it (before the 101), so
 /// POSTs made as soon as the client sees the upgrade are queued in `inbox`, not refused.
 pub(crate) async fn run(
-    shared: Arc<Shared>,
+    services: Arc<SessionServices>,
     handle: Arc<SessionHandle>,
     mut inbox: Inbox,
     limits: Limits,
@@ -96,7 +96,7 @@ pub(crate) async fn run(
 
     // Created once: a fresh `cancelled()` per loop turn would register with and leave the
     // gateway-wide shutdown notifier, under its lock, for every message of every session.
-    let shutdown = shared.shutdown.clone();
+    let shutdown = services.lifecycle.stopping.clone();
     let mut cancelled = pin!(shutdown.cancelled());
 
     let ending = loop {
@@ -116,15 +116,15 @@ pub(crate) async fn run(
                 Some(Ok(Message::Text(text))) => {
                     handle.touch(clock::now_ms());
                     last_activity = Instant::now();
-                    on_message(&shared, &handle, Inbound::Text(text), &mut permit);
+                    on_message(&services, &handle, Inbound::Text(text), &mut permit);
                 }
                 Some(Ok(Message::Binary(data))) => {
-                    if shared.runtime.load().config.gateway.binary_frames == BinaryFrames::Reject {
+                    if services.deployment.load().config.gateway.binary_frames == BinaryFrames::Reject {
                         break Ending::Server(1003, "Binary frames are not supported");
                     }
                     handle.touch(clock::now_ms());
                     last_activity = Instant::now();
-                    on_message(&shared, &handle, Inbound::Binary(data), &mut permit);
+                    on_message(&services, &handle, Inbound::Binary(data), &mut permit);
                 }
                 Some(Ok(Message::Ping(_))) => {
                     // tungstenite queues the Pong and writes it on the next read or write.
@@ -165,13 +165,13 @@ pub(crate) async fn run(
     };
 
     // From here on the connection is gone for the management API.
-    shared.hub.remove(&ctx.connection_id);
+    services.hub.remove(&ctx.connection_id);
     drop(inbox);
     // The closing and `$disconnect` futures are boxed: they run once, at the end, but an async
     // fn's state is as large as its largest await, and every idle session would carry their size.
     let (code, reason) = Box::pin(finish(sink, stream, ending)).await;
     debug!(connection_id = %ctx.connection_id, code, reason, "connection closed");
-    Box::pin(disconnect(&shared, &ctx, code, &reason)).await;
+    Box::pin(disconnect(&services, &ctx, code, &reason)).await;
 }
 
 type SocketSink = futures_util::stream::SplitSink<Socket, Message>;
@@ -336,18 +336,18 @@ where
 /// Routes one message: mocks answer in line (keeping order), backends in a task of their own so
 /// messages of one connection are handled concurrently, as on API Gateway.
 fn on_message(
-    shared: &Arc<Shared>,
+    services: &Arc<SessionServices>,
     handle: &Arc<SessionHandle>,
     message: Inbound,
     permit: &mut Option<OwnedSemaphorePermit>,
 ) {
-    let runtime = shared.runtime.load();
+    let deployment = services.deployment.load();
     let text = match &message {
         Inbound::Text(text) => text.as_str(),
         // Binary is never JSON, so it goes to $default.
         Inbound::Binary(_) => "",
     };
-    let key = match select(&runtime.expression, text, &runtime.keys) {
+    let key = match select(&deployment.expression, text, &deployment.keys) {
         Selection::Route(key) => key,
         Selection::NoRoute => {
             let frame =
@@ -360,7 +360,7 @@ fn on_message(
             return;
         }
     };
-    let Some(route) = runtime.routes.get(key.as_str()) else {
+    let Some(route) = deployment.routes.get(key.as_str()) else {
         return;
     };
     if route.integration.echoes() {
@@ -397,7 +397,7 @@ fn on_message(
     };
     if let Some(answer) = route.integration.answer_now(Some(&message), &vars) {
         deliver(
-            &shared.hub,
+            &services.hub,
             handle,
             route,
             &request_id,
@@ -427,11 +427,11 @@ fn on_message(
     let permit = permit.take();
     let handle = handle.clone();
     let route = route.clone();
-    let task_shared = shared.clone();
-    shared.tracker.spawn(async move {
+    let task_services = services.clone();
+    services.lifecycle.tasks.spawn(async move {
         let answer = route.integration.invoke(event).await;
         deliver(
-            &task_shared.hub,
+            &task_services.hub,
             &handle,
             &route,
             &request_id,
@@ -516,19 +516,20 @@ fn deliver(
         }
         Err(error) => error,
     };
-    warn!(connection_id = %ctx.connection_id, route = %route.key, %error, "integration failed");
-    let message = match error {
-        IntegrationError::Timeout(_) => event::ENDPOINT_REQUEST_TIMED_OUT,
-        _ => event::INTERNAL_SERVER_ERROR,
-    };
-    let frame = event::error_frame(message, &ctx.connection_id, request_id);
+    warn!(connection_id = %ctx.connection_id, route = %route.key, kind = error.kind(), %error, "integration failed");
+    let frame = event::error_frame(error.client_message(), &ctx.connection_id, request_id);
     queue(outbox, Command::Text(Utf8Bytes::from(frame)), from);
 }
 
 /// Tells `$disconnect` (best effort, after the socket is gone).
-pub(crate) async fn disconnect(shared: &Shared, ctx: &ConnectionContext, code: u16, reason: &str) {
-    let runtime = shared.runtime.load_full();
-    let Some(route) = runtime.routes.get(RouteKey::DISCONNECT) else {
+pub(crate) async fn disconnect(
+    services: &SessionServices,
+    ctx: &ConnectionContext,
+    code: u16,
+    reason: &str,
+) {
+    let deployment = services.deployment.load_full();
+    let Some(route) = deployment.routes.get(RouteKey::DISCONNECT) else {
         return;
     };
     let request_id = random_id();
@@ -538,6 +539,6 @@ pub(crate) async fn disconnect(shared: &Shared, ctx: &ConnectionContext, code: u
     };
     let event = event::disconnect(ctx, &invocation, code, reason);
     if let Err(error) = route.integration.invoke(event).await {
-        warn!(connection_id = %ctx.connection_id, %error, "$disconnect integration failed");
+        warn!(connection_id = %ctx.connection_id, kind = error.kind(), %error, "$disconnect integration failed");
     }
 }

@@ -1,5 +1,7 @@
-//! The WebSocket handshake: check the upgrade request, run `$connect`, and answer 101 (with the
-//! subprotocol `$connect` chose, and nothing else of its headers) or the status it refused with.
+//! The WebSocket handshake, in named stages: check the upgrade request, admit it within the
+//! connection limits, run the authorizer and `$connect`, register the connection, and answer 101
+//! (with the subprotocol `$connect` chose, and nothing else of its headers). Any stage may refuse;
+//! a [`Refusal`] is its HTTP response.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -7,6 +9,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
@@ -19,32 +22,19 @@ use wsgate_core::event::{
     self, ConnectionContext, ContextVars, Invocation, UpgradeRequest, canonical_header_name,
 };
 use wsgate_core::id::{ConnectionId, random_id};
+use wsgate_core::proxy::ProxyResult;
 use wsgate_core::query;
 use wsgate_core::route::RouteKey;
 
 use super::listener::Secure;
 use super::session;
 use crate::auth::authorizer::{Attempt, Verdict};
-use crate::gateway::{Runtime, Shared};
 use crate::hub::{self, SessionHandle};
 use crate::integration::IntegrationError;
-use crate::limits::Refusal;
+use crate::limits::{self, Admission};
+use crate::state::{Deployment, EdgeServices};
 
 const SEC_WEBSOCKET_PROTOCOL: &str = "sec-websocket-protocol";
-
-fn plain(status: StatusCode, text: &'static str) -> Response {
-    let mut response = Response::new(Body::from(text));
-    *response.status_mut() = status;
-    response
-}
-
-fn too_many(text: &'static str) -> Response {
-    let mut response = plain(StatusCode::TOO_MANY_REQUESTS, text);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
-}
 
 /// Whether a browser's `Origin` may upgrade: any when none are configured or `*` is.
 fn origin_allowed(allowed: &[String], origin: &[u8]) -> bool {
@@ -74,10 +64,10 @@ pub(crate) fn socket_config(limits: &Limits) -> WebSocketConfig {
         .max_message_size(Some(limits.max_message_bytes))
 }
 
-fn upgrade_request(request: &Request<Body>, peer: SocketAddr, local: SocketAddr) -> UpgradeRequest {
-    let mut headers = Vec::with_capacity(request.headers().len() + 4);
+fn upgrade_request(request: &Parts, peer: SocketAddr, local: SocketAddr) -> UpgradeRequest {
+    let mut headers = Vec::with_capacity(request.headers.len() + 4);
     let mut forwarded_for = None;
-    for (name, value) in request.headers() {
+    for (name, value) in &request.headers {
         // Captured $connect events carry neither Connection nor Upgrade.
         if name == header::CONNECTION || name == header::UPGRADE {
             continue;
@@ -93,7 +83,7 @@ fn upgrade_request(request: &Request<Body>, peer: SocketAddr, local: SocketAddr)
         Some(earlier) => format!("{earlier}, {}", peer.ip()),
         None => peer.ip().to_string(),
     };
-    if !request.headers().contains_key("x-amzn-trace-id") {
+    if !request.headers.contains_key("x-amzn-trace-id") {
         let seconds = clock::now_ms() / 1000;
         let random: [u8; 12] = rand::random();
         headers.push((
@@ -103,105 +93,260 @@ fn upgrade_request(request: &Request<Body>, peer: SocketAddr, local: SocketAddr)
     }
     headers.push(("X-Forwarded-For".into(), chain));
     headers.push(("X-Forwarded-Port".into(), local.port().to_string()));
-    let secure = request.extensions().get::<Secure>().is_some_and(|s| s.0);
+    let secure = request.extensions.get::<Secure>().is_some_and(|s| s.0);
     headers.push((
         "X-Forwarded-Proto".into(),
         if secure { "https" } else { "http" }.into(),
     ));
     let query = request
-        .uri()
+        .uri
         .query()
         .filter(|q| !q.is_empty())
         .map(query::pairs);
     UpgradeRequest { headers, query }
 }
 
+/// Why an upgrade was refused. Each refusal is its HTTP response ([`Refusal::response`]).
+#[derive(Debug)]
+enum Refusal {
+    /// The gateway is stopping: 503.
+    ShuttingDown,
+    /// No `Upgrade: websocket`: 426, naming the protocol.
+    NotAnUpgrade,
+    /// Not a `GET` with `Connection: upgrade`: 400.
+    NotWebSocket,
+    /// Not `Sec-WebSocket-Version: 13`: 426, naming the version.
+    Version,
+    /// No `Sec-WebSocket-Key`: 400.
+    MissingKey,
+    /// A browser's `Origin` outside `gateway.allowed_origins`: 403.
+    Origin,
+    /// A per-address limit: 429 with `Retry-After`, naming the setting.
+    TooMany(&'static str),
+    /// `limits.max_connections`: 503.
+    Full,
+    /// The authorizer refused: its status (401, 403 or 500).
+    Authorizer(StatusCode),
+    /// `$connect` answered a non-2xx status: that status, with no body.
+    Connect(u16),
+    /// `$connect`'s integration failed: 504 on a timeout, else 502.
+    Integration(IntegrationError),
+}
+
+impl Refusal {
+    fn response(self) -> Response {
+        let mut extra = None;
+        let (status, text) = match self {
+            Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+            Self::NotAnUpgrade => {
+                extra = Some((header::UPGRADE, "websocket"));
+                (StatusCode::UPGRADE_REQUIRED, "Upgrade Required")
+            }
+            Self::NotWebSocket => (
+                StatusCode::BAD_REQUEST,
+                "Bad Request: not a WebSocket upgrade",
+            ),
+            Self::Version => {
+                extra = Some((header::SEC_WEBSOCKET_VERSION, "13"));
+                (
+                    StatusCode::UPGRADE_REQUIRED,
+                    "Upgrade Required: Sec-WebSocket-Version 13",
+                )
+            }
+            Self::MissingKey => (
+                StatusCode::BAD_REQUEST,
+                "Bad Request: missing Sec-WebSocket-Key",
+            ),
+            Self::Origin => (StatusCode::FORBIDDEN, "Forbidden: origin not allowed"),
+            Self::TooMany(text) => {
+                extra = Some((header::RETRY_AFTER, "1"));
+                (StatusCode::TOO_MANY_REQUESTS, text)
+            }
+            Self::Full => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable: max_connections",
+            ),
+            Self::Authorizer(status) => match status {
+                StatusCode::UNAUTHORIZED => (status, "Unauthorized"),
+                StatusCode::FORBIDDEN => (status, "Forbidden"),
+                _ => (status, "Internal Server Error"),
+            },
+            // API Gateway passes the status on and nothing else.
+            Self::Connect(status) => (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+                "",
+            ),
+            Self::Integration(error) => error.connect_refusal(),
+        };
+        let mut response = Response::new(Body::from(text));
+        *response.status_mut() = status;
+        if let Some((name, value)) = extra {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
+        response
+    }
+}
+
 /// Handles `GET /{stage}` from `peer`, on behalf of `client` (the peer, or whom a trusted proxy
 /// forwarded): the per-address limits and `identity.sourceIp` are the client's.
 pub(crate) async fn handle(
-    shared: Arc<Shared>,
-    runtime: Arc<Runtime>,
+    edge: Arc<EdgeServices>,
+    deployment: Arc<Deployment>,
+    peer: SocketAddr,
+    client: IpAddr,
+    request: Request<Body>,
+) -> Response {
+    // Shutdown waits for every handshake that holds a token; one that starts after the gateway
+    // began stopping is refused (the token is taken before the check, so none slips between).
+    let _handshake = edge.sessions.lifecycle.tasks.token();
+    if edge.sessions.lifecycle.stopping.is_cancelled() {
+        return Refusal::ShuttingDown.response();
+    }
+    match upgrade(&edge, &deployment, peer, client, request).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+/// The stages, in order; each refusal is answered as its response.
+async fn upgrade(
+    edge: &Arc<EdgeServices>,
+    deployment: &Deployment,
     peer: SocketAddr,
     client: IpAddr,
     mut request: Request<Body>,
-) -> Response {
-    if shared.shutdown.is_cancelled() {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+) -> Result<Response, Response> {
+    // Taken first, so that what follows holds only the request's head (which is `Sync`) across
+    // its awaits; dropped unused when the upgrade is refused.
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let (request, _) = request.into_parts();
+    let refused = Refusal::response;
+    let accept = check_handshake(&request).map_err(refused)?;
+    check_origin(deployment, &request.headers).map_err(refused)?;
+    let admission = admit(edge, deployment, client).map_err(refused)?;
+    let mut ctx = connection_context(edge, deployment, &request.headers, client);
+    let span = info_span!("connection", connection_id = %ctx.connection_id);
+    let mut upgrade = None;
+    let mut authorized = Authorized::default();
+    if let Some(authorizer) = &deployment.authorizer {
+        let event = upgrade.insert(upgrade_request(&request, peer, edge.local_addr));
+        authorized = authorize(authorizer, &request, &mut ctx, event)
+            .instrument(span.clone())
+            .await
+            .map_err(refused)?;
     }
-    let headers = request.headers();
+    let connected = run_connect(
+        deployment,
+        &ctx,
+        &mut upgrade,
+        &request,
+        peer,
+        edge.local_addr,
+    )
+    .instrument(span.clone())
+    .await
+    .map_err(refused)?;
+    let protocol = connected
+        .as_ref()
+        .and_then(|result| result.header(SEC_WEBSOCKET_PROTOCOL))
+        .or(authorized.protocol.as_deref())
+        .and_then(|p| HeaderValue::from_str(p).ok());
+    register(
+        edge,
+        deployment,
+        Registration {
+            ctx,
+            user: authorized.user,
+            connected,
+            admission,
+            on_upgrade,
+        },
+    );
+    Ok(switching_protocols(&accept, protocol))
+}
+
+/// A WebSocket upgrade request, by RFC 6455; the `Sec-WebSocket-Accept` it is answered with.
+fn check_handshake(request: &Parts) -> Result<String, Refusal> {
+    let headers = &request.headers;
     if !has_token(headers, header::UPGRADE, "websocket") {
-        let mut response = plain(StatusCode::UPGRADE_REQUIRED, "Upgrade Required");
-        response
-            .headers_mut()
-            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        return response;
+        return Err(Refusal::NotAnUpgrade);
     }
-    if request.method() != http::Method::GET || !has_token(headers, header::CONNECTION, "upgrade") {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "Bad Request: not a WebSocket upgrade",
-        );
+    if request.method != http::Method::GET || !has_token(headers, header::CONNECTION, "upgrade") {
+        return Err(Refusal::NotWebSocket);
     }
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .map(HeaderValue::as_bytes)
         != Some(b"13")
     {
-        let mut response = plain(
-            StatusCode::UPGRADE_REQUIRED,
-            "Upgrade Required: Sec-WebSocket-Version 13",
-        );
-        response.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return response;
+        return Err(Refusal::Version);
     }
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "Bad Request: missing Sec-WebSocket-Key",
-        );
-    };
-    let accept = derive_accept_key(key.as_bytes());
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or(Refusal::MissingKey)?;
+    Ok(derive_accept_key(key.as_bytes()))
+}
 
-    let config = &runtime.config;
-    // Browsers say where the page came from; other clients send no Origin and are not limited.
-    if let Some(origin) = headers.get(header::ORIGIN)
-        && !origin_allowed(&config.gateway.allowed_origins, origin.as_bytes())
-    {
-        debug!(origin = %String::from_utf8_lossy(origin.as_bytes()), "origin not allowed: 403");
-        return plain(StatusCode::FORBIDDEN, "Forbidden: origin not allowed");
+/// Browsers say where the page came from; other clients send no Origin and are not limited.
+fn check_origin(deployment: &Deployment, headers: &HeaderMap) -> Result<(), Refusal> {
+    match headers.get(header::ORIGIN) {
+        Some(origin)
+            if !origin_allowed(
+                &deployment.config.gateway.allowed_origins,
+                origin.as_bytes(),
+            ) =>
+        {
+            debug!(origin = %String::from_utf8_lossy(origin.as_bytes()), "origin not allowed: 403");
+            Err(Refusal::Origin)
+        }
+        _ => Ok(()),
     }
-    let limits = &config.limits;
-    if !shared
+}
+
+/// The new-connection rate and the open-connection limits; the slot is held until the session
+/// ends.
+fn admit(
+    edge: &EdgeServices,
+    deployment: &Deployment,
+    client: IpAddr,
+) -> Result<Admission, Refusal> {
+    let limits = &deployment.config.limits;
+    if !edge
         .connect_rate
         .allow(&client, limits.new_connections_per_ip_per_second)
     {
-        return too_many("Too Many Requests: new_connections_per_ip_per_second");
+        return Err(Refusal::TooMany(
+            "Too Many Requests: new_connections_per_ip_per_second",
+        ));
     }
-    let admission = match shared.connections.admit(
-        client,
-        limits.max_connections,
-        limits.max_connections_per_ip,
-    ) {
-        Ok(admission) => admission,
-        Err(Refusal::Full) => {
-            warn!(
-                open = shared.connections.open(),
-                "max_connections reached: 503"
-            );
-            return plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service Unavailable: max_connections",
-            );
-        }
-        Err(Refusal::PerIp) => {
-            return too_many("Too Many Requests: max_connections_per_ip");
-        }
-    };
-    let domain_name = config
-        .gateway
+    edge.connections
+        .admit(
+            client,
+            limits.max_connections,
+            limits.max_connections_per_ip,
+        )
+        .map_err(|refusal| match refusal {
+            limits::Refusal::Full => {
+                warn!(
+                    open = edge.connections.open(),
+                    "max_connections reached: 503"
+                );
+                Refusal::Full
+            }
+            limits::Refusal::PerIp => Refusal::TooMany("Too Many Requests: max_connections_per_ip"),
+        })
+}
+
+/// The new connection as events describe it; its id is drawn now, as on API Gateway.
+fn connection_context(
+    edge: &EdgeServices,
+    deployment: &Deployment,
+    headers: &HeaderMap,
+    client: IpAddr,
+) -> ConnectionContext {
+    let gateway = &deployment.config.gateway;
+    let domain_name = gateway
         .domain_name
         .clone()
         .or_else(|| {
@@ -210,142 +355,149 @@ pub(crate) async fn handle(
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_owned)
         })
-        .unwrap_or_else(|| shared.local_addr.to_string());
+        .unwrap_or_else(|| edge.local_addr.to_string());
     let user_agent = headers
         .get(header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let mut ctx = ConnectionContext {
-        connection_id: ConnectionId::generate(shared.node_id),
+    ConnectionContext {
+        connection_id: ConnectionId::generate(edge.node_id),
         connected_at: clock::now_ms(),
         source_ip: client.to_string(),
         user_agent,
         domain_name,
-        stage: config.gateway.stage.clone(),
-        api_id: config.gateway.api_id.clone(),
+        stage: gateway.stage.clone(),
+        api_id: gateway.api_id.clone(),
         authorizer: None,
+    }
+}
+
+/// What the authorizer allowed: the principal (the connection's user) and the subprotocol to
+/// echo when the token came in `Sec-WebSocket-Protocol`.
+#[derive(Debug, Default)]
+struct Authorized {
+    user: Option<String>,
+    protocol: Option<String>,
+}
+
+/// Runs the `$connect` authorizer; its context goes into `ctx` for every later event.
+async fn authorize(
+    authorizer: &crate::auth::authorizer::Authorizer,
+    request: &Parts,
+    ctx: &mut ConnectionContext,
+    upgrade: &UpgradeRequest,
+) -> Result<Authorized, Refusal> {
+    let request_id = random_id();
+    let invocation = Invocation {
+        request_id: &request_id,
+        time_ms: clock::now_ms(),
     };
-    let span = info_span!("connection", connection_id = %ctx.connection_id);
-
-    let mut upgrade = None;
-    let mut protocol = None;
-    let mut user = None;
-    if let Some(authorizer) = &runtime.authorizer {
-        let request_id = random_id();
-        let invocation = Invocation {
-            request_id: &request_id,
-            time_ms: clock::now_ms(),
-        };
-        let query = request.uri().query().map(query::pairs).unwrap_or_default();
-        let upgrade = upgrade.insert(upgrade_request(&request, peer, shared.local_addr));
-        let attempt = Attempt {
-            headers: request.headers(),
-            query: &query,
-            ctx: &ctx,
-            upgrade,
-            invocation: &invocation,
-        };
-        match authorizer
-            .authorize(&attempt)
-            .instrument(span.clone())
-            .await
-        {
-            Verdict::Allow {
-                allowed,
-                protocol: chosen,
-            } => {
-                protocol = chosen.and_then(|p| HeaderValue::from_str(&p).ok());
-                user = Some(allowed.principal_id);
-                ctx.authorizer = Some(allowed.context);
-            }
-            Verdict::Refuse(status) => {
-                debug!(parent: &span, %status, "the authorizer refused the connection");
-                let text = match status {
-                    StatusCode::UNAUTHORIZED => "Unauthorized",
-                    StatusCode::FORBIDDEN => "Forbidden",
-                    _ => "Internal Server Error",
-                };
-                return plain(status, text);
-            }
+    let query = request.uri.query().map(query::pairs).unwrap_or_default();
+    let attempt = Attempt {
+        headers: &request.headers,
+        query: &query,
+        ctx,
+        upgrade,
+        invocation: &invocation,
+    };
+    match authorizer.authorize(&attempt).await {
+        Verdict::Allow { allowed, protocol } => {
+            ctx.authorizer = Some(allowed.context);
+            Ok(Authorized {
+                user: Some(allowed.principal_id),
+                protocol,
+            })
+        }
+        Verdict::Refuse(status) => {
+            debug!(%status, "the authorizer refused the connection");
+            Err(Refusal::Authorizer(status))
         }
     }
+}
 
-    let mut connect_result = None;
-    if let Some(route) = runtime.routes.get(RouteKey::CONNECT) {
-        let request_id = random_id();
-        let invocation = Invocation {
-            request_id: &request_id,
-            time_ms: clock::now_ms(),
-        };
-        let event = if route.integration.needs_event() {
-            let upgrade =
-                upgrade.get_or_insert_with(|| upgrade_request(&request, peer, shared.local_addr));
-            event::connect(&ctx, &invocation, upgrade)
-        } else {
-            Vec::new()
-        };
-        let vars = ContextVars {
-            ctx: &ctx,
-            invocation: &invocation,
-            route_key: RouteKey::CONNECT,
-            event_type: "CONNECT",
-            message_id: None,
-        };
-        let outcome = match route.integration.answer_now(None, &vars) {
-            Some(answer) => Ok(answer),
-            None => {
-                route
-                    .integration
-                    .invoke(event)
-                    .instrument(span.clone())
-                    .await
-            }
-        };
-        match outcome {
-            Ok(result) if result.is_success() => {
-                if let Some(chosen) = result
-                    .header(SEC_WEBSOCKET_PROTOCOL)
-                    .and_then(|p| HeaderValue::from_str(p).ok())
-                {
-                    protocol = Some(chosen);
-                }
-                connect_result = Some(result);
-            }
-            Ok(result) => {
-                debug!(parent: &span, status = result.status, "$connect refused the connection");
-                let mut response = Response::new(Body::empty());
-                *response.status_mut() =
-                    StatusCode::from_u16(result.status).unwrap_or(StatusCode::FORBIDDEN);
-                return response;
-            }
-            Err(IntegrationError::Timeout(after)) => {
-                warn!(parent: &span, ?after, "$connect integration timed out");
-                return plain(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out");
-            }
-            Err(error) => {
-                warn!(parent: &span, %error, "$connect integration failed");
-                return plain(StatusCode::BAD_GATEWAY, "Bad Gateway");
-            }
+/// Calls `$connect`, if the API has one: its successful result (for the subprotocol and the
+/// `"wsgate"` directives), or the refusal its status or failure makes.
+async fn run_connect(
+    deployment: &Deployment,
+    ctx: &ConnectionContext,
+    upgrade: &mut Option<UpgradeRequest>,
+    request: &Parts,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Result<Option<ProxyResult>, Refusal> {
+    let Some(route) = deployment.routes.get(RouteKey::CONNECT) else {
+        return Ok(None);
+    };
+    let request_id = random_id();
+    let invocation = Invocation {
+        request_id: &request_id,
+        time_ms: clock::now_ms(),
+    };
+    let vars = ContextVars {
+        ctx,
+        invocation: &invocation,
+        route_key: RouteKey::CONNECT,
+        event_type: "CONNECT",
+        message_id: None,
+    };
+    let outcome = match route.integration.answer_now(None, &vars) {
+        Some(answer) => Ok(answer),
+        None => {
+            let upgrade = upgrade.get_or_insert_with(|| upgrade_request(request, peer, local));
+            let event = event::connect(ctx, &invocation, upgrade);
+            route.integration.invoke(event).await
+        }
+    };
+    match outcome {
+        Ok(result) if result.is_success() => Ok(Some(result)),
+        Ok(result) => {
+            debug!(status = result.status, "$connect refused the connection");
+            Err(Refusal::Connect(result.status))
+        }
+        Err(error) => {
+            warn!(kind = error.kind(), %error, "$connect integration failed");
+            Err(Refusal::Integration(error))
         }
     }
+}
 
-    // The connection exists from now on, as on API Gateway once `$connect` returned: a backend
-    // told of it may POST before the client has even read the 101, and the POST is queued.
-    let (outbox, inbox) = hub::outbox(config.limits.outbox_bytes);
+/// A connection `$connect` accepted, ready to be registered.
+struct Registration {
+    ctx: ConnectionContext,
+    user: Option<String>,
+    connected: Option<ProxyResult>,
+    admission: Admission,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+}
+
+/// The connection exists from now on, as on API Gateway once `$connect` returned: a backend
+/// told of it may POST before the client has even read the 101, and the POST is queued. Its
+/// session starts once the 101 is written.
+fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Registration) {
+    let Registration {
+        ctx,
+        user,
+        connected,
+        admission,
+        on_upgrade,
+    } = registration;
+    let limits = deployment.config.limits.clone();
+    let services = edge.sessions.clone();
+    let (outbox, inbox) = hub::outbox(limits.outbox_bytes);
     let handle = Arc::new(SessionHandle::new(Arc::new(ctx), outbox));
-    shared.hub.insert(handle.clone());
+    services.hub.insert(handle.clone());
     // The authorizer's principal is the connection's user (when it is a valid name) ...
     if let Some(user) = user.filter(|u| query::valid_name(u)) {
-        let _ = shared.hub.set_user(&handle.ctx.connection_id, Some(&user));
+        let _ = services
+            .hub
+            .set_user(&handle.ctx.connection_id, Some(&user));
     }
     // ... unless `"wsgate": {"join": [...], "user": "..."}` in the $connect result says otherwise.
-    if let Some(result) = &connect_result {
-        session::apply_directives(&shared.hub, &handle.ctx, result);
+    if let Some(result) = &connected {
+        session::apply_directives(&services.hub, &handle.ctx, result);
     }
-    let on_upgrade = hyper::upgrade::on(&mut request);
-    let socket_config = socket_config(&config.limits);
-    let limits = config.limits.clone();
-    let session_shared = shared.clone();
-    shared.tracker.spawn(
+    let socket_config = socket_config(&limits);
+    let tasks = services.lifecycle.tasks.clone();
+    tasks.spawn(
         async move {
             // The connection counts against the limits until its session is over.
             let _admission = admission;
@@ -357,12 +509,12 @@ pub(crate) async fn handle(
                         Some(socket_config),
                     )
                     .await;
-                    session::run(session_shared, handle, inbox, limits, ws).await;
+                    session::run(services, handle, inbox, limits, ws).await;
                 }
                 Err(error) => {
                     debug!(connection_id = %handle.ctx.connection_id, %error, "upgrade did not complete");
-                    session_shared.hub.remove(&handle.ctx.connection_id);
-                    Box::pin(session::disconnect(&session_shared, &handle.ctx, 1006, session::ABNORMAL))
+                    services.hub.remove(&handle.ctx.connection_id);
+                    Box::pin(session::disconnect(&services, &handle.ctx, 1006, session::ABNORMAL))
                         .await;
                 }
             }
@@ -370,13 +522,16 @@ pub(crate) async fn handle(
         // No span around the session: a span lives in the subscriber's registry for as long
         // as the connection, which idle connections would pay for. Events carry the id.
     );
+}
 
+/// The 101 answer.
+fn switching_protocols(accept: &str, protocol: Option<HeaderValue>) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = response.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(accept) = HeaderValue::from_str(&accept) {
+    if let Ok(accept) = HeaderValue::from_str(accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
     if let Some(protocol) = protocol {

@@ -7,16 +7,17 @@ use http::request::Parts;
 use wsgate_core::config::FanoutOverflow;
 use wsgate_core::error::MgmtError;
 
-use super::{delivery_response, except, frame_of};
-use crate::gateway::Shared;
+use super::params::{except, frame_of};
+use super::reply::delivery_response;
+use crate::hub::Hub;
 
 pub(super) fn run(
-    shared: &Shared,
+    hub: &Hub,
     parts: &Parts,
     data: Bytes,
     overflow: FanoutOverflow,
 ) -> Result<Response, MgmtError> {
     let except = except(parts)?;
-    let delivery = shared.hub.fan_out(None, &frame_of(data), &except, overflow);
+    let delivery = hub.fan_out(None, &frame_of(data), &except, overflow);
     Ok(delivery_response(delivery))
 }

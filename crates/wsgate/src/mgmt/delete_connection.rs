@@ -6,15 +6,15 @@ use http::StatusCode;
 use wsgate_core::error::MgmtError;
 use wsgate_core::id::ConnectionId;
 
-use crate::gateway::Shared;
-use crate::hub::Command;
+use super::reply;
+use crate::hub::{Command, Hub};
 
-pub(super) fn run(shared: &Shared, id: &ConnectionId) -> Result<Response, MgmtError> {
+pub(super) fn run(hub: &Hub, id: &ConnectionId) -> Result<Response, MgmtError> {
     // Removed at once, so a second DELETE or a POST right after gets 410.
-    let session = shared.hub.remove(id).ok_or(MgmtError::Gone)?;
+    let session = hub.remove(id).ok_or(MgmtError::Gone)?;
     session
         .outbox
         .push(Command::Close(1000, "Connection Closed Normally"))
         .map_err(|_| MgmtError::Gone)?;
-    Ok(super::ok(StatusCode::NO_CONTENT, None))
+    Ok(reply::ok(StatusCode::NO_CONTENT, None))
 }

@@ -9,34 +9,32 @@ use wsgate_core::config::FanoutOverflow;
 use wsgate_core::error::MgmtError;
 use wsgate_core::id::ConnectionId;
 
-use super::{delivery_response, except, frame_of, list_connections};
-use crate::gateway::Shared;
+use super::list_connections;
+use super::params::{except, frame_of};
+use super::reply::{self, delivery_response};
+use crate::hub::Hub;
 
-pub(super) fn join(shared: &Shared, group: &str, id: &ConnectionId) -> Result<Response, MgmtError> {
-    shared.hub.join(id, group).map_err(|_| MgmtError::Gone)?;
-    Ok(super::ok(StatusCode::NO_CONTENT, None))
+pub(super) fn join(hub: &Hub, group: &str, id: &ConnectionId) -> Result<Response, MgmtError> {
+    hub.join(id, group).map_err(|_| MgmtError::Gone)?;
+    Ok(reply::ok(StatusCode::NO_CONTENT, None))
 }
 
 /// Idempotent: leaving a group one is not in, or as a gone connection, is fine.
-pub(super) fn leave(
-    shared: &Shared,
-    group: &str,
-    id: &ConnectionId,
-) -> Result<Response, MgmtError> {
-    shared.hub.leave(id, group);
-    Ok(super::ok(StatusCode::NO_CONTENT, None))
+pub(super) fn leave(hub: &Hub, group: &str, id: &ConnectionId) -> Result<Response, MgmtError> {
+    hub.leave(id, group);
+    Ok(reply::ok(StatusCode::NO_CONTENT, None))
 }
 
 pub(super) fn send(
-    shared: &Shared,
+    hub: &Hub,
     group: &str,
     parts: &Parts,
     data: Bytes,
     overflow: FanoutOverflow,
 ) -> Result<Response, MgmtError> {
     let except = except(parts)?;
-    let members = shared.hub.group_members(group);
-    Ok(delivery_response(shared.hub.fan_out(
+    let members = hub.group_members(group);
+    Ok(delivery_response(hub.fan_out(
         Some(&members),
         &frame_of(data),
         &except,
@@ -44,6 +42,6 @@ pub(super) fn send(
     )))
 }
 
-pub(super) fn list(shared: &Shared, group: &str, parts: &Parts) -> Result<Response, MgmtError> {
-    list_connections::page(shared, shared.hub.group_members(group), parts)
+pub(super) fn list(hub: &Hub, group: &str, parts: &Parts) -> Result<Response, MgmtError> {
+    list_connections::page(hub, hub.group_members(group), parts)
 }

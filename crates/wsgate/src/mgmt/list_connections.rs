@@ -11,8 +11,9 @@ use wsgate_core::error::MgmtError;
 use wsgate_core::id::ConnectionId;
 use wsgate_core::query;
 
-use super::connection_id;
-use crate::gateway::Shared;
+use super::params::{self, connection_id};
+use super::reply;
+use crate::hub::Hub;
 
 /// Items per page when `limit` is not given, and at most.
 const DEFAULT_LIMIT: usize = 100;
@@ -26,23 +27,23 @@ fn param(parts: &Parts, key: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-pub(super) fn run(shared: &Shared, parts: &Parts) -> Result<Response, MgmtError> {
+pub(super) fn run(hub: &Hub, parts: &Parts) -> Result<Response, MgmtError> {
     let get = |key: &str| param(parts, key);
     let mut ids = match get("group") {
-        Some(group) => shared.hub.group_members(&super::name("group", &group)?),
-        None => shared.hub.ids(),
+        Some(group) => hub.group_members(&params::name("group", &group)?),
+        None => hub.ids(),
     };
     if let Some(user) = get("user") {
-        let user = super::name("user", &user)?;
-        let of_user = shared.hub.user_connections(&user);
+        let user = params::name("user", &user)?;
+        let of_user = hub.user_connections(&user);
         ids.retain(|id| of_user.contains(id));
     }
-    page(shared, ids, parts)
+    page(hub, ids, parts)
 }
 
 /// One page of `ids`, as `{"items": [...], "next": "..."}`.
 pub(super) fn page(
-    shared: &Shared,
+    hub: &Hub,
     mut ids: Vec<ConnectionId>,
     parts: &Parts,
 ) -> Result<Response, MgmtError> {
@@ -72,7 +73,7 @@ pub(super) fn page(
             break;
         }
         // A connection may close between the index read and here: it is simply left out.
-        let Some(session) = shared.hub.get(id) else {
+        let Some(session) = hub.get(id) else {
             continue;
         };
         let membership = session.membership();
@@ -91,5 +92,5 @@ pub(super) fn page(
     if more && let Some(last) = last {
         body["next"] = Value::String(last.to_string());
     }
-    Ok(super::ok(StatusCode::OK, Some(body.to_string())))
+    Ok(reply::ok(StatusCode::OK, Some(body.to_string())))
 }

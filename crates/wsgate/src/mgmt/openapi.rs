@@ -1,6 +1,7 @@
 //! `GET @openapi.json`: the OpenAPI 3.1 description of the whole management API, checked in at
 //! `docs/openapi.json`.
 
+use super::reply;
 use axum::response::Response;
 use http::StatusCode;
 
@@ -8,5 +9,5 @@ use http::StatusCode;
 pub const DOCUMENT: &str = include_str!("../../../../docs/openapi.json");
 
 pub(super) fn document() -> Response {
-    super::ok(StatusCode::OK, Some(DOCUMENT.to_owned()))
+    reply::ok(StatusCode::OK, Some(DOCUMENT.to_owned()))
 }

@@ -8,11 +8,11 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use wsgate_core::error::MgmtError;
 use wsgate_core::id::ConnectionId;
 
-use crate::gateway::Shared;
-use crate::hub::{Command, PushError};
+use super::reply;
+use crate::hub::{Command, Hub, PushError};
 
-pub(super) fn run(shared: &Shared, id: &ConnectionId, data: Bytes) -> Result<Response, MgmtError> {
-    let session = shared.hub.get(id).ok_or(MgmtError::Gone)?;
+pub(super) fn run(hub: &Hub, id: &ConnectionId, data: Bytes) -> Result<Response, MgmtError> {
+    let session = hub.get(id).ok_or(MgmtError::Gone)?;
     let command = match Utf8Bytes::try_from(data.clone()) {
         Ok(text) => Command::Text(text),
         Err(_) => Command::Binary(data),
@@ -21,5 +21,5 @@ pub(super) fn run(shared: &Shared, id: &ConnectionId, data: Bytes) -> Result<Res
         PushError::Full => MgmtError::LimitExceeded("the connection's outbound buffer is full"),
         PushError::Closed => MgmtError::Gone,
     })?;
-    Ok(super::ok(StatusCode::OK, None))
+    Ok(reply::ok(StatusCode::OK, None))
 }

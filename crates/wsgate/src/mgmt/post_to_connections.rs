@@ -11,9 +11,9 @@ use serde_json::json;
 use wsgate_core::config::FanoutOverflow;
 use wsgate_core::error::MgmtError;
 
-use super::{connection_id, frame_of};
-use crate::gateway::Shared;
-use crate::hub::{PushError, SLOW_CONSUMER};
+use super::params::{connection_id, frame_of};
+use super::reply;
+use crate::hub::{Hub, PushError, SLOW_CONSUMER};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -24,7 +24,7 @@ struct Batch {
 }
 
 pub(super) fn run(
-    shared: &Shared,
+    hub: &Hub,
     body: &[u8],
     max_payload: usize,
     overflow: FanoutOverflow,
@@ -60,7 +60,7 @@ pub(super) fn run(
     let frame = frame_of(data);
     let (mut sent, mut gone, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
     for id in ids {
-        let Some(session) = shared.hub.get(&id) else {
+        let Some(session) = hub.get(&id) else {
             gone.push(id.to_string());
             continue;
         };
@@ -79,5 +79,5 @@ pub(super) fn run(
     if !skipped.is_empty() {
         body["skipped"] = skipped.into();
     }
-    Ok(super::ok(StatusCode::OK, Some(body.to_string())))
+    Ok(reply::ok(StatusCode::OK, Some(body.to_string())))
 }

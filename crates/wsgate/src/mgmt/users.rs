@@ -9,20 +9,20 @@ use serde_json::json;
 use wsgate_core::config::FanoutOverflow;
 use wsgate_core::error::MgmtError;
 
-use super::{delivery_response, except, frame_of};
-use crate::gateway::Shared;
-use crate::hub::Command;
+use super::params::{except, frame_of};
+use super::reply::{self, delivery_response};
+use crate::hub::{Command, Hub};
 
 pub(super) fn send(
-    shared: &Shared,
+    hub: &Hub,
     user: &str,
     parts: &Parts,
     data: Bytes,
     overflow: FanoutOverflow,
 ) -> Result<Response, MgmtError> {
     let except = except(parts)?;
-    let connections = shared.hub.user_connections(user);
-    Ok(delivery_response(shared.hub.fan_out(
+    let connections = hub.user_connections(user);
+    Ok(delivery_response(hub.fan_out(
         Some(&connections),
         &frame_of(data),
         &except,
@@ -31,11 +31,11 @@ pub(super) fn send(
 }
 
 /// Answers `{"closed": N}`.
-pub(super) fn close(shared: &Shared, user: &str) -> Result<Response, MgmtError> {
+pub(super) fn close(hub: &Hub, user: &str) -> Result<Response, MgmtError> {
     let mut closed = 0;
-    for id in shared.hub.user_connections(user) {
+    for id in hub.user_connections(user) {
         // Removed at once, like DELETE @connections/{id}: a POST right after gets 410.
-        if let Some(session) = shared.hub.remove(&id)
+        if let Some(session) = hub.remove(&id)
             && session
                 .outbox
                 .push(Command::Close(1000, "Connection Closed Normally"))
@@ -44,7 +44,7 @@ pub(super) fn close(shared: &Shared, user: &str) -> Result<Response, MgmtError> 
             closed += 1;
         }
     }
-    Ok(super::ok(
+    Ok(reply::ok(
         StatusCode::OK,
         Some(json!({"closed": closed}).to_string()),
     ))

@@ -84,11 +84,11 @@ async fn ten_thousand_connections_from_one_address_hit_the_per_address_limit() {
         .await;
     let (accepted, limited, other, open) = flood(gw.addr()).await;
     assert_eq!((accepted, limited, other), (1000, 9000, 0));
-    assert_eq!(gw.gateway.shared().hub.len(), 1000);
+    assert_eq!(gw.gateway.hub().len(), 1000);
     // Another address would still get in; from this one, a slot frees when a client leaves.
     drop(open);
     let deadline = tokio::time::Instant::now() + WAIT;
-    while gw.gateway.shared().connections.open() > 0 {
+    while gw.gateway.open_connections() > 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "slots are given back"

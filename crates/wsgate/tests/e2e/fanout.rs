@@ -518,8 +518,7 @@ async fn a_stalled_reader_does_not_slow_the_others_and_stays_bounded() {
     );
     let session = gw
         .gateway
-        .shared()
-        .hub
+        .hub()
         .get(&wsgate_core::id::ConnectionId::parse(&stalled_id).expect("id"))
         .expect("still open");
     assert!(
@@ -627,7 +626,7 @@ async fn idle_timeout_leaves_the_groups_too() {
         .start()
         .await;
     let mut client = gw.connect().await;
-    let hub = &gw.gateway.shared().hub;
+    let hub = gw.gateway.hub();
     let id = hub.ids()[0];
     hub.join(&id, "g").expect("joins");
     hub.set_user(&id, Some("u")).expect("sets");
@@ -661,8 +660,8 @@ async fn shutdown_leaves_no_group_behind() {
     for _ in 0..3 {
         clients.push(connect_with_id(&gw, &stub).await.0);
     }
-    let shared = gw.gateway.shared().clone();
-    assert_eq!(shared.hub.group_members("g").len(), 3);
+    let hub = gw.gateway.hub().clone();
+    assert_eq!(hub.group_members("g").len(), 3);
     let stopping = tokio::spawn(gw.gateway.shutdown());
     for client in &mut clients {
         assert_eq!(close_of(client).await.0, 1001);
@@ -672,7 +671,7 @@ async fn shutdown_leaves_no_group_behind() {
         .await
         .expect("in time")
         .expect("joined");
-    assert!(shared.hub.group_members("g").is_empty());
-    assert!(shared.hub.user_connections("u").is_empty());
-    assert!(shared.hub.is_empty());
+    assert!(hub.group_members("g").is_empty());
+    assert!(hub.user_connections("u").is_empty());
+    assert!(hub.is_empty());
 }

@@ -565,7 +565,7 @@ async fn sixty_connections_from_one_address_with_a_limit_of_fifty_refuse_ten() {
         }
     }
     assert_eq!((open.len(), refused), (50, 10));
-    assert_eq!(gw.gateway.shared().connections.open(), 50);
+    assert_eq!(gw.gateway.open_connections(), 50);
 }
 
 // --- TLS -------------------------------------------------------------------------------------

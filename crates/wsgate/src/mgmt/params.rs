@@ -1,0 +1,44 @@
+//! What management operations read from a request: connection ids, group and user names, the
+//! `except` list, and the data as a frame.
+
+use http::request::Parts;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use wsgate_core::error::MgmtError;
+use wsgate_core::id::ConnectionId;
+use wsgate_core::query;
+
+use crate::hub::Command;
+
+/// A connection id from a path or a list; malformed ones are a 400, as API Gateway answers.
+pub(super) fn connection_id(text: &str) -> Result<ConnectionId, MgmtError> {
+    ConnectionId::parse(text)
+        .map_err(|e| MgmtError::BadRequest(format!("Invalid connectionId: {}", e.0)))
+}
+
+/// A group or user name from a path (see `query::valid_name`).
+pub(super) fn name(kind: &str, text: &str) -> Result<String, MgmtError> {
+    if query::valid_name(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(MgmtError::BadRequest(format!(
+            "Invalid {kind} name: {text} (1-128 characters of A-Z a-z 0-9 - _ . ~ @ : |)"
+        )))
+    }
+}
+
+/// The `except` query parameters: connections a send to many leaves out.
+pub(super) fn except(parts: &Parts) -> Result<Vec<ConnectionId>, MgmtError> {
+    query::pairs(parts.uri.query().unwrap_or_default())
+        .into_iter()
+        .filter(|(k, _)| k == "except")
+        .map(|(_, v)| connection_id(&v))
+        .collect()
+}
+
+/// Text when the data is UTF-8, binary otherwise; the bytes are shared, not copied.
+pub(super) fn frame_of(data: bytes::Bytes) -> Command {
+    match Utf8Bytes::try_from(data.clone()) {
+        Ok(text) => Command::Text(text),
+        Err(_) => Command::Binary(data),
+    }
+}

@@ -1,0 +1,293 @@
+//! Starting and stopping a gateway: binds the listeners, builds the first [`Deployment`], hands
+//! each layer its services, reloads, and shuts down gracefully. Only `lib.rs` (and through it
+//! `main.rs`) uses this module; everything it starts sits below it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use wsgate_core::config::{Config, ConfigError};
+
+use crate::edge;
+use crate::edge::listener;
+use crate::function::{FunctionHost, HostError, HostSettings};
+use crate::hub::Hub;
+use crate::limits::{ConnectionCount, RateLimiter};
+use crate::state::{Deployment, EdgeServices, Lifecycle, ManagementServices, SessionServices};
+use crate::tls::{Acceptor, DevTls};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The configuration is invalid.
+    #[error("invalid config: {0}")]
+    Config(#[from] ConfigError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    /// Local functions cannot be set up.
+    #[error("{0}")]
+    Functions(#[from] HostError),
+}
+
+/// How a gateway runs beyond its config.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Restart a function's processes when its code changes (`wsgate dev`).
+    pub watch_code: bool,
+    /// Environment every function process gets (e.g. a CA bundle).
+    pub function_env: Vec<(String, String)>,
+    /// Serve TLS on the same port as plain HTTP, with a development CA the functions trust.
+    pub tls: Option<DevTls>,
+    /// `AWS_REGION` of the functions. Default: the environment's, else `us-east-1`.
+    pub region: Option<String>,
+}
+
+/// Starts gateways.
+#[derive(Debug)]
+pub struct Gateway;
+
+/// A gateway that is serving.
+#[derive(Debug)]
+pub struct RunningGateway {
+    edge: Arc<EdgeServices>,
+    /// The pooled client for HTTP integrations, kept for reloads.
+    client: reqwest::Client,
+    /// Local functions' process pools.
+    functions: FunctionHost,
+    /// `AWS_REGION` of functions and of authorizers' `methodArn`.
+    region: String,
+    server: JoinHandle<()>,
+    /// `gateway.listen` and `management.listen` as started: a reload cannot move the listeners.
+    listen: (String, Option<String>),
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), GatewayError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| GatewayError::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+fn http_client() -> Result<reqwest::Client, GatewayError> {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build()
+        .map_err(|e| GatewayError::Client(e.to_string()))
+}
+
+impl Gateway {
+    /// Validates `config`, binds its listener and starts serving.
+    pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
+        Self::start_with(config, Options::default()).await
+    }
+
+    /// [`Gateway::start`] with options.
+    pub async fn start_with(
+        config: Config,
+        options: Options,
+    ) -> Result<RunningGateway, GatewayError> {
+        let client = http_client()?;
+        config.validate()?;
+        let addr = config.listen_addr()?;
+        let (listener, local_addr) = bind(addr).await?;
+        let management = match &config.management.listen {
+            Some(listen) => {
+                let addr = listen.parse().map_err(|_| ConfigError {
+                    key: "management.listen".into(),
+                    message: format!("{listen:?} is not an address"),
+                })?;
+                Some(bind(addr).await?)
+            }
+            None => None,
+        };
+        let management_addr = management.as_ref().map(|(_, addr)| *addr);
+        let region = options
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".into());
+        // Functions are told where the gateway is, so the listener comes first.
+        let functions = FunctionHost::new(HostSettings {
+            management_endpoint: format!(
+                "http://{}/{}",
+                management_addr.unwrap_or(local_addr),
+                config.gateway.stage
+            ),
+            region: region.clone(),
+            extra_env: options
+                .function_env
+                .iter()
+                .cloned()
+                .chain(options.tls.iter().flat_map(DevTls::handler_env))
+                .collect(),
+            watch: options.watch_code,
+        })?;
+        let listen = (
+            config.gateway.listen.clone(),
+            config.management.listen.clone(),
+        );
+        let deployment = Deployment::build(config, &client, &functions, &region)?;
+        let hub = Arc::new(Hub::default());
+        let sessions = Arc::new(SessionServices {
+            deployment: Arc::new(ArcSwap::from_pointee(deployment)),
+            hub: hub.clone(),
+            lifecycle: Lifecycle::default(),
+        });
+        let edge = Arc::new(EdgeServices {
+            sessions,
+            management: ManagementServices {
+                hub,
+                rate: RateLimiter::default(),
+            },
+            connections: ConnectionCount::new(),
+            connect_rate: RateLimiter::default(),
+            node_id: 0,
+            local_addr,
+            management_addr,
+            dev_tls: options
+                .tls
+                .as_ref()
+                .map(|tls| Acceptor(tls.acceptor.clone())),
+        });
+        let public = tokio::spawn(listener::serve(
+            listener,
+            edge::router(edge.clone(), edge::Port::Public),
+            edge.clone(),
+        ));
+        let management = management.map(|(listener, addr)| {
+            tracing::info!(%addr, "management API listening");
+            tokio::spawn(listener::serve(
+                listener,
+                edge::router(edge.clone(), edge::Port::Management),
+                edge.clone(),
+            ))
+        });
+        let server = tokio::spawn(async move {
+            let _ = public.await;
+            if let Some(management) = management {
+                let _ = management.await;
+            }
+        });
+        tracing::info!(%local_addr, "gateway listening");
+        Ok(RunningGateway {
+            edge,
+            client,
+            functions,
+            region,
+            server,
+            listen,
+        })
+    }
+}
+
+impl RunningGateway {
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.edge.local_addr
+    }
+
+    /// The management listener's address, when `management.listen` is set.
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.edge.management_addr
+    }
+
+    /// This node's live connections (for tests and operators).
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.edge.sessions.hub
+    }
+
+    /// Connections counted against `limits.max_connections`: upgraded ones and those in `$connect`.
+    pub fn open_connections(&self) -> usize {
+        self.edge.connections.open()
+    }
+
+    /// What in `config` differs from the listeners this gateway started with, which a reload
+    /// cannot change (`key: running → asked for` lines, for a warning; empty when nothing differs).
+    pub fn needs_restart(&self, config: &Config) -> Vec<String> {
+        let (listen, management) = &self.listen;
+        let mut changed = Vec::new();
+        if *listen != config.gateway.listen {
+            changed.push(format!(
+                "gateway.listen: {listen} → {}",
+                config.gateway.listen
+            ));
+        }
+        if *management != config.management.listen {
+            let show = |addr: &Option<String>| addr.clone().unwrap_or_else(|| "(none)".into());
+            changed.push(format!(
+                "management.listen: {} → {}",
+                show(management),
+                show(&config.management.listen)
+            ));
+        }
+        changed
+    }
+
+    /// Swaps in a new config's routes; live connections keep going. The listener addresses cannot
+    /// change without a restart ([`RunningGateway::needs_restart`] names them).
+    pub fn reload(&self, config: Config) -> Result<(), GatewayError> {
+        let names: Vec<String> = config.functions.keys().cloned().collect();
+        let current = &self.edge.sessions.deployment;
+        let deployment = Deployment::build_after(
+            config,
+            &self.client,
+            &self.functions,
+            &self.region,
+            Some(&current.load()),
+        )?;
+        current.store(Arc::new(deployment));
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.functions.retain(&names);
+        Ok(())
+    }
+
+    /// Stops accepting, closes every client with 1001, runs their `$disconnect`s, and returns once
+    /// all are done or `limits.shutdown_grace` has passed.
+    ///
+    /// Handshakes are tracked like sessions: one still inside `$connect` when the gateway stops
+    /// either finishes (its client gets the 101, then 1001 and a `$disconnect`) or, if it had not
+    /// started, is refused with 503 — never a 101 after this has stopped waiting.
+    pub async fn shutdown(self) {
+        let sessions = &self.edge.sessions;
+        let grace = sessions.deployment.load().config.limits.shutdown_grace;
+        tracing::info!(open = sessions.hub.len(), ?grace, "shutting down");
+        let lifecycle = &sessions.lifecycle;
+        lifecycle.stopping.cancel();
+        lifecycle.tasks.close();
+        let deadline = tokio::time::Instant::now() + grace;
+        if tokio::time::timeout_at(deadline, lifecycle.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = lifecycle.tasks.len(),
+                "grace period over; abandoning sessions"
+            );
+        }
+        // The accept loops ended when `stopping` was cancelled.
+        let mut server = self.server;
+        if tokio::time::timeout_at(deadline, &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
+        self.functions.stop_all();
+    }
+}

@@ -1,0 +1,221 @@
+//! State below the edge and the management API: the [`Deployment`] a config builds (routes,
+//! authorizer, TLS certificate, tokens), swapped whole on reload, and the narrow handles each layer
+//! is given — what a session needs ([`SessionServices`]), what a management call needs
+//! ([`ManagementServices`]), what a listener and a handshake need ([`EdgeServices`]). Nothing here
+//! starts or stops anything: `server` does, on top.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wsgate_core::config::{Config, ConfigError};
+use wsgate_core::forwarded::TrustedProxies;
+use wsgate_core::route::{RouteKey, SelectionExpression};
+
+use crate::auth::authorizer::Authorizer;
+use crate::auth::token::ManagementToken;
+use crate::function::FunctionHost;
+use crate::hub::Hub;
+use crate::integration::Integration;
+use crate::limits::{ConnectionCount, RateLimiter};
+use crate::tls::{self, Acceptor};
+
+/// One configured route, ready to call.
+#[derive(Debug)]
+pub struct RouteEntry {
+    /// Its key.
+    pub key: RouteKey,
+    /// What it calls.
+    pub integration: Integration,
+    /// Whether the answer goes back to the sender.
+    pub route_response: bool,
+}
+
+/// Everything a config file decides, built once per (re)load and swapped atomically: routes keep
+/// their integrations, and live connections pick up the new routes with their next message.
+#[derive(Debug)]
+pub struct Deployment {
+    /// The validated config.
+    pub config: Config,
+    /// The parsed route selection expression.
+    pub expression: SelectionExpression,
+    /// Routes by key.
+    pub routes: HashMap<String, Arc<RouteEntry>>,
+    /// The keys of `routes`, for selection.
+    pub keys: HashSet<String>,
+    /// `$connect`'s authorizer.
+    pub authorizer: Option<Arc<Authorizer>>,
+    /// Accepts TLS with `gateway.tls`'s certificate.
+    pub tls: Option<Acceptor>,
+    /// `management.tokens`, resolved.
+    pub management_tokens: Vec<ManagementToken>,
+    /// `gateway.trusted_proxies`, parsed.
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl Deployment {
+    /// Validates `config` and builds its routes.
+    pub fn build(
+        config: Config,
+        client: &reqwest::Client,
+        functions: &FunctionHost,
+        region: &str,
+    ) -> Result<Self, ConfigError> {
+        Self::build_after(config, client, functions, region, None)
+    }
+
+    /// [`Deployment::build`] for a reload: what may outlive a config (the keys a JWT authorizer
+    /// fetched from its `jwks_url`) is taken over from `previous`.
+    pub fn build_after(
+        config: Config,
+        client: &reqwest::Client,
+        functions: &FunctionHost,
+        region: &str,
+        previous: Option<&Deployment>,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let expression = config.selection_expression()?;
+        let mut routes = HashMap::new();
+        for (key, route) in &config.routes {
+            let integration = match &route.integration {
+                Some(integration) => {
+                    Integration::from_config(integration, &config, client, functions).map_err(
+                        |message| ConfigError {
+                            key: format!("routes.{key}"),
+                            message,
+                        },
+                    )?
+                }
+                // A `$connect` with only an authorizer accepts whom the authorizer allows.
+                None => Integration::accept(),
+            };
+            let entry = RouteEntry {
+                key: RouteKey(key.clone()),
+                integration,
+                route_response: route.route_response(),
+            };
+            routes.insert(key.clone(), Arc::new(entry));
+        }
+        let keys = routes.keys().cloned().collect();
+        let authorizer = config
+            .routes
+            .get(RouteKey::CONNECT)
+            .and_then(|route| route.authorizer.as_ref())
+            .map(|name| {
+                let previous = previous.and_then(|p| p.authorizer.as_deref());
+                Authorizer::build(name, &config, client, functions, region, previous)
+                    .map(Arc::new)
+                    .map_err(|message| ConfigError {
+                        key: format!("authorizers.{name}"),
+                        message,
+                    })
+            })
+            .transpose()?;
+        let tls = config
+            .gateway
+            .tls
+            .as_ref()
+            .map(|files| {
+                tls::load(&config.path(&files.cert), &config.path(&files.key)).map_err(|message| {
+                    ConfigError {
+                        key: "gateway.tls".into(),
+                        message,
+                    }
+                })
+            })
+            .transpose()?;
+        let management_tokens = ManagementToken::resolve_all(&config)?;
+        let trusted_proxies =
+            TrustedProxies::parse(&config.gateway.trusted_proxies).map_err(|message| {
+                ConfigError {
+                    key: "gateway.trusted_proxies".into(),
+                    message,
+                }
+            })?;
+        Ok(Self {
+            config,
+            expression,
+            routes,
+            keys,
+            authorizer,
+            tls,
+            management_tokens,
+            trusted_proxies,
+        })
+    }
+}
+
+/// The deployment of the moment: loaded per message and per request, swapped on reload.
+pub type CurrentDeployment = Arc<ArcSwap<Deployment>>;
+
+/// The gateway's stop signal and the work shutdown waits for.
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    /// Handshakes under way, sessions, their message tasks and `$disconnect` calls.
+    pub tasks: TaskTracker,
+    /// Cancelled when the gateway stops.
+    pub stopping: CancellationToken,
+}
+
+/// What every session needs: the routes of the moment, this node's live connections (where a
+/// cluster's registry will plug in), and the lifecycle.
+#[derive(Debug)]
+pub struct SessionServices {
+    /// Routes and limits; swapped on reload.
+    pub deployment: CurrentDeployment,
+    /// Live connections, groups and users.
+    pub hub: Arc<Hub>,
+    /// Stop signal and task tracking.
+    pub lifecycle: Lifecycle,
+}
+
+/// What a management call needs beyond the deployment it is handled under.
+#[derive(Debug)]
+pub struct ManagementServices {
+    /// The connections it addresses.
+    pub hub: Arc<Hub>,
+    /// `limits.management_requests_per_second`, by credential (and failed attempts by address).
+    pub rate: RateLimiter<String>,
+}
+
+/// What the listeners and the handshake need: sessions' services, the management API's, and the
+/// admission limits, addresses and TLS of this node.
+#[derive(Debug)]
+pub struct EdgeServices {
+    /// Handed to every session.
+    pub sessions: Arc<SessionServices>,
+    /// Handed to every management call.
+    pub management: ManagementServices,
+    /// Open connections, in all and per IP.
+    pub connections: Arc<ConnectionCount>,
+    /// `limits.new_connections_per_ip_per_second`.
+    pub connect_rate: RateLimiter<IpAddr>,
+    /// This node's id, carried in connection ids.
+    pub node_id: u8,
+    /// The bound listener address.
+    pub local_addr: SocketAddr,
+    /// The management listener's address, when `management.listen` is set.
+    pub management_addr: Option<SocketAddr>,
+    /// The development CA's acceptor (`wsgate dev`), used when `gateway.tls` is not set.
+    pub dev_tls: Option<Acceptor>,
+}
+
+impl EdgeServices {
+    /// The deployment of the moment.
+    pub fn deployment(&self) -> Arc<Deployment> {
+        self.sessions.deployment.load_full()
+    }
+
+    /// The acceptor new TLS connections use: `gateway.tls`'s, else the development CA's.
+    pub fn tls_acceptor(&self) -> Option<Acceptor> {
+        self.sessions
+            .deployment
+            .load()
+            .tls
+            .clone()
+            .or_else(|| self.dev_tls.clone())
+    }
+}
