@@ -149,3 +149,71 @@ impl<S: futures_util::Stream + Unpin> NowOrNever for futures_util::stream::Next<
         futures_util::FutureExt::now_or_never(self).is_none()
     }
 }
+
+#[tokio::test]
+async fn a_connect_still_running_at_shutdown_completes_and_gets_its_disconnect() {
+    let stub = Stub::start().await;
+    stub.on(
+        "/connect",
+        Behavior::Delay(
+            std::time::Duration::from_millis(800),
+            Box::new(Behavior::Json(200, json!({"statusCode": 200}))),
+        ),
+    );
+    let gw = gateway(&stub).await;
+    let url = gw.ws_url();
+    let connecting = tokio::spawn(async move { tokio_tungstenite::connect_async(url).await });
+    // `$connect` has the event and is still answering when the gateway is told to stop.
+    stub.wait_events("/connect", 1).await;
+    let stopping = tokio::spawn(gw.gateway.shutdown());
+    let (mut client, response) = tokio::time::timeout(WAIT, connecting)
+        .await
+        .expect("the handshake ends")
+        .expect("joined")
+        .expect("the upgrade that was under way completes");
+    assert_eq!(response.status(), 101);
+    assert_eq!(close_of(&mut client).await, (1001, "Going away".to_owned()));
+    let _ = client.close(None).await;
+    tokio::time::timeout(WAIT, stopping)
+        .await
+        .expect("shutdown within the grace")
+        .expect("joined");
+    let events = stub.events("/disconnect");
+    assert_eq!(
+        events.len(),
+        1,
+        "the connection $connect accepted got its $disconnect before shutdown returned"
+    );
+    assert_eq!(events[0]["requestContext"]["disconnectStatusCode"], 1001);
+}
+
+#[tokio::test]
+async fn an_upgrade_that_starts_after_shutdown_began_is_refused_with_503() {
+    let stub = Stub::start().await;
+    stub.on(
+        "/disconnect",
+        Behavior::Delay(
+            std::time::Duration::from_millis(800),
+            Box::new(Behavior::Json(200, json!({}))),
+        ),
+    );
+    let gw = gateway(&stub).await;
+    let addr = gw.addr();
+    // A kept-alive HTTP connection opened before the shutdown: the listener stops accepting,
+    // but this one can still send an upgrade.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
+    let (mut client, _) = connect_with_id(&gw, &stub).await;
+    let stopping = tokio::spawn(gw.gateway.shutdown());
+    assert_eq!(close_of(&mut client).await.0, 1001);
+    let _ = client.close(None).await;
+    tokio::io::AsyncWriteExt::write_all(&mut stream, upgrade_head("/dev").as_bytes())
+        .await
+        .expect("writes");
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    tokio::time::timeout(WAIT, stopping)
+        .await
+        .expect("shutdown within the grace")
+        .expect("joined");
+    assert!(stub.events("/connect").len() == 1, "no $connect for the refused upgrade");
+}
