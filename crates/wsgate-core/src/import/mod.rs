@@ -2888,11 +2888,12 @@ fn sls_function(
 mod tests {
     use super::*;
 
-    const SAM_CHAT: &str = include_str!("../tests/fixtures/import/simple-websockets-chat-app.yaml");
-    const SERVERLESS_CHAT: &str = include_str!("../tests/fixtures/import/serverless-chat.yml");
+    const SAM_CHAT: &str =
+        include_str!("../../tests/fixtures/import/simple-websockets-chat-app.yaml");
+    const SERVERLESS_CHAT: &str = include_str!("../../tests/fixtures/import/serverless-chat.yml");
     const SERVERLESS_AUTHORIZER: &str =
-        include_str!("../tests/fixtures/import/serverless-authorizer.yml");
-    const SAM_AUTHORIZER: &str = include_str!("../tests/fixtures/import/sam-authorizer.yaml");
+        include_str!("../../tests/fixtures/import/serverless-authorizer.yml");
+    const SAM_AUTHORIZER: &str = include_str!("../../tests/fixtures/import/sam-authorizer.yaml");
 
     fn base() -> &'static Path {
         Path::new("/projects/chat")
@@ -3535,7 +3536,7 @@ Mappings:
     fn keys_nested_in_keys_are_cut_at_a_kilobyte() {
         // Found by fuzzing (fuzz/repro/config/nested-complex-keys-timeout.yml): 70 bytes of
         // `? ? ? ...` ran for over 30 s and 733 MB, each key's JSON escaping the one inside it.
-        let text = include_str!("../../../fuzz/repro/config/nested-complex-keys-timeout.yml");
+        let text = include_str!("../../../../fuzz/repro/config/nested-complex-keys-timeout.yml");
         let doc = parse_yaml(text, "t").expect("parses");
         let mut longest = 0;
         let mut keys: Vec<(&String, &Value)> = doc.iter().collect();
