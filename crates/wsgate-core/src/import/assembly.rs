@@ -181,7 +181,11 @@ pub(super) struct PendingAuthorizer {
 /// An authorizer's identity sources (a list, or one string of comma-separated ones) as wsgate
 /// reads them; those it cannot read are dropped with a warning (the authorizer is then still
 /// called, without the gateway's check that they are present).
-pub(super) fn identity_sources(value: &Value, context: &str, warnings: &mut Vec<String>) -> Vec<String> {
+pub(super) fn identity_sources(
+    value: &Value,
+    context: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
     let items: Vec<String> = match value {
         Value::Array(items) => items.iter().filter_map(scalar_text).collect(),
         other => scalar_text(other).into_iter().collect(),
@@ -316,7 +320,11 @@ impl Assembly {
 }
 
 /// A route response on `$connect` or `$disconnect` is not something API Gateway sends.
-pub(super) fn check_route_response(key: &str, route_response: bool, warnings: &mut Vec<String>) -> bool {
+pub(super) fn check_route_response(
+    key: &str,
+    route_response: bool,
+    warnings: &mut Vec<String>,
+) -> bool {
     if route_response && (key == RouteKey::CONNECT || key == RouteKey::DISCONNECT) {
         warnings.push(format!(
             "route {key}: a route response cannot be sent on {key}; ignored"

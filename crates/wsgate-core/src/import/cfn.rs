@@ -176,7 +176,12 @@ impl<'a> Cfn<'a> {
     }
 
     /// [`Self::eval`] to a scalar's text.
-    pub(super) fn text(&self, value: &Value, context: &str, warnings: &mut Vec<String>) -> Option<String> {
+    pub(super) fn text(
+        &self,
+        value: &Value,
+        context: &str,
+        warnings: &mut Vec<String>,
+    ) -> Option<String> {
         scalar_text(&self.eval(value, context, warnings))
     }
 

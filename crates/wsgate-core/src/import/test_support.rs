@@ -8,13 +8,14 @@ use crate::config::{Authorizer, Config, Integration, RequestAuthorizer};
 
 use super::Imported;
 
-
 pub(super) const SAM_CHAT: &str =
     include_str!("../../tests/fixtures/import/simple-websockets-chat-app.yaml");
-pub(super) const SERVERLESS_CHAT: &str = include_str!("../../tests/fixtures/import/serverless-chat.yml");
+pub(super) const SERVERLESS_CHAT: &str =
+    include_str!("../../tests/fixtures/import/serverless-chat.yml");
 pub(super) const SERVERLESS_AUTHORIZER: &str =
     include_str!("../../tests/fixtures/import/serverless-authorizer.yml");
-pub(super) const SAM_AUTHORIZER: &str = include_str!("../../tests/fixtures/import/sam-authorizer.yaml");
+pub(super) const SAM_AUTHORIZER: &str =
+    include_str!("../../tests/fixtures/import/sam-authorizer.yaml");
 
 pub(super) fn base() -> &'static Path {
     Path::new("/projects/chat")

@@ -35,7 +35,12 @@ pub(super) struct Vars<'a> {
 
 impl Vars<'_> {
     /// Resolves every string in `value`; notes go to `warnings` after `context`.
-    pub(super) fn resolve(&self, value: &Value, context: &str, warnings: &mut Vec<String>) -> Value {
+    pub(super) fn resolve(
+        &self,
+        value: &Value,
+        context: &str,
+        warnings: &mut Vec<String>,
+    ) -> Value {
         let mut notes = Vec::new();
         let out = self.resolve_at(value, &mut notes, 0);
         prefixed(context, notes, warnings);
