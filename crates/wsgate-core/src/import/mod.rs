@@ -53,6 +53,7 @@ mod cfn;
 mod sam;
 mod sam_authorizer;
 mod sam_function;
+mod sam_routes;
 mod serverless;
 mod serverless_authorizer;
 #[cfg(test)]

@@ -1,27 +1,28 @@
 //! Importing an AWS SAM or CloudFormation template: the first WebSocket
-//! `AWS::ApiGatewayV2::Api`, the resources that belong to it, its routes and their integrations,
-//! its stage, and the functions the routes invoke.
+//! `AWS::ApiGatewayV2::Api`, the resources that belong to it, its stage, and the functions its
+//! routes invoke (the routes themselves are read in `sam_routes.rs`); also which function an
+//! integration's or an authorizer's URI invokes, which both need.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::assembly::{
     Assembly, FunctionSpec, NO_LOCAL_MEANING, PendingRoute, apply_environment,
-    check_route_response, not_emulated_warning, unrouted_warning,
+    not_emulated_warning, unrouted_warning,
 };
 use super::budget::Budget;
 use super::cfn::{
     Cfn, Res, V2_API, V2_DEPLOYMENT, V2_INTEGRATION, V2_ROUTE, V2_ROUTE_RESPONSE, V2_STAGE,
     lambda_name_in_arn, refs,
 };
-use super::sam_authorizer::sam_route_authorizer;
 use super::sam_function::sam_function;
-use super::text::{scalar_text, short_form};
+use super::sam_routes::routes;
+use super::text::scalar_text;
 use super::yaml::parse_yaml;
 use super::{DEFAULT_REGION, DEFAULT_SELECTION_EXPRESSION, ImportError, ImportOptions, Imported};
-use crate::route::RouteKey;
+use crate::config::Function;
 
 /// Which API an `AWS::ApiGatewayV2::*` resource belongs to.
 enum Owner {
@@ -65,19 +66,7 @@ pub(super) fn import(
     let parameters = root.get("Parameters").and_then(Value::as_object);
     let mut warnings = Vec::new();
 
-    // A parameter named like a region is the region, unless the caller says otherwise.
-    let region_from_file = parameters.and_then(|p| {
-        p.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("region") || k.eq_ignore_ascii_case("awsregion"))
-            .and_then(|(k, v)| {
-                options
-                    .parameters
-                    .iter()
-                    .find(|(o, _)| o == k)
-                    .map(|(_, value)| (*value).to_owned())
-                    .or_else(|| v.get("Default").and_then(scalar_text))
-            })
-    });
+    let region_from_file = region_parameter(parameters, options);
     let mut cfn = Cfn {
         resources,
         parameters,
@@ -100,16 +89,7 @@ pub(super) fn import(
     }
 
     // The API.
-    let apis: Vec<Res<'_>> = all
-        .iter()
-        .filter(|r| r.kind == V2_API)
-        .filter(|r| {
-            r.prop("ProtocolType")
-                .and_then(|p| cfn.text(p, &format!("API {}", r.id), &mut Vec::new()))
-                .is_some_and(|p| p.eq_ignore_ascii_case("WEBSOCKET"))
-        })
-        .copied()
-        .collect();
+    let apis = websocket_apis(&cfn, &all);
     let Some(api) = apis.first().copied() else {
         return Err(ImportError::NoWebSocketRoutes(
             "the template has no AWS::ApiGatewayV2::Api with ProtocolType: WEBSOCKET".to_owned(),
@@ -117,6 +97,65 @@ pub(super) fn import(
     };
     cfn.api = Some(api.id.to_owned());
     let mut used: BTreeSet<&str> = apis.iter().map(|a| a.id).collect();
+    let selection_expression = api_settings(&cfn, &apis, &mut warnings);
+    let ours = our_resources(&cfn, &all, api.id, &mut used, &mut warnings);
+
+    let pending = routes(&cfn, &all, &ours, api.id, &mut used, &mut warnings)?;
+    let stage = stage(&cfn, &ours, &mut warnings);
+    let stage = options.stage.map_or(stage, str::to_owned);
+    let (functions, broken) = functions(&cfn, &root, &pending, &mut used, &mut warnings);
+    let trailing = leftover_warnings(&all, &used);
+
+    Assembly {
+        base_dir: base_dir.to_path_buf(),
+        stage,
+        selection_expression,
+        region: options.region.map(str::to_owned).or(region_from_file),
+        routes: pending,
+        functions,
+        broken,
+        warnings,
+    }
+    .finish(trailing)
+}
+
+/// The region a parameter named like one gives (`Region`, `AwsRegion`): its override, else its
+/// `Default`. It is the region unless the caller names another.
+fn region_parameter(
+    parameters: Option<&Map<String, Value>>,
+    options: ImportOptions<'_>,
+) -> Option<String> {
+    parameters.and_then(|p| {
+        p.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("region") || k.eq_ignore_ascii_case("awsregion"))
+            .and_then(|(k, v)| {
+                options
+                    .parameters
+                    .iter()
+                    .find(|(o, _)| o == k)
+                    .map(|(_, value)| (*value).to_owned())
+                    .or_else(|| v.get("Default").and_then(scalar_text))
+            })
+    })
+}
+
+/// The template's `AWS::ApiGatewayV2::Api`s with `ProtocolType: WEBSOCKET`, in document order.
+fn websocket_apis<'a>(cfn: &Cfn<'a>, all: &[Res<'a>]) -> Vec<Res<'a>> {
+    all.iter()
+        .filter(|r| r.kind == V2_API)
+        .filter(|r| {
+            r.prop("ProtocolType")
+                .and_then(|p| cfn.text(p, &format!("API {}", r.id), &mut Vec::new()))
+                .is_some_and(|p| p.eq_ignore_ascii_case("WEBSOCKET"))
+        })
+        .copied()
+        .collect()
+}
+
+/// The imported API's (the first of `apis`) route selection expression; the other APIs, and
+/// what the imported one sets that is not supported, are warnings.
+fn api_settings(cfn: &Cfn<'_>, apis: &[Res<'_>], warnings: &mut Vec<String>) -> String {
+    let api = apis[0];
     for other in &apis[1..] {
         warnings.push(format!(
             "API {}: only one WebSocket API is imported ({}); its routes are skipped",
@@ -125,7 +164,7 @@ pub(super) fn import(
     }
     let api_context = format!("API {}", api.id);
     let selection_expression = match api.prop("RouteSelectionExpression") {
-        Some(v) => cfn.text(v, &api_context, &mut warnings),
+        Some(v) => cfn.text(v, &api_context, warnings),
         None => None,
     }
     .unwrap_or_else(|| {
@@ -145,13 +184,25 @@ pub(super) fn import(
             warnings.push(format!("{api_context}: {key} is not supported; ignored"));
         }
     }
+    selection_expression
+}
 
+/// The `AWS::ApiGatewayV2::*` resources of the imported API `api`. They and those of the other
+/// APIs are marked used; a route, integration or route response whose `ApiId` names no API of
+/// the template is a warning.
+fn our_resources<'a>(
+    cfn: &Cfn<'a>,
+    all: &[Res<'a>],
+    api: &str,
+    used: &mut BTreeSet<&'a str>,
+    warnings: &mut Vec<String>,
+) -> Vec<Res<'a>> {
     let mut ours = Vec::new();
-    for res in &all {
+    for res in all {
         if !res.kind.starts_with("AWS::ApiGatewayV2::") || res.kind == V2_API {
             continue;
         }
-        match owner(&cfn, res, api.id) {
+        match owner(cfn, res, api) {
             Owner::Ours => {
                 used.insert(res.id);
                 ours.push(*res);
@@ -171,202 +222,12 @@ pub(super) fn import(
             }
         }
     }
+    ours
+}
 
-    // Route responses, by route resource.
-    let mut with_route_response = BTreeSet::new();
-    for rr in ours.iter().filter(|r| r.kind == V2_ROUTE_RESPONSE) {
-        let context = format!("route response {}", rr.id);
-        let key = rr
-            .prop("RouteResponseKey")
-            .and_then(|k| cfn.text(k, &context, &mut warnings))
-            .unwrap_or_default();
-        if key != RouteKey::DEFAULT {
-            warnings.push(format!(
-                "{context}: RouteResponseKey {key:?} is not supported (only $default is); ignored"
-            ));
-            continue;
-        }
-        for prop in [
-            "ModelSelectionExpression",
-            "ResponseModels",
-            "ResponseParameters",
-        ] {
-            if rr.prop(prop).is_some() {
-                warnings.push(format!("{context}: {prop} is not supported; ignored"));
-            }
-        }
-        let mut ids = Vec::new();
-        if let Some(route) = rr.prop("RouteId") {
-            refs(route, &mut ids);
-        }
-        with_route_response.extend(ids);
-    }
-
-    // Routes.
-    let mut pending: Vec<PendingRoute> = Vec::new();
-    let mut any_route = false;
-    for route in ours.iter().filter(|r| r.kind == V2_ROUTE) {
-        any_route = true;
-        let Some(key) = route
-            .prop("RouteKey")
-            .and_then(|k| cfn.text(k, &format!("route resource {}", route.id), &mut warnings))
-        else {
-            warnings.push(format!("route resource {}: no RouteKey; skipped", route.id));
-            continue;
-        };
-        let context = format!("route {key}");
-        if let Some(first) = pending.iter().find(|p| p.key == key) {
-            return Err(ImportError::DuplicateRoute {
-                route: key,
-                first: first.declared_by.clone(),
-                second: route.id.to_owned(),
-            });
-        }
-        route.warn_condition(&context, &mut warnings);
-        let authorizer = sam_route_authorizer(&cfn, &all, route, &key, &mut used, &mut warnings)?;
-        if route
-            .prop("ApiKeyRequired")
-            .is_some_and(|v| v == &Value::Bool(true) || v.as_str() == Some("true"))
-        {
-            warnings.push(format!(
-                "{context}: ApiKeyRequired is not supported; API keys are not checked"
-            ));
-        }
-        for prop in [
-            "RequestModels",
-            "ModelSelectionExpression",
-            "RequestParameters",
-        ] {
-            if route.prop(prop).is_some() {
-                warnings.push(format!(
-                    "{context}: {prop} is not supported; requests are not checked against it"
-                ));
-            }
-        }
-
-        // Its integration.
-        let Some(target) = route.prop("Target") else {
-            warnings.push(format!("{context}: no Target (integration); skipped"));
-            continue;
-        };
-        let mut ids = Vec::new();
-        refs(target, &mut ids);
-        let integration = ids
-            .iter()
-            .find_map(|id| cfn.res(id).filter(|r| r.kind == V2_INTEGRATION));
-        let Some(integration) = integration else {
-            if let Some(missing) = ids
-                .iter()
-                .find(|id| cfn.res(id).is_none() && !cfn.is_parameter(id))
-            {
-                return Err(ImportError::MissingIntegration {
-                    route: key,
-                    integration: missing.clone(),
-                });
-            }
-            warnings.push(format!(
-                "{context}: Target {} names no integration of this template; skipped",
-                short_form(target)
-            ));
-            continue;
-        };
-        used.insert(integration.id);
-        let integration_context = format!("{context}: integration {}", integration.id);
-        integration.warn_condition(&context, &mut warnings);
-        let kind = integration
-            .prop("IntegrationType")
-            .and_then(|t| cfn.text(t, &integration_context, &mut warnings))
-            .map_or_else(|| "(none)".to_owned(), |t| t.to_ascii_uppercase());
-        if kind != "AWS_PROXY" {
-            warnings.push(format!(
-                "{integration_context}: IntegrationType {kind} is not supported (only AWS_PROXY, the Lambda proxy integration, is); skipped"
-            ));
-            continue;
-        }
-        for prop in [
-            "RequestTemplates",
-            "TemplateSelectionExpression",
-            "RequestParameters",
-            "ResponseParameters",
-            "ContentHandlingStrategy",
-        ] {
-            if integration.prop(prop).is_some() {
-                warnings.push(format!(
-                    "{integration_context}: {prop} is not supported; ignored"
-                ));
-            }
-        }
-        if integration.prop("TimeoutInMillis").is_some() {
-            warnings.push(format!(
-                "{integration_context}: TimeoutInMillis is not supported per route; the function's Timeout, else limits.integration_timeout, applies"
-            ));
-        }
-        let Some(uri) = integration.prop("IntegrationUri") else {
-            warnings.push(format!("{integration_context}: no IntegrationUri; skipped"));
-            continue;
-        };
-        let function = match invoked_function(&cfn, &all, uri, &integration_context, &mut warnings)
-        {
-            Invoked::Function(function) => function,
-            Invoked::Undefined(function) | Invoked::Outside(function) => {
-                return Err(ImportError::MissingFunction {
-                    route: key,
-                    function,
-                });
-            }
-            Invoked::Unknown => {
-                warnings.push(format!(
-                    "{integration_context}: cannot tell which function IntegrationUri {} invokes; skipped",
-                    short_form(uri)
-                ));
-                continue;
-            }
-        };
-
-        // Its route response: both the expression and a `$default` RouteResponse are needed.
-        let expression = route
-            .prop("RouteResponseSelectionExpression")
-            .and_then(|e| cfn.text(e, &context, &mut warnings));
-        let has_response = with_route_response.contains(route.id);
-        let route_response = match (expression.as_deref(), has_response) {
-            (Some(RouteKey::DEFAULT), true) => true,
-            (None, false) => false,
-            (Some(RouteKey::DEFAULT), false) => {
-                warnings.push(format!(
-                    "{context}: RouteResponseSelectionExpression is $default but no {V2_ROUTE_RESPONSE} with RouteResponseKey $default exists; no route response is sent"
-                ));
-                false
-            }
-            (Some(other), _) => {
-                warnings.push(format!(
-                    "{context}: RouteResponseSelectionExpression {other:?} is not supported (only $default is); no route response is sent"
-                ));
-                false
-            }
-            (None, true) => {
-                warnings.push(format!(
-                    "{context}: it has a $default RouteResponse but no RouteResponseSelectionExpression: $default; no route response is sent"
-                ));
-                false
-            }
-        };
-        let route_response = check_route_response(&key, route_response, &mut warnings);
-        pending.push(PendingRoute {
-            key,
-            declared_by: route.id.to_owned(),
-            function,
-            route_response,
-            authorizer,
-        });
-    }
-    if !any_route {
-        return Err(ImportError::NoWebSocketRoutes(format!(
-            "API {} has no {V2_ROUTE}",
-            api.id
-        )));
-    }
-
-    // The stage.
+/// The stage: the first `AWS::ApiGatewayV2::Stage` of the API whose `StageName` resolves, else a
+/// Deployment's `StageName`, else `Prod` if a Deployment exists, else `dev`.
+fn stage(cfn: &Cfn<'_>, ours: &[Res<'_>], warnings: &mut Vec<String>) -> String {
     let mut stage = None;
     for res in ours.iter().filter(|r| r.kind == V2_STAGE) {
         let context = format!("stage {}", res.id);
@@ -390,7 +251,7 @@ pub(super) fn import(
             ));
             continue;
         }
-        res.warn_condition(&format!("stage {name}"), &mut warnings);
+        res.warn_condition(&format!("stage {name}"), warnings);
         if res.prop("StageVariables").is_some() {
             warnings.push(format!(
                 "stage {name}: StageVariables are not supported; ignored"
@@ -398,20 +259,28 @@ pub(super) fn import(
         }
         stage = Some(name);
     }
-    let stage = stage
+    stage
         .or_else(|| {
             let deployments: Vec<&Res<'_>> =
                 ours.iter().filter(|r| r.kind == V2_DEPLOYMENT).collect();
             let named = deployments.iter().find_map(|d| {
                 d.prop("StageName")
-                    .and_then(|n| cfn.text(n, &format!("deployment {}", d.id), &mut warnings))
+                    .and_then(|n| cfn.text(n, &format!("deployment {}", d.id), warnings))
             });
             named.or_else(|| (!deployments.is_empty()).then(|| "Prod".to_owned()))
         })
-        .unwrap_or_else(|| "dev".to_owned());
-    let stage = options.stage.map_or(stage, str::to_owned);
+        .unwrap_or_else(|| "dev".to_owned())
+}
 
-    // The functions.
+/// The functions the routes invoke, then their authorizers', each once and marked used: those
+/// that can run, by logical id, and those that cannot, with why.
+fn functions<'a>(
+    cfn: &Cfn<'_>,
+    root: &Map<String, Value>,
+    pending: &'a [PendingRoute],
+    used: &mut BTreeSet<&'a str>,
+    warnings: &mut Vec<String>,
+) -> (BTreeMap<String, Function>, Vec<(String, String)>) {
     let globals = root
         .get("Globals")
         .and_then(|g| g.get("Function"))
@@ -425,7 +294,7 @@ pub(super) fn import(
             Some(name) => format!("Globals.Function.Environment.Variables.{name}"),
             None => "Globals.Function.Environment.Variables".to_owned(),
         };
-        apply_environment(&cfn, vars, &context, &mut global_env, &mut warnings);
+        apply_environment(cfn, vars, &context, &mut global_env, warnings);
     }
     let mut functions = BTreeMap::new();
     let mut broken = Vec::new();
@@ -444,7 +313,7 @@ pub(super) fn import(
         let Some(res) = cfn.res(name) else {
             continue;
         };
-        let spec = sam_function(&cfn, &res, globals, &global_env, &mut warnings);
+        let spec = sam_function(cfn, &res, globals, &global_env, warnings);
         match spec.and_then(FunctionSpec::build) {
             Ok(function) => {
                 functions.insert(name.clone(), function);
@@ -452,8 +321,11 @@ pub(super) fn import(
             Err(reason) => broken.push((name.clone(), reason)),
         }
     }
+    (functions, broken)
+}
 
-    // What is left.
+/// The closing warnings: the functions no route invokes, and the resources not emulated.
+fn leftover_warnings(all: &[Res<'_>], used: &BTreeSet<&str>) -> Vec<String> {
     let unrouted: Vec<String> = all
         .iter()
         .filter(|r| r.is_function() && !used.contains(r.id))
@@ -464,25 +336,13 @@ pub(super) fn import(
         .filter(|r| !used.contains(r.id) && !r.is_function() && !NO_LOCAL_MEANING.contains(&r.kind))
         .map(|r| format!("{} ({})", r.id, r.kind))
         .collect();
-    let trailing = [
+    [
         unrouted_warning("WebSocket route", &unrouted),
         not_emulated_warning(&others),
     ]
     .into_iter()
     .flatten()
-    .collect();
-
-    Assembly {
-        base_dir: base_dir.to_path_buf(),
-        stage,
-        selection_expression,
-        region: options.region.map(str::to_owned).or(region_from_file),
-        routes: pending,
-        functions,
-        broken,
-        warnings,
-    }
-    .finish(trailing)
+    .collect()
 }
 
 /// What an `IntegrationUri` or `AuthorizerUri` invokes.
@@ -652,83 +512,6 @@ mod tests {
                 "chat_local"
             );
         }
-    }
-
-    #[test]
-    fn sam_routes_report_what_they_cannot_do() {
-        let template = sam(&format!(
-            "{}{}{}{}{}",
-            sam_route("Connect", "$connect", "Fn"),
-            sam_route("Echo", "echo", "Fn"),
-            sam_route("Note", "note", "Fn"),
-            sam_function("Fn", "python3.12", "      Timeout: !Ref Nothing\n"),
-            r#"
-  ConnectRouteAuth:
-    Type: AWS::ApiGatewayV2::Authorizer
-    Properties:
-      ApiId: !Ref ChatApi
-      AuthorizerType: REQUEST
-      Name: auth
-  ConnectRouteResponse:
-    Type: AWS::ApiGatewayV2::RouteResponse
-    Properties:
-      ApiId: !Ref ChatApi
-      RouteId: !Ref ConnectRoute
-      RouteResponseKey: $default
-  NoteRouteResponse:
-    Type: AWS::ApiGatewayV2::RouteResponse
-    Properties:
-      ApiId: !Ref ChatApi
-      RouteId: !Ref NoteRoute
-      RouteResponseKey: $default
-  Mock:
-    Type: AWS::ApiGatewayV2::Route
-    Properties:
-      ApiId: !Ref ChatApi
-      RouteKey: mock
-      Target: !Sub integrations/${MockInteg}
-  MockInteg:
-    Type: AWS::ApiGatewayV2::Integration
-    Properties:
-      ApiId: !Ref ChatApi
-      IntegrationType: MOCK
-      RequestTemplates:
-        $default: '{"statusCode": 200}'
-  Deployment:
-    Type: AWS::ApiGatewayV2::Deployment
-    Properties:
-      ApiId: !Ref ChatApi
-"#
-        ))
-        // Patch the generated routes with what is under test.
-        .replace(
-            "      RouteKey: $connect\n",
-            "      RouteKey: $connect\n      AuthorizationType: CUSTOM\n      AuthorizerId: !Ref ConnectRouteAuth\n      RouteResponseSelectionExpression: $default\n",
-        )
-        .replace(
-            "      RouteKey: echo\n",
-            "      RouteKey: echo\n      RouteResponseSelectionExpression: $default\n",
-        );
-        let imported = from_sam(&template, base()).expect("imports");
-        let config = &imported.config;
-        assert_eq!(config.gateway.stage, "Prod", "a Deployment without a Stage");
-        assert_eq!(function_route(config, "$connect"), ("Fn".to_owned(), false));
-        assert_eq!(function_route(config, "echo"), ("Fn".to_owned(), false));
-        assert_eq!(function_route(config, "note"), ("Fn".to_owned(), false));
-        assert!(!config.routes.contains_key("mock"));
-        assert_eq!(config.functions["Fn"].timeout, None);
-        assert_eq!(
-            imported.warnings,
-            [
-                "route $connect: authorizer ConnectRouteAuth: no AuthorizerUri; connections are accepted without it",
-                "route $connect: a route response cannot be sent on $connect; ignored",
-                "route echo: RouteResponseSelectionExpression is $default but no AWS::ApiGatewayV2::RouteResponse with RouteResponseKey $default exists; no route response is sent",
-                "route note: it has a $default RouteResponse but no RouteResponseSelectionExpression: $default; no route response is sent",
-                "route mock: integration MockInteg: IntegrationType MOCK is not supported (only AWS_PROXY, the Lambda proxy integration, is); skipped",
-                "function Fn: !Ref Nothing left unresolved (no parameter or resource is named Nothing)",
-                "function Fn: Timeout !Ref Nothing is not a number of seconds; ignored",
-            ]
-        );
     }
 
     #[test]
