@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::assembly::{
-    Assembly, FunctionSpec, NO_LOCAL_MEANING, PendingRoute, apply_environment,
+    Assembly, FunctionSpec, NO_LOCAL_MEANING, PendingAuthorizer, PendingRoute, apply_environment,
     check_route_response, map_runtime, not_emulated_warning, unrouted_warning, unsupported_runtime,
 };
 use super::budget::Budget;
 use super::cfn::Cfn;
-use super::serverless_authorizer::{ServiceFunction, sls_authorizer, sls_lambda_logical_id};
+use super::serverless_authorizer::{ServiceFunction, service_functions, sls_authorizer};
 use super::text::{megabytes, scalar_text, seconds, short_form};
 use super::variables::Vars;
 use super::yaml::parse_yaml;
@@ -48,13 +48,8 @@ pub(super) fn import(
         budget: Budget::default(),
     };
     let provider = root.get("provider").and_then(Value::as_object);
-    let provider_get = |key: &str| provider.and_then(|p| p.get(key));
-    let provider_text = |vars: &Vars<'_>, key: &str, warnings: &mut Vec<String>| {
-        provider_get(key)
-            .and_then(|v| scalar_text(&vars.resolve(v, &format!("provider.{key}"), warnings)))
-    };
 
-    if let Some(name) = provider_text(&vars, "name", &mut warnings)
+    if let Some(name) = provider_text(&vars, provider, "name", &mut warnings)
         && name != "aws"
     {
         return Err(invalid(
@@ -64,9 +59,10 @@ pub(super) fn import(
     }
     vars.stage = match options.stage {
         Some(stage) => stage.to_owned(),
-        None => provider_text(&vars, "stage", &mut warnings).unwrap_or_else(|| "dev".to_owned()),
+        None => provider_text(&vars, provider, "stage", &mut warnings)
+            .unwrap_or_else(|| "dev".to_owned()),
     };
-    let region_from_file = provider_text(&vars, "region", &mut warnings);
+    let region_from_file = provider_text(&vars, provider, "region", &mut warnings);
     vars.region = options
         .region
         .map(str::to_owned)
@@ -74,31 +70,12 @@ pub(super) fn import(
         .unwrap_or_else(|| DEFAULT_REGION.to_owned());
     let selection_expression = provider_text(
         &vars,
+        provider,
         "websocketsApiRouteSelectionExpression",
         &mut warnings,
     )
     .unwrap_or_else(|| DEFAULT_SELECTION_EXPRESSION.to_owned());
-    let plugins = root.get("plugins").map(|p| match p {
-        // The long form: `plugins: {modules: [...]}`.
-        Value::Object(m) => m.get("modules").cloned().unwrap_or(Value::Null),
-        other => other.clone(),
-    });
-    for plugin in plugins.iter().filter_map(Value::as_array).flatten() {
-        let Some(plugin) = plugin.as_str() else {
-            continue;
-        };
-        if BUNDLER_PLUGINS.contains(&plugin) {
-            warnings.push(format!(
-                "plugins: {plugin} builds the handlers at deploy time; wsgate runs them as they are in the service folder (build them first, or point the handlers at the built code)"
-            ));
-        }
-    }
-    if root.get("useDotenv") == Some(&Value::Bool(true)) {
-        warnings.push(
-            "useDotenv: .env files are not read by the importer; ${env:...} uses the caller's environment"
-                .to_owned(),
-        );
-    }
+    warn_build_steps(&root, &mut warnings);
 
     let Some(functions) = root.get("functions").and_then(Value::as_object) else {
         return Err(ImportError::NoWebSocketRoutes(
@@ -123,29 +100,70 @@ pub(super) fn import(
         budget: Budget::default(),
     };
 
-    // How an authorizer's ARN may name a function of the service: by its deployed name
-    // (`name`, else `SERVICE-STAGE-KEY`) or by its logical id (`KeyLambdaFunction`).
-    let service = root
-        .get("service")
-        .map(|s| s.get("name").unwrap_or(s))
-        .and_then(|s| scalar_text(&vars.resolve(s, "service", &mut Vec::new())));
-    let service_functions: Vec<ServiceFunction> = functions
-        .iter()
-        .map(|(key, function)| ServiceFunction {
-            key: key.clone(),
-            deployed_name: function
-                .get("name")
-                .and_then(|n| scalar_text(&vars.resolve(n, "", &mut Vec::new())))
-                .or_else(|| {
-                    service
-                        .as_ref()
-                        .map(|service| format!("{service}-{}-{key}", vars.stage))
-                }),
-            logical_id: sls_lambda_logical_id(key),
-        })
-        .collect();
+    let service_functions = service_functions(&root, functions, &vars);
+    let (pending, unrouted) = routes(functions, &vars, &service_functions, &mut warnings)?;
+    let (built, broken) = build_functions(functions, &pending, provider, &cfn, &mut warnings);
+    let trailing = leftover_warnings(&cfn, &unrouted);
 
-    // Routes.
+    Assembly {
+        base_dir: base_dir.to_path_buf(),
+        stage: vars.stage.clone(),
+        selection_expression,
+        region: options.region.map(str::to_owned).or(region_from_file),
+        routes: pending,
+        functions: built,
+        broken,
+        warnings,
+    }
+    .finish(trailing)
+}
+
+/// A `provider` setting as text, its variables resolved.
+fn provider_text(
+    vars: &Vars<'_>,
+    provider: Option<&Map<String, Value>>,
+    key: &str,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
+    provider
+        .and_then(|p| p.get(key))
+        .and_then(|v| scalar_text(&vars.resolve(v, &format!("provider.{key}"), warnings)))
+}
+
+/// What builds the handlers before deploying, which wsgate does not: bundler plugins, and
+/// `.env` files.
+fn warn_build_steps(root: &Value, warnings: &mut Vec<String>) {
+    let plugins = root.get("plugins").map(|p| match p {
+        // The long form: `plugins: {modules: [...]}`.
+        Value::Object(m) => m.get("modules").cloned().unwrap_or(Value::Null),
+        other => other.clone(),
+    });
+    for plugin in plugins.iter().filter_map(Value::as_array).flatten() {
+        let Some(plugin) = plugin.as_str() else {
+            continue;
+        };
+        if BUNDLER_PLUGINS.contains(&plugin) {
+            warnings.push(format!(
+                "plugins: {plugin} builds the handlers at deploy time; wsgate runs them as they are in the service folder (build them first, or point the handlers at the built code)"
+            ));
+        }
+    }
+    if root.get("useDotenv") == Some(&Value::Bool(true)) {
+        warnings.push(
+            "useDotenv: .env files are not read by the importer; ${env:...} uses the caller's environment"
+                .to_owned(),
+        );
+    }
+}
+
+/// Every function's `websocket` events as routes to it, and the functions (other than
+/// authorizers) that have none.
+fn routes(
+    functions: &Map<String, Value>,
+    vars: &Vars<'_>,
+    service_functions: &[ServiceFunction],
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<PendingRoute>, Vec<String>), ImportError> {
     let mut pending: Vec<PendingRoute> = Vec::new();
     let mut unrouted = Vec::new();
     for (name, function) in functions {
@@ -161,21 +179,10 @@ pub(super) fn import(
             };
             routed = true;
             let path = format!("functions.{name}.events[{i}].websocket");
-            let websocket = vars.resolve(websocket, &path, &mut warnings);
-            let (key, definition) = match &websocket {
-                Value::String(key) => (key.clone(), None),
-                Value::Object(map) => match map.get("route").and_then(scalar_text) {
-                    Some(key) => (key, Some(map)),
-                    None => return Err(invalid(format!("{path}.route"), "missing")),
-                },
-                _ => {
-                    return Err(invalid(
-                        path,
-                        "expected a route key or a mapping with `route`",
-                    ));
-                }
-            };
-            let context = format!("route {key}");
+            let websocket = vars.resolve(websocket, &path, warnings);
+            let key = route_key(&websocket, path)?;
+            // A mapping holds the event's settings.
+            let definition = websocket.as_object();
             if let Some(first) = pending.iter().find(|p| p.key == key) {
                 return Err(ImportError::DuplicateRoute {
                     route: key,
@@ -183,30 +190,8 @@ pub(super) fn import(
                     second: name.clone(),
                 });
             }
-            let mut route_response = false;
-            let mut authorizer = None;
-            for (prop, v) in definition.into_iter().flatten() {
-                match prop.as_str() {
-                    "route" => {}
-                    "routeResponseSelectionExpression" => match scalar_text(v).as_deref() {
-                        Some(RouteKey::DEFAULT) => route_response = true,
-                        other => warnings.push(format!(
-                            "{context}: routeResponseSelectionExpression {} is not supported (only $default is); no route response is sent",
-                            other.unwrap_or("null")
-                        )),
-                    },
-                    "authorizer" if key != RouteKey::CONNECT => warnings.push(format!(
-                        "{context}: only $connect can have an authorizer, as on API Gateway; ignored"
-                    )),
-                    "authorizer" => {
-                        authorizer = sls_authorizer(v, &key, &service_functions, &mut warnings);
-                    }
-                    other => warnings.push(format!(
-                        "{context}: websocket.{other} is not supported; ignored"
-                    )),
-                }
-            }
-            let route_response = check_route_response(&key, route_response, &mut warnings);
+            let (route_response, authorizer) =
+                route_settings(&key, definition, service_functions, warnings);
             if let Some(authorizer) = &authorizer
                 && !functions.contains_key(&authorizer.function)
             {
@@ -238,15 +223,77 @@ pub(super) fn import(
             "no function has a `websocket` event".to_owned(),
         ));
     }
+    Ok((pending, unrouted))
+}
 
-    // Functions.
+/// A `websocket` event's route key (its variables resolved; at `path`): the event itself, or
+/// its `route` when it is a mapping.
+fn route_key(websocket: &Value, path: String) -> Result<String, ImportError> {
+    match websocket {
+        Value::String(key) => Ok(key.clone()),
+        Value::Object(map) => match map.get("route").and_then(scalar_text) {
+            Some(key) => Ok(key),
+            None => Err(invalid(format!("{path}.route"), "missing")),
+        },
+        _ => Err(invalid(
+            path,
+            "expected a route key or a mapping with `route`",
+        )),
+    }
+}
+
+/// A `websocket` event's settings besides `route`: whether it sends a route response, and its
+/// authorizer; any other setting is a warning.
+fn route_settings(
+    key: &str,
+    definition: Option<&Map<String, Value>>,
+    service_functions: &[ServiceFunction],
+    warnings: &mut Vec<String>,
+) -> (bool, Option<PendingAuthorizer>) {
+    let context = format!("route {key}");
+    let mut route_response = false;
+    let mut authorizer = None;
+    for (prop, v) in definition.into_iter().flatten() {
+        match prop.as_str() {
+            "route" => {}
+            "routeResponseSelectionExpression" => match scalar_text(v).as_deref() {
+                Some(RouteKey::DEFAULT) => route_response = true,
+                other => warnings.push(format!(
+                    "{context}: routeResponseSelectionExpression {} is not supported (only $default is); no route response is sent",
+                    other.unwrap_or("null")
+                )),
+            },
+            "authorizer" if key != RouteKey::CONNECT => warnings.push(format!(
+                "{context}: only $connect can have an authorizer, as on API Gateway; ignored"
+            )),
+            "authorizer" => {
+                authorizer = sls_authorizer(v, key, service_functions, warnings);
+            }
+            other => warnings.push(format!(
+                "{context}: websocket.{other} is not supported; ignored"
+            )),
+        }
+    }
+    let route_response = check_route_response(key, route_response, warnings);
+    (route_response, authorizer)
+}
+
+/// The functions the routes invoke, then their authorizers', each once, with the provider's
+/// environment and defaults: those that can run, by name, and those that cannot, with why.
+fn build_functions(
+    functions: &Map<String, Value>,
+    pending: &[PendingRoute],
+    provider: Option<&Map<String, Value>>,
+    cfn: &Cfn<'_>,
+    warnings: &mut Vec<String>,
+) -> (BTreeMap<String, Function>, Vec<(String, String)>) {
     let mut provider_env = BTreeMap::new();
-    if let Some(env) = provider_get("environment") {
+    if let Some(env) = provider.and_then(|p| p.get("environment")) {
         let context = |name: Option<&str>| match name {
             Some(name) => format!("provider.environment.{name}"),
             None => "provider.environment".to_owned(),
         };
-        apply_environment(&cfn, env, &context, &mut provider_env, &mut warnings);
+        apply_environment(cfn, env, &context, &mut provider_env, warnings);
     }
     let mut built = BTreeMap::new();
     let mut broken = Vec::new();
@@ -265,8 +312,8 @@ pub(super) fn import(
             &functions[name],
             provider,
             &provider_env,
-            &cfn,
-            &mut warnings,
+            cfn,
+            warnings,
         );
         match result {
             Ok(function) => {
@@ -275,32 +322,25 @@ pub(super) fn import(
             Err(reason) => broken.push((name.clone(), reason)),
         }
     }
+    (built, broken)
+}
 
+/// The closing warnings: the functions without a websocket event, and the `resources` not
+/// emulated.
+fn leftover_warnings(cfn: &Cfn<'_>, unrouted: &[String]) -> Vec<String> {
     let others: Vec<String> = cfn
         .all()
         .iter()
         .filter(|r| !NO_LOCAL_MEANING.contains(&r.kind))
         .map(|r| format!("{} ({})", r.id, r.kind))
         .collect();
-    let trailing = [
-        unrouted_warning("websocket event", &unrouted),
+    [
+        unrouted_warning("websocket event", unrouted),
         not_emulated_warning(&others),
     ]
     .into_iter()
     .flatten()
-    .collect();
-
-    Assembly {
-        base_dir: base_dir.to_path_buf(),
-        stage: vars.stage.clone(),
-        selection_expression,
-        region: options.region.map(str::to_owned).or(region_from_file),
-        routes: pending,
-        functions: built,
-        broken,
-        warnings,
-    }
-    .finish(trailing)
+    .collect()
 }
 
 /// One function of a `serverless.yml`, with the provider's defaults.

@@ -2,11 +2,12 @@
 //! followed to a function of the service: by its key, or through an ARN naming it by deployed
 //! name or logical id. One that cannot run here is a warning.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::assembly::{PendingAuthorizer, authorizer_skipped, identity_sources};
 use super::cfn::{lambda_name_in_arn, refs};
 use super::text::{scalar_text, short_form};
+use super::variables::Vars;
 
 /// The identity source the Serverless Framework (v3) gives a websocket authorizer that names
 /// none (`lib/plugins/aws/package/compile/events/websockets/lib/validate.js`).
@@ -15,17 +16,17 @@ const SLS_DEFAULT_IDENTITY_SOURCE: &str = "route.request.header.Auth";
 /// A function of a `serverless.yml`, as an authorizer's ARN may name it.
 pub(super) struct ServiceFunction {
     /// Its key under `functions`.
-    pub(super) key: String,
+    key: String,
     /// Its Lambda function name once deployed, when known.
-    pub(super) deployed_name: Option<String>,
+    deployed_name: Option<String>,
     /// Its resource's logical id in the compiled template.
-    pub(super) logical_id: String,
+    logical_id: String,
 }
 
 /// The logical id the Serverless Framework gives a function's `AWS::Lambda::Function`
 /// (`naming.getLambdaLogicalId`): `-` spelled `Dash`, `_` spelled `Underscore`, the first letter
 /// upper-cased, then `LambdaFunction`.
-pub(super) fn sls_lambda_logical_id(key: &str) -> String {
+fn sls_lambda_logical_id(key: &str) -> String {
     let normalized = key.replace('-', "Dash").replace('_', "Underscore");
     let mut chars = normalized.chars();
     let first = chars.next().map(|c| c.to_uppercase().collect::<String>());
@@ -34,6 +35,34 @@ pub(super) fn sls_lambda_logical_id(key: &str) -> String {
         first.unwrap_or_default(),
         chars.as_str()
     )
+}
+
+/// The functions of a `serverless.yml` as an authorizer's ARN may name them: by deployed name
+/// (`name`, else `SERVICE-STAGE-KEY`) or by logical id (`KeyLambdaFunction`).
+pub(super) fn service_functions(
+    root: &Value,
+    functions: &Map<String, Value>,
+    vars: &Vars<'_>,
+) -> Vec<ServiceFunction> {
+    let service = root
+        .get("service")
+        .map(|s| s.get("name").unwrap_or(s))
+        .and_then(|s| scalar_text(&vars.resolve(s, "service", &mut Vec::new())));
+    functions
+        .iter()
+        .map(|(key, function)| ServiceFunction {
+            key: key.clone(),
+            deployed_name: function
+                .get("name")
+                .and_then(|n| scalar_text(&vars.resolve(n, "", &mut Vec::new())))
+                .or_else(|| {
+                    service
+                        .as_ref()
+                        .map(|service| format!("{service}-{}-{key}", vars.stage))
+                }),
+            logical_id: sls_lambda_logical_id(key),
+        })
+        .collect()
 }
 
 /// A `$connect` websocket event's `authorizer` (variables resolved), as the Serverless
