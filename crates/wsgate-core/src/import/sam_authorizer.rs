@@ -4,6 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use serde_json::Value;
+
 use super::ImportError;
 use super::assembly::{PendingAuthorizer, authorizer_skipped, identity_sources};
 use super::cfn::{Cfn, Res, V2_AUTHORIZER, refs};
@@ -23,50 +25,7 @@ pub(super) fn sam_route_authorizer<'a>(
     warnings: &mut Vec<String>,
 ) -> Result<Option<PendingAuthorizer>, ImportError> {
     let context = format!("route {key}");
-    let authorization = route
-        .prop("AuthorizationType")
-        .and_then(|a| cfn.text(a, &context, warnings))
-        .map_or_else(|| "NONE".to_owned(), |a| a.to_ascii_uppercase());
-    let authorizer_id = route.prop("AuthorizerId");
-    match authorization.as_str() {
-        "NONE" => {
-            if let Some(id) = authorizer_id {
-                warnings.push(format!(
-                    "{context}: AuthorizerId {} has no effect without AuthorizationType: CUSTOM; ignored",
-                    short_form(id)
-                ));
-            }
-            return Ok(None);
-        }
-        "CUSTOM" => {}
-        "AWS_IAM" => {
-            warnings.push(authorizer_skipped(
-                key,
-                "AuthorizationType AWS_IAM is not supported (requests are not checked for a SigV4 signature)",
-            ));
-            return Ok(None);
-        }
-        other => {
-            warnings.push(authorizer_skipped(
-                key,
-                format_args!(
-                    "AuthorizationType {other} is not supported (only NONE and CUSTOM, a Lambda authorizer, are)"
-                ),
-            ));
-            return Ok(None);
-        }
-    }
-    if key != RouteKey::CONNECT {
-        warnings.push(format!(
-            "{context}: only $connect can have an authorizer, as on API Gateway; ignored"
-        ));
-        return Ok(None);
-    }
-    let Some(id) = authorizer_id else {
-        warnings.push(authorizer_skipped(
-            key,
-            "AuthorizationType CUSTOM without an AuthorizerId",
-        ));
+    let Some(id) = custom_authorizer_id(cfn, route, key, warnings) else {
         return Ok(None);
     };
     let mut ids = Vec::new();
@@ -88,6 +47,92 @@ pub(super) fn sam_route_authorizer<'a>(
     let name = res.id;
     let authorizer_context = format!("{context}: authorizer {name}");
     res.warn_condition(&context, warnings);
+    let Some(function) = authorizer_function(cfn, all, &res, key, warnings)? else {
+        return Ok(None);
+    };
+    let identity_sources = match res.prop("IdentitySource") {
+        Some(value) => {
+            let value = cfn.eval(value, &authorizer_context, warnings);
+            identity_sources(&value, &authorizer_context, warnings)
+        }
+        None => Vec::new(),
+    };
+    Ok(Some(PendingAuthorizer {
+        name: name.to_owned(),
+        function,
+        identity_sources,
+    }))
+}
+
+/// A route's `AuthorizerId`, when its `AuthorizationType` is `CUSTOM` and it is `$connect`;
+/// otherwise `None`, with a warning where an authorizer is asked for but not used.
+fn custom_authorizer_id<'a>(
+    cfn: &Cfn<'a>,
+    route: &Res<'a>,
+    key: &str,
+    warnings: &mut Vec<String>,
+) -> Option<&'a Value> {
+    let context = format!("route {key}");
+    let authorization = route
+        .prop("AuthorizationType")
+        .and_then(|a| cfn.text(a, &context, warnings))
+        .map_or_else(|| "NONE".to_owned(), |a| a.to_ascii_uppercase());
+    let authorizer_id = route.prop("AuthorizerId");
+    match authorization.as_str() {
+        "NONE" => {
+            if let Some(id) = authorizer_id {
+                warnings.push(format!(
+                    "{context}: AuthorizerId {} has no effect without AuthorizationType: CUSTOM; ignored",
+                    short_form(id)
+                ));
+            }
+            return None;
+        }
+        "CUSTOM" => {}
+        "AWS_IAM" => {
+            warnings.push(authorizer_skipped(
+                key,
+                "AuthorizationType AWS_IAM is not supported (requests are not checked for a SigV4 signature)",
+            ));
+            return None;
+        }
+        other => {
+            warnings.push(authorizer_skipped(
+                key,
+                format_args!(
+                    "AuthorizationType {other} is not supported (only NONE and CUSTOM, a Lambda authorizer, are)"
+                ),
+            ));
+            return None;
+        }
+    }
+    if key != RouteKey::CONNECT {
+        warnings.push(format!(
+            "{context}: only $connect can have an authorizer, as on API Gateway; ignored"
+        ));
+        return None;
+    }
+    if authorizer_id.is_none() {
+        warnings.push(authorizer_skipped(
+            key,
+            "AuthorizationType CUSTOM without an AuthorizerId",
+        ));
+    }
+    authorizer_id
+}
+
+/// The function an `AWS::ApiGatewayV2::Authorizer` (`res`) invokes, when it is a REQUEST
+/// authorizer whose function is in the template; `None`, with a warning, when it cannot run
+/// here; an error when its `AuthorizerUri` names a logical id the template does not define.
+fn authorizer_function(
+    cfn: &Cfn<'_>,
+    all: &[Res<'_>],
+    res: &Res<'_>,
+    key: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>, ImportError> {
+    let name = res.id;
+    let authorizer_context = format!("route {key}: authorizer {name}");
     let kind = res
         .prop("AuthorizerType")
         .and_then(|t| cfn.text(t, &authorizer_context, warnings))
@@ -108,14 +153,12 @@ pub(super) fn sam_route_authorizer<'a>(
         ));
         return Ok(None);
     };
-    let function = match invoked_function(cfn, all, uri, &authorizer_context, warnings) {
-        Invoked::Function(function) => function,
-        Invoked::Undefined(function) => {
-            return Err(ImportError::MissingFunction {
-                route: key.to_owned(),
-                function,
-            });
-        }
+    match invoked_function(cfn, all, uri, &authorizer_context, warnings) {
+        Invoked::Function(function) => Ok(Some(function)),
+        Invoked::Undefined(function) => Err(ImportError::MissingFunction {
+            route: key.to_owned(),
+            function,
+        }),
         Invoked::Outside(function) => {
             warnings.push(authorizer_skipped(
                 key,
@@ -123,7 +166,7 @@ pub(super) fn sam_route_authorizer<'a>(
                     "authorizer {name}: function {function} is not in this template, so it cannot run locally"
                 ),
             ));
-            return Ok(None);
+            Ok(None)
         }
         Invoked::Unknown => {
             warnings.push(authorizer_skipped(
@@ -133,21 +176,9 @@ pub(super) fn sam_route_authorizer<'a>(
                     short_form(uri)
                 ),
             ));
-            return Ok(None);
+            Ok(None)
         }
-    };
-    let identity_sources = match res.prop("IdentitySource") {
-        Some(value) => {
-            let value = cfn.eval(value, &authorizer_context, warnings);
-            identity_sources(&value, &authorizer_context, warnings)
-        }
-        None => Vec::new(),
-    };
-    Ok(Some(PendingAuthorizer {
-        name: name.to_owned(),
-        function,
-        identity_sources,
-    }))
+    }
 }
 
 #[cfg(test)]

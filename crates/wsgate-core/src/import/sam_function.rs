@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -43,47 +44,7 @@ pub(super) fn sam_function(
     {
         return Err("container images (PackageType: Image) are not supported".to_owned());
     }
-    let dir = if serverless {
-        if get("InlineCode").is_some() {
-            return Err(
-                "InlineCode is not supported (put the code in a folder and point CodeUri to it)"
-                    .to_owned(),
-            );
-        }
-        match get("CodeUri").map(|v| cfn.eval(v, &context, warnings)) {
-            None => ".".to_owned(),
-            Some(Value::String(s)) => s,
-            Some(_) => {
-                return Err(
-                    "CodeUri in S3 is not supported (point it to the local folder)".to_owned(),
-                );
-            }
-        }
-    } else {
-        match res.prop("Code").map(|v| cfn.eval(v, &context, warnings)) {
-            None => ".".to_owned(),
-            Some(Value::String(s)) => s,
-            Some(Value::Object(code)) if code.contains_key("ZipFile") => {
-                return Err("inline code (Code.ZipFile) is not supported".to_owned());
-            }
-            Some(Value::Object(code)) if code.contains_key("ImageUri") => {
-                return Err("container images (Code.ImageUri) are not supported".to_owned());
-            }
-            Some(_) => {
-                return Err("Code in S3 is not supported (set Code to the local folder)".to_owned());
-            }
-        }
-    };
-    if dir.starts_with("s3://") {
-        return Err(format!(
-            "CodeUri {dir} is in S3, which is not supported (point it to the local folder)"
-        ));
-    }
-    if [".zip", ".jar"].iter().any(|ext| dir.ends_with(ext)) {
-        return Err(format!(
-            "CodeUri {dir} is an archive (point it to the unpacked folder)"
-        ));
-    }
+    let dir = code_dir(cfn, res, &get, &context, warnings)?;
     let runtime = text("Runtime", warnings).ok_or_else(|| {
         if serverless {
             "no Runtime (set it on the function or in Globals.Function)".to_owned()
@@ -93,29 +54,10 @@ pub(super) fn sam_function(
     })?;
     map_runtime(&runtime).ok_or_else(|| unsupported_runtime(&runtime))?;
     let handler = text("Handler", warnings);
-    let timeout = get("Timeout").and_then(|v| {
-        let value = cfn.eval(v, &context, warnings);
-        let timeout = seconds(&value);
-        if timeout.is_none() {
-            warnings.push(format!(
-                "{context}: Timeout {} is not a number of seconds; ignored",
-                short_form(&value)
-            ));
-        }
-        timeout
-    });
+    let timeout = get("Timeout").and_then(|v| timeout(cfn, v, &context, warnings));
     let memory_size = match get("MemorySize") {
         None => 128,
-        Some(v) => {
-            let value = cfn.eval(v, &context, warnings);
-            megabytes(&value).unwrap_or_else(|| {
-                warnings.push(format!(
-                    "{context}: MemorySize {} is not a number of megabytes; 128 is used",
-                    short_form(&value)
-                ));
-                128
-            })
-        }
+        Some(v) => memory_size(cfn, v, &context, warnings),
     };
     if get("Layers").is_some_and(|l| l.as_array().is_none_or(|l| !l.is_empty())) {
         warnings.push(format!(
@@ -141,6 +83,89 @@ pub(super) fn sam_function(
         environment,
         timeout,
         memory_size,
+    })
+}
+
+/// The function's code folder: a SAM function's `CodeUri` (`get` reads its properties, then
+/// `Globals.Function`), a Lambda function's `Code`, else `.`; or why it is not a local folder.
+fn code_dir<'v>(
+    cfn: &Cfn<'_>,
+    res: &Res<'_>,
+    get: &dyn Fn(&str) -> Option<&'v Value>,
+    context: &str,
+    warnings: &mut Vec<String>,
+) -> Result<String, String> {
+    let dir = if res.kind == SAM_FUNCTION {
+        if get("InlineCode").is_some() {
+            return Err(
+                "InlineCode is not supported (put the code in a folder and point CodeUri to it)"
+                    .to_owned(),
+            );
+        }
+        match get("CodeUri").map(|v| cfn.eval(v, context, warnings)) {
+            None => ".".to_owned(),
+            Some(Value::String(s)) => s,
+            Some(_) => {
+                return Err(
+                    "CodeUri in S3 is not supported (point it to the local folder)".to_owned(),
+                );
+            }
+        }
+    } else {
+        match res.prop("Code").map(|v| cfn.eval(v, context, warnings)) {
+            None => ".".to_owned(),
+            Some(Value::String(s)) => s,
+            Some(Value::Object(code)) if code.contains_key("ZipFile") => {
+                return Err("inline code (Code.ZipFile) is not supported".to_owned());
+            }
+            Some(Value::Object(code)) if code.contains_key("ImageUri") => {
+                return Err("container images (Code.ImageUri) are not supported".to_owned());
+            }
+            Some(_) => {
+                return Err("Code in S3 is not supported (set Code to the local folder)".to_owned());
+            }
+        }
+    };
+    if dir.starts_with("s3://") {
+        return Err(format!(
+            "CodeUri {dir} is in S3, which is not supported (point it to the local folder)"
+        ));
+    }
+    if [".zip", ".jar"].iter().any(|ext| dir.ends_with(ext)) {
+        return Err(format!(
+            "CodeUri {dir} is an archive (point it to the unpacked folder)"
+        ));
+    }
+    Ok(dir)
+}
+
+/// A `Timeout` in seconds; one that is not is a warning, and ignored.
+fn timeout(
+    cfn: &Cfn<'_>,
+    value: &Value,
+    context: &str,
+    warnings: &mut Vec<String>,
+) -> Option<Duration> {
+    let value = cfn.eval(value, context, warnings);
+    let timeout = seconds(&value);
+    if timeout.is_none() {
+        warnings.push(format!(
+            "{context}: Timeout {} is not a number of seconds; ignored",
+            short_form(&value)
+        ));
+    }
+    timeout
+}
+
+/// A `MemorySize` in megabytes; one that is not is a warning, and 128 (Lambda's default) is used.
+fn memory_size(cfn: &Cfn<'_>, value: &Value, context: &str, warnings: &mut Vec<String>) -> u32 {
+    let value = cfn.eval(value, context, warnings);
+    megabytes(&value).unwrap_or_else(|| {
+        warnings.push(format!(
+            "{context}: MemorySize {} is not a number of megabytes; 128 is used",
+            short_form(&value)
+        ));
+        128
     })
 }
 

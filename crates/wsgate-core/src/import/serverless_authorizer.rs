@@ -77,64 +77,9 @@ pub(super) fn sls_authorizer(
     service_functions: &[ServiceFunction],
     warnings: &mut Vec<String>,
 ) -> Option<PendingAuthorizer> {
-    let by_arn = |arn: &Value| -> Option<&ServiceFunction> {
-        match arn {
-            Value::String(arn) => {
-                let name = lambda_name_in_arn(arn)?;
-                service_functions
-                    .iter()
-                    .find(|f| f.deployed_name.as_deref() == Some(name))
-            }
-            other => {
-                let mut ids = Vec::new();
-                refs(other, &mut ids);
-                service_functions
-                    .iter()
-                    .find(|f| ids.contains(&f.logical_id))
-            }
-        }
-    };
-    // The Framework names an ARN's authorizer after the ARN's last part.
-    let arn_name = |arn: &Value| match arn {
-        Value::String(arn) => arn.rsplit(':').next().map(str::to_owned),
-        _ => None,
-    };
-    let (name, arn, sources) = match value {
-        Value::String(s) if s.contains(':') => (arn_name(value), Some(value), None),
-        Value::String(s) => (Some(s.clone()), None, None),
-        Value::Object(map) => {
-            for other in map
-                .keys()
-                .filter(|k| !["name", "arn", "identitySource"].contains(&k.as_str()))
-            {
-                warnings.push(format!(
-                    "route {key}: websocket.authorizer.{other} is not supported; ignored"
-                ));
-            }
-            let arn = map.get("arn").filter(|a| !a.is_null());
-            let name = map
-                .get("name")
-                .and_then(scalar_text)
-                .or_else(|| arn.and_then(arn_name));
-            (
-                name,
-                arn,
-                map.get("identitySource").filter(|s| !s.is_null()),
-            )
-        }
-        other => {
-            warnings.push(authorizer_skipped(
-                key,
-                format_args!(
-                    "authorizer {} is neither a function name, an ARN nor a mapping",
-                    short_form(other)
-                ),
-            ));
-            return None;
-        }
-    };
+    let (name, arn, sources) = authorizer_parts(value, key, warnings)?;
     let function = match arn {
-        Some(arn) => match by_arn(arn) {
+        Some(arn) => match by_arn(arn, service_functions) {
             Some(function) => function.key.clone(),
             None => {
                 warnings.push(authorizer_skipped(
@@ -169,6 +114,80 @@ pub(super) fn sls_authorizer(
         function,
         identity_sources,
     })
+}
+
+/// An `authorizer`'s name, ARN and identity sources, as written; `None` (with a warning) when it
+/// is none of the forms the Framework reads. Keys it does not read are warnings.
+fn authorizer_parts<'v>(
+    value: &'v Value,
+    key: &str,
+    warnings: &mut Vec<String>,
+) -> Option<(Option<String>, Option<&'v Value>, Option<&'v Value>)> {
+    match value {
+        Value::String(s) if s.contains(':') => Some((arn_name(value), Some(value), None)),
+        Value::String(s) => Some((Some(s.clone()), None, None)),
+        Value::Object(map) => {
+            for other in map
+                .keys()
+                .filter(|k| !["name", "arn", "identitySource"].contains(&k.as_str()))
+            {
+                warnings.push(format!(
+                    "route {key}: websocket.authorizer.{other} is not supported; ignored"
+                ));
+            }
+            let arn = map.get("arn").filter(|a| !a.is_null());
+            let name = map
+                .get("name")
+                .and_then(scalar_text)
+                .or_else(|| arn.and_then(arn_name));
+            Some((
+                name,
+                arn,
+                map.get("identitySource").filter(|s| !s.is_null()),
+            ))
+        }
+        other => {
+            warnings.push(authorizer_skipped(
+                key,
+                format_args!(
+                    "authorizer {} is neither a function name, an ARN nor a mapping",
+                    short_form(other)
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// The function of the service an authorizer's `arn` names: a literal ARN by deployed name, an
+/// intrinsic (`!GetAtt AuthLambdaFunction.Arn`) by logical id.
+fn by_arn<'f>(
+    arn: &Value,
+    service_functions: &'f [ServiceFunction],
+) -> Option<&'f ServiceFunction> {
+    match arn {
+        Value::String(arn) => {
+            let name = lambda_name_in_arn(arn)?;
+            service_functions
+                .iter()
+                .find(|f| f.deployed_name.as_deref() == Some(name))
+        }
+        other => {
+            let mut ids = Vec::new();
+            refs(other, &mut ids);
+            service_functions
+                .iter()
+                .find(|f| ids.contains(&f.logical_id))
+        }
+    }
+}
+
+/// The Framework names an ARN's authorizer after the ARN's last part.
+fn arn_name(arn: &Value) -> Option<String> {
+    match arn {
+        Value::String(arn) => arn.rsplit(':').next().map(str::to_owned),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
