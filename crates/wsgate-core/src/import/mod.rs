@@ -46,6 +46,20 @@
 //! the API to the gateway's `api_id`), `Fn::Sub`, `Fn::Join`, `Fn::Select`, `Fn::Split` and
 //! `Fn::FindInMap` are evaluated; `Fn::GetAtt`, `Fn::If`, `Fn::ImportValue` and the rest are left
 //! as their short form, with a warning.
+//!
+//! # Layout
+//! This file holds the public types and entry points; the work is done in:
+//! - `yaml.rs`: the YAML as long-form JSON; `text.rs`: values back as text, capped (short forms
+//!   for warnings, environment values, seconds, megabytes);
+//! - `budget.rs`: the depth, step and size limits that bound one import, whatever the file;
+//! - `cfn.rs`: a template's resources and the intrinsic functions' evaluator, for both formats;
+//! - `variables.rs`: a `serverless.yml`'s `${...}` variables;
+//! - `assembly.rs`: what both formats build (functions, routes, authorizers) and the config it
+//!   becomes;
+//! - `sam.rs`, with `sam_routes.rs`, `sam_authorizer.rs` and `sam_function.rs`: SAM /
+//!   CloudFormation;
+//! - `serverless.rs`, with `serverless_authorizer.rs`: the Serverless Framework;
+//! - `test_support.rs`: the fixtures and helpers the tests beside each of them share.
 
 mod assembly;
 mod budget;
