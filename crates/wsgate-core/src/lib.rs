@@ -13,7 +13,9 @@
 //! - [`error`]: the management API's errors and their AWS shapes.
 //! - [`sigv4`]: parsing SigV4 headers (the gateway computes signatures with `aws-sigv4`).
 //! - [`config`]: the TOML model, its defaults and validation.
-//! - [`import`]: a `serverless.yml` or SAM / CloudFormation template as a [`config::Config`].
+//! - [`import`]: a `serverless.yml` or SAM / CloudFormation template as a [`config::Config`] (a
+//!   folder: YAML reading, the CloudFormation evaluator, serverless variables, one file or more
+//!   per format; its own `# Layout` lists them).
 
 pub mod authorizer;
 pub mod clock;

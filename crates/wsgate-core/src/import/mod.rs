@@ -1,0 +1,221 @@
+//! Importing a project's `serverless.yml` (Serverless Framework) or AWS SAM / CloudFormation
+//! template into a [`Config`], so that `wsgate dev` runs the project as it is.
+//!
+//! Pure, like the rest of the crate: the caller reads the file and hands over its text, the folder
+//! it came from (which becomes [`Config::base_dir`]) and, through [`ImportOptions`], the stage,
+//! region, template parameters and environment lookup it wants applied.
+//!
+//! Everything in the file that would change how the WebSocket API behaves but cannot be mapped
+//! becomes a warning that names it (an IAM-authorized or an outside authorizer, an unsupported
+//! runtime, an intrinsic function left unresolved, a route response without its selection
+//! expression, ...). What has no meaning
+//! for a local gateway is skipped without a word: IAM roles and policies, Lambda permissions,
+//! deployments, log groups, domain names, tags, VPC settings, `Outputs`, `plugins`, `package`.
+//!
+//! The YAML is read with saphyr, which keeps CloudFormation's short-form tags (`!Ref X`,
+//! `!GetAtt X.Arn`, `!Sub ...`) as tagged nodes; they are rewritten to the long JSON form
+//! (`{"Ref": "X"}`, `{"Fn::GetAtt": ["X", "Arn"]}`) before anything looks at them, so both forms
+//! (and JSON templates, which are YAML) read the same.
+//!
+//! # What maps
+//!
+//! | From | To |
+//! |---|---|
+//! | `provider.stage` / `AWS::ApiGatewayV2::Stage` `StageName` (else a Deployment's, else `Prod` if a Deployment exists, else `dev`) | `gateway.stage` |
+//! | `provider.websocketsApiRouteSelectionExpression` / the API's `RouteSelectionExpression` | `gateway.route_selection_expression` |
+//! | a function's `websocket` events / a `Route` → `AWS_PROXY` `Integration` → function | `routes.KEY = Route::Function` |
+//! | `routeResponseSelectionExpression: $default` / that plus a `$default` `RouteResponse` | `route_response = true` |
+//! | `python3*`, `nodejs*`, `provided*` | `Runtime::Python`, `Runtime::Node`, `Runtime::Command` running `./bootstrap` |
+//! | `handler` / `Handler` | `handler`, as written (`src/handlers/chat.send`) |
+//! | the service folder / `CodeUri` (or `Code` when it is a folder) | `dir` |
+//! | `provider.environment` under `environment` / `Globals.Function` under the function's `Environment.Variables` | `environment` |
+//! | `timeout` / `Timeout` (seconds) | `timeout` (absent: `limits.integration_timeout`) |
+//! | `memorySize` / `MemorySize` | `memory_size` (absent: 1024 / 128, the platforms' defaults) |
+//! | a `$connect` event's `authorizer: FN` or `{name: FN, identitySource}` (FN a function of the service, or an `arn` naming one by deployed name or `FnLambdaFunction` logical id) / a `$connect` `Route` with `AuthorizationType: CUSTOM` → `AuthorizerId` → `AWS::ApiGatewayV2::Authorizer` with `AuthorizerType: REQUEST` → `AuthorizerUri` → function | `[authorizers.NAME] type = "request"`, `function` = that function (imported even without a route of its own), and `routes."$connect".authorizer = NAME`; NAME is the serverless authorizer's `name` (an ARN's last part) or the Authorizer's logical id |
+//! | `identitySource` / `IdentitySource` (a list, or comma-separated; absent: `route.request.header.Auth` for serverless, as the Framework, none for SAM) | `identity_sources` (only `route.request.header.*` and `route.request.querystring.*`; others are dropped with a warning) |
+//!
+//! Authorizers that cannot run here leave `$connect` without one, with a warning: an ARN of a
+//! function outside the file, `AuthorizationType: AWS_IAM`, an `AuthorizerType` other than
+//! `REQUEST`, an authorizer function whose runtime is not supported, and an authorizer on a route
+//! other than `$connect`. A `$connect` whose own function cannot run keeps its authorizer.
+//!
+//! Serverless variables: `${self:...}`, `${sls:stage}`, `${opt:stage}`, `${opt:region}`,
+//! `${aws:region}`, `${env:...}` (through [`ImportOptions::env`]) and fallbacks are resolved,
+//! nested or not; anything else (`ssm:`, `file(...)`, `cf:`, ...) is left as written, with a
+//! warning. CloudFormation: `Ref` (parameters, pseudo parameters, tables to their `TableName`,
+//! the API to the gateway's `api_id`), `Fn::Sub`, `Fn::Join`, `Fn::Select`, `Fn::Split` and
+//! `Fn::FindInMap` are evaluated; `Fn::GetAtt`, `Fn::If`, `Fn::ImportValue` and the rest are left
+//! as their short form, with a warning.
+//!
+//! # Layout
+//! This file holds the public types and entry points; the work is done in:
+//! - `yaml.rs`: the YAML as long-form JSON; `text.rs`: values back as text, capped (short forms
+//!   for warnings, environment values, seconds, megabytes);
+//! - `budget.rs`: the depth, step and size limits that bound one import, whatever the file;
+//! - `cfn.rs`: a template's resources and the intrinsic functions' evaluator, for both formats;
+//! - `variables.rs`: a `serverless.yml`'s `${...}` variables;
+//! - `assembly.rs`: what both formats build (functions, routes, authorizers) and the config it
+//!   becomes;
+//! - `sam.rs`, with `sam_routes.rs`, `sam_authorizer.rs` and `sam_function.rs`: SAM /
+//!   CloudFormation;
+//! - `serverless.rs`, with `serverless_authorizer.rs`: the Serverless Framework;
+//! - `test_support.rs`: the fixtures and helpers the tests beside each of them share.
+
+mod assembly;
+mod budget;
+mod cfn;
+mod sam;
+mod sam_authorizer;
+mod sam_function;
+mod sam_routes;
+mod serverless;
+mod serverless_authorizer;
+#[cfg(test)]
+mod test_support;
+mod text;
+mod variables;
+mod yaml;
+
+use std::path::Path;
+
+use crate::config::{Config, ConfigError};
+
+/// The region `AWS::Region` and `${aws:region}` stand for when neither the options nor the file
+/// name one.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// The account id `AWS::AccountId` stands for; wsgate's local function ARNs use it too.
+pub const LOCAL_ACCOUNT_ID: &str = "000000000000";
+/// The route selection expression when the file gives none (API Gateway's usual one and the
+/// Serverless Framework's default).
+pub const DEFAULT_SELECTION_EXPRESSION: &str = "$request.body.action";
+
+/// What an import produced.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The configuration: `base_dir`, `gateway.stage`, `gateway.route_selection_expression`,
+    /// `functions`, `routes` and `authorizers` come from the file, everything else is the
+    /// default. It passes
+    /// [`Config::validate`].
+    pub config: Config,
+    /// What could not be mapped, one sentence each, naming the thing (`route $connect: ...`,
+    /// `function X: ...`), in the order found, without repeats.
+    pub warnings: Vec<String>,
+    /// The region the file names (`provider.region`, or a SAM `Region` parameter), if any; the
+    /// caller may use it for the functions' `AWS_REGION`.
+    pub region: Option<String>,
+}
+
+/// Looks up an environment variable.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// What the caller knows that the file does not.
+#[derive(Clone, Copy, Default)]
+pub struct ImportOptions<'a> {
+    /// The stage, as `--stage` would give it: `${opt:stage}` in a `serverless.yml`; overrides
+    /// the stage found in the file for both formats.
+    pub stage: Option<&'a str>,
+    /// The region: `${opt:region}` and `AWS::Region`; overrides the file's.
+    pub region: Option<&'a str>,
+    /// Template parameter values, as `--parameter-overrides` gives them; they win over `Default`s.
+    pub parameters: &'a [(&'a str, &'a str)],
+    /// Looks up an environment variable for `${env:NAME}`. Without it, only the fallbacks given
+    /// in the file are used.
+    pub env: Option<EnvLookup<'a>>,
+}
+
+/// Why a file could not be imported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    /// The text is not YAML.
+    #[error("YAML syntax error at line {line}, column {column}: {message}")]
+    Syntax {
+        /// 1-based.
+        line: usize,
+        /// 1-based.
+        column: usize,
+        /// What the parser says.
+        message: String,
+    },
+    /// The YAML is not shaped like the file it should be.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The dotted path of the bad key.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The file declares no WebSocket API or route.
+    #[error("no WebSocket routes found: {0}")]
+    NoWebSocketRoutes(String),
+    /// A route's integration invokes a function the file does not define.
+    #[error("route {route}: function {function} is not defined in the file")]
+    MissingFunction {
+        /// The route key.
+        route: String,
+        /// The function's name or logical id, as referenced.
+        function: String,
+    },
+    /// A route's `Target` names an integration the template does not define.
+    #[error("route {route}: integration {integration} is not defined in the template")]
+    MissingIntegration {
+        /// The route key.
+        route: String,
+        /// The integration's logical id, as referenced.
+        integration: String,
+    },
+    /// Two routes share a route key.
+    #[error("route {route} is declared twice, by {first} and by {second}")]
+    DuplicateRoute {
+        /// The route key.
+        route: String,
+        /// The function (serverless) or route resource (SAM) declaring it first.
+        first: String,
+        /// The one declaring it again.
+        second: String,
+    },
+    /// The file has WebSocket routes but none of them can run here; the warnings say why.
+    #[error("none of the WebSocket routes can run locally: {}", .0.join("; "))]
+    NothingToRun(Vec<String>),
+    /// The configuration built from the file does not validate (a bad stage name, a reserved
+    /// route key, an invalid selection expression, ...).
+    #[error("the imported configuration is invalid: {0}")]
+    Config(#[from] ConfigError),
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ImportError {
+    ImportError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// Imports an AWS SAM or CloudFormation template (YAML or JSON) with default options.
+pub fn from_sam(yaml: &str, base_dir: &Path) -> Result<Imported, ImportError> {
+    from_sam_with(yaml, base_dir, ImportOptions::default())
+}
+
+/// Imports an AWS SAM or CloudFormation template (YAML or JSON): the first
+/// `AWS::ApiGatewayV2::Api` with `ProtocolType: WEBSOCKET`, its routes, their `AWS_PROXY`
+/// integrations and the functions these invoke.
+pub fn from_sam_with(
+    yaml: &str,
+    base_dir: &Path,
+    options: ImportOptions<'_>,
+) -> Result<Imported, ImportError> {
+    sam::import(yaml, base_dir, options)
+}
+
+/// Imports a Serverless Framework `serverless.yml` with default options.
+pub fn from_serverless(yaml: &str, base_dir: &Path) -> Result<Imported, ImportError> {
+    from_serverless_with(yaml, base_dir, ImportOptions::default())
+}
+
+/// Imports a Serverless Framework `serverless.yml`: every function's `websocket` events become
+/// routes to it.
+pub fn from_serverless_with(
+    yaml: &str,
+    base_dir: &Path,
+    options: ImportOptions<'_>,
+) -> Result<Imported, ImportError> {
+    serverless::import(yaml, base_dir, options)
+}
