@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wsgate_core::config::{Config, ConfigError};
+use wsgate_core::config::{Config, ConfigError, Validated};
 use wsgate_core::forwarded::TrustedProxies;
 use wsgate_core::route::{RouteKey, SelectionExpression};
 
@@ -75,30 +75,31 @@ impl Runtime {
         functions: &FunctionHost,
         region: &str,
     ) -> Result<Self, GatewayError> {
-        Self::build_after(config, client, functions, region, None)
+        let validated = config.validate()?;
+        Self::build_after(config, validated, client, functions, region, None)
     }
 
-    /// [`Runtime::build`] for a reload: what may outlive a config (the keys a JWT authorizer
-    /// fetched from its `jwks_url`) is taken over from `previous`.
+    /// [`Runtime::build`] of a config already validated, with what its validation parsed; on a
+    /// reload, what may outlive a config (the keys a JWT authorizer fetched from its `jwks_url`)
+    /// is taken over from `previous`.
     pub fn build_after(
         config: Config,
+        mut validated: Validated,
         client: &reqwest::Client,
         functions: &FunctionHost,
         region: &str,
         previous: Option<&Runtime>,
     ) -> Result<Self, GatewayError> {
-        config.validate()?;
-        let expression = config.selection_expression()?;
         let mut routes = HashMap::new();
         for (key, route) in &config.routes {
             let integration = match &route.integration {
                 Some(integration) => {
-                    Integration::from_config(integration, &config, client, functions).map_err(
-                        |message| ConfigError {
+                    let mock_body = validated.mock_bodies.remove(key);
+                    Integration::from_config(integration, mock_body, &config, client, functions)
+                        .map_err(|message| ConfigError {
                             key: format!("routes.{key}"),
                             message,
-                        },
-                    )?
+                        })?
                 }
                 // A `$connect` with only an authorizer accepts whom the authorizer allows.
                 None => Integration::accept(),
@@ -117,7 +118,11 @@ impl Runtime {
             .and_then(|route| route.authorizer.as_ref())
             .map(|name| {
                 let previous = previous.and_then(|p| p.authorizer.as_deref());
-                Authorizer::build(name, &config, client, functions, region, previous)
+                let sources = validated
+                    .authorizer_sources
+                    .remove(name)
+                    .unwrap_or_default();
+                Authorizer::build(name, sources, &config, client, functions, region, previous)
                     .map(Arc::new)
                     .map_err(|message| ConfigError {
                         key: format!("authorizers.{name}"),
@@ -164,22 +169,15 @@ impl Runtime {
                 })
             })
             .collect::<Result<_, ConfigError>>()?;
-        let trusted_proxies =
-            TrustedProxies::parse(&config.gateway.trusted_proxies).map_err(|message| {
-                ConfigError {
-                    key: "gateway.trusted_proxies".into(),
-                    message,
-                }
-            })?;
         Ok(Self {
             config,
-            expression,
+            expression: validated.selection_expression,
             routes,
             keys,
             authorizer,
             tls,
             management_tokens,
-            trusted_proxies,
+            trusted_proxies: validated.trusted_proxies,
         })
     }
 }
@@ -334,17 +332,10 @@ impl Gateway {
         options: Options,
     ) -> Result<RunningGateway, GatewayError> {
         let client = http_client()?;
-        config.validate()?;
-        let addr = config.listen_addr()?;
-        let (listener, local_addr) = bind(addr).await?;
-        let management = match &config.management.listen {
-            Some(listen) => {
-                let addr = listen.parse().map_err(|_| ConfigError {
-                    key: "management.listen".into(),
-                    message: format!("{listen:?} is not an address"),
-                })?;
-                Some(bind(addr).await?)
-            }
+        let validated = config.validate()?;
+        let (listener, local_addr) = bind(validated.listen).await?;
+        let management = match validated.management_listen {
+            Some(addr) => Some(bind(addr).await?),
             None => None,
         };
         let management_addr = management.as_ref().map(|(_, addr)| *addr);
@@ -373,7 +364,7 @@ impl Gateway {
             config.gateway.listen.clone(),
             config.management.listen.clone(),
         );
-        let runtime = Runtime::build(config, &client, &functions, &region)?;
+        let runtime = Runtime::build_after(config, validated, &client, &functions, &region, None)?;
         let mut shared = Shared::new(runtime, client, functions, region, local_addr);
         shared.management_addr = management_addr;
         shared.dev_tls = options
@@ -451,8 +442,10 @@ impl RunningGateway {
     /// change without a restart ([`RunningGateway::needs_restart`] names them).
     pub fn reload(&self, config: Config) -> Result<(), GatewayError> {
         let names: Vec<String> = config.functions.keys().cloned().collect();
+        let validated = config.validate()?;
         let runtime = Runtime::build_after(
             config,
+            validated,
             &self.shared.client,
             &self.shared.functions,
             &self.shared.region,

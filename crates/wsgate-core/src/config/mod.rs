@@ -197,16 +197,6 @@ impl Config {
         }
     }
 
-    /// The listen address, parsed.
-    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.validate().map(|v| v.listen)
-    }
-
-    /// The route selection expression, parsed.
-    pub fn selection_expression(&self) -> Result<SelectionExpression, ConfigError> {
-        self.validate().map(|v| v.selection_expression)
-    }
-
     /// Checks everything serde cannot, section by section, and returns what it parsed; the error
     /// names the first bad key.
     pub fn validate(&self) -> Result<Validated, ConfigError> {
