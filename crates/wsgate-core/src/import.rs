@@ -25,7 +25,7 @@
 //! | `provider.websocketsApiRouteSelectionExpression` / the API's `RouteSelectionExpression` | `gateway.route_selection_expression` |
 //! | a function's `websocket` events / a `Route` → `AWS_PROXY` `Integration` → function | `routes.KEY = Route::Function` |
 //! | `routeResponseSelectionExpression: $default` / that plus a `$default` `RouteResponse` | `route_response = true` |
-//! | `python3*`, `nodejs*`, `provided*` | `Runtime::Python`, `Runtime::Node`, `Runtime::Command` running `./bootstrap` |
+//! | `python3*`, `nodejs*`, `provided*` | `FunctionRuntime::Python`, `FunctionRuntime::Node`, `FunctionRuntime::Command` running `./bootstrap` |
 //! | `handler` / `Handler` | `handler`, as written (`src/handlers/chat.send`) |
 //! | the service folder / `CodeUri` (or `Code` when it is a folder) | `dir` |
 //! | `provider.environment` under `environment` / `Globals.Function` under the function's `Environment.Variables` | `environment` |
@@ -55,8 +55,8 @@ use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::{Map, Number, Value};
 
 use crate::config::{
-    Authorizer, Config, ConfigError, Function, GatewayConfig, Integration, RequestAuthorizer,
-    RequestSource, Route, Runtime,
+    Authorizer, Config, ConfigError, Function, FunctionRuntime, GatewayConfig, Integration,
+    RequestAuthorizer, RequestSource, Route,
 };
 use crate::route::RouteKey;
 
@@ -702,13 +702,13 @@ fn apply_environment(
 // ---------------------------------------------------------------------------------------------
 
 /// A Lambda runtime identifier as wsgate runs it.
-fn map_runtime(runtime: &str) -> Option<Runtime> {
+fn map_runtime(runtime: &str) -> Option<FunctionRuntime> {
     if runtime.starts_with("python3") {
-        Some(Runtime::Python)
+        Some(FunctionRuntime::Python)
     } else if runtime.starts_with("nodejs") {
-        Some(Runtime::Node)
+        Some(FunctionRuntime::Node)
     } else if runtime.starts_with("provided") {
-        Some(Runtime::Command)
+        Some(FunctionRuntime::Command)
     } else {
         None
     }
@@ -732,10 +732,10 @@ impl FunctionSpec {
     fn build(self) -> Result<Function, String> {
         let runtime =
             map_runtime(&self.runtime).ok_or_else(|| unsupported_runtime(&self.runtime))?;
-        if runtime != Runtime::Command && self.handler.is_none() {
+        if runtime != FunctionRuntime::Command && self.handler.is_none() {
             return Err("no handler is given".to_owned());
         }
-        let command = if runtime == Runtime::Command {
+        let command = if runtime == FunctionRuntime::Command {
             // Lambda runs `bootstrap` from the task root; wsgate runs commands in the function's
             // folder.
             vec!["./bootstrap".to_owned()]
@@ -3005,7 +3005,7 @@ Resources:
         assert_eq!(config.functions.len(), 4);
 
         let connect = &config.functions["OnConnectFunction"];
-        assert_eq!(connect.runtime, Runtime::Node);
+        assert_eq!(connect.runtime, FunctionRuntime::Node);
         assert_eq!(connect.handler.as_deref(), Some("app.handler"));
         assert_eq!(connect.dir, Path::new("onconnect/"));
         assert_eq!(connect.memory_size, 256);
@@ -3026,7 +3026,7 @@ Resources:
 
         let disconnect = &config.functions["OnDisconnectFunction"];
         assert_eq!(disconnect.dir, Path::new("ondisconnect/"));
-        assert_eq!(disconnect.runtime, Runtime::Node);
+        assert_eq!(disconnect.runtime, FunctionRuntime::Node);
 
         // `!Ref ConnectionsTable` is the table's name, itself `!Ref TableName`'s default.
         let send = &config.functions["SendMessageFunction"];
@@ -3041,7 +3041,7 @@ Resources:
         );
 
         let default = &config.functions["DefaultFunction"];
-        assert_eq!(default.runtime, Runtime::Python);
+        assert_eq!(default.runtime, FunctionRuntime::Python);
         assert_eq!(default.handler.as_deref(), Some("app.handler"));
         assert_eq!(default.dir, Path::new("default/"));
         assert_eq!(default.memory_size, 128);
@@ -3172,7 +3172,7 @@ Mappings:
         ));
         let imported = from_sam(&template, base()).expect("imports");
         let send = &imported.config.functions["Send"];
-        assert_eq!(send.runtime, Runtime::Python);
+        assert_eq!(send.runtime, FunctionRuntime::Python);
         assert_eq!(
             send.environment,
             env(&[
@@ -3261,7 +3261,7 @@ Mappings:
         ));
         let imported = from_sam(&template, base()).expect("imports");
         let send = &imported.config.functions["Send"];
-        assert_eq!(send.runtime, Runtime::Command);
+        assert_eq!(send.runtime, FunctionRuntime::Command);
         assert_eq!(send.command, ["./bootstrap"]);
         assert_eq!(send.dir, Path::new("target/lambda/send"));
         assert_eq!(send.handler.as_deref(), Some("bootstrap"));
@@ -3402,7 +3402,7 @@ Mappings:
         );
         // The stage's name cannot be resolved, so it is the default.
         assert_eq!(config.gateway.stage, "dev");
-        assert_eq!(config.functions["Send"].runtime, Runtime::Node);
+        assert_eq!(config.functions["Send"].runtime, FunctionRuntime::Node);
         assert!(config.functions["Send"].environment.is_empty());
         assert_eq!(
             imported.warnings,
@@ -3842,7 +3842,7 @@ Mappings:
             ("STAGE", "dev"),
         ];
         let connect = &config.functions["connect"];
-        assert_eq!(connect.runtime, Runtime::Python);
+        assert_eq!(connect.runtime, FunctionRuntime::Python);
         assert_eq!(
             connect.handler.as_deref(),
             Some("src/handlers/connection.connect")
@@ -3862,7 +3862,7 @@ Mappings:
         );
 
         let send = &config.functions["sendMessage"];
-        assert_eq!(send.runtime, Runtime::Node);
+        assert_eq!(send.runtime, FunctionRuntime::Node);
         assert_eq!(send.handler.as_deref(), Some("src/handlers/chat.send"));
         assert_eq!(send.timeout, Some(Duration::from_secs(29)));
         assert_eq!(send.memory_size, 512);
@@ -4108,7 +4108,7 @@ functions:
             ["auth", "connect", "default"]
         );
         let function = &config.functions["auth"];
-        assert_eq!(function.runtime, Runtime::Python);
+        assert_eq!(function.runtime, FunctionRuntime::Python);
         assert_eq!(function.handler.as_deref(), Some("src/auth.handler"));
         assert_eq!(function.timeout, Some(Duration::from_secs(5)));
         assert_eq!(function.environment["JWT_ISSUER"], "https://issuer.example");
@@ -4317,7 +4317,7 @@ functions:
             ["AuthFunction", "ConnectFunction", "SendFunction"]
         );
         let function = &config.functions["AuthFunction"];
-        assert_eq!(function.runtime, Runtime::Python);
+        assert_eq!(function.runtime, FunctionRuntime::Python);
         assert_eq!(function.handler.as_deref(), Some("auth.handler"));
         assert_eq!(function.dir, Path::new("src/"));
 

@@ -12,7 +12,7 @@ use super::{ConfigError, check_timeout, de_opt_duration, err};
 /// How a function's processes are started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Runtime {
+pub enum FunctionRuntime {
     /// The built-in Python bootstrap (standard library only) running `handler` with `python3`.
     Python,
     /// The built-in Node.js bootstrap (no packages) running `handler` with `node`.
@@ -27,7 +27,7 @@ pub enum Runtime {
 #[serde(deny_unknown_fields)]
 pub struct Function {
     /// `python`, `node` or `command`.
-    pub runtime: Runtime,
+    pub runtime: FunctionRuntime,
     /// `module.function` as in Lambda (`app.handler`, `src/index.handler`); `_HANDLER` for
     /// `command`.
     #[serde(default)]
@@ -84,7 +84,7 @@ impl Function {
         }
         check_timeout(&format!("{path}.timeout"), self.timeout)?;
         match self.runtime {
-            Runtime::Python | Runtime::Node => {
+            FunctionRuntime::Python | FunctionRuntime::Node => {
                 let handler = self.handler.as_deref().unwrap_or_default();
                 let valid = handler
                     .rsplit_once('.')
@@ -102,7 +102,7 @@ impl Function {
                     ));
                 }
             }
-            Runtime::Command => {
+            FunctionRuntime::Command => {
                 if self.command.is_empty() {
                     return Err(err(
                         format!("{path}.command"),
@@ -144,7 +144,7 @@ route_response = true
         config.validate().expect("valid");
         assert_eq!(config.functions["chat"].max_concurrency, 4);
         assert_eq!(config.functions["chat"].environment["TABLE_NAME"], "chat");
-        assert_eq!(config.functions["ric"].runtime, Runtime::Command);
+        assert_eq!(config.functions["ric"].runtime, FunctionRuntime::Command);
         let cases = [
             (
                 "[routes.x]\ntype = \"function\"\nfunction = \"nope\"",

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 pub use self::authorizers::{Authorizer, JwtAuthorizer, RequestAuthorizer, RequestSource};
-pub use self::functions::{Function, Runtime};
+pub use self::functions::{Function, FunctionRuntime};
 pub use self::gateway::{BinaryFrames, GatewayConfig, TlsFiles};
 pub use self::limits::{FanoutOverflow, Limits};
 pub use self::management::{Credential, Management, ManagementAuth, Operation, Token};
