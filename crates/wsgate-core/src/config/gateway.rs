@@ -21,7 +21,7 @@ pub enum BinaryFrames {
 }
 
 /// `[gateway]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
     /// Address for WebSocket upgrades at `/{stage}` and for the management API. Default
@@ -144,5 +144,28 @@ fn check_origin(origin: &str) -> Result<(), String> {
         Err(format!(
             "{origin:?} is not an origin like \"https://app.example\" (scheme, host and port, no path) or \"*\""
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_returns_the_listener_expression_and_proxies_parsed() {
+        let gateway = GatewayConfig {
+            listen: "0.0.0.0:9000".into(),
+            route_selection_expression: "${request.body.svc}/${request.body.op}".into(),
+            trusted_proxies: vec!["10.0.0.0/8".into()],
+            ..GatewayConfig::default()
+        };
+        let parsed = gateway.validate().expect("valid");
+        assert_eq!(parsed.listen, "0.0.0.0:9000".parse().expect("address"));
+        assert_eq!(
+            parsed.selection_expression.source(),
+            "${request.body.svc}/${request.body.op}"
+        );
+        assert!(parsed.trusted_proxies.contains([10, 1, 2, 3].into()));
+        assert!(!parsed.trusted_proxies.contains([192, 0, 2, 7].into()));
     }
 }

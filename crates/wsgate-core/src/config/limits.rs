@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{ConfigError, MAX_DURATION, Management, de_duration, err};
 
 /// `[limits]`. Defaults are API Gateway's quotas.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Close with 1001 after this long without a data message either way. Default 10 minutes.

@@ -54,7 +54,7 @@ pub enum Operation {
 }
 
 /// `[[management.credentials]]`: a SigV4 key.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
     /// The access key id the SDK is configured with.
@@ -67,7 +67,7 @@ pub struct Credential {
 }
 
 /// `[[management.tokens]]`: a bearer token.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Token {
     /// A name for logs and rate limits.
@@ -84,7 +84,7 @@ pub struct Token {
 }
 
 /// `[management]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Management {
     /// `none` (default), `sigv4` or `token`.
@@ -193,5 +193,23 @@ impl Management {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_returns_the_management_listener_parsed() {
+        assert_eq!(Management::default().validate(), Ok(None));
+        let management = Management {
+            listen: Some("[::1]:9090".into()),
+            ..Management::default()
+        };
+        assert_eq!(
+            management.validate(),
+            Ok(Some("[::1]:9090".parse().expect("address")))
+        );
     }
 }

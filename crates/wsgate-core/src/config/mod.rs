@@ -534,4 +534,73 @@ authorizer = "byheader"
         assert_eq!(config.gateway.listen, "127.0.0.1:2");
         assert_eq!(config.gateway.stage, "dev");
     }
+
+    /// `examples/wsgate.toml` says it sets "every key with its default": each key it sets in a
+    /// section that has defaults must leave that section equal to `Config::default()`'s.
+    #[test]
+    fn the_example_file_states_the_defaults() {
+        let text = include_str!("../../../../examples/wsgate.toml");
+        Config::from_toml(text)
+            .and_then(|c| c.validate())
+            .expect("examples/wsgate.toml is valid");
+        let file: toml::Table = text.parse().expect("TOML");
+        let defaults = Config::default();
+        let mut compared = 0;
+        for (section, keys) in &file {
+            // Named tables: a route, an authorizer or a function has no defaults to state.
+            if ["routes", "authorizers", "functions"].contains(&section.as_str()) {
+                continue;
+            }
+            let toml::Value::Table(keys) = keys else {
+                panic!("examples/wsgate.toml: {section} is not a table");
+            };
+            for (key, value) in keys {
+                let one = toml::Table::from_iter([(
+                    section.clone(),
+                    toml::Value::Table(toml::Table::from_iter([(key.clone(), value.clone())])),
+                )]);
+                let config: Config = toml::Value::Table(one)
+                    .try_into()
+                    .unwrap_or_else(|e| panic!("examples/wsgate.toml: {section}.{key}: {e}"));
+                let default = match section.as_str() {
+                    "gateway" => config.gateway == defaults.gateway,
+                    "limits" => config.limits == defaults.limits,
+                    "management" => config.management == defaults.management,
+                    other => panic!("examples/wsgate.toml: [{other}] is not compared"),
+                };
+                assert!(
+                    default,
+                    "examples/wsgate.toml: {section}.{key} = {value} is not the default"
+                );
+                compared += 1;
+            }
+        }
+        // The keys of [gateway], [limits] and [management] that the file sets today.
+        assert!(compared >= 26, "only {compared} keys compared");
+    }
+
+    /// One value of each kind that validation parses, as the gateway gets it.
+    #[test]
+    fn validation_returns_what_it_parsed() {
+        let config = Config::from_toml(SECURITY_EXAMPLE).expect("parses");
+        let validated = config.validate().expect("valid");
+        assert_eq!(validated.listen, "127.0.0.1:8080".parse().expect("address"));
+        assert_eq!(
+            validated.management_listen,
+            Some("127.0.0.1:9090".parse().expect("address"))
+        );
+        assert_eq!(
+            validated.selection_expression,
+            SelectionExpression::parse("$request.body.action").expect("parses")
+        );
+        assert_eq!(
+            validated.authorizer_sources["byheader"],
+            [
+                RequestSource::Header("authorization".into()),
+                RequestSource::Query("token".into())
+            ]
+        );
+        assert_eq!(validated.authorizer_sources["tokens"].len(), 2);
+        assert!(validated.mock_bodies.is_empty());
+    }
 }

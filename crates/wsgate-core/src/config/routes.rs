@@ -284,3 +284,25 @@ fn validate_integration(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn validation_returns_mock_templates_by_route_key() {
+        let config = Config::from_toml(
+            "[routes.\"$default\"]\ntype = \"mock\"\nbody = \"${request.body}\"\nroute_response = true\n\
+             [routes.ping]\ntype = \"mock\"\nbody = \"pong\"\n\
+             [routes.\"$connect\"]\ntype = \"mock\"\n\
+             [routes.x]\ntype = \"http\"\nurl = \"http://a/\"\n",
+        )
+        .expect("parses");
+        let bodies =
+            validate(&config.routes, &config.authorizers, &config.functions).expect("valid");
+        assert_eq!(bodies.keys().collect::<Vec<_>>(), ["$default", "ping"]);
+        assert!(bodies["$default"].is_whole_body());
+        assert!(bodies["ping"].is_literal());
+    }
+}
