@@ -30,8 +30,10 @@ fn jwt() -> &'static (JwtAuthorizer, tokio::runtime::Runtime) {
         let Authorizer::Jwt(definition) = &config.authorizers["a"] else {
             panic!("jwt");
         };
+        let sources = config.validate().expect("valid").authorizer_sources["a"].clone();
         let client = reqwest::Client::new();
-        let authorizer = JwtAuthorizer::build(definition, &config, &client, None).expect("builds");
+        let authorizer =
+            JwtAuthorizer::build(definition, sources, &config, &client, None).expect("builds");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");

@@ -103,17 +103,10 @@ impl Gateway {
         options: Options,
     ) -> Result<RunningGateway, GatewayError> {
         let client = http_client()?;
-        config.validate()?;
-        let addr = config.listen_addr()?;
-        let (listener, local_addr) = bind(addr).await?;
-        let management = match &config.management.listen {
-            Some(listen) => {
-                let addr = listen.parse().map_err(|_| ConfigError {
-                    key: "management.listen".into(),
-                    message: format!("{listen:?} is not an address"),
-                })?;
-                Some(bind(addr).await?)
-            }
+        let validated = config.validate()?;
+        let (listener, local_addr) = bind(validated.listen).await?;
+        let management = match validated.management_listen {
+            Some(addr) => Some(bind(addr).await?),
             None => None,
         };
         let management_addr = management.as_ref().map(|(_, addr)| *addr);
@@ -142,7 +135,8 @@ impl Gateway {
             config.gateway.listen.clone(),
             config.management.listen.clone(),
         );
-        let deployment = Deployment::build(config, &client, &functions, &region)?;
+        let deployment =
+            Deployment::build_after(config, validated, &client, &functions, &region, None)?;
         let hub = Arc::new(Hub::default());
         let sessions = Arc::new(SessionServices {
             deployment: Arc::new(ArcSwap::from_pointee(deployment)),
@@ -244,8 +238,10 @@ impl RunningGateway {
     pub fn reload(&self, config: Config) -> Result<(), GatewayError> {
         let names: Vec<String> = config.functions.keys().cloned().collect();
         let current = &self.edge.sessions.deployment;
+        let validated = config.validate()?;
         let deployment = Deployment::build_after(
             config,
+            validated,
             &self.client,
             &self.functions,
             &self.region,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wsgate_core::config::{Config, ConfigError};
+use wsgate_core::config::{Config, ConfigError, Validated};
 use wsgate_core::forwarded::TrustedProxies;
 use wsgate_core::route::{RouteKey, SelectionExpression};
 
@@ -64,30 +64,31 @@ impl Deployment {
         functions: &FunctionHost,
         region: &str,
     ) -> Result<Self, ConfigError> {
-        Self::build_after(config, client, functions, region, None)
+        let validated = config.validate()?;
+        Self::build_after(config, validated, client, functions, region, None)
     }
 
-    /// [`Deployment::build`] for a reload: what may outlive a config (the keys a JWT authorizer
-    /// fetched from its `jwks_url`) is taken over from `previous`.
+    /// [`Deployment::build`] of a config already validated, with what its validation parsed; on
+    /// a reload, what may outlive a config (the keys a JWT authorizer fetched from its
+    /// `jwks_url`) is taken over from `previous`.
     pub fn build_after(
         config: Config,
+        mut validated: Validated,
         client: &reqwest::Client,
         functions: &FunctionHost,
         region: &str,
         previous: Option<&Deployment>,
     ) -> Result<Self, ConfigError> {
-        config.validate()?;
-        let expression = config.selection_expression()?;
         let mut routes = HashMap::new();
         for (key, route) in &config.routes {
             let integration = match &route.integration {
                 Some(integration) => {
-                    Integration::from_config(integration, &config, client, functions).map_err(
-                        |message| ConfigError {
+                    let mock_body = validated.mock_bodies.remove(key);
+                    Integration::from_config(integration, mock_body, &config, client, functions)
+                        .map_err(|message| ConfigError {
                             key: format!("routes.{key}"),
                             message,
-                        },
-                    )?
+                        })?
                 }
                 // A `$connect` with only an authorizer accepts whom the authorizer allows.
                 None => Integration::accept(),
@@ -106,7 +107,11 @@ impl Deployment {
             .and_then(|route| route.authorizer.as_ref())
             .map(|name| {
                 let previous = previous.and_then(|p| p.authorizer.as_deref());
-                Authorizer::build(name, &config, client, functions, region, previous)
+                let sources = validated
+                    .authorizer_sources
+                    .remove(name)
+                    .unwrap_or_default();
+                Authorizer::build(name, sources, &config, client, functions, region, previous)
                     .map(Arc::new)
                     .map_err(|message| ConfigError {
                         key: format!("authorizers.{name}"),
@@ -128,22 +133,15 @@ impl Deployment {
             })
             .transpose()?;
         let management_tokens = ManagementToken::resolve_all(&config)?;
-        let trusted_proxies =
-            TrustedProxies::parse(&config.gateway.trusted_proxies).map_err(|message| {
-                ConfigError {
-                    key: "gateway.trusted_proxies".into(),
-                    message,
-                }
-            })?;
         Ok(Self {
             config,
-            expression,
+            expression: validated.selection_expression,
             routes,
             keys,
             authorizer,
             tls,
             management_tokens,
-            trusted_proxies,
+            trusted_proxies: validated.trusted_proxies,
         })
     }
 }

@@ -15,8 +15,8 @@ use super::text::{scalar_text, short_form, text_at_most};
 use super::yaml::intrinsic;
 use super::{ImportError, Imported};
 use crate::config::{
-    Authorizer, Config, Function, GatewayConfig, Integration, RequestAuthorizer, RequestSource,
-    Route, Runtime,
+    Authorizer, Config, Function, FunctionRuntime, GatewayConfig, Integration, RequestAuthorizer,
+    RequestSource, Route,
 };
 use crate::route::RouteKey;
 
@@ -101,13 +101,13 @@ pub(super) fn apply_environment(
 }
 
 /// A Lambda runtime identifier as wsgate runs it.
-pub(super) fn map_runtime(runtime: &str) -> Option<Runtime> {
+pub(super) fn map_runtime(runtime: &str) -> Option<FunctionRuntime> {
     if runtime.starts_with("python3") {
-        Some(Runtime::Python)
+        Some(FunctionRuntime::Python)
     } else if runtime.starts_with("nodejs") {
-        Some(Runtime::Node)
+        Some(FunctionRuntime::Node)
     } else if runtime.starts_with("provided") {
-        Some(Runtime::Command)
+        Some(FunctionRuntime::Command)
     } else {
         None
     }
@@ -131,10 +131,10 @@ impl FunctionSpec {
     pub(super) fn build(self) -> Result<Function, String> {
         let runtime =
             map_runtime(&self.runtime).ok_or_else(|| unsupported_runtime(&self.runtime))?;
-        if runtime != Runtime::Command && self.handler.is_none() {
+        if runtime != FunctionRuntime::Command && self.handler.is_none() {
             return Err("no handler is given".to_owned());
         }
-        let command = if runtime == Runtime::Command {
+        let command = if runtime == FunctionRuntime::Command {
             // Lambda runs `bootstrap` from the task root; wsgate runs commands in the function's
             // folder.
             vec!["./bootstrap".to_owned()]

@@ -456,7 +456,7 @@ pub(super) fn unresolved(value: &Value, reason: &str, notes: &mut Vec<String>) -
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Runtime;
+    use crate::config::FunctionRuntime;
     use crate::import::from_sam;
     use crate::import::test_support::{assert_warned, base, env, sam, sam_function, sam_route};
     use crate::import::text::MAX_SHORT_FORM_BYTES;
@@ -507,7 +507,7 @@ Mappings:
         ));
         let imported = from_sam(&template, base()).expect("imports");
         let send = &imported.config.functions["Send"];
-        assert_eq!(send.runtime, Runtime::Python);
+        assert_eq!(send.runtime, FunctionRuntime::Python);
         assert_eq!(
             send.environment,
             env(&[

@@ -25,7 +25,7 @@
 //! | `provider.websocketsApiRouteSelectionExpression` / the API's `RouteSelectionExpression` | `gateway.route_selection_expression` |
 //! | a function's `websocket` events / a `Route` → `AWS_PROXY` `Integration` → function | `routes.KEY = Route::Function` |
 //! | `routeResponseSelectionExpression: $default` / that plus a `$default` `RouteResponse` | `route_response = true` |
-//! | `python3*`, `nodejs*`, `provided*` | `Runtime::Python`, `Runtime::Node`, `Runtime::Command` running `./bootstrap` |
+//! | `python3*`, `nodejs*`, `provided*` | `FunctionRuntime::Python`, `FunctionRuntime::Node`, `FunctionRuntime::Command` running `./bootstrap` |
 //! | `handler` / `Handler` | `handler`, as written (`src/handlers/chat.send`) |
 //! | the service folder / `CodeUri` (or `Code` when it is a folder) | `dir` |
 //! | `provider.environment` under `environment` / `Globals.Function` under the function's `Environment.Variables` | `environment` |

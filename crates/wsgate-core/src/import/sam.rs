@@ -403,7 +403,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::Runtime;
+    use crate::config::FunctionRuntime;
     use crate::import::test_support::{
         SAM_CHAT, base, env, function_route, sam, sam_function, sam_route,
     };
@@ -443,7 +443,7 @@ mod tests {
         assert_eq!(config.functions.len(), 4);
 
         let connect = &config.functions["OnConnectFunction"];
-        assert_eq!(connect.runtime, Runtime::Node);
+        assert_eq!(connect.runtime, FunctionRuntime::Node);
         assert_eq!(connect.handler.as_deref(), Some("app.handler"));
         assert_eq!(connect.dir, Path::new("onconnect/"));
         assert_eq!(connect.memory_size, 256);
@@ -464,7 +464,7 @@ mod tests {
 
         let disconnect = &config.functions["OnDisconnectFunction"];
         assert_eq!(disconnect.dir, Path::new("ondisconnect/"));
-        assert_eq!(disconnect.runtime, Runtime::Node);
+        assert_eq!(disconnect.runtime, FunctionRuntime::Node);
 
         // `!Ref ConnectionsTable` is the table's name, itself `!Ref TableName`'s default.
         let send = &config.functions["SendMessageFunction"];
@@ -479,7 +479,7 @@ mod tests {
         );
 
         let default = &config.functions["DefaultFunction"];
-        assert_eq!(default.runtime, Runtime::Python);
+        assert_eq!(default.runtime, FunctionRuntime::Python);
         assert_eq!(default.handler.as_deref(), Some("app.handler"));
         assert_eq!(default.dir, Path::new("default/"));
         assert_eq!(default.memory_size, 128);
@@ -565,7 +565,7 @@ mod tests {
         );
         // The stage's name cannot be resolved, so it is the default.
         assert_eq!(config.gateway.stage, "dev");
-        assert_eq!(config.functions["Send"].runtime, Runtime::Node);
+        assert_eq!(config.functions["Send"].runtime, FunctionRuntime::Node);
         assert!(config.functions["Send"].environment.is_empty());
         assert_eq!(
             imported.warnings,

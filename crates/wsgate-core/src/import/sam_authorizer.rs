@@ -185,7 +185,7 @@ fn authorizer_function(
 mod tests {
     use std::path::Path;
 
-    use crate::config::Runtime;
+    use crate::config::FunctionRuntime;
     use crate::import::test_support::{SAM_AUTHORIZER, base, function_route, request_authorizer};
     use crate::import::{ImportError, from_sam};
 
@@ -227,7 +227,7 @@ mod tests {
             ["AuthFunction", "ConnectFunction", "SendFunction"]
         );
         let function = &config.functions["AuthFunction"];
-        assert_eq!(function.runtime, Runtime::Python);
+        assert_eq!(function.runtime, FunctionRuntime::Python);
         assert_eq!(function.handler.as_deref(), Some("auth.handler"));
         assert_eq!(function.dir, Path::new("src/"));
 

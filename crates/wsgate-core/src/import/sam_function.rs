@@ -173,7 +173,7 @@ fn memory_size(cfn: &Cfn<'_>, value: &Value, context: &str, warnings: &mut Vec<S
 mod tests {
     use std::path::Path;
 
-    use crate::config::Runtime;
+    use crate::config::FunctionRuntime;
     use crate::import::from_sam;
     use crate::import::test_support::{base, sam, sam_route};
 
@@ -196,7 +196,7 @@ mod tests {
         ));
         let imported = from_sam(&template, base()).expect("imports");
         let send = &imported.config.functions["Send"];
-        assert_eq!(send.runtime, Runtime::Command);
+        assert_eq!(send.runtime, FunctionRuntime::Command);
         assert_eq!(send.command, ["./bootstrap"]);
         assert_eq!(send.dir, Path::new("target/lambda/send"));
         assert_eq!(send.handler.as_deref(), Some("bootstrap"));

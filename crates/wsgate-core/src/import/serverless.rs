@@ -429,7 +429,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::Runtime;
+    use crate::config::FunctionRuntime;
     use crate::import::test_support::{
         SERVERLESS_CHAT, base, env, function_route, request_authorizer,
     };
@@ -479,7 +479,7 @@ mod tests {
             ("STAGE", "dev"),
         ];
         let connect = &config.functions["connect"];
-        assert_eq!(connect.runtime, Runtime::Python);
+        assert_eq!(connect.runtime, FunctionRuntime::Python);
         assert_eq!(
             connect.handler.as_deref(),
             Some("src/handlers/connection.connect")
@@ -499,7 +499,7 @@ mod tests {
         );
 
         let send = &config.functions["sendMessage"];
-        assert_eq!(send.runtime, Runtime::Node);
+        assert_eq!(send.runtime, FunctionRuntime::Node);
         assert_eq!(send.handler.as_deref(), Some("src/handlers/chat.send"));
         assert_eq!(send.timeout, Some(Duration::from_secs(29)));
         assert_eq!(send.memory_size, 512);

@@ -194,7 +194,7 @@ fn arn_name(arn: &Value) -> Option<String> {
 mod tests {
     use std::time::Duration;
 
-    use crate::config::Runtime;
+    use crate::config::FunctionRuntime;
     use crate::import::test_support::{
         SERVERLESS_AUTHORIZER, base, function_route, request_authorizer,
     };
@@ -234,7 +234,7 @@ mod tests {
             ["auth", "connect", "default"]
         );
         let function = &config.functions["auth"];
-        assert_eq!(function.runtime, Runtime::Python);
+        assert_eq!(function.runtime, FunctionRuntime::Python);
         assert_eq!(function.handler.as_deref(), Some("src/auth.handler"));
         assert_eq!(function.timeout, Some(Duration::from_secs(5)));
         assert_eq!(function.environment["JWT_ISSUER"], "https://issuer.example");

@@ -1,6 +1,6 @@
 //! The `$connect` authorizer of a runtime: what it is given and what it decides.
 
-use wsgate_core::config::{self, Config};
+use wsgate_core::config::{self, Config, RequestSource};
 
 pub use super::attempt::{Attempt, Verdict};
 use super::jwt::JwtAuthorizer;
@@ -20,10 +20,12 @@ pub enum Authorizer {
 }
 
 impl Authorizer {
-    /// Builds `[authorizers.NAME]`; the message names what is wrong. `previous` is the
-    /// authorizer this one replaces on a reload (a JWT authorizer keeps its fetched JWKS).
+    /// Builds `[authorizers.NAME]`; the message names what is wrong. `sources` are its identity
+    /// or token sources as the config's validation parsed them. `previous` is the authorizer
+    /// this one replaces on a reload (a JWT authorizer keeps its fetched JWKS).
     pub fn build(
         name: &str,
+        sources: Vec<RequestSource>,
         config: &Config,
         client: &reqwest::Client,
         functions: &FunctionHost,
@@ -40,14 +42,16 @@ impl Authorizer {
         );
         Ok(match definition {
             config::Authorizer::Request(request) => Self::Request(RequestAuthorizer::build(
-                request, config, client, functions, method_arn,
+                request, sources, config, client, functions, method_arn,
             )?),
             config::Authorizer::Jwt(jwt) => {
                 let previous = match previous {
                     Some(Self::Jwt(previous)) => Some(previous),
                     _ => None,
                 };
-                Self::Jwt(JwtAuthorizer::build(jwt, config, client, previous)?)
+                Self::Jwt(JwtAuthorizer::build(
+                    jwt, sources, config, client, previous,
+                )?)
             }
         })
     }

@@ -143,11 +143,13 @@ fn looks_like_jwt(text: &str) -> bool {
 }
 
 impl JwtAuthorizer {
-    /// Builds one from its config; a `jwks_file` is read now (and again on every reload). The
+    /// Builds one from its config and its `token_sources` as the config's validation parsed
+    /// them; a `jwks_file` is read now (and again on every reload). The
     /// keys of a `jwks_url` are carried over from `previous` (the authorizer this one replaces on
     /// a reload) when it fetched from the same URL.
     pub fn build(
         definition: &config::JwtAuthorizer,
+        sources: Vec<RequestSource>,
         config: &Config,
         client: &reqwest::Client,
         previous: Option<&Self>,
@@ -193,11 +195,6 @@ impl JwtAuthorizer {
                 algorithms: vec![Algorithm::HS256],
             }])
         };
-        let sources = definition
-            .token_sources
-            .iter()
-            .map(|s| RequestSource::parse(s))
-            .collect::<Result<_, _>>()?;
         Ok(Self {
             keys,
             sources,

@@ -57,9 +57,11 @@ pub struct RequestAuthorizer {
 }
 
 impl RequestAuthorizer {
-    /// Builds one from its config.
+    /// Builds one from its config and its `identity_sources` as the config's validation parsed
+    /// them.
     pub fn build(
         definition: &config::RequestAuthorizer,
+        identity_sources: Vec<RequestSource>,
         config: &Config,
         client: &reqwest::Client,
         functions: &FunctionHost,
@@ -82,11 +84,6 @@ impl RequestAuthorizer {
             }
             (None, None) => return Err("needs `url` or `function`".into()),
         };
-        let identity_sources = definition
-            .identity_sources
-            .iter()
-            .map(|s| RequestSource::parse(s))
-            .collect::<Result<_, _>>()?;
         Ok(Self {
             backend,
             identity_sources,

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use wsgate_core::config::{Config, Function, Runtime};
+use wsgate_core::config::{Config, Function, FunctionRuntime};
 
 pub use self::error::FunctionError;
 pub use self::pool::Pool;
@@ -96,7 +96,7 @@ impl FunctionHost {
         let dir = std::path::absolute(&dir).unwrap_or(dir);
         let handler = function.handler.clone().unwrap_or_default();
         let command = match function.runtime {
-            Runtime::Python => vec![
+            FunctionRuntime::Python => vec![
                 function
                     .interpreter
                     .clone()
@@ -104,19 +104,19 @@ impl FunctionHost {
                 "-u".into(),
                 self.bootstraps.join("python.py").display().to_string(),
             ],
-            Runtime::Node => vec![
+            FunctionRuntime::Node => vec![
                 function
                     .interpreter
                     .clone()
                     .unwrap_or_else(|| "node".into()),
                 self.bootstraps.join("node.cjs").display().to_string(),
             ],
-            Runtime::Command => function.command.clone(),
+            FunctionRuntime::Command => function.command.clone(),
         };
         let execution_env = match function.runtime {
-            Runtime::Python => "AWS_Lambda_python3",
-            Runtime::Node => "AWS_Lambda_nodejs20.x",
-            Runtime::Command => "AWS_Lambda_provided.al2023",
+            FunctionRuntime::Python => "AWS_Lambda_python3",
+            FunctionRuntime::Node => "AWS_Lambda_nodejs20.x",
+            FunctionRuntime::Command => "AWS_Lambda_provided.al2023",
         };
         let region = &self.settings.region;
         let arn = format!("arn:aws:lambda:{region}:000000000000:function:{name}");

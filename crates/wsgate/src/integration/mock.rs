@@ -19,13 +19,9 @@ pub struct MockIntegration {
 }
 
 impl MockIntegration {
-    /// A mock answering `status` and `body`.
-    pub fn new(status: u16, body: Option<&str>) -> Result<Self, String> {
-        let body = body
-            .map(SelectionExpression::parse_template)
-            .transpose()
-            .map_err(|e| e.to_string())?;
-        Ok(Self { status, body })
+    /// A mock answering `status` and `body`, a template parsed by the config's validation.
+    pub fn new(status: u16, body: Option<SelectionExpression>) -> Self {
+        Self { status, body }
     }
 
     /// A mock answering `status` and no body.
@@ -93,9 +89,15 @@ mod tests {
     use bytes::Bytes;
     use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+    /// A mock answering 200 and `body`, parsed as the config's validation parses it.
+    fn mock_of(body: &str) -> MockIntegration {
+        let body = SelectionExpression::parse_template(body).expect("valid");
+        MockIntegration::new(200, Some(body))
+    }
+
     #[test]
     fn literal_bodies_are_sent_as_written() {
-        let mock = MockIntegration::new(200, Some("unknown action, cost $5")).expect("valid");
+        let mock = mock_of("unknown action, cost $5");
         let answer = mock.answer(Some(&Inbound::Text(Utf8Bytes::from_static("{}"))), &|_| {
             None
         });
@@ -104,8 +106,7 @@ mod tests {
 
     #[test]
     fn templates_read_the_message() {
-        let mock = MockIntegration::new(200, Some(r#"{"you said": "${request.body.text}"}"#))
-            .expect("valid");
+        let mock = mock_of(r#"{"you said": "${request.body.text}"}"#);
         let answer = mock.answer(
             Some(&Inbound::Text(Utf8Bytes::from_static(r#"{"text":"hi"}"#))),
             &|_| None,
@@ -115,7 +116,7 @@ mod tests {
 
     #[test]
     fn whole_body_echoes_binary_as_binary() {
-        let mock = MockIntegration::new(200, Some("${request.body}")).expect("valid");
+        let mock = mock_of("${request.body}");
         let answer = mock.answer(
             Some(&Inbound::Binary(Bytes::from_static(&[0, 255]))),
             &|_| None,

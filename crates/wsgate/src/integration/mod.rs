@@ -15,6 +15,7 @@ use wsgate_core::config::{Config, Integration as ConfigIntegration};
 use crate::function::FunctionHost;
 use wsgate_core::event::ContextVars;
 use wsgate_core::proxy::ProxyResult;
+use wsgate_core::route::SelectionExpression;
 
 pub use self::error::IntegrationError;
 pub use self::function::FunctionIntegration;
@@ -34,9 +35,11 @@ pub enum Integration {
 }
 
 impl Integration {
-    /// Builds the integration of a configured route.
+    /// Builds the integration of a configured route; `mock_body` is a mock's `body` as
+    /// validation parsed it.
     pub fn from_config(
         route: &ConfigIntegration,
+        mock_body: Option<SelectionExpression>,
         config: &Config,
         client: &reqwest::Client,
         functions: &FunctionHost,
@@ -48,8 +51,8 @@ impl Integration {
                 timeout.unwrap_or(default_timeout),
                 client.clone(),
             )?),
-            ConfigIntegration::Mock { status, body, .. } => {
-                Self::Mock(MockIntegration::new(*status, body.as_deref())?)
+            ConfigIntegration::Mock { status, .. } => {
+                Self::Mock(MockIntegration::new(*status, mock_body))
             }
             ConfigIntegration::Function { function, .. } => {
                 let definition = config

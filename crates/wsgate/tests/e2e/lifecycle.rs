@@ -201,7 +201,9 @@ async fn an_upgrade_that_starts_after_shutdown_began_is_refused_with_503() {
     let addr = gw.addr();
     // A kept-alive HTTP connection opened before the shutdown: the listener stops accepting,
     // but this one can still send an upgrade.
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
     let (mut client, _) = connect_with_id(&gw, &stub).await;
     let stopping = tokio::spawn(gw.gateway.shutdown());
     assert_eq!(close_of(&mut client).await.0, 1001);
@@ -215,5 +217,8 @@ async fn an_upgrade_that_starts_after_shutdown_began_is_refused_with_503() {
         .await
         .expect("shutdown within the grace")
         .expect("joined");
-    assert!(stub.events("/connect").len() == 1, "no $connect for the refused upgrade");
+    assert!(
+        stub.events("/connect").len() == 1,
+        "no $connect for the refused upgrade"
+    );
 }
