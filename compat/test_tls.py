@@ -1,6 +1,6 @@
 """`[gateway.tls]` with the release binary: `websockets` over wss and boto3 over https trusting only
-the configured certificate, plain ws on the same port, and `kill -HUP` swapping the certificate
-while open connections keep going."""
+the configured certificate, plain ws on the same port refused by default (400) or served with
+`plaintext = "accept"`, and `kill -HUP` swapping the certificate while open connections keep going."""
 
 import datetime
 import ipaddress
@@ -14,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from websockets.exceptions import InvalidStatus
 
 from conftest import mgmt_client, open_ws, render_config, sigv4_management
 
@@ -48,21 +50,25 @@ def trusting(cert_path):
     return context
 
 
+def tls_config(tmp_path, extra=""):
+    """The test API with `[gateway.tls]` on live.pem / live.key, plus `extra` lines in that section."""
+    config = render_config({
+        "$default": {"type": "mock", "body": "${request.body}", "route_response": True},
+        "whoami": {"type": "mock", "body": '{"id":"${context.connectionId}"}', "route_response": True},
+    }, **sigv4_management())
+    return config + f'\n[gateway.tls]\ncert = "{tmp_path / "live.pem"}"\nkey = "{tmp_path / "live.key"}"\n{extra}'
+
+
 @pytest.fixture
 def tls_gateway(gateway_factory, tmp_path):
     cert, key = make_cert(tmp_path, "first")
     (tmp_path / "live.pem").write_bytes(cert.read_bytes())
     (tmp_path / "live.key").write_bytes(key.read_bytes())
-    config = render_config({
-        "$default": {"type": "mock", "body": "${request.body}", "route_response": True},
-        "whoami": {"type": "mock", "body": '{"id":"${context.connectionId}"}', "route_response": True},
-    }, **sigv4_management())
-    config += f'\n[gateway.tls]\ncert = "{tmp_path / "live.pem"}"\nkey = "{tmp_path / "live.key"}"\n'
-    gw = gateway_factory(config)
+    gw = gateway_factory(tls_config(tmp_path))
     return gw, tmp_path, cert
 
 
-def test_wss_and_https_with_real_clients_and_ws_on_the_same_port(tls_gateway):
+def test_wss_and_https_with_real_clients_and_plain_ws_refused_with_400(tls_gateway):
     gw, _, cert = tls_gateway
     wss = open_ws(f"wss://127.0.0.1:{gw.port}/dev", ssl=trusting(cert))
     try:
@@ -73,15 +79,28 @@ def test_wss_and_https_with_real_clients_and_ws_on_the_same_port(tls_gateway):
         assert wss.recv(timeout=5) == "over https"
     finally:
         wss.close()
-    plain = open_ws(f"ws://127.0.0.1:{gw.port}/dev")
-    try:
-        plain.send("plain")
-        assert plain.recv(timeout=5) == "plain"
-    finally:
-        plain.close()
+    # A client that typed ws:// by mistake is told so before any token travels in the clear again.
+    with pytest.raises(InvalidStatus) as refused:
+        open_ws(f"ws://127.0.0.1:{gw.port}/dev")
+    assert refused.value.response.status_code == 400
+    assert b"TLS only" in refused.value.response.body
     # A client that trusts nothing but the system store refuses the self-signed certificate.
     with pytest.raises(ssl.SSLCertVerificationError):
         open_ws(f"wss://127.0.0.1:{gw.port}/dev", ssl=ssl.create_default_context())
+
+
+def test_plaintext_accept_serves_ws_beside_wss_on_one_port(gateway_factory, tmp_path):
+    cert, key = make_cert(tmp_path, "first")
+    (tmp_path / "live.pem").write_bytes(cert.read_bytes())
+    (tmp_path / "live.key").write_bytes(key.read_bytes())
+    gw = gateway_factory(tls_config(tmp_path, 'plaintext = "accept"\n'))
+    for url, context in ((f"wss://127.0.0.1:{gw.port}/dev", trusting(cert)), (f"ws://127.0.0.1:{gw.port}/dev", None)):
+        client = open_ws(url, ssl=context) if context else open_ws(url)
+        try:
+            client.send(url)
+            assert client.recv(timeout=5) == url
+        finally:
+            client.close()
 
 
 def test_sighup_swaps_the_certificate_and_keeps_open_connections(tls_gateway):

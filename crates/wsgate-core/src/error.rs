@@ -16,6 +16,9 @@ pub enum MgmtError {
     /// The credential is valid but may not call this operation.
     #[error("{0} is not allowed for this credential")]
     NotAllowed(&'static str),
+    /// `auth = "none"` and the caller is not on a loopback address.
+    #[error("unauthenticated management call from a remote address")]
+    RemoteUnauthenticated,
     /// `auth = "token"`: no bearer token, or an unknown one.
     #[error("unauthorized")]
     Unauthorized,
@@ -46,7 +49,7 @@ impl MgmtError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Gone => 410,
-            Self::Forbidden | Self::NotAllowed(_) => 403,
+            Self::Forbidden | Self::NotAllowed(_) | Self::RemoteUnauthenticated => 403,
             Self::Unauthorized => 401,
             Self::PayloadTooLarge { .. } => 413,
             Self::LimitExceeded(_) => 429,
@@ -59,7 +62,9 @@ impl MgmtError {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::Gone => "GoneException",
-            Self::Forbidden | Self::NotAllowed(_) => "ForbiddenException",
+            Self::Forbidden | Self::NotAllowed(_) | Self::RemoteUnauthenticated => {
+                "ForbiddenException"
+            }
             Self::Unauthorized => "UnauthorizedException",
             Self::PayloadTooLarge { .. } => "PayloadTooLargeException",
             Self::LimitExceeded(_) => "LimitExceededException",
@@ -76,6 +81,10 @@ impl MgmtError {
             Self::NotAllowed(operation) => {
                 format!("This credential is not allowed to call {operation}")
             }
+            Self::RemoteUnauthenticated => "The management API has management.auth = \"none\" and \
+                answers only callers on a loopback address: set management.auth to \"sigv4\" or \
+                \"token\", or management.allow_unauthenticated_remote = true to open it"
+                .to_owned(),
             Self::Unauthorized => "Unauthorized".to_owned(),
             Self::PayloadTooLarge { .. } => "Request entity too large".to_owned(),
             Self::LimitExceeded(why) => format!("Limit exceeded: {why}"),

@@ -147,6 +147,22 @@ impl ConnectionCount {
     }
 }
 
+/// Whether `ip` is a loopback address, IPv4-mapped ones (`::ffff:127.0.0.1`) included.
+pub fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// A flag that is set once: for a warning logged the first time something happens.
+#[derive(Debug, Default)]
+pub struct Once(std::sync::atomic::AtomicBool);
+
+impl Once {
+    /// True the first time only.
+    pub fn first(&self) -> bool {
+        !self.0.swap(true, Ordering::AcqRel)
+    }
+}
+
 /// One admitted connection's slot; dropping it frees the slot.
 #[derive(Debug)]
 pub struct Admission {

@@ -139,8 +139,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Check { config } => {
             let loaded = load(Some(&config))?;
-            loaded
-                .validate()
+            // Everything `serve` builds, so that `check` passing means `serve` will start.
+            Gateway::check(loaded.clone())
                 .with_context(|| format!("{} is invalid", config.display()))?;
             println!(
                 "{}: ok ({} routes, stage {}, listen {})",
@@ -268,6 +268,7 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
         watch_code: true,
         tls: Some(tls),
         region,
+        development: true,
         ..Options::default()
     };
     let mut stop = StopSignals::new()?;

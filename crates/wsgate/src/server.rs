@@ -8,13 +8,13 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use wsgate_core::config::{Config, ConfigError};
+use wsgate_core::config::{Config, ConfigError, ManagementAuth, Validated};
 
 use crate::edge;
 use crate::edge::listener;
 use crate::function::{FunctionHost, HostError, HostSettings};
 use crate::hub::Hub;
-use crate::limits::{ConnectionCount, RateLimiter};
+use crate::limits::{self, ConnectionCount, Once, RateLimiter};
 use crate::state::{Deployment, EdgeServices, Lifecycle, ManagementServices, SessionServices};
 use crate::tls::{Acceptor, DevTls};
 
@@ -51,6 +51,9 @@ pub struct Options {
     pub tls: Option<DevTls>,
     /// `AWS_REGION` of the functions. Default: the environment's, else `us-east-1`.
     pub region: Option<String>,
+    /// Local development (`wsgate dev`): per-address connection limits are off, and a
+    /// `[gateway.tls]` listener serves plain HTTP too.
+    pub development: bool,
 }
 
 /// Starts gateways.
@@ -91,10 +94,62 @@ fn http_client() -> Result<reqwest::Client, GatewayError> {
         .map_err(|e| GatewayError::Client(e.to_string()))
 }
 
+/// What a config builds before anything is served; `start` and `check` build it the same way.
+struct Prepared {
+    client: reqwest::Client,
+    functions: FunctionHost,
+    region: String,
+    deployment: Deployment,
+}
+
+/// Sets up the functions (told where the management API is) and builds the deployment: TLS
+/// files, authorizer keys, management tokens, integrations.
+fn prepare(
+    config: Config,
+    validated: Validated,
+    options: &Options,
+    management_addr: SocketAddr,
+) -> Result<Prepared, GatewayError> {
+    let client = http_client()?;
+    let region = options
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".into());
+    let functions = FunctionHost::new(HostSettings {
+        management_endpoint: format!("http://{management_addr}/{}", config.gateway.stage),
+        region: region.clone(),
+        extra_env: options
+            .function_env
+            .iter()
+            .cloned()
+            .chain(options.tls.iter().flat_map(DevTls::handler_env))
+            .collect(),
+        watch: options.watch_code,
+    })?;
+    let deployment =
+        Deployment::build_after(config, validated, &client, &functions, &region, None)?;
+    Ok(Prepared {
+        client,
+        functions,
+        region,
+        deployment,
+    })
+}
+
 impl Gateway {
     /// Validates `config`, binds its listener and starts serving.
     pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
         Self::start_with(config, Options::default()).await
+    }
+
+    /// Builds everything [`Gateway::start`] builds from `config` — validation, the TLS files,
+    /// the JWT keys of `jwks_file`, the tokens' `token_env`, the functions' directories — and
+    /// fails with the same error, but binds no port and starts nothing: `wsgate check`.
+    pub fn check(config: Config) -> Result<(), GatewayError> {
+        let validated = config.validate()?;
+        let management = validated.management_listen.unwrap_or(validated.listen);
+        prepare(config, validated, &Options::default(), management).map(drop)
     }
 
     /// [`Gateway::start`] with options.
@@ -102,7 +157,6 @@ impl Gateway {
         config: Config,
         options: Options,
     ) -> Result<RunningGateway, GatewayError> {
-        let client = http_client()?;
         let validated = config.validate()?;
         let (listener, local_addr) = bind(validated.listen).await?;
         let management = match validated.management_listen {
@@ -110,55 +164,19 @@ impl Gateway {
             None => None,
         };
         let management_addr = management.as_ref().map(|(_, addr)| *addr);
-        let region = options
-            .region
-            .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .unwrap_or_else(|| "us-east-1".into());
-        // Functions are told where the gateway is, so the listener comes first.
-        let functions = FunctionHost::new(HostSettings {
-            management_endpoint: format!(
-                "http://{}/{}",
-                management_addr.unwrap_or(local_addr),
-                config.gateway.stage
-            ),
-            region: region.clone(),
-            extra_env: options
-                .function_env
-                .iter()
-                .cloned()
-                .chain(options.tls.iter().flat_map(DevTls::handler_env))
-                .collect(),
-            watch: options.watch_code,
-        })?;
         let listen = (
             config.gateway.listen.clone(),
             config.management.listen.clone(),
         );
-        let deployment =
-            Deployment::build_after(config, validated, &client, &functions, &region, None)?;
-        let hub = Arc::new(Hub::default());
-        let sessions = Arc::new(SessionServices {
-            deployment: Arc::new(ArcSwap::from_pointee(deployment)),
-            hub: hub.clone(),
-            lifecycle: Lifecycle::default(),
-        });
-        let edge = Arc::new(EdgeServices {
-            sessions,
-            management: ManagementServices {
-                hub,
-                rate: RateLimiter::default(),
-            },
-            connections: ConnectionCount::new(),
-            connect_rate: RateLimiter::default(),
-            node_id: 0,
-            local_addr,
-            management_addr,
-            dev_tls: options
-                .tls
-                .as_ref()
-                .map(|tls| Acceptor(tls.acceptor.clone())),
-        });
+        // Functions are told where the gateway is, so the listeners come first.
+        let prepared = prepare(
+            config,
+            validated,
+            &options,
+            management_addr.unwrap_or(local_addr),
+        )?;
+        let edge = services(prepared.deployment, &options, local_addr, management_addr);
+        warn_if_management_is_open(&edge);
         let public = tokio::spawn(listener::serve(
             listener,
             edge::router(edge.clone(), edge::Port::Public),
@@ -181,12 +199,69 @@ impl Gateway {
         tracing::info!(%local_addr, "gateway listening");
         Ok(RunningGateway {
             edge,
-            client,
-            functions,
-            region,
+            client: prepared.client,
+            functions: prepared.functions,
+            region: prepared.region,
             server,
             listen,
         })
+    }
+}
+
+/// Each layer's services, around the first deployment.
+fn services(
+    deployment: Deployment,
+    options: &Options,
+    local_addr: SocketAddr,
+    management_addr: Option<SocketAddr>,
+) -> Arc<EdgeServices> {
+    let hub = Arc::new(Hub::default());
+    let sessions = Arc::new(SessionServices {
+        deployment: Arc::new(ArcSwap::from_pointee(deployment)),
+        hub: hub.clone(),
+        lifecycle: Lifecycle::default(),
+    });
+    Arc::new(EdgeServices {
+        sessions,
+        management: ManagementServices {
+            hub,
+            rate: RateLimiter::default(),
+        },
+        connections: ConnectionCount::new(),
+        connect_rate: RateLimiter::default(),
+        node_id: 0,
+        local_addr,
+        management_addr,
+        dev_tls: options
+            .tls
+            .as_ref()
+            .map(|tls| Acceptor(tls.acceptor.clone())),
+        development: options.development,
+        per_address_refused: Once::default(),
+    })
+}
+
+/// With `management.auth = "none"` on a listener other callers can reach, says at start who may
+/// call it: loopback callers only (the default), or anyone (`allow_unauthenticated_remote`).
+fn warn_if_management_is_open(edge: &EdgeServices) {
+    let deployment = edge.deployment();
+    let management = &deployment.config.management;
+    let addr = edge.management_addr.unwrap_or(edge.local_addr);
+    if management.auth != ManagementAuth::None || limits::is_loopback(addr.ip()) {
+        return;
+    }
+    if management.allow_unauthenticated_remote {
+        tracing::warn!(
+            %addr,
+            "the management API has auth = \"none\" and allow_unauthenticated_remote = true: \
+             anyone who reaches {addr} can push to, list and close every connection"
+        );
+    } else {
+        tracing::warn!(
+            %addr,
+            "the management API listens beyond loopback with auth = \"none\": it answers only \
+             loopback callers (others get 403); set management.auth to \"sigv4\" or \"token\""
+        );
     }
 }
 

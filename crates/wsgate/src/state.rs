@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wsgate_core::config::{Config, ConfigError, Validated};
+use wsgate_core::config::{Config, ConfigError, Plaintext, Validated};
 use wsgate_core::forwarded::TrustedProxies;
 use wsgate_core::route::{RouteKey, SelectionExpression};
 
@@ -20,7 +20,7 @@ use crate::auth::token::ManagementToken;
 use crate::function::FunctionHost;
 use crate::hub::Hub;
 use crate::integration::Integration;
-use crate::limits::{ConnectionCount, RateLimiter};
+use crate::limits::{ConnectionCount, Once, RateLimiter};
 use crate::tls::{self, Acceptor};
 
 /// One configured route, ready to call.
@@ -199,6 +199,10 @@ pub struct EdgeServices {
     pub management_addr: Option<SocketAddr>,
     /// The development CA's acceptor (`wsgate dev`), used when `gateway.tls` is not set.
     pub dev_tls: Option<Acceptor>,
+    /// Under `wsgate dev`: no per-address limits, and plain HTTP beside TLS on one port.
+    pub development: bool,
+    /// Set when a per-address limit first refuses a client (the log then says what to look at).
+    pub per_address_refused: Once,
 }
 
 impl EdgeServices {
@@ -207,13 +211,29 @@ impl EdgeServices {
         self.sessions.deployment.load_full()
     }
 
-    /// The acceptor new TLS connections use: `gateway.tls`'s, else the development CA's.
-    pub fn tls_acceptor(&self) -> Option<Acceptor> {
-        self.sessions
-            .deployment
-            .load()
-            .tls
-            .clone()
-            .or_else(|| self.dev_tls.clone())
+    /// How the listener treats a new connection: with no TLS, plain HTTP only; with TLS, the
+    /// acceptor (`gateway.tls`'s, else the development CA's) and whether plain HTTP is refused
+    /// on the same port (`gateway.tls.plaintext`; never under `wsgate dev`).
+    pub fn tls_policy(&self) -> Option<TlsPolicy> {
+        let deployment = self.sessions.deployment.load();
+        match (&deployment.tls, &deployment.config.gateway.tls) {
+            (Some(acceptor), Some(files)) => Some(TlsPolicy {
+                acceptor: acceptor.clone(),
+                refuse_plaintext: files.plaintext == Plaintext::Refuse && !self.development,
+            }),
+            _ => self.dev_tls.clone().map(|acceptor| TlsPolicy {
+                acceptor,
+                refuse_plaintext: false,
+            }),
+        }
     }
+}
+
+/// TLS on a listener: the acceptor, and whether a plain-HTTP request gets 400.
+#[derive(Debug, Clone)]
+pub struct TlsPolicy {
+    /// Accepts the TLS handshake.
+    pub acceptor: Acceptor,
+    /// Answer plain HTTP on this port with 400 instead of serving it.
+    pub refuse_plaintext: bool,
 }

@@ -56,6 +56,22 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// The private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// What a plain-HTTP request on this TLS listener gets: `refuse` (the default) answers 400
+    /// and reads nothing more, so a client that typed `ws://` by mistake learns it before its
+    /// token travels in the clear again; `accept` serves plain HTTP and TLS on the one port.
+    #[serde(default)]
+    pub plaintext: Plaintext,
+}
+
+/// `gateway.tls.plaintext`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plaintext {
+    /// Answer plain HTTP with 400.
+    #[default]
+    Refuse,
+    /// Serve plain HTTP beside TLS.
+    Accept,
 }
 
 impl Default for GatewayConfig {

@@ -57,6 +57,16 @@ pub struct Limits {
     /// Management calls one credential (or, without auth, one IP address) may make per second;
     /// past it they get 429 `LimitExceededException`. 0 = unlimited, the default.
     pub management_requests_per_second: u32,
+    /// Whether clients on a loopback address (127.0.0.0/8, ::1) are exempt from the per-address
+    /// limits (`max_connections_per_ip`, `new_connections_per_ip_per_second`). Behind a proxy on
+    /// the same host without `gateway.trusted_proxies`, every client has the proxy's loopback
+    /// address, and one shared budget would refuse real users. `max_connections` still applies.
+    /// Default true.
+    pub exempt_loopback: bool,
+    /// Accepted TCP connections that have not yet become WebSocket sessions (TLS handshake,
+    /// request head, `$connect`) or are management requests, per listener, at most; past it the
+    /// listener stops accepting until one finishes. Read at start. Default 4096.
+    pub max_pending_connections: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +88,8 @@ impl Default for Limits {
             new_connections_per_ip_per_second: 100,
             handshake_timeout: Duration::from_secs(10),
             management_requests_per_second: 0,
+            exempt_loopback: true,
+            max_pending_connections: 4096,
         }
     }
 }
@@ -144,6 +156,10 @@ impl Limits {
             (
                 "limits.max_inflight_per_connection",
                 self.max_inflight_per_connection,
+            ),
+            (
+                "limits.max_pending_connections",
+                self.max_pending_connections,
             ),
         ] {
             if value == 0 {

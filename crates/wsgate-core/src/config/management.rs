@@ -101,6 +101,11 @@ pub struct Management {
     pub max_clock_skew: Duration,
     /// Largest POST payload in bytes; larger gets 413. Default 131072, as AWS.
     pub max_payload_bytes: usize,
+    /// With `auth = "none"`, whether callers that are not on a loopback address may use the
+    /// management API. Default false: they get 403 `ForbiddenException`, as Redis's protected
+    /// mode answers, since anyone who reaches the port could push to, list and close every
+    /// connection. Set it only behind a network that already decides who may call.
+    pub allow_unauthenticated_remote: bool,
 }
 
 impl Default for Management {
@@ -112,6 +117,7 @@ impl Default for Management {
             listen: None,
             max_clock_skew: Duration::from_secs(900),
             max_payload_bytes: AWS_MAX_POST_BYTES,
+            allow_unauthenticated_remote: false,
         }
     }
 }

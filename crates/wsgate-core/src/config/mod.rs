@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer};
 
 pub use self::authorizers::{Authorizer, JwtAuthorizer, RequestAuthorizer, RequestSource};
 pub use self::functions::{Function, FunctionRuntime};
-pub use self::gateway::{BinaryFrames, GatewayConfig, TlsFiles};
+pub use self::gateway::{BinaryFrames, GatewayConfig, Plaintext, TlsFiles};
 pub use self::limits::{FanoutOverflow, Limits};
 pub use self::management::{Credential, Management, ManagementAuth, Operation, Token};
 pub use self::routes::{Integration, Route};

@@ -80,7 +80,7 @@ impl RequestAuthorizer {
                     .functions
                     .get(name)
                     .ok_or_else(|| format!("no [functions.{name}]"))?;
-                Backend::Function(functions.pool(functions.spec(name, function, config)))
+                Backend::Function(functions.pool(functions.spec(name, function, config)?))
             }
             (None, None) => return Err("needs `url` or `function`".into()),
         };

@@ -12,11 +12,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
-use crate::state::EdgeServices;
+use crate::state::{EdgeServices, TlsPolicy};
 use crate::tls::Acceptor;
 
 /// Set on every request: whether it came over TLS (`X-Forwarded-Proto` of events).
@@ -29,9 +31,34 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// Accepts connections until the gateway stops, serving each with `app`. The TLS certificate
 /// and the handshake timeout are read for each new connection, so a reload changes them for the
 /// next ones and leaves open connections alone.
+///
+/// At most `limits.max_pending_connections` accepted connections are served at once before they
+/// become WebSocket sessions (read at start): past that the loop stops accepting until one
+/// finishes, and new clients wait in the kernel's backlog instead of costing memory here.
 pub async fn serve(listener: TcpListener, app: Router, edge: Arc<EdgeServices>) {
     let stop = edge.sessions.lifecycle.stopping.clone();
+    let bound = edge.deployment().config.limits.max_pending_connections;
+    let pending = Arc::new(Semaphore::new(bound));
+    let mut warned = false;
     loop {
+        let permit = match pending.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if !std::mem::replace(&mut warned, true) {
+                    warn!(
+                        max_pending_connections = bound,
+                        "too many connections before their upgrade; accepting no more until one ends"
+                    );
+                }
+                tokio::select! {
+                    permit = pending.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    },
+                    () = stop.cancelled() => return,
+                }
+            }
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = stop.cancelled() => return,
@@ -47,7 +74,8 @@ pub async fn serve(listener: TcpListener, app: Router, edge: Arc<EdgeServices>) 
         };
         // No Nagle: route responses and pushes are small frames that must leave at once.
         let _ = stream.set_nodelay(true);
-        let tls = edge.tls_acceptor();
+        let app = app.clone();
+        let tls = edge.tls_policy();
         let handshake = edge
             .sessions
             .deployment
@@ -55,7 +83,12 @@ pub async fn serve(listener: TcpListener, app: Router, edge: Arc<EdgeServices>) 
             .config
             .limits
             .handshake_timeout;
-        tokio::spawn(connection(stream, peer, app.clone(), tls, handshake));
+        tokio::spawn(async move {
+            connection(stream, peer, app, tls, handshake).await;
+            // Held until the connection is over or has become a session (hyper then hands the
+            // socket to it and this future ends).
+            drop(permit);
+        });
     }
 }
 
@@ -63,7 +96,7 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     app: Router,
-    tls: Option<Acceptor>,
+    tls: Option<TlsPolicy>,
     handshake: Duration,
 ) {
     // The first byte and the TLS handshake must come within the timeout; hyper's header timeout
@@ -71,12 +104,17 @@ async fn connection(
     let deadline = tokio::time::Instant::now() + handshake;
     let secure = match &tls {
         None => false,
-        Some(_) => {
+        Some(policy) => {
             let mut first = [0u8; 1];
-            match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+            let secure = match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
                 Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
                 _ => return,
+            };
+            if !secure && policy.refuse_plaintext {
+                refuse_plaintext(stream, peer, deadline).await;
+                return;
             }
+            secure
         }
     };
     let service = app.map_request(move |mut request: axum::http::Request<Incoming>| {
@@ -93,21 +131,22 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(handshake);
     let served = match tls {
-        Some(Acceptor(acceptor)) if secure => {
-            match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => {
-                    builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades()
-                        .await
-                }
-                Ok(Err(error)) => {
-                    debug!(%peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
+        Some(TlsPolicy {
+            acceptor: Acceptor(acceptor),
+            ..
+        }) if secure => match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => {
+                builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await
             }
-        }
+            Ok(Err(error)) => {
+                debug!(%peer, %error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => return,
+        },
         _ => {
             builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -118,4 +157,29 @@ async fn connection(
     if let Err(error) = served {
         debug!(%peer, %error, "connection ended with an error");
     }
+}
+
+/// The answer to plain HTTP on a TLS port, as nginx gives one: the client learns its mistake,
+/// and nothing it sends after the request head (a body, WebSocket frames) is read.
+const PLAINTEXT_REFUSED: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+content-type: text/plain\r\n\
+connection: close\r\n\
+content-length: 75\r\n\
+\r\n\
+This port speaks TLS only: use wss:// or https:// (gateway.tls.plaintext).\n";
+
+/// Reads what the client sent of its request head (up to 16 KiB, within the deadline, so the
+/// close does not reset the answer away), answers 400 and closes.
+async fn refuse_plaintext(mut stream: TcpStream, peer: SocketAddr, deadline: tokio::time::Instant) {
+    debug!(%peer, "plain HTTP on a TLS listener: 400");
+    let mut head = Vec::with_capacity(1024);
+    let mut buffer = [0u8; 1024];
+    while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buffer[..n]),
+            _ => break,
+        }
+    }
+    let _ = stream.write_all(PLAINTEXT_REFUSED).await;
+    let _ = stream.shutdown().await;
 }

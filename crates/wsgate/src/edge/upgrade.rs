@@ -305,27 +305,30 @@ fn check_origin(deployment: &Deployment, headers: &HeaderMap) -> Result<(), Refu
 }
 
 /// The new-connection rate and the open-connection limits; the slot is held until the session
-/// ends.
+/// ends. Per-address limits are off under `wsgate dev` and, with `limits.exempt_loopback`, for
+/// loopback clients (every client of a same-host proxy has the proxy's address).
 fn admit(
     edge: &EdgeServices,
     deployment: &Deployment,
     client: IpAddr,
 ) -> Result<Admission, Refusal> {
     let limits = &deployment.config.limits;
-    if !edge
-        .connect_rate
-        .allow(&client, limits.new_connections_per_ip_per_second)
-    {
+    let exempt = edge.development || (limits.exempt_loopback && crate::limits::is_loopback(client));
+    let (rate, per_ip) = match exempt {
+        true => (0, 0),
+        false => (
+            limits.new_connections_per_ip_per_second,
+            limits.max_connections_per_ip,
+        ),
+    };
+    if !edge.connect_rate.allow(&client, rate) {
+        refused_per_address(edge, client, "limits.new_connections_per_ip_per_second");
         return Err(Refusal::TooMany(
             "Too Many Requests: new_connections_per_ip_per_second",
         ));
     }
     edge.connections
-        .admit(
-            client,
-            limits.max_connections,
-            limits.max_connections_per_ip,
-        )
+        .admit(client, limits.max_connections, per_ip)
         .map_err(|refusal| match refusal {
             limits::Refusal::Full => {
                 warn!(
@@ -334,8 +337,25 @@ fn admit(
                 );
                 Refusal::Full
             }
-            limits::Refusal::PerIp => Refusal::TooMany("Too Many Requests: max_connections_per_ip"),
+            limits::Refusal::PerIp => {
+                refused_per_address(edge, client, "limits.max_connections_per_ip");
+                Refusal::TooMany("Too Many Requests: max_connections_per_ip")
+            }
         })
+}
+
+/// The first time a per-address limit refuses anyone, says which address and what to look at:
+/// many users behind one proxy share its address unless the proxy is trusted.
+fn refused_per_address(edge: &EdgeServices, client: IpAddr, setting: &'static str) {
+    if edge.per_address_refused.first() {
+        warn!(
+            %client,
+            setting,
+            "a per-address limit refused {client} (logged once): if clients reach wsgate through \
+             a proxy or load balancer, list it in gateway.trusted_proxies so each client is \
+             counted by its own address; otherwise raise {setting}"
+        );
+    }
 }
 
 /// The new connection as events describe it; its id is drawn now, as on API Gateway.

@@ -90,10 +90,17 @@ impl FunctionHost {
         })
     }
 
-    /// How to run `function` of `config`.
-    pub fn spec(&self, name: &str, function: &Function, config: &Config) -> Spec {
+    /// How to run `function` of `config`; an error when its directory does not exist (the
+    /// processes would fail at every invocation).
+    pub fn spec(&self, name: &str, function: &Function, config: &Config) -> Result<Spec, String> {
         let dir = config.function_dir(function);
         let dir = std::path::absolute(&dir).unwrap_or(dir);
+        if !dir.is_dir() {
+            return Err(format!(
+                "the function {name}'s directory {} does not exist",
+                dir.display()
+            ));
+        }
         let handler = function.handler.clone().unwrap_or_default();
         let command = match function.runtime {
             FunctionRuntime::Python => vec![
@@ -170,7 +177,7 @@ impl FunctionHost {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
-        Spec {
+        Ok(Spec {
             name: name.to_owned(),
             command,
             dir,
@@ -181,7 +188,7 @@ impl FunctionHost {
             max_concurrency: function.max_concurrency,
             arn,
             watch: self.settings.watch,
-        }
+        })
     }
 
     /// The pool for a function: the existing one when its spec is unchanged, else a new one (the

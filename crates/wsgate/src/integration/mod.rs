@@ -59,7 +59,7 @@ impl Integration {
                     .functions
                     .get(function)
                     .ok_or_else(|| format!("no [functions.{function}]"))?;
-                let spec = functions.spec(function, definition, config);
+                let spec = functions.spec(function, definition, config)?;
                 Self::Function(FunctionIntegration::new(functions.pool(spec)))
             }
         })

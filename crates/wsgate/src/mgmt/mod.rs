@@ -34,6 +34,7 @@ pub use self::reply::error_response;
 pub use self::target::Target;
 use crate::auth::sigv4;
 use crate::hub::Hub;
+use crate::limits;
 use crate::state::{Deployment, ManagementServices};
 
 /// The OpenAPI 3.1 document of the management API (`docs/openapi.json`).
@@ -102,6 +103,12 @@ fn authenticate<'a>(
 ) -> Result<Caller<'a>, MgmtError> {
     let management = &deployment.config.management;
     match management.auth {
+        // Like Redis's protected mode: no credential means callers on this machine only.
+        ManagementAuth::None
+            if !management.allow_unauthenticated_remote && !limits::is_loopback(peer) =>
+        {
+            Err(MgmtError::RemoteUnauthenticated)
+        }
         ManagementAuth::None => Ok(Caller {
             key: peer.to_string(),
             operations: None,

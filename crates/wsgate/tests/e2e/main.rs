@@ -6,6 +6,7 @@ mod common;
 mod abuse;
 mod authorizers;
 mod connect;
+mod defaults;
 mod fanout;
 mod functions;
 mod lifecycle;

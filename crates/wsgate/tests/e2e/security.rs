@@ -111,10 +111,10 @@ fn assert_error(response: &reqwest::Response, status: u16, kind: &str) {
 }
 
 /// A folder under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let path = std::env::temp_dir().join(format!(
             "wsgate-security-{}-{:016x}",
             std::process::id(),
@@ -133,7 +133,7 @@ impl Drop for TempDir {
 
 /// A self-signed certificate for localhost and 127.0.0.1, as `name.crt` and `name.key` (PEM) in
 /// `dir`; returns the paths and the certificate.
-fn write_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf, CertificateDer<'static>) {
+pub(crate) fn write_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf, CertificateDer<'static>) {
     let certified =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
             .expect("certificate");
@@ -144,12 +144,17 @@ fn write_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf, CertificateDer<'stat
     (cert, key, certified.cert.der().clone())
 }
 
-fn tls_toml(cert: &Path, key: &Path) -> String {
+pub(crate) fn tls_toml(cert: &Path, key: &Path) -> String {
     format!(
         "[gateway.tls]\ncert = '{}'\nkey = '{}'",
         cert.display(),
         key.display()
     )
+}
+
+/// `[gateway.tls]` that also serves plain HTTP on its port.
+fn accepting_plaintext(cert: &Path, key: &Path) -> String {
+    format!("{}\nplaintext = 'accept'", tls_toml(cert, key))
 }
 
 /// A TLS client that trusts only `trusted` and speaks only `version`.
@@ -322,7 +327,7 @@ async fn source_ip(client: &mut Client) -> String {
 
 #[tokio::test]
 async fn trusted_proxies_name_the_client_for_limits_and_source_ip() {
-    let limits = "[limits]\nmax_connections_per_ip = 1\nnew_connections_per_ip_per_second = 0";
+    let limits = "[limits]\nmax_connections_per_ip = 1\nnew_connections_per_ip_per_second = 0\nexempt_loopback = false";
     let with_whoami = |builder: TestGateway| {
         builder.mock(
             "whoami",
@@ -396,7 +401,7 @@ async fn trusted_proxies_name_the_client_for_limits_and_source_ip() {
 #[tokio::test]
 async fn max_connections_per_ip_refuses_with_429_and_retry_after() {
     let gw = TestGateway::builder()
-        .toml("[limits]\nmax_connections_per_ip = 2\nnew_connections_per_ip_per_second = 0")
+        .toml("[limits]\nmax_connections_per_ip = 2\nnew_connections_per_ip_per_second = 0\nexempt_loopback = false")
         .start()
         .await;
     let url = gw.ws_url();
@@ -414,7 +419,7 @@ async fn max_connections_per_ip_refuses_with_429_and_retry_after() {
 #[tokio::test]
 async fn new_connections_per_ip_per_second_refuses_a_burst_then_refills() {
     let gw = TestGateway::builder()
-        .toml("[limits]\nnew_connections_per_ip_per_second = 3\nmax_connections_per_ip = 100")
+        .toml("[limits]\nnew_connections_per_ip_per_second = 3\nmax_connections_per_ip = 100\nexempt_loopback = false")
         .start()
         .await;
     let url = gw.ws_url();
@@ -545,7 +550,7 @@ async fn handshake_timeout_drops_slow_and_silent_clients() {
 #[tokio::test]
 async fn sixty_connections_from_one_address_with_a_limit_of_fifty_refuse_ten() {
     let gw = TestGateway::builder()
-        .toml("[limits]\nmax_connections_per_ip = 50\nnew_connections_per_ip_per_second = 0")
+        .toml("[limits]\nmax_connections_per_ip = 50\nnew_connections_per_ip_per_second = 0\nexempt_loopback = false")
         .start()
         .await;
     let mut open = Vec::new();
@@ -580,7 +585,10 @@ async fn tls_from_files_serves_wss_and_ws_and_reloads_the_certificate() {
             .http("$connect", &stub.url("/connect"), false)
             .mock("$default", 200, "${request.body}", true)
     };
-    let gw = builder().toml(&tls_toml(&cert, &key)).start().await;
+    let gw = builder()
+        .toml(&accepting_plaintext(&cert, &key))
+        .start()
+        .await;
     let addr = gw.addr();
     let proto = |i: usize| stub.events("/connect")[i]["headers"]["X-Forwarded-Proto"].clone();
 
@@ -610,7 +618,11 @@ async fn tls_from_files_serves_wss_and_ws_and_reloads_the_certificate() {
     let missing = dir.0.join("missing.crt");
     let error = gw
         .gateway
-        .reload(builder().toml(&tls_toml(&missing, &key)).config())
+        .reload(
+            builder()
+                .toml(&accepting_plaintext(&missing, &key))
+                .config(),
+        )
         .expect_err("a missing certificate is refused");
     assert!(error.to_string().contains("gateway.tls"), "{error}");
     let mut same = wss_connect(addr, &connector(&old_cert, &rustls::version::TLS13))
@@ -623,7 +635,7 @@ async fn tls_from_files_serves_wss_and_ws_and_reloads_the_certificate() {
     gw.gateway
         .reload(
             builder()
-                .toml(&tls_toml(&new_cert_file, &new_key_file))
+                .toml(&accepting_plaintext(&new_cert_file, &new_key_file))
                 .config(),
         )
         .expect("reloads");
