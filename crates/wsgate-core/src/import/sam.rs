@@ -20,8 +20,10 @@ use super::cfn::{
 use super::sam_function::sam_function;
 use super::sam_routes::routes;
 use super::text::scalar_text;
+use super::types::{
+    DEFAULT_REGION, DEFAULT_SELECTION_EXPRESSION, ImportError, ImportOptions, Imported,
+};
 use super::yaml::parse_yaml;
-use super::{DEFAULT_REGION, DEFAULT_SELECTION_EXPRESSION, ImportError, ImportOptions, Imported};
 use crate::config::Function;
 
 /// Which API an `AWS::ApiGatewayV2::*` resource belongs to.

@@ -8,7 +8,7 @@ use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::{Map, Number, Value};
 
 use super::text::cut_at_short_form;
-use super::{ImportError, invalid};
+use super::types::{ImportError, invalid};
 
 /// Parses the first YAML document; it must be a mapping.
 pub(super) fn parse_yaml(text: &str, what: &str) -> Result<Map<String, Value>, ImportError> {
