@@ -54,6 +54,7 @@
 //! This file holds the entry points and re-exports the public types; the rest is in:
 //! - `types.rs`: the public types ([`Imported`], [`ImportOptions`], [`ImportError`]), the
 //!   constants and `invalid`, which the files listed after it use;
+//! - `intrinsic.rs`: a CloudFormation function in its long form, recognized;
 //! - `yaml.rs`: the YAML as long-form JSON; `text.rs`: values back as text, capped (short forms
 //!   for warnings, environment values, seconds, megabytes);
 //! - `budget.rs`: the depth, step and size limits that bound one import, whatever the file;
@@ -69,6 +70,7 @@
 mod assembly;
 mod budget;
 mod cfn;
+mod intrinsic;
 mod sam;
 mod sam_authorizer;
 mod sam_function;

@@ -1,7 +1,7 @@
 //! Reading the YAML: saphyr's nodes become JSON values, with CloudFormation's short-form tags
 //! (`!Ref X`, `!GetAtt X.Arn`, `!Sub ...`) rewritten to the long form (`{"Ref": "X"}`,
 //! `{"Fn::GetAtt": ["X", "Arn"]}`) and merge keys applied, so that both forms (and JSON
-//! templates, which are YAML) read the same from here on; [`intrinsic`] then recognizes a
+//! templates, which are YAML) read the same from here on; `intrinsic.rs` then recognizes a
 //! long-form function wherever a value may hold one.
 
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
@@ -115,16 +115,6 @@ fn long_form(tag: &str, arg: Value) -> Value {
     let mut map = Map::new();
     map.insert(key, arg);
     Value::Object(map)
-}
-
-/// `{"Ref": x}`, `{"Condition": x}` or `{"Fn::...": x}`: the function's name and argument.
-pub(super) fn intrinsic(value: &Value) -> Option<(&str, &Value)> {
-    let map = value.as_object()?;
-    if map.len() != 1 {
-        return None;
-    }
-    let (name, arg) = map.iter().next()?;
-    (name == "Ref" || name == "Condition" || name.starts_with("Fn::")).then_some((name, arg))
 }
 
 #[cfg(test)]
