@@ -62,8 +62,8 @@
 //! - `variables.rs`: a `serverless.yml`'s `${...}` variables;
 //! - `assembly.rs`: what both formats build (functions, routes, authorizers) and the config it
 //!   becomes;
-//! - `sam.rs`, with `sam_routes.rs`, `sam_authorizer.rs` and `sam_function.rs`: SAM /
-//!   CloudFormation;
+//! - `sam.rs`, with `sam_routes.rs`, `sam_authorizer.rs`, `sam_function.rs` and
+//!   `sam_invoked.rs` (which function a URI invokes): SAM / CloudFormation;
 //! - `serverless.rs`, with `serverless_authorizer.rs`: the Serverless Framework;
 //! - `test_support.rs`: the fixtures and helpers the tests beside each of them share.
 
@@ -74,6 +74,7 @@ mod intrinsic;
 mod sam;
 mod sam_authorizer;
 mod sam_function;
+mod sam_invoked;
 mod sam_routes;
 mod serverless;
 mod serverless_authorizer;

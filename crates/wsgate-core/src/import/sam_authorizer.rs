@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::assembly::{PendingAuthorizer, authorizer_skipped, identity_sources};
 use super::cfn::{Cfn, Res, V2_AUTHORIZER, refs};
-use super::sam::{Invoked, invoked_function};
+use super::sam_invoked::{Invoked, invoked_function};
 use super::text::short_form;
 use super::types::ImportError;
 use crate::route::RouteKey;
