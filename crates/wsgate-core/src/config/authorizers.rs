@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use super::{
-    ConfigError, Function, MAX_DURATION, check_timeout, check_url, de_duration, de_opt_duration,
-    err,
-};
+use super::error::{ConfigError, check_timeout, check_url, err};
+use super::functions::Function;
+use super::values::{MAX_DURATION, de_duration, de_opt_duration};
 
 /// `[authorizers.NAME]`.
 #[derive(Debug, Clone, Deserialize)]

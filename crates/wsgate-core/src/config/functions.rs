@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, check_timeout, de_opt_duration, err};
+use super::error::{ConfigError, check_timeout, err};
+use super::values::de_opt_duration;
 
 /// How a function's processes are started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{ConfigError, err};
+use super::error::{ConfigError, err};
 use crate::forwarded::TrustedProxies;
 use crate::route::SelectionExpression;
 

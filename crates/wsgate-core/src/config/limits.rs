@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, MAX_DURATION, Management, de_duration, err};
+use super::error::{ConfigError, err};
+use super::management::Management;
+use super::values::{MAX_DURATION, de_duration};
 
 /// `[limits]`. Defaults are API Gateway's quotas.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

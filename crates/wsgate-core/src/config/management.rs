@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{AWS_MAX_POST_BYTES, ConfigError, de_duration, err};
+use super::error::{ConfigError, err};
+use super::values::{AWS_MAX_POST_BYTES, de_duration};
 
 /// How management calls are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -5,28 +5,34 @@
 //!
 //! One file per section of the file, each with its types, its checks and their tests:
 //! `[gateway]`, `[limits]`, `[management]`, `[routes]` (with their integrations),
-//! `[authorizers]` and `[functions]`.
+//! `[authorizers]` and `[functions]`. Below them, what the sections share: `error.rs`
+//! ([`ConfigError`] and the checks more than one section makes) and `values.rs` (bounds and the
+//! duration parser).
 
 mod authorizers;
+mod error;
 mod functions;
 mod gateway;
 mod limits;
 mod management;
 mod routes;
+mod values;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 pub use self::authorizers::{Authorizer, JwtAuthorizer, RequestAuthorizer, RequestSource};
+pub use self::error::ConfigError;
+use self::error::err;
 pub use self::functions::{Function, FunctionRuntime};
 pub use self::gateway::{BinaryFrames, GatewayConfig, Plaintext, TlsFiles};
 pub use self::limits::{FanoutOverflow, Limits};
 pub use self::management::{Credential, Management, ManagementAuth, Operation, Token};
 pub use self::routes::{Integration, Route};
+pub use self::values::{AWS_MAX_POST_BYTES, MAX_DURATION};
 use crate::forwarded::TrustedProxies;
 use crate::route::SelectionExpression;
 
@@ -34,25 +40,6 @@ use crate::route::SelectionExpression;
 pub const ENV_LISTEN: &str = "WSGATE_LISTEN";
 /// Environment variable overriding `gateway.stage`.
 pub const ENV_STAGE: &str = "WSGATE_STAGE";
-
-/// The longest duration any setting takes.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// The largest `@connections` payload API Gateway accepts, in bytes.
-pub const AWS_MAX_POST_BYTES: usize = 131_072;
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "{e} in {text:?} (use e.g. \"10m\", \"29s\", \"500ms\")"
-        ))
-    })
-}
-
-fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    de_duration(d).map(Some)
-}
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -102,23 +89,6 @@ pub struct Validated {
     pub authorizer_sources: BTreeMap<String, Vec<RequestSource>>,
 }
 
-/// A configuration error, naming the key at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct ConfigError {
-    /// The dotted path of the bad key, e.g. `routes.sendmessage.url`.
-    pub key: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        message: message.into(),
-    }
-}
-
 /// The dotted key at a byte offset of a TOML text: the last `[table]` header above it, plus the
 /// key of its line (`limits.idle_timeout`). Errors from serde carry only a span; users want the key.
 fn key_at(text: &str, offset: usize) -> Option<String> {
@@ -148,26 +118,6 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         start = end;
     }
     None
-}
-
-fn check_url(key: &str, url: &str) -> Result<(), ConfigError> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"));
-    if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
-        return Err(err(
-            key,
-            format!("{url:?} is not an http:// or https:// URL"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_timeout(key: &str, timeout: Option<Duration>) -> Result<(), ConfigError> {
-    if timeout.is_some_and(|t| t < Duration::from_millis(50) || t > MAX_DURATION) {
-        return Err(err(key, "must be between 50ms and a year"));
-    }
-    Ok(())
 }
 
 impl Config {
@@ -246,6 +196,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const ISSUE_EXAMPLE: &str = r#"

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Authorizer, ConfigError, Function, check_timeout, check_url, de_opt_duration, err};
+use super::authorizers::Authorizer;
+use super::error::{ConfigError, check_timeout, check_url, err};
+use super::functions::Function;
+use super::values::de_opt_duration;
 use crate::route::{RouteKey, SelectionExpression};
 
 /// One route: its integration and, on `$connect`, its authorizer.

@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use super::budget::MAX_ENVIRONMENT_BYTES;
 use super::cfn::Cfn;
+use super::intrinsic::intrinsic;
 use super::text::{scalar_text, short_form, text_at_most};
-use super::yaml::intrinsic;
-use super::{ImportError, Imported};
+use super::types::{ImportError, Imported};
 use crate::config::{
     Authorizer, Config, Function, FunctionRuntime, GatewayConfig, Integration, RequestAuthorizer,
     RequestSource, Route,

@@ -6,11 +6,11 @@
 
 use serde_json::{Map, Value};
 
-use super::LOCAL_ACCOUNT_ID;
 use super::budget::{Budget, MAX_DEPTH, MAX_RESOLVED_BYTES};
+use super::intrinsic::intrinsic;
 use super::text::{prefixed, scalar_text, short_form, text_at_most};
+use super::types::LOCAL_ACCOUNT_ID;
 use super::variables::Vars;
-use super::yaml::intrinsic;
 use crate::config::GatewayConfig;
 
 pub(super) const SAM_FUNCTION: &str = "AWS::Serverless::Function";

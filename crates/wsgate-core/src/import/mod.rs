@@ -5,6 +5,9 @@
 //! it came from (which becomes [`Config::base_dir`]) and, through [`ImportOptions`], the stage,
 //! region, template parameters and environment lookup it wants applied.
 //!
+//! [`Config`]: crate::config::Config
+//! [`Config::base_dir`]: crate::config::Config::base_dir
+//!
 //! Everything in the file that would change how the WebSocket API behaves but cannot be mapped
 //! becomes a warning that names it (an IAM-authorized or an outside authorizer, an unsupported
 //! runtime, an intrinsic function left unresolved, a route response without its selection
@@ -48,7 +51,10 @@
 //! as their short form, with a warning.
 //!
 //! # Layout
-//! This file holds the public types and entry points; the work is done in:
+//! This file holds the entry points and re-exports the public types; the rest is in:
+//! - `types.rs`: the public types ([`Imported`], [`ImportOptions`], [`ImportError`]), the
+//!   constants and `invalid`, which the files listed after it use;
+//! - `intrinsic.rs`: a CloudFormation function in its long form, recognized;
 //! - `yaml.rs`: the YAML as long-form JSON; `text.rs`: values back as text, capped (short forms
 //!   for warnings, environment values, seconds, megabytes);
 //! - `budget.rs`: the depth, step and size limits that bound one import, whatever the file;
@@ -56,138 +62,35 @@
 //! - `variables.rs`: a `serverless.yml`'s `${...}` variables;
 //! - `assembly.rs`: what both formats build (functions, routes, authorizers) and the config it
 //!   becomes;
-//! - `sam.rs`, with `sam_routes.rs`, `sam_authorizer.rs` and `sam_function.rs`: SAM /
-//!   CloudFormation;
+//! - `sam.rs`, with `sam_routes.rs`, `sam_authorizer.rs`, `sam_function.rs` and
+//!   `sam_invoked.rs` (which function a URI invokes): SAM / CloudFormation;
 //! - `serverless.rs`, with `serverless_authorizer.rs`: the Serverless Framework;
 //! - `test_support.rs`: the fixtures and helpers the tests beside each of them share.
 
 mod assembly;
 mod budget;
 mod cfn;
+mod intrinsic;
 mod sam;
 mod sam_authorizer;
 mod sam_function;
+mod sam_invoked;
 mod sam_routes;
 mod serverless;
 mod serverless_authorizer;
 #[cfg(test)]
 mod test_support;
 mod text;
+mod types;
 mod variables;
 mod yaml;
 
 use std::path::Path;
 
-use crate::config::{Config, ConfigError};
-
-/// The region `AWS::Region` and `${aws:region}` stand for when neither the options nor the file
-/// name one.
-pub const DEFAULT_REGION: &str = "us-east-1";
-/// The account id `AWS::AccountId` stands for; wsgate's local function ARNs use it too.
-pub const LOCAL_ACCOUNT_ID: &str = "000000000000";
-/// The route selection expression when the file gives none (API Gateway's usual one and the
-/// Serverless Framework's default).
-pub const DEFAULT_SELECTION_EXPRESSION: &str = "$request.body.action";
-
-/// What an import produced.
-#[derive(Debug, Clone)]
-pub struct Imported {
-    /// The configuration: `base_dir`, `gateway.stage`, `gateway.route_selection_expression`,
-    /// `functions`, `routes` and `authorizers` come from the file, everything else is the
-    /// default. It passes
-    /// [`Config::validate`].
-    pub config: Config,
-    /// What could not be mapped, one sentence each, naming the thing (`route $connect: ...`,
-    /// `function X: ...`), in the order found, without repeats.
-    pub warnings: Vec<String>,
-    /// The region the file names (`provider.region`, or a SAM `Region` parameter), if any; the
-    /// caller may use it for the functions' `AWS_REGION`.
-    pub region: Option<String>,
-}
-
-/// Looks up an environment variable.
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-/// What the caller knows that the file does not.
-#[derive(Clone, Copy, Default)]
-pub struct ImportOptions<'a> {
-    /// The stage, as `--stage` would give it: `${opt:stage}` in a `serverless.yml`; overrides
-    /// the stage found in the file for both formats.
-    pub stage: Option<&'a str>,
-    /// The region: `${opt:region}` and `AWS::Region`; overrides the file's.
-    pub region: Option<&'a str>,
-    /// Template parameter values, as `--parameter-overrides` gives them; they win over `Default`s.
-    pub parameters: &'a [(&'a str, &'a str)],
-    /// Looks up an environment variable for `${env:NAME}`. Without it, only the fallbacks given
-    /// in the file are used.
-    pub env: Option<EnvLookup<'a>>,
-}
-
-/// Why a file could not be imported.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ImportError {
-    /// The text is not YAML.
-    #[error("YAML syntax error at line {line}, column {column}: {message}")]
-    Syntax {
-        /// 1-based.
-        line: usize,
-        /// 1-based.
-        column: usize,
-        /// What the parser says.
-        message: String,
-    },
-    /// The YAML is not shaped like the file it should be.
-    #[error("{key}: {message}")]
-    Invalid {
-        /// The dotted path of the bad key.
-        key: String,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// The file declares no WebSocket API or route.
-    #[error("no WebSocket routes found: {0}")]
-    NoWebSocketRoutes(String),
-    /// A route's integration invokes a function the file does not define.
-    #[error("route {route}: function {function} is not defined in the file")]
-    MissingFunction {
-        /// The route key.
-        route: String,
-        /// The function's name or logical id, as referenced.
-        function: String,
-    },
-    /// A route's `Target` names an integration the template does not define.
-    #[error("route {route}: integration {integration} is not defined in the template")]
-    MissingIntegration {
-        /// The route key.
-        route: String,
-        /// The integration's logical id, as referenced.
-        integration: String,
-    },
-    /// Two routes share a route key.
-    #[error("route {route} is declared twice, by {first} and by {second}")]
-    DuplicateRoute {
-        /// The route key.
-        route: String,
-        /// The function (serverless) or route resource (SAM) declaring it first.
-        first: String,
-        /// The one declaring it again.
-        second: String,
-    },
-    /// The file has WebSocket routes but none of them can run here; the warnings say why.
-    #[error("none of the WebSocket routes can run locally: {}", .0.join("; "))]
-    NothingToRun(Vec<String>),
-    /// The configuration built from the file does not validate (a bad stage name, a reserved
-    /// route key, an invalid selection expression, ...).
-    #[error("the imported configuration is invalid: {0}")]
-    Config(#[from] ConfigError),
-}
-
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ImportError {
-    ImportError::Invalid {
-        key: key.into(),
-        message: message.into(),
-    }
-}
+pub use self::types::{
+    DEFAULT_REGION, DEFAULT_SELECTION_EXPRESSION, EnvLookup, ImportError, ImportOptions, Imported,
+    LOCAL_ACCOUNT_ID,
+};
 
 /// Imports an AWS SAM or CloudFormation template (YAML or JSON) with default options.
 pub fn from_sam(yaml: &str, base_dir: &Path) -> Result<Imported, ImportError> {

@@ -1,7 +1,6 @@
 //! Importing an AWS SAM or CloudFormation template: the first WebSocket
 //! `AWS::ApiGatewayV2::Api`, the resources that belong to it, its stage, and the functions its
-//! routes invoke (the routes themselves are read in `sam_routes.rs`); also which function an
-//! integration's or an authorizer's URI invokes, which both need.
+//! routes invoke (the routes themselves are read in `sam_routes.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -14,14 +13,15 @@ use super::assembly::{
 };
 use super::budget::Budget;
 use super::cfn::{
-    Cfn, Res, V2_API, V2_DEPLOYMENT, V2_INTEGRATION, V2_ROUTE, V2_ROUTE_RESPONSE, V2_STAGE,
-    lambda_name_in_arn, refs,
+    Cfn, Res, V2_API, V2_DEPLOYMENT, V2_INTEGRATION, V2_ROUTE, V2_ROUTE_RESPONSE, V2_STAGE, refs,
 };
 use super::sam_function::sam_function;
 use super::sam_routes::routes;
 use super::text::scalar_text;
+use super::types::{
+    DEFAULT_REGION, DEFAULT_SELECTION_EXPRESSION, ImportError, ImportOptions, Imported,
+};
 use super::yaml::parse_yaml;
-use super::{DEFAULT_REGION, DEFAULT_SELECTION_EXPRESSION, ImportError, ImportOptions, Imported};
 use crate::config::Function;
 
 /// Which API an `AWS::ApiGatewayV2::*` resource belongs to.
@@ -343,58 +343,6 @@ fn leftover_warnings(all: &[Res<'_>], used: &BTreeSet<&str>) -> Vec<String> {
     .into_iter()
     .flatten()
     .collect()
-}
-
-/// What an `IntegrationUri` or `AuthorizerUri` invokes.
-pub(super) enum Invoked {
-    /// A function of the template, by logical id.
-    Function(String),
-    /// A logical id the template does not define (a typo, most likely).
-    Undefined(String),
-    /// The function a literal ARN names, which no function of the template is.
-    Outside(String),
-    /// Nothing that names a function.
-    Unknown,
-}
-
-/// The function a Lambda invocation URI invokes: `${Fn.Arn}` in a `Fn::Sub`, `!GetAtt Fn.Arn`
-/// in a `Fn::Join`, or a literal ARN naming a function by logical id or `FunctionName`.
-pub(super) fn invoked_function(
-    cfn: &Cfn<'_>,
-    all: &[Res<'_>],
-    uri: &Value,
-    context: &str,
-    warnings: &mut Vec<String>,
-) -> Invoked {
-    let mut ids = Vec::new();
-    refs(uri, &mut ids);
-    if let Some(function) = ids
-        .iter()
-        .find_map(|id| cfn.res(id).filter(Res::is_function))
-    {
-        return Invoked::Function(function.id.to_owned());
-    }
-    if let Some(missing) = ids
-        .iter()
-        .find(|id| cfn.res(id).is_none() && !cfn.is_parameter(id))
-    {
-        return Invoked::Undefined(missing.clone());
-    }
-    let text = cfn.text(uri, context, warnings).unwrap_or_default();
-    let Some(name) = lambda_name_in_arn(&text) else {
-        return Invoked::Unknown;
-    };
-    let named = all.iter().find(|r| {
-        r.is_function()
-            && (r.id == name
-                || r.prop("FunctionName")
-                    .and_then(|n| cfn.text(n, "", &mut Vec::new()))
-                    .is_some_and(|n| n == name))
-    });
-    match named {
-        Some(function) => Invoked::Function(function.id.to_owned()),
-        None => Invoked::Outside(name.to_owned()),
-    }
 }
 
 #[cfg(test)]

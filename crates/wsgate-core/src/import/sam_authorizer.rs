@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::ImportError;
 use super::assembly::{PendingAuthorizer, authorizer_skipped, identity_sources};
 use super::cfn::{Cfn, Res, V2_AUTHORIZER, refs};
-use super::sam::{Invoked, invoked_function};
+use super::sam_invoked::{Invoked, invoked_function};
 use super::text::short_form;
+use super::types::ImportError;
 use crate::route::RouteKey;
 
 /// The Lambda REQUEST authorizer a route's `AuthorizationType: CUSTOM` and `AuthorizerId` name,

@@ -7,12 +7,12 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::ImportError;
 use super::assembly::{PendingRoute, check_route_response};
 use super::cfn::{Cfn, Res, V2_INTEGRATION, V2_ROUTE, V2_ROUTE_RESPONSE, refs};
-use super::sam::{Invoked, invoked_function};
 use super::sam_authorizer::sam_route_authorizer;
+use super::sam_invoked::{Invoked, invoked_function};
 use super::text::short_form;
+use super::types::ImportError;
 use crate::route::RouteKey;
 
 /// The routes of the imported API `api`, whose resources are `ours`; the resources they use are

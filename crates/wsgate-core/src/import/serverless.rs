@@ -15,11 +15,11 @@ use super::budget::Budget;
 use super::cfn::Cfn;
 use super::serverless_authorizer::{ServiceFunction, service_functions, sls_authorizer};
 use super::text::{megabytes, scalar_text, seconds, short_form};
-use super::variables::Vars;
-use super::yaml::parse_yaml;
-use super::{
+use super::types::{
     DEFAULT_REGION, DEFAULT_SELECTION_EXPRESSION, ImportError, ImportOptions, Imported, invalid,
 };
+use super::variables::Vars;
+use super::yaml::parse_yaml;
 use crate::config::Function;
 use crate::route::RouteKey;
 

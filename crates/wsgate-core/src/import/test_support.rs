@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::config::{Authorizer, Config, Integration, RequestAuthorizer};
 
-use super::Imported;
+use super::types::Imported;
 
 pub(super) const SAM_CHAT: &str =
     include_str!("../../tests/fixtures/import/simple-websockets-chat-app.yaml");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::yaml::intrinsic;
+use super::intrinsic::intrinsic;
 
 /// The longest short form a warning quotes (or an unresolved value holds); a longer one is cut
 /// there and ends in `…`.

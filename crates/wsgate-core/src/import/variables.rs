@@ -5,9 +5,9 @@
 
 use serde_json::{Number, Value};
 
-use super::ImportOptions;
 use super::budget::{BYTES_PER_STEP, Budget, MAX_DEPTH, MAX_RESOLVED_BYTES, text_steps};
 use super::text::{prefixed, text_at_most};
+use super::types::ImportOptions;
 
 /// Why a `serverless.yml` string or variable is left as is once the budget is spent.
 const TOO_MANY_STEPS: &str = "the file's variables take too many steps to resolve";

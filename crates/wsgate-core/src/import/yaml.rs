@@ -1,14 +1,14 @@
 //! Reading the YAML: saphyr's nodes become JSON values, with CloudFormation's short-form tags
 //! (`!Ref X`, `!GetAtt X.Arn`, `!Sub ...`) rewritten to the long form (`{"Ref": "X"}`,
 //! `{"Fn::GetAtt": ["X", "Arn"]}`) and merge keys applied, so that both forms (and JSON
-//! templates, which are YAML) read the same from here on; [`intrinsic`] then recognizes a
+//! templates, which are YAML) read the same from here on; `intrinsic.rs` then recognizes a
 //! long-form function wherever a value may hold one.
 
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::{Map, Number, Value};
 
 use super::text::cut_at_short_form;
-use super::{ImportError, invalid};
+use super::types::{ImportError, invalid};
 
 /// Parses the first YAML document; it must be a mapping.
 pub(super) fn parse_yaml(text: &str, what: &str) -> Result<Map<String, Value>, ImportError> {
@@ -115,16 +115,6 @@ fn long_form(tag: &str, arg: Value) -> Value {
     let mut map = Map::new();
     map.insert(key, arg);
     Value::Object(map)
-}
-
-/// `{"Ref": x}`, `{"Condition": x}` or `{"Fn::...": x}`: the function's name and argument.
-pub(super) fn intrinsic(value: &Value) -> Option<(&str, &Value)> {
-    let map = value.as_object()?;
-    if map.len() != 1 {
-        return None;
-    }
-    let (name, arg) = map.iter().next()?;
-    (name == "Ref" || name == "Condition" || name.starts_with("Fn::")).then_some((name, arg))
 }
 
 #[cfg(test)]
