@@ -31,6 +31,7 @@ import boto3
 import botocore.config
 import pytest
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
 COMPAT_DIR = Path(__file__).resolve().parent
@@ -438,11 +439,52 @@ def free_port():
 # Clients
 # --------------------------------------------------------------------------------------------
 
+class RequestFirstConnection(ClientConnection):
+    """A websockets sync connection that starts reading only once its upgrade request is written.
+
+    websockets' sync client reads the socket in one thread while the caller writes from another;
+    over TLS that is one OpenSSL `SSL` in two threads, which OpenSSL does not support. It loses
+    the upgrade request: in TLS 1.3 the server sends session tickets after the handshake (rustls
+    sends two as soon as it has the client's Finished); while the reading thread's SSL_read
+    processes one, OpenSSL 3.0 (3.0.19 here) has a buffering BIO pushed on the write side and
+    frees it, unflushed, when the ticket is done. An SSL_write made in that window returns
+    success and sends nothing: the client waited 5 s for the upgrade response, and the gateway,
+    TLS handshake done but no request, closed after its 10 s header timeout. Seen in about one
+    connect in 1 500 on a loaded machine (the client's socket had sent only the handshake bytes).
+
+    Holding the reader back until the request is out keeps the two apart: the server sends the
+    tickets before it reads the request, so they are read (by this thread's SSL_read) before the
+    upgrade response is, and nothing else is written before that response. Overrides methods of
+    websockets 17.4's sync ClientConnection (pinned in requirements.txt).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.request_written = threading.Event()
+        super().__init__(*args, **kwargs)
+
+    def send_data(self) -> None:
+        try:
+            super().send_data()
+        finally:
+            self.request_written.set()
+
+    def close_socket(self) -> None:
+        # Lets the reading thread run (and see the socket closed) if the request never went out.
+        self.request_written.set()
+        super().close_socket()
+
+    def recv_events(self) -> None:
+        self.request_written.wait()
+        super().recv_events()
+
+
 def open_ws(url: str, **kw: Any):
-    """A websockets sync client, connected directly (no proxy), closed by the caller."""
+    """A websockets sync client, connected directly (no proxy), closed by the caller; it reads
+    only once its upgrade request is out (see RequestFirstConnection)."""
     kw.setdefault("open_timeout", 5)
     kw.setdefault("close_timeout", 3)
     kw.setdefault("proxy", None)
+    kw.setdefault("create_connection", RequestFirstConnection)
     return ws_connect(url, legacy=True, **kw)
 
 

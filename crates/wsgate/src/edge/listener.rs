@@ -118,6 +118,14 @@ async fn connection(
         }
     };
     let service = app.map_request(move |mut request: axum::http::Request<Incoming>| {
+        // The path only: a query string can carry a token.
+        debug!(
+            %peer,
+            secure,
+            method = %request.method(),
+            path = request.uri().path(),
+            "request head read"
+        );
         request.extensions_mut().insert(ConnectInfo(peer));
         request.extensions_mut().insert(Secure(secure));
         request
@@ -136,6 +144,8 @@ async fn connection(
             ..
         }) if secure => match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => {
+                let version = stream.get_ref().1.protocol_version();
+                debug!(%peer, ?version, "TLS handshake done");
                 builder
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades()
