@@ -43,9 +43,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use wsgate::gateway::{Runtime, Shared};
 use wsgate::hub::{Command, Hub, Inbox, SessionHandle, outbox};
+use wsgate::limits::RateLimiter;
 use wsgate::mgmt::{self, Target};
+use wsgate::state::{Deployment, ManagementServices};
 use wsgate_core::config::{Config, FanoutOverflow, ManagementAuth, Operation, Token};
 use wsgate_core::event::ConnectionContext;
 use wsgate_core::id::ConnectionId;
@@ -75,13 +76,15 @@ const SESSIONS: [(&str, Option<&str>, &[&str], usize, bool); 4] = [
 ];
 
 struct State {
-    shared: Shared,
+    services: ManagementServices,
+    /// Kept for the deployments' lifetime (the default config has no function).
+    _functions: wsgate::function::FunctionHost,
     /// `skip`, 64-byte payloads.
-    small: Runtime,
+    small: Deployment,
     /// `close`, the default 131072-byte payloads.
-    close: Runtime,
+    close: Deployment,
     /// `auth = "token"`, `skip`, 64-byte payloads.
-    token: Runtime,
+    token: Deployment,
     /// `MGMT_REQUEST_TRACE=1`: print each request's status and answer (to check seeds).
     trace: bool,
 }
@@ -97,7 +100,7 @@ fn runtime(
     client: &reqwest::Client,
     functions: &wsgate::function::FunctionHost,
     kind: Kind,
-) -> Runtime {
+) -> Deployment {
     let mut config = Config::from_toml(wsgate::DEFAULT_CONFIG).expect("the default config parses");
     config.management.auth = ManagementAuth::None;
     config.limits.management_requests_per_second = 0;
@@ -127,7 +130,7 @@ fn runtime(
             },
         ];
     }
-    Runtime::build(config, client, functions, REGION).expect("the fuzz config builds")
+    Deployment::build(config, client, functions, REGION).expect("the fuzz config builds")
 }
 
 fn state() -> &'static Mutex<State> {
@@ -147,16 +150,14 @@ fn state() -> &'static Mutex<State> {
         let small = runtime(&client, &functions, Kind::Small);
         let close = runtime(&client, &functions, Kind::Close);
         let token = runtime(&client, &functions, Kind::Token);
-        let shared = Shared::new(
-            runtime(&client, &functions, Kind::Small),
-            client,
-            functions,
-            REGION.into(),
-            "127.0.0.1:1".parse().expect("address"),
-        );
+        let services = ManagementServices {
+            hub: Arc::new(Hub::default()),
+            rate: RateLimiter::default(),
+        };
         let trace = std::env::var_os("MGMT_REQUEST_TRACE").is_some();
         Mutex::new(State {
-            shared,
+            services,
+            _functions: functions,
             small,
             close,
             token,
@@ -286,8 +287,8 @@ fuzz_target!(|data: &[u8]| {
 
     let mut guard = state().lock().unwrap_or_else(|e| e.into_inner());
     let state = &mut *guard;
-    state.shared.hub = Hub::default();
-    let mut inboxes = fill(&state.shared.hub);
+    state.services.hub = Arc::new(Hub::default());
+    let mut inboxes = fill(&state.services.hub);
     let runtime = if token_auth {
         &state.token
     } else if close {
@@ -299,7 +300,7 @@ fuzz_target!(|data: &[u8]| {
 
     let peer = std::net::IpAddr::from([127, 0, 0, 1]);
     let response = now(mgmt::handle(
-        &state.shared,
+        &state.services,
         runtime,
         target.clone(),
         peer,
