@@ -12,6 +12,9 @@ step "cargo fmt --check and cargo clippy -D warnings"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "layers: no file of crates/wsgate/src or crates/wsgate-core/src imports one that imports it back"
+python3 scripts/check-layers.py crates/wsgate/src crates/wsgate-core/src
+
 step "cargo build --release (the binary the compat suite drives)"
 cargo build --release --locked --workspace
 
