@@ -75,6 +75,32 @@ pub fn verify_at<'c>(
     max_skew: Duration,
     now: SystemTime,
 ) -> Result<&'c Credential, SignatureFailure> {
+    let claim = check_claim(credentials, parts, max_skew, now)?;
+    let signed = signed_headers(&claim.auth, parts)?;
+    let body = signable_body(parts, body)?;
+    let expected = signature(&claim, parts, &signed, body)?;
+    if constant_time_eq(expected.as_bytes(), claim.auth.signature.as_bytes()) {
+        Ok(claim.credential)
+    } else {
+        Err(SignatureFailure::Mismatch)
+    }
+}
+
+/// What a signed request's headers claim, checked without its body: a key we know, for this
+/// service, signed within the skew, covering `host`.
+struct Claim<'c> {
+    auth: Authorization,
+    credential: &'c Credential,
+    /// `X-Amz-Date`, in seconds since the epoch.
+    signed_at: i64,
+}
+
+fn check_claim<'c>(
+    credentials: &'c [Credential],
+    parts: &Parts,
+    max_skew: Duration,
+    now: SystemTime,
+) -> Result<Claim<'c>, SignatureFailure> {
     let header = parts
         .headers
         .get(http::header::AUTHORIZATION)
@@ -88,7 +114,6 @@ pub fn verify_at<'c>(
         .iter()
         .find(|c| c.access_key_id == auth.access_key_id)
         .ok_or_else(|| SignatureFailure::UnknownKey(auth.access_key_id.clone()))?;
-    let secret = credential.secret_access_key.clone();
     let date = parts
         .headers
         .get("x-amz-date")
@@ -109,8 +134,18 @@ pub fn verify_at<'c>(
     if !auth.signed_headers.iter().any(|h| h == "host") {
         return Err(SignatureFailure::MissingSignedHeader("host".into()));
     }
+    Ok(Claim {
+        auth,
+        credential,
+        signed_at,
+    })
+}
 
-    // Exactly the headers the client signed; repeated headers are joined with commas.
+/// Exactly the headers the client signed; repeated headers are joined with commas.
+fn signed_headers(
+    auth: &Authorization,
+    parts: &Parts,
+) -> Result<Vec<(String, String)>, SignatureFailure> {
     let mut signed: Vec<(String, String)> = Vec::with_capacity(auth.signed_headers.len());
     for name in &auth.signed_headers {
         let values: Vec<&str> = parts
@@ -124,12 +159,16 @@ pub fn verify_at<'c>(
         }
         signed.push((name.clone(), values.join(",")));
     }
+    Ok(signed)
+}
 
+/// The body as the signature covers it: unsigned, its declared hash (checked), or its bytes.
+fn signable_body<'b>(parts: &Parts, body: &'b [u8]) -> Result<SignableBody<'b>, SignatureFailure> {
     let content_hash = parts
         .headers
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok());
-    let signable_body = match content_hash {
+    Ok(match content_hash {
         Some("UNSIGNED-PAYLOAD") => SignableBody::UnsignedPayload,
         Some(declared) => {
             let actual = hex::encode(Sha256::digest(body));
@@ -139,18 +178,32 @@ pub fn verify_at<'c>(
             SignableBody::Precomputed(actual)
         }
         None => SignableBody::Bytes(body),
-    };
+    })
+}
 
-    let identity: Identity =
-        Credentials::new(auth.access_key_id.clone(), secret, None, None, "wsgate").into();
+/// The signature the claimed key makes of this request, computed by `aws-sigv4`.
+fn signature(
+    claim: &Claim<'_>,
+    parts: &Parts,
+    signed: &[(String, String)],
+    body: SignableBody<'_>,
+) -> Result<String, SignatureFailure> {
+    let identity: Identity = Credentials::new(
+        claim.auth.access_key_id.clone(),
+        claim.credential.secret_access_key.clone(),
+        None,
+        None,
+        "wsgate",
+    )
+    .into();
     let mut settings = SigningSettings::default();
     // Sign exactly what the client listed, user-agent included if it did.
     settings.excluded_headers = Some(Vec::new());
     let params = SigningParams::builder()
         .identity(&identity)
-        .region(&auth.region)
+        .region(&claim.auth.region)
         .name(SERVICE)
-        .time(UNIX_EPOCH + Duration::from_secs(signed_at.max(0) as u64))
+        .time(UNIX_EPOCH + Duration::from_secs(claim.signed_at.max(0) as u64))
         .settings(settings)
         .build()
         .map_err(|e| SignatureFailure::Signer(e.to_string()))?
@@ -164,15 +217,11 @@ pub fn verify_at<'c>(
         parts.method.as_str(),
         uri,
         signed.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        signable_body,
+        body,
     )
     .map_err(|e| SignatureFailure::Signer(e.to_string()))?;
     let output = sign(request, &params).map_err(|e| SignatureFailure::Signer(e.to_string()))?;
-    if constant_time_eq(output.signature().as_bytes(), auth.signature.as_bytes()) {
-        Ok(credential)
-    } else {
-        Err(SignatureFailure::Mismatch)
-    }
+    Ok(output.signature().to_owned())
 }
 
 /// Compares secrets without an early exit.

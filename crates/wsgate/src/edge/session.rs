@@ -33,7 +33,7 @@ use wsgate_core::route::{RouteKey, Selection, select};
 
 use crate::hub::{Command, Hub, Inbox, Outbox, SessionHandle};
 use crate::integration::{Inbound, IntegrationError};
-use crate::state::{RouteEntry, SessionServices};
+use crate::state::{Deployment, RouteEntry, SessionServices};
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -56,6 +56,24 @@ enum Ending {
     Client(u16, String),
     /// The connection broke without a close handshake.
     Abnormal,
+}
+
+/// How a failed read ends the session: the close code for what the client sent wrong, or an
+/// abnormal end when the connection itself broke.
+fn read_failed(ctx: &ConnectionContext, error: WsError) -> Ending {
+    match error {
+        WsError::Capacity(_) => Ending::ReadFailed(1009, "Message too big"),
+        WsError::Utf8(_) => Ending::ReadFailed(1007, "Invalid frame payload data"),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Ending::Abnormal,
+        WsError::Protocol(error) => {
+            debug!(connection_id = %ctx.connection_id, %error, "protocol error");
+            Ending::ReadFailed(1002, "Protocol error")
+        }
+        error => {
+            debug!(connection_id = %ctx.connection_id, %error, "read failed");
+            Ending::Abnormal
+        }
+    }
 }
 
 /// What the write pump reports to the loop.
@@ -139,17 +157,7 @@ pub(crate) async fn run(
                         None => Ending::Client(1005, CLIENT_NO_STATUS.to_owned()),
                     };
                 }
-                Some(Err(WsError::Capacity(_))) => break Ending::ReadFailed(1009, "Message too big"),
-                Some(Err(WsError::Utf8(_))) => break Ending::ReadFailed(1007, "Invalid frame payload data"),
-                Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => break Ending::Abnormal,
-                Some(Err(WsError::Protocol(error))) => {
-                    debug!(connection_id = %ctx.connection_id, %error, "protocol error");
-                    break Ending::ReadFailed(1002, "Protocol error");
-                }
-                Some(Err(error)) => {
-                    debug!(connection_id = %ctx.connection_id, %error, "read failed");
-                    break Ending::Abnormal;
-                }
+                Some(Err(error)) => break read_failed(&ctx, error),
                 None => break Ending::Abnormal,
             },
             () = &mut idle => {
@@ -333,6 +341,31 @@ where
     }
 }
 
+/// The route a message selects (its key, for the event), or `None` once the client has been
+/// sent API Gateway's `Forbidden` frame because none matched.
+fn route_of<'d>(
+    deployment: &'d Deployment,
+    handle: &SessionHandle,
+    text: &str,
+) -> Option<(RouteKey, &'d Arc<RouteEntry>)> {
+    match select(&deployment.expression, text, &deployment.keys) {
+        Selection::Route(key) => {
+            let route = deployment.routes.get(key.as_str())?;
+            Some((key, route))
+        }
+        Selection::NoRoute => {
+            let frame =
+                event::error_frame(event::FORBIDDEN, &handle.ctx.connection_id, &random_id());
+            queue(
+                &handle.outbox,
+                Command::Text(Utf8Bytes::from(frame)),
+                From::Session,
+            );
+            None
+        }
+    }
+}
+
 /// Routes one message: mocks answer in line (keeping order), backends in a task of their own so
 /// messages of one connection are handled concurrently, as on API Gateway.
 fn on_message(
@@ -347,20 +380,7 @@ fn on_message(
         // Binary is never JSON, so it goes to $default.
         Inbound::Binary(_) => "",
     };
-    let key = match select(&deployment.expression, text, &deployment.keys) {
-        Selection::Route(key) => key,
-        Selection::NoRoute => {
-            let frame =
-                event::error_frame(event::FORBIDDEN, &handle.ctx.connection_id, &random_id());
-            queue(
-                &handle.outbox,
-                Command::Text(Utf8Bytes::from(frame)),
-                From::Session,
-            );
-            return;
-        }
-    };
-    let Some(route) = deployment.routes.get(key.as_str()) else {
+    let Some((key, route)) = route_of(&deployment, handle, text) else {
         return;
     };
     if route.integration.echoes() {
@@ -406,24 +426,19 @@ fn on_message(
         );
         return;
     }
-    let event = match &message {
-        Inbound::Text(_) => event::message(
-            &handle.ctx,
-            &invocation,
-            key.as_str(),
-            &message_id,
-            text,
-            false,
-        ),
-        Inbound::Binary(bytes) => event::message(
-            &handle.ctx,
-            &invocation,
-            key.as_str(),
-            &message_id,
-            &STANDARD.encode(bytes),
-            true,
-        ),
+    // Binary messages reach a backend base64-encoded, with `isBase64Encoded`.
+    let (body, is_base64) = match &message {
+        Inbound::Text(_) => (std::borrow::Cow::Borrowed(text), false),
+        Inbound::Binary(bytes) => (std::borrow::Cow::Owned(STANDARD.encode(bytes)), true),
     };
+    let event = event::message(
+        &handle.ctx,
+        &invocation,
+        key.as_str(),
+        &message_id,
+        &body,
+        is_base64,
+    );
     let permit = permit.take();
     let handle = handle.clone();
     let route = route.clone();
