@@ -225,8 +225,9 @@ fn read_text(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_default()
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    let jsonl = args.results.join("results.jsonl");
+/// The results of a `results.jsonl`, by case and target, in the order of the file.
+fn read_results(results: &Path) -> anyhow::Result<BTreeMap<(String, String), Runs>> {
+    let jsonl = results.join("results.jsonl");
     let text = std::fs::read_to_string(&jsonl)
         .with_context(|| format!("cannot read {}", jsonl.display()))?;
     let mut by_case: BTreeMap<(String, String), Runs> = BTreeMap::new();
@@ -237,12 +238,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let target = value["target"].as_str().unwrap_or_default().to_owned();
         by_case.entry((case, target)).or_default().push(value);
     }
+    Ok(by_case)
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let by_case = read_results(&args.results)?;
     let runs = |case: &str, target: &str| by_case.get(&(case.to_owned(), target.to_owned()));
-    let folder = args
-        .results
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let out_dir = args.out.parent().map(Path::to_path_buf).unwrap_or_default();
     let relative = args
         .results
@@ -251,6 +252,27 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .to_path_buf();
 
     let mut md = String::new();
+    preamble(&mut md, &args.results, &relative);
+    let _ = writeln!(md, "## Targets (issue: measure it)\n");
+    targets_table(&mut md, &runs);
+    if let Ok(notes) = std::fs::read_to_string(&args.notes) {
+        md.push_str(notes.trim_end());
+        md.push_str("\n\n");
+    }
+    for case in CASES {
+        case_section(&mut md, case, &runs, &args.results, &relative);
+    }
+    std::fs::write(&args.out, md)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    Ok(())
+}
+
+/// The title, what the figures are, and the machine and commands of the run, where saved.
+fn preamble(md: &mut String, results: &Path, relative: &Path) {
+    let folder = results
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
         md,
@@ -260,7 +282,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
          about the load generator than about the server.\n",
         relative.join("results.jsonl").display()
     );
-    let machine = read_text(&args.results, "machine.txt");
+    let machine = read_text(results, "machine.txt");
     if !machine.is_empty() {
         let _ = writeln!(
             md,
@@ -268,129 +290,148 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             machine.trim_end()
         );
     }
-    let commands = read_text(&args.results, "commands.txt");
+    let commands = read_text(results, "commands.txt");
     if !commands.is_empty() {
         let _ = writeln!(md, "## Commands\n\n```sh\n{}\n```\n", commands.trim_end());
     }
+}
 
-    let _ = writeln!(md, "## Targets (issue: measure it)\n");
-    targets_table(&mut md, &runs);
-    if let Ok(notes) = std::fs::read_to_string(&args.notes) {
-        md.push_str(notes.trim_end());
-        md.push_str("\n\n");
+/// A case's section: its title, how wsgate sends, the side-by-side table and its charts; nothing
+/// when no target has results for it.
+fn case_section<'a>(
+    md: &mut String,
+    case: &Case,
+    runs: &dyn Fn(&str, &str) -> Option<&'a Runs>,
+    results: &Path,
+    relative: &Path,
+) {
+    let present: Vec<&str> = TARGETS
+        .iter()
+        .copied()
+        .filter(|t| runs(case.name, t).is_some())
+        .collect();
+    if present.is_empty() {
+        return;
     }
+    let _ = writeln!(md, "## {}\n", case.title);
+    if let Some(method) = runs(case.name, "wsgate")
+        .and_then(|r| r.first())
+        .and_then(|r| r["method"].as_str())
+    {
+        let _ = writeln!(md, "wsgate sends with: {method}.\n");
+    }
+    case_table(md, case, &present, runs);
+    case_charts(md, case, &present, runs, results, relative);
+}
 
-    for case in CASES {
-        let present: Vec<&str> = TARGETS
-            .iter()
-            .copied()
-            .filter(|t| runs(case.name, t).is_some())
-            .collect();
-        if present.is_empty() {
+/// The table of a case: a row per target with its metrics, wsgate's rate against the others', and
+/// whether the client limited the rate.
+fn case_table<'a>(
+    md: &mut String,
+    case: &Case,
+    present: &[&str],
+    runs: &dyn Fn(&str, &str) -> Option<&'a Runs>,
+) {
+    let mut header = String::from("| target |");
+    let mut rule = String::from("|---|");
+    for (_, heading) in case.metrics {
+        let _ = write!(header, " {heading} |");
+        rule.push_str("---:|");
+    }
+    header.push_str(" vs baseline | vs serverless-offline | client-limited |");
+    rule.push_str("---:|---:|---|");
+    let _ = writeln!(md, "{header}\n{rule}");
+    let wsgate_rate = runs(case.name, "wsgate").and_then(|r| median(r, case.rate));
+    for target in present {
+        let Some(r) = runs(case.name, target) else {
             continue;
+        };
+        let mut row = format!("| {target} |");
+        for (key, _) in case.metrics {
+            let _ = write!(row, " {} |", cell(r, key));
         }
-        let _ = writeln!(md, "## {}\n", case.title);
-        if let Some(method) = runs(case.name, "wsgate")
-            .and_then(|r| r.first())
-            .and_then(|r| r["method"].as_str())
-        {
-            let _ = writeln!(md, "wsgate sends with: {method}.\n");
-        }
-        let mut header = String::from("| target |");
-        let mut rule = String::from("|---|");
-        for (_, heading) in case.metrics {
-            let _ = write!(header, " {heading} |");
-            rule.push_str("---:|");
-        }
-        header.push_str(" vs baseline | vs serverless-offline | client-limited |");
-        rule.push_str("---:|---:|---|");
-        let _ = writeln!(md, "{header}\n{rule}");
-        let wsgate_rate = runs(case.name, "wsgate").and_then(|r| median(r, case.rate));
-        for target in &present {
-            let Some(r) = runs(case.name, target) else {
-                continue;
-            };
-            let mut row = format!("| {target} |");
-            for (key, _) in case.metrics {
-                let _ = write!(row, " {} |", cell(r, key));
+        let ratio = |other: &str| -> String {
+            if *target != "wsgate" {
+                return String::new();
             }
-            let ratio = |other: &str| -> String {
-                if *target != "wsgate" {
-                    return String::new();
-                }
-                match (
-                    wsgate_rate,
-                    runs(case.name, other).and_then(|o| median(o, case.rate)),
-                ) {
-                    (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", ours / theirs),
-                    _ => "–".into(),
-                }
-            };
-            let limited = r
-                .iter()
-                .any(|x| x["client_limited"].as_bool().unwrap_or(false));
-            let _ = writeln!(
-                row,
-                " {} | {} | {} |",
-                ratio("baseline"),
-                ratio("serverless-offline"),
-                if limited { "yes" } else { "no" }
-            );
-            md.push_str(&row);
-        }
-        let chart = format!("{}.png", case.name);
-        let chart_path = args.results.join(&chart);
-        let bars: Vec<(String, f64)> = present
+            match (
+                wsgate_rate,
+                runs(case.name, other).and_then(|o| median(o, case.rate)),
+            ) {
+                (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", ours / theirs),
+                _ => "–".into(),
+            }
+        };
+        let limited = r
             .iter()
-            .filter_map(|t| {
-                Some((
-                    (*t).to_owned(),
-                    median(runs(case.name, t)?, "server_cpu_us_per_op")?,
-                ))
-            })
-            .collect();
-        match bar_chart(
-            &chart_path,
-            &format!("{}: server CPU µs per operation", case.name),
-            &bars,
-        ) {
-            Ok(()) => {
-                let _ = writeln!(
-                    md,
-                    "\n![{}]({})\n",
-                    case.name,
-                    relative.join(&chart).display()
-                );
-            }
-            Err(e) => {
-                let _ = writeln!(md, "\n(chart not drawn: {e})\n");
-            }
+            .any(|x| x["client_limited"].as_bool().unwrap_or(false));
+        let _ = writeln!(
+            row,
+            " {} | {} | {} |",
+            ratio("baseline"),
+            ratio("serverless-offline"),
+            if limited { "yes" } else { "no" }
+        );
+        md.push_str(&row);
+    }
+}
+
+/// Each present target's median of `key` in a case, for a chart.
+fn medians<'a>(
+    case: &Case,
+    present: &[&str],
+    runs: &dyn Fn(&str, &str) -> Option<&'a Runs>,
+    key: &str,
+) -> Vec<(String, f64)> {
+    present
+        .iter()
+        .filter_map(|t| Some(((*t).to_owned(), median(runs(case.name, t)?, key)?)))
+        .collect()
+}
+
+/// A case's chart of server CPU per operation (with idle, of memory per connection too), drawn
+/// into the results folder and linked from the section.
+fn case_charts<'a>(
+    md: &mut String,
+    case: &Case,
+    present: &[&str],
+    runs: &dyn Fn(&str, &str) -> Option<&'a Runs>,
+    results: &Path,
+    relative: &Path,
+) {
+    let chart = format!("{}.png", case.name);
+    let chart_path = results.join(&chart);
+    let bars = medians(case, present, runs, "server_cpu_us_per_op");
+    match bar_chart(
+        &chart_path,
+        &format!("{}: server CPU µs per operation", case.name),
+        &bars,
+    ) {
+        Ok(()) => {
+            let _ = writeln!(
+                md,
+                "\n![{}]({})\n",
+                case.name,
+                relative.join(&chart).display()
+            );
         }
-        if case.name == "idle" {
-            let bars: Vec<(String, f64)> = present
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        (*t).to_owned(),
-                        median(runs(case.name, t)?, "rss_per_connection_kib")?,
-                    ))
-                })
-                .collect();
-            let chart = "idle-memory.png";
-            if bar_chart(
-                &args.results.join(chart),
-                "idle: server RSS KiB per connection",
-                &bars,
-            )
-            .is_ok()
-            {
-                let _ = writeln!(md, "![idle memory]({})\n", relative.join(chart).display());
-            }
+        Err(e) => {
+            let _ = writeln!(md, "\n(chart not drawn: {e})\n");
         }
     }
-    std::fs::write(&args.out, md)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
-    Ok(())
+    if case.name == "idle" {
+        let bars = medians(case, present, runs, "rss_per_connection_kib");
+        let chart = "idle-memory.png";
+        if bar_chart(
+            &results.join(chart),
+            "idle: server RSS KiB per connection",
+            &bars,
+        )
+        .is_ok()
+        {
+            let _ = writeln!(md, "![idle memory]({})\n", relative.join(chart).display());
+        }
+    }
 }
 
 /// A target's bound on one measured figure.
