@@ -472,125 +472,15 @@ fn target_row(
 }
 
 fn targets_table<'a>(md: &mut String, runs: &dyn Fn(&str, &str) -> Option<&'a Runs>) {
-    let get = |case: &str, key: &str| runs(case, "wsgate").and_then(|r| median(r, key));
-    // A figure of wsgate's against a bound.
-    let limit = |md: &mut String,
-                 case: &str,
-                 key: &str,
-                 what: &str,
-                 wanted: &str,
-                 unit: &str,
-                 bound: Bound| {
-        let value = get(case, key);
-        target_row(md, what, wanted, value, unit, value.map(|v| bound.met(v)));
-    };
     let _ = writeln!(
         md,
         "| target | wanted | measured (wsgate) | met |\n|---|---|---|---|"
     );
-    limit(
-        md,
-        "idle",
-        "connections",
-        "idle: connections held",
-        "≥ 15,000",
-        "",
-        Bound::AtLeast(15_000.0),
-    );
-    limit(
-        md,
-        "idle",
-        "rss_per_connection_kib",
-        "idle: RSS per connection",
-        "≤ 8 KiB",
-        "KiB",
-        Bound::AtMost(8.0),
-    );
-    limit(
-        md,
-        "echo-mock",
-        "server_cpu_us_per_op",
-        "echo (mock): server CPU per message",
-        "≤ 15 µs",
-        "µs",
-        Bound::AtMost(15.0),
-    );
-    let ours = get("echo-mock", "msgs_per_s");
-    let raw = runs("echo-mock", "baseline").and_then(|r| median(r, "msgs_per_s"));
-    let ratio = ours.zip(raw).map(|(a, b)| a / b.max(1e-9));
-    target_row(
-        md,
-        "echo (mock): msgs/s vs the raw baseline",
-        "≥ 0.8×",
-        ratio,
-        "×",
-        ratio.map(|r| r >= 0.8),
-    );
-    limit(
-        md,
-        "post",
-        "server_cpu_us_per_op",
-        "post: server CPU per POST",
-        "≤ 10 µs",
-        "µs",
-        Bound::AtMost(10.0),
-    );
-    limit(
-        md,
-        "post",
-        "req_per_s",
-        "post: req/s at 64 in flight",
-        "≥ 30,000 (client allowing)",
-        "req/s",
-        Bound::AtLeast(30_000.0),
-    );
-    limit(
-        md,
-        "post",
-        "latency_p99_ms",
-        "post: p99 latency",
-        "≤ 5 ms",
-        "ms",
-        Bound::AtMost(5.0),
-    );
-    limit(
-        md,
-        "connect",
-        "server_cpu_us_per_op",
-        "connect: server CPU per connect + close",
-        "≤ 50 µs",
-        "µs",
-        Bound::AtMost(50.0),
-    );
-    // These two only count at the scale the target names.
-    let bcast = get("broadcast", "all_delivered_ms_median");
-    let bcast_n = get("broadcast", "receivers");
-    let bcast_ok = bcast
-        .zip(bcast_n)
-        .map(|(ms, n)| ms <= 30.0 && n >= 15_000.0);
-    target_row(
-        md,
-        "broadcast: all of 15,000 delivered",
-        "≤ 30 ms (≥ 500,000/s)",
-        bcast,
-        "ms",
-        bcast_ok,
-    );
-    let group_p99 = get("group", "delay_p99_ms");
-    let group_n = get("group", "receivers");
-    let group_ok = group_p99
-        .zip(group_n)
-        .map(|(p, n)| p <= 20.0 && n >= 1000.0);
-    target_row(
-        md,
-        "group of 1,000 (14,000 idle): p99 delivery",
-        "≤ 20 ms",
-        group_p99,
-        "ms",
-        group_ok,
-    );
-    limit(
-        md,
+    let mut table = TargetsTable { md, runs };
+    table.idle_and_echo_rows();
+    table.post_and_connect_rows();
+    table.scale_rows();
+    table.limit(
         "connect",
         "connects_per_s",
         "connect: new connections/s",
@@ -599,6 +489,138 @@ fn targets_table<'a>(md: &mut String, runs: &dyn Fn(&str, &str) -> Option<&'a Ru
         Bound::AtLeast(10_000.0),
     );
     md.push('\n');
+}
+
+/// The targets table as it is written: wsgate's figures against the targets, row by row.
+struct TargetsTable<'m, 'r, 'a> {
+    md: &'m mut String,
+    runs: &'r dyn Fn(&str, &str) -> Option<&'a Runs>,
+}
+
+impl TargetsTable<'_, '_, '_> {
+    /// wsgate's median of `key` in `case`.
+    fn get(&self, case: &str, key: &str) -> Option<f64> {
+        (self.runs)(case, "wsgate").and_then(|r| median(r, key))
+    }
+
+    /// A figure of wsgate's against a bound.
+    fn limit(&mut self, case: &str, key: &str, what: &str, wanted: &str, unit: &str, bound: Bound) {
+        let value = self.get(case, key);
+        target_row(
+            self.md,
+            what,
+            wanted,
+            value,
+            unit,
+            value.map(|v| bound.met(v)),
+        );
+    }
+
+    /// Idle memory and connections; echo's CPU per message and its rate against the baseline.
+    fn idle_and_echo_rows(&mut self) {
+        self.limit(
+            "idle",
+            "connections",
+            "idle: connections held",
+            "≥ 15,000",
+            "",
+            Bound::AtLeast(15_000.0),
+        );
+        self.limit(
+            "idle",
+            "rss_per_connection_kib",
+            "idle: RSS per connection",
+            "≤ 8 KiB",
+            "KiB",
+            Bound::AtMost(8.0),
+        );
+        self.limit(
+            "echo-mock",
+            "server_cpu_us_per_op",
+            "echo (mock): server CPU per message",
+            "≤ 15 µs",
+            "µs",
+            Bound::AtMost(15.0),
+        );
+        let ours = self.get("echo-mock", "msgs_per_s");
+        let raw = (self.runs)("echo-mock", "baseline").and_then(|r| median(r, "msgs_per_s"));
+        let ratio = ours.zip(raw).map(|(a, b)| a / b.max(1e-9));
+        target_row(
+            self.md,
+            "echo (mock): msgs/s vs the raw baseline",
+            "≥ 0.8×",
+            ratio,
+            "×",
+            ratio.map(|r| r >= 0.8),
+        );
+    }
+
+    /// POST @connections: CPU, rate and p99; connect + close: CPU.
+    fn post_and_connect_rows(&mut self) {
+        self.limit(
+            "post",
+            "server_cpu_us_per_op",
+            "post: server CPU per POST",
+            "≤ 10 µs",
+            "µs",
+            Bound::AtMost(10.0),
+        );
+        self.limit(
+            "post",
+            "req_per_s",
+            "post: req/s at 64 in flight",
+            "≥ 30,000 (client allowing)",
+            "req/s",
+            Bound::AtLeast(30_000.0),
+        );
+        self.limit(
+            "post",
+            "latency_p99_ms",
+            "post: p99 latency",
+            "≤ 5 ms",
+            "ms",
+            Bound::AtMost(5.0),
+        );
+        self.limit(
+            "connect",
+            "server_cpu_us_per_op",
+            "connect: server CPU per connect + close",
+            "≤ 50 µs",
+            "µs",
+            Bound::AtMost(50.0),
+        );
+    }
+
+    /// Broadcast to all receivers and send to a group.
+    fn scale_rows(&mut self) {
+        // These two only count at the scale the target names.
+        let bcast = self.get("broadcast", "all_delivered_ms_median");
+        let bcast_n = self.get("broadcast", "receivers");
+        let bcast_ok = bcast
+            .zip(bcast_n)
+            .map(|(ms, n)| ms <= 30.0 && n >= 15_000.0);
+        target_row(
+            self.md,
+            "broadcast: all of 15,000 delivered",
+            "≤ 30 ms (≥ 500,000/s)",
+            bcast,
+            "ms",
+            bcast_ok,
+        );
+        let group_p99 = self.get("group", "delay_p99_ms");
+        let group_n = self.get("group", "receivers");
+        let group_ok = group_p99
+            .zip(group_n)
+            .map(|(p, n)| p <= 20.0 && n >= 1000.0);
+        target_row(
+            self.md,
+            "group of 1,000 (14,000 idle): p99 delivery",
+            "≤ 20 ms",
+            group_p99,
+            "ms",
+            group_ok,
+        );
+    }
 }
 
 fn bar_chart(path: &Path, title: &str, bars: &[(String, f64)]) -> anyhow::Result<()> {
