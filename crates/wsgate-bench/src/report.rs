@@ -225,8 +225,9 @@ fn read_text(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_default()
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    let jsonl = args.results.join("results.jsonl");
+/// The results of a `results.jsonl`, by case and target, in the order of the file.
+fn read_results(results: &Path) -> anyhow::Result<BTreeMap<(String, String), Runs>> {
+    let jsonl = results.join("results.jsonl");
     let text = std::fs::read_to_string(&jsonl)
         .with_context(|| format!("cannot read {}", jsonl.display()))?;
     let mut by_case: BTreeMap<(String, String), Runs> = BTreeMap::new();
@@ -237,12 +238,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let target = value["target"].as_str().unwrap_or_default().to_owned();
         by_case.entry((case, target)).or_default().push(value);
     }
+    Ok(by_case)
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let by_case = read_results(&args.results)?;
     let runs = |case: &str, target: &str| by_case.get(&(case.to_owned(), target.to_owned()));
-    let folder = args
-        .results
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let out_dir = args.out.parent().map(Path::to_path_buf).unwrap_or_default();
     let relative = args
         .results
@@ -251,6 +252,27 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .to_path_buf();
 
     let mut md = String::new();
+    preamble(&mut md, &args.results, &relative);
+    let _ = writeln!(md, "## Targets (issue: measure it)\n");
+    targets_table(&mut md, &runs);
+    if let Ok(notes) = std::fs::read_to_string(&args.notes) {
+        md.push_str(notes.trim_end());
+        md.push_str("\n\n");
+    }
+    for case in CASES {
+        case_section(&mut md, case, &runs, &args.results, &relative);
+    }
+    std::fs::write(&args.out, md)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    Ok(())
+}
+
+/// The title, what the figures are, and the machine and commands of the run, where saved.
+fn preamble(md: &mut String, results: &Path, relative: &Path) {
+    let folder = results
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
         md,
@@ -260,7 +282,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
          about the load generator than about the server.\n",
         relative.join("results.jsonl").display()
     );
-    let machine = read_text(&args.results, "machine.txt");
+    let machine = read_text(results, "machine.txt");
     if !machine.is_empty() {
         let _ = writeln!(
             md,
@@ -268,129 +290,148 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             machine.trim_end()
         );
     }
-    let commands = read_text(&args.results, "commands.txt");
+    let commands = read_text(results, "commands.txt");
     if !commands.is_empty() {
         let _ = writeln!(md, "## Commands\n\n```sh\n{}\n```\n", commands.trim_end());
     }
+}
 
-    let _ = writeln!(md, "## Targets (issue: measure it)\n");
-    targets_table(&mut md, &runs);
-    if let Ok(notes) = std::fs::read_to_string(&args.notes) {
-        md.push_str(notes.trim_end());
-        md.push_str("\n\n");
+/// A case's section: its title, how wsgate sends, the side-by-side table and its charts; nothing
+/// when no target has results for it.
+fn case_section<'a>(
+    md: &mut String,
+    case: &Case,
+    runs: &dyn Fn(&str, &str) -> Option<&'a Runs>,
+    results: &Path,
+    relative: &Path,
+) {
+    let present: Vec<&str> = TARGETS
+        .iter()
+        .copied()
+        .filter(|t| runs(case.name, t).is_some())
+        .collect();
+    if present.is_empty() {
+        return;
     }
+    let _ = writeln!(md, "## {}\n", case.title);
+    if let Some(method) = runs(case.name, "wsgate")
+        .and_then(|r| r.first())
+        .and_then(|r| r["method"].as_str())
+    {
+        let _ = writeln!(md, "wsgate sends with: {method}.\n");
+    }
+    case_table(md, case, &present, runs);
+    case_charts(md, case, &present, runs, results, relative);
+}
 
-    for case in CASES {
-        let present: Vec<&str> = TARGETS
-            .iter()
-            .copied()
-            .filter(|t| runs(case.name, t).is_some())
-            .collect();
-        if present.is_empty() {
+/// The table of a case: a row per target with its metrics, wsgate's rate against the others', and
+/// whether the client limited the rate.
+fn case_table<'a>(
+    md: &mut String,
+    case: &Case,
+    present: &[&str],
+    runs: &dyn Fn(&str, &str) -> Option<&'a Runs>,
+) {
+    let mut header = String::from("| target |");
+    let mut rule = String::from("|---|");
+    for (_, heading) in case.metrics {
+        let _ = write!(header, " {heading} |");
+        rule.push_str("---:|");
+    }
+    header.push_str(" vs baseline | vs serverless-offline | client-limited |");
+    rule.push_str("---:|---:|---|");
+    let _ = writeln!(md, "{header}\n{rule}");
+    let wsgate_rate = runs(case.name, "wsgate").and_then(|r| median(r, case.rate));
+    for target in present {
+        let Some(r) = runs(case.name, target) else {
             continue;
+        };
+        let mut row = format!("| {target} |");
+        for (key, _) in case.metrics {
+            let _ = write!(row, " {} |", cell(r, key));
         }
-        let _ = writeln!(md, "## {}\n", case.title);
-        if let Some(method) = runs(case.name, "wsgate")
-            .and_then(|r| r.first())
-            .and_then(|r| r["method"].as_str())
-        {
-            let _ = writeln!(md, "wsgate sends with: {method}.\n");
-        }
-        let mut header = String::from("| target |");
-        let mut rule = String::from("|---|");
-        for (_, heading) in case.metrics {
-            let _ = write!(header, " {heading} |");
-            rule.push_str("---:|");
-        }
-        header.push_str(" vs baseline | vs serverless-offline | client-limited |");
-        rule.push_str("---:|---:|---|");
-        let _ = writeln!(md, "{header}\n{rule}");
-        let wsgate_rate = runs(case.name, "wsgate").and_then(|r| median(r, case.rate));
-        for target in &present {
-            let Some(r) = runs(case.name, target) else {
-                continue;
-            };
-            let mut row = format!("| {target} |");
-            for (key, _) in case.metrics {
-                let _ = write!(row, " {} |", cell(r, key));
+        let ratio = |other: &str| -> String {
+            if *target != "wsgate" {
+                return String::new();
             }
-            let ratio = |other: &str| -> String {
-                if *target != "wsgate" {
-                    return String::new();
-                }
-                match (
-                    wsgate_rate,
-                    runs(case.name, other).and_then(|o| median(o, case.rate)),
-                ) {
-                    (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", ours / theirs),
-                    _ => "–".into(),
-                }
-            };
-            let limited = r
-                .iter()
-                .any(|x| x["client_limited"].as_bool().unwrap_or(false));
-            let _ = writeln!(
-                row,
-                " {} | {} | {} |",
-                ratio("baseline"),
-                ratio("serverless-offline"),
-                if limited { "yes" } else { "no" }
-            );
-            md.push_str(&row);
-        }
-        let chart = format!("{}.png", case.name);
-        let chart_path = args.results.join(&chart);
-        let bars: Vec<(String, f64)> = present
+            match (
+                wsgate_rate,
+                runs(case.name, other).and_then(|o| median(o, case.rate)),
+            ) {
+                (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", ours / theirs),
+                _ => "–".into(),
+            }
+        };
+        let limited = r
             .iter()
-            .filter_map(|t| {
-                Some((
-                    (*t).to_owned(),
-                    median(runs(case.name, t)?, "server_cpu_us_per_op")?,
-                ))
-            })
-            .collect();
-        match bar_chart(
-            &chart_path,
-            &format!("{}: server CPU µs per operation", case.name),
-            &bars,
-        ) {
-            Ok(()) => {
-                let _ = writeln!(
-                    md,
-                    "\n![{}]({})\n",
-                    case.name,
-                    relative.join(&chart).display()
-                );
-            }
-            Err(e) => {
-                let _ = writeln!(md, "\n(chart not drawn: {e})\n");
-            }
+            .any(|x| x["client_limited"].as_bool().unwrap_or(false));
+        let _ = writeln!(
+            row,
+            " {} | {} | {} |",
+            ratio("baseline"),
+            ratio("serverless-offline"),
+            if limited { "yes" } else { "no" }
+        );
+        md.push_str(&row);
+    }
+}
+
+/// Each present target's median of `key` in a case, for a chart.
+fn medians<'a>(
+    case: &Case,
+    present: &[&str],
+    runs: &dyn Fn(&str, &str) -> Option<&'a Runs>,
+    key: &str,
+) -> Vec<(String, f64)> {
+    present
+        .iter()
+        .filter_map(|t| Some(((*t).to_owned(), median(runs(case.name, t)?, key)?)))
+        .collect()
+}
+
+/// A case's chart of server CPU per operation (with idle, of memory per connection too), drawn
+/// into the results folder and linked from the section.
+fn case_charts<'a>(
+    md: &mut String,
+    case: &Case,
+    present: &[&str],
+    runs: &dyn Fn(&str, &str) -> Option<&'a Runs>,
+    results: &Path,
+    relative: &Path,
+) {
+    let chart = format!("{}.png", case.name);
+    let chart_path = results.join(&chart);
+    let bars = medians(case, present, runs, "server_cpu_us_per_op");
+    match bar_chart(
+        &chart_path,
+        &format!("{}: server CPU µs per operation", case.name),
+        &bars,
+    ) {
+        Ok(()) => {
+            let _ = writeln!(
+                md,
+                "\n![{}]({})\n",
+                case.name,
+                relative.join(&chart).display()
+            );
         }
-        if case.name == "idle" {
-            let bars: Vec<(String, f64)> = present
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        (*t).to_owned(),
-                        median(runs(case.name, t)?, "rss_per_connection_kib")?,
-                    ))
-                })
-                .collect();
-            let chart = "idle-memory.png";
-            if bar_chart(
-                &args.results.join(chart),
-                "idle: server RSS KiB per connection",
-                &bars,
-            )
-            .is_ok()
-            {
-                let _ = writeln!(md, "![idle memory]({})\n", relative.join(chart).display());
-            }
+        Err(e) => {
+            let _ = writeln!(md, "\n(chart not drawn: {e})\n");
         }
     }
-    std::fs::write(&args.out, md)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
-    Ok(())
+    if case.name == "idle" {
+        let bars = medians(case, present, runs, "rss_per_connection_kib");
+        let chart = "idle-memory.png";
+        if bar_chart(
+            &results.join(chart),
+            "idle: server RSS KiB per connection",
+            &bars,
+        )
+        .is_ok()
+        {
+            let _ = writeln!(md, "![idle memory]({})\n", relative.join(chart).display());
+        }
+    }
 }
 
 /// A target's bound on one measured figure.
@@ -431,125 +472,15 @@ fn target_row(
 }
 
 fn targets_table<'a>(md: &mut String, runs: &dyn Fn(&str, &str) -> Option<&'a Runs>) {
-    let get = |case: &str, key: &str| runs(case, "wsgate").and_then(|r| median(r, key));
-    // A figure of wsgate's against a bound.
-    let limit = |md: &mut String,
-                 case: &str,
-                 key: &str,
-                 what: &str,
-                 wanted: &str,
-                 unit: &str,
-                 bound: Bound| {
-        let value = get(case, key);
-        target_row(md, what, wanted, value, unit, value.map(|v| bound.met(v)));
-    };
     let _ = writeln!(
         md,
         "| target | wanted | measured (wsgate) | met |\n|---|---|---|---|"
     );
-    limit(
-        md,
-        "idle",
-        "connections",
-        "idle: connections held",
-        "≥ 15,000",
-        "",
-        Bound::AtLeast(15_000.0),
-    );
-    limit(
-        md,
-        "idle",
-        "rss_per_connection_kib",
-        "idle: RSS per connection",
-        "≤ 8 KiB",
-        "KiB",
-        Bound::AtMost(8.0),
-    );
-    limit(
-        md,
-        "echo-mock",
-        "server_cpu_us_per_op",
-        "echo (mock): server CPU per message",
-        "≤ 15 µs",
-        "µs",
-        Bound::AtMost(15.0),
-    );
-    let ours = get("echo-mock", "msgs_per_s");
-    let raw = runs("echo-mock", "baseline").and_then(|r| median(r, "msgs_per_s"));
-    let ratio = ours.zip(raw).map(|(a, b)| a / b.max(1e-9));
-    target_row(
-        md,
-        "echo (mock): msgs/s vs the raw baseline",
-        "≥ 0.8×",
-        ratio,
-        "×",
-        ratio.map(|r| r >= 0.8),
-    );
-    limit(
-        md,
-        "post",
-        "server_cpu_us_per_op",
-        "post: server CPU per POST",
-        "≤ 10 µs",
-        "µs",
-        Bound::AtMost(10.0),
-    );
-    limit(
-        md,
-        "post",
-        "req_per_s",
-        "post: req/s at 64 in flight",
-        "≥ 30,000 (client allowing)",
-        "req/s",
-        Bound::AtLeast(30_000.0),
-    );
-    limit(
-        md,
-        "post",
-        "latency_p99_ms",
-        "post: p99 latency",
-        "≤ 5 ms",
-        "ms",
-        Bound::AtMost(5.0),
-    );
-    limit(
-        md,
-        "connect",
-        "server_cpu_us_per_op",
-        "connect: server CPU per connect + close",
-        "≤ 50 µs",
-        "µs",
-        Bound::AtMost(50.0),
-    );
-    // These two only count at the scale the target names.
-    let bcast = get("broadcast", "all_delivered_ms_median");
-    let bcast_n = get("broadcast", "receivers");
-    let bcast_ok = bcast
-        .zip(bcast_n)
-        .map(|(ms, n)| ms <= 30.0 && n >= 15_000.0);
-    target_row(
-        md,
-        "broadcast: all of 15,000 delivered",
-        "≤ 30 ms (≥ 500,000/s)",
-        bcast,
-        "ms",
-        bcast_ok,
-    );
-    let group_p99 = get("group", "delay_p99_ms");
-    let group_n = get("group", "receivers");
-    let group_ok = group_p99
-        .zip(group_n)
-        .map(|(p, n)| p <= 20.0 && n >= 1000.0);
-    target_row(
-        md,
-        "group of 1,000 (14,000 idle): p99 delivery",
-        "≤ 20 ms",
-        group_p99,
-        "ms",
-        group_ok,
-    );
-    limit(
-        md,
+    let mut table = TargetsTable { md, runs };
+    table.idle_and_echo_rows();
+    table.post_and_connect_rows();
+    table.scale_rows();
+    table.limit(
         "connect",
         "connects_per_s",
         "connect: new connections/s",
@@ -558,6 +489,138 @@ fn targets_table<'a>(md: &mut String, runs: &dyn Fn(&str, &str) -> Option<&'a Ru
         Bound::AtLeast(10_000.0),
     );
     md.push('\n');
+}
+
+/// The targets table as it is written: wsgate's figures against the targets, row by row.
+struct TargetsTable<'m, 'r, 'a> {
+    md: &'m mut String,
+    runs: &'r dyn Fn(&str, &str) -> Option<&'a Runs>,
+}
+
+impl TargetsTable<'_, '_, '_> {
+    /// wsgate's median of `key` in `case`.
+    fn get(&self, case: &str, key: &str) -> Option<f64> {
+        (self.runs)(case, "wsgate").and_then(|r| median(r, key))
+    }
+
+    /// A figure of wsgate's against a bound.
+    fn limit(&mut self, case: &str, key: &str, what: &str, wanted: &str, unit: &str, bound: Bound) {
+        let value = self.get(case, key);
+        target_row(
+            self.md,
+            what,
+            wanted,
+            value,
+            unit,
+            value.map(|v| bound.met(v)),
+        );
+    }
+
+    /// Idle memory and connections; echo's CPU per message and its rate against the baseline.
+    fn idle_and_echo_rows(&mut self) {
+        self.limit(
+            "idle",
+            "connections",
+            "idle: connections held",
+            "≥ 15,000",
+            "",
+            Bound::AtLeast(15_000.0),
+        );
+        self.limit(
+            "idle",
+            "rss_per_connection_kib",
+            "idle: RSS per connection",
+            "≤ 8 KiB",
+            "KiB",
+            Bound::AtMost(8.0),
+        );
+        self.limit(
+            "echo-mock",
+            "server_cpu_us_per_op",
+            "echo (mock): server CPU per message",
+            "≤ 15 µs",
+            "µs",
+            Bound::AtMost(15.0),
+        );
+        let ours = self.get("echo-mock", "msgs_per_s");
+        let raw = (self.runs)("echo-mock", "baseline").and_then(|r| median(r, "msgs_per_s"));
+        let ratio = ours.zip(raw).map(|(a, b)| a / b.max(1e-9));
+        target_row(
+            self.md,
+            "echo (mock): msgs/s vs the raw baseline",
+            "≥ 0.8×",
+            ratio,
+            "×",
+            ratio.map(|r| r >= 0.8),
+        );
+    }
+
+    /// POST @connections: CPU, rate and p99; connect + close: CPU.
+    fn post_and_connect_rows(&mut self) {
+        self.limit(
+            "post",
+            "server_cpu_us_per_op",
+            "post: server CPU per POST",
+            "≤ 10 µs",
+            "µs",
+            Bound::AtMost(10.0),
+        );
+        self.limit(
+            "post",
+            "req_per_s",
+            "post: req/s at 64 in flight",
+            "≥ 30,000 (client allowing)",
+            "req/s",
+            Bound::AtLeast(30_000.0),
+        );
+        self.limit(
+            "post",
+            "latency_p99_ms",
+            "post: p99 latency",
+            "≤ 5 ms",
+            "ms",
+            Bound::AtMost(5.0),
+        );
+        self.limit(
+            "connect",
+            "server_cpu_us_per_op",
+            "connect: server CPU per connect + close",
+            "≤ 50 µs",
+            "µs",
+            Bound::AtMost(50.0),
+        );
+    }
+
+    /// Broadcast to all receivers and send to a group.
+    fn scale_rows(&mut self) {
+        // These two only count at the scale the target names.
+        let bcast = self.get("broadcast", "all_delivered_ms_median");
+        let bcast_n = self.get("broadcast", "receivers");
+        let bcast_ok = bcast
+            .zip(bcast_n)
+            .map(|(ms, n)| ms <= 30.0 && n >= 15_000.0);
+        target_row(
+            self.md,
+            "broadcast: all of 15,000 delivered",
+            "≤ 30 ms (≥ 500,000/s)",
+            bcast,
+            "ms",
+            bcast_ok,
+        );
+        let group_p99 = self.get("group", "delay_p99_ms");
+        let group_n = self.get("group", "receivers");
+        let group_ok = group_p99
+            .zip(group_n)
+            .map(|(p, n)| p <= 20.0 && n >= 1000.0);
+        target_row(
+            self.md,
+            "group of 1,000 (14,000 idle): p99 delivery",
+            "≤ 20 ms",
+            group_p99,
+            "ms",
+            group_ok,
+        );
+    }
 }
 
 fn bar_chart(path: &Path, title: &str, bars: &[(String, f64)]) -> anyhow::Result<()> {

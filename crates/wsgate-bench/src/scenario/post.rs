@@ -38,9 +38,13 @@ pub struct Args {
     pub sigv4: Option<String>,
 }
 
-pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
-    let target = Target::new(&common.url, common.sources)?;
-    let received = Arc::new(AtomicUsize::new(0));
+/// Connects the receivers, each read by a task that counts the messages it gets: their
+/// `@connections` URLs and the reading tasks.
+async fn connect_receivers(
+    target: &Target,
+    args: &Args,
+    received: &Arc<AtomicUsize>,
+) -> anyhow::Result<(Vec<String>, Vec<tokio::task::JoinHandle<()>>)> {
     let mut urls = Vec::with_capacity(args.connections);
     let mut readers = Vec::new();
     for i in 0..args.connections {
@@ -55,6 +59,22 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
             }
         }));
     }
+    Ok((urls, readers))
+}
+
+/// How many payloads arrived, once all `ok` of them did or 10 s on.
+async fn wait_for_arrivals(received: &AtomicUsize, ok: usize) -> usize {
+    let wait_until = Instant::now() + Duration::from_secs(10);
+    while received.load(Ordering::Relaxed) < ok && Instant::now() < wait_until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    received.load(Ordering::Relaxed)
+}
+
+pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
+    let target = Target::new(&common.url, common.sources)?;
+    let received = Arc::new(AtomicUsize::new(0));
+    let (urls, readers) = connect_receivers(&target, args, &received).await?;
     let signer = args
         .sigv4
         .as_deref()
@@ -113,11 +133,7 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
         errors += e;
     }
     let ok = latencies.len();
-    let wait_until = Instant::now() + Duration::from_secs(10);
-    while received.load(Ordering::Relaxed) < ok && Instant::now() < wait_until {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let arrived = received.load(Ordering::Relaxed);
+    let arrived = wait_for_arrivals(&received, ok).await;
     for reader in readers {
         reader.abort();
     }
