@@ -29,7 +29,8 @@ def test_the_first_per_address_refusal_is_logged_once_with_the_setting_to_look_a
 
 def test_boto3_from_a_remote_address_gets_forbidden_from_an_unauthenticated_management_api(gateway_factory):
     # The test plays a load balancer on 127.0.0.1 forwarding a client from elsewhere.
-    gw = gateway_factory(render_config(ECHO, gateway={"trusted_proxies": ["127.0.0.1"]}))
+    config = render_config(ECHO).replace("[gateway]\n", '[gateway]\ntrusted_proxies = ["127.0.0.1"]\n', 1)
+    gw = gateway_factory(config)
     api = mgmt_client(gw.mgmt_url)
 
     def forwarded_from(client):
