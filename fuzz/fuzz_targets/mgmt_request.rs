@@ -153,6 +153,9 @@ fn state() -> &'static Mutex<State> {
         let services = ManagementServices {
             hub: Arc::new(Hub::default()),
             rate: RateLimiter::default(),
+            failures: RateLimiter::default(),
+            body_reads: wsgate::limits::ConnectionCount::new(),
+            replays: wsgate::auth::replay::ReplayCache::default(),
         };
         let trace = std::env::var_os("MGMT_REQUEST_TRACE").is_some();
         Mutex::new(State {

@@ -16,6 +16,15 @@ pub enum MgmtError {
     /// The credential is valid but may not call this operation.
     #[error("{0} is not allowed for this credential")]
     NotAllowed(&'static str),
+    /// `auth = "none"` and a browser on another site (or a rebound DNS name) made the request.
+    #[error("cross-site management call refused: {0}")]
+    CrossSite(&'static str),
+    /// A SigV4 signature that was already used (`reject_replayed_signatures`).
+    #[error("replayed signature")]
+    Replayed,
+    /// The body did not arrive within `management.body_timeout`.
+    #[error("request body timed out")]
+    BodyTimeout,
     /// `auth = "none"` and the caller is not on a loopback address.
     #[error("unauthenticated management call from a remote address")]
     RemoteUnauthenticated,
@@ -49,7 +58,12 @@ impl MgmtError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Gone => 410,
-            Self::Forbidden | Self::NotAllowed(_) | Self::RemoteUnauthenticated => 403,
+            Self::Forbidden
+            | Self::NotAllowed(_)
+            | Self::RemoteUnauthenticated
+            | Self::CrossSite(_)
+            | Self::Replayed => 403,
+            Self::BodyTimeout => 408,
             Self::Unauthorized => 401,
             Self::PayloadTooLarge { .. } => 413,
             Self::LimitExceeded(_) => 429,
@@ -62,9 +76,12 @@ impl MgmtError {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::Gone => "GoneException",
-            Self::Forbidden | Self::NotAllowed(_) | Self::RemoteUnauthenticated => {
-                "ForbiddenException"
-            }
+            Self::Forbidden
+            | Self::NotAllowed(_)
+            | Self::RemoteUnauthenticated
+            | Self::CrossSite(_)
+            | Self::Replayed => "ForbiddenException",
+            Self::BodyTimeout => "RequestTimeoutException",
             Self::Unauthorized => "UnauthorizedException",
             Self::PayloadTooLarge { .. } => "PayloadTooLargeException",
             Self::LimitExceeded(_) => "LimitExceededException",
@@ -84,6 +101,16 @@ impl MgmtError {
             Self::RemoteUnauthenticated => "The management API has management.auth = \"none\" and \
                 answers only callers on a loopback address: set management.auth to \"sigv4\" or \
                 \"token\", or management.allow_unauthenticated_remote = true to open it"
+                .to_owned(),
+            Self::CrossSite(why) => format!(
+                "Forbidden: {why}; a management API with management.auth = \"none\" answers no \
+                 browser page of another site"
+            ),
+            Self::Replayed => "Forbidden: this signature was already used \
+                (management.reject_replayed_signatures)"
+                .to_owned(),
+            Self::BodyTimeout => "Request timeout: the body did not arrive within \
+                management.body_timeout"
                 .to_owned(),
             Self::Unauthorized => "Unauthorized".to_owned(),
             Self::PayloadTooLarge { .. } => "Request entity too large".to_owned(),

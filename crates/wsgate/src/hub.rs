@@ -264,6 +264,17 @@ type Index = RwLock<HashMap<Arc<str>, HashSet<ConnectionId>>>;
 #[error("connection gone")]
 pub struct Gone;
 
+/// Why a join was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    /// The connection is gone.
+    #[error("connection gone")]
+    Gone,
+    /// The connection is in this many groups already.
+    #[error("the connection is in {0} groups already (limits.max_groups_per_connection)")]
+    TooMany(usize),
+}
+
 /// The close reason for a reader dropped because its outbox stayed full.
 pub const SLOW_CONSUMER: &str = "Slow consumer: outbound buffer full";
 
@@ -369,14 +380,29 @@ impl Hub {
 
     /// Adds a connection to a group (idempotent).
     pub fn join(&self, id: &ConnectionId, group: &str) -> Result<(), Gone> {
-        let handle = self.get(id).ok_or(Gone)?;
+        self.join_at_most(id, group, usize::MAX).map_err(|_| Gone)
+    }
+
+    /// [`Hub::join`] unless the connection is in `max` groups already
+    /// (`limits.max_groups_per_connection`): the membership list is scanned on every join and
+    /// removal, so it stays short.
+    pub fn join_at_most(
+        &self,
+        id: &ConnectionId,
+        group: &str,
+        max: usize,
+    ) -> Result<(), JoinError> {
+        let handle = self.get(id).ok_or(JoinError::Gone)?;
         // The membership lock is held while the index changes, so a concurrent `remove`
         // either sees this group or makes this join fail.
         let mut membership = handle.membership.lock().unwrap_or_else(|e| e.into_inner());
         if membership.closed {
-            return Err(Gone);
+            return Err(JoinError::Gone);
         }
         if !membership.groups.iter().any(|g| &**g == group) {
+            if membership.groups.len() >= max {
+                return Err(JoinError::TooMany(max));
+            }
             let name: Arc<str> = Arc::from(group);
             add(&self.groups, &name, *id);
             membership.groups.push(name);
@@ -540,6 +566,20 @@ mod tests {
         assert!(hub.group_members("room").is_empty());
         assert!(hub.user_connections("alice").is_empty());
         assert_eq!(hub.join(&ida, "room"), Err(Gone));
+    }
+
+    #[test]
+    fn a_connection_joins_at_most_max_groups() {
+        let hub = Hub::default();
+        let (one, _inbox) = handle(&hub);
+        let id = one.ctx.connection_id;
+        hub.join_at_most(&id, "a", 2).expect("first");
+        hub.join_at_most(&id, "b", 2).expect("second");
+        hub.join_at_most(&id, "a", 2)
+            .expect("a group it is in already");
+        assert_eq!(hub.join_at_most(&id, "c", 2), Err(JoinError::TooMany(2)));
+        hub.leave(&id, "a");
+        hub.join_at_most(&id, "c", 2).expect("a place freed");
         assert!(
             hub.groups.read().expect("lock").is_empty(),
             "no empty group is left behind"

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use wsgate_core::config::{Config, ConfigError, ManagementAuth, Validated};
 
+use crate::auth::replay::ReplayCache;
 use crate::edge;
 use crate::edge::listener;
 use crate::function::{FunctionHost, HostError, HostSettings};
@@ -226,6 +227,9 @@ fn services(
         management: ManagementServices {
             hub,
             rate: RateLimiter::default(),
+            failures: RateLimiter::default(),
+            body_reads: ConnectionCount::new(),
+            replays: ReplayCache::default(),
         },
         connections: ConnectionCount::new(),
         connect_rate: RateLimiter::default(),

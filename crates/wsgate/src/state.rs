@@ -16,6 +16,7 @@ use wsgate_core::forwarded::TrustedProxies;
 use wsgate_core::route::{RouteKey, SelectionExpression};
 
 use crate::auth::authorizer::Authorizer;
+use crate::auth::replay::ReplayCache;
 use crate::auth::token::ManagementToken;
 use crate::function::FunctionHost;
 use crate::hub::Hub;
@@ -175,8 +176,14 @@ pub struct SessionServices {
 pub struct ManagementServices {
     /// The connections it addresses.
     pub hub: Arc<Hub>,
-    /// `limits.management_requests_per_second`, by credential (and failed attempts by address).
+    /// `limits.management_requests_per_second`, by credential.
     pub rate: RateLimiter<String>,
+    /// `management.auth_failures_per_second`, by address.
+    pub failures: RateLimiter<IpAddr>,
+    /// Bodies being read, per address (`management.max_body_reads_per_ip`).
+    pub body_reads: Arc<ConnectionCount>,
+    /// Signatures already used (`management.reject_replayed_signatures`).
+    pub replays: ReplayCache,
 }
 
 /// What the listeners and the handshake need: sessions' services, the management API's, and the

@@ -69,6 +69,9 @@ pub struct Limits {
     /// request head, `$connect`) or are management requests, per listener, at most; past it the
     /// listener stops accepting until one finishes. Read at start. Default 4096.
     pub max_pending_connections: usize,
+    /// Groups one connection may be in; a join past it gets 400 `BadRequestException` (and a
+    /// `"wsgate": {"join": [...]}` directive past it is ignored with a warning). Default 100.
+    pub max_groups_per_connection: usize,
 }
 
 impl Default for Limits {
@@ -92,6 +95,7 @@ impl Default for Limits {
             management_requests_per_second: 0,
             exempt_loopback: true,
             max_pending_connections: 4096,
+            max_groups_per_connection: 100,
         }
     }
 }

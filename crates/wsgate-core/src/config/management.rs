@@ -107,6 +107,21 @@ pub struct Management {
     /// mode answers, since anyone who reaches the port could push to, list and close every
     /// connection. Set it only behind a network that already decides who may call.
     pub allow_unauthenticated_remote: bool,
+    /// How long a request's body may take to arrive once its headers are in; slower ones get
+    /// 408 and are closed. Default 10 s.
+    #[serde(deserialize_with = "de_duration")]
+    pub body_timeout: Duration,
+    /// Management requests one client address may have reading their bodies at once; past it
+    /// 429 `LimitExceededException`. 0 = unlimited. Default 256.
+    pub max_body_reads_per_ip: usize,
+    /// Failed authentications one address may make per second (a burst of as many), whatever
+    /// `limits.management_requests_per_second` says; past it 429 `LimitExceededException`.
+    /// Loopback addresses count too. 0 = unlimited. Default 5.
+    pub auth_failures_per_second: u32,
+    /// With `auth = "sigv4"`, remember every accepted signature for `max_clock_skew` and answer
+    /// a second request with the same signature 403 (AWS accepts replays within the skew).
+    /// Costs about 100 bytes per request in the window. Default false.
+    pub reject_replayed_signatures: bool,
 }
 
 impl Default for Management {
@@ -119,6 +134,10 @@ impl Default for Management {
             max_clock_skew: Duration::from_secs(900),
             max_payload_bytes: AWS_MAX_POST_BYTES,
             allow_unauthenticated_remote: false,
+            body_timeout: Duration::from_secs(10),
+            max_body_reads_per_ip: 256,
+            auth_failures_per_second: 5,
+            reject_replayed_signatures: false,
         }
     }
 }
@@ -131,6 +150,12 @@ impl Management {
             return Err(err(
                 "management.max_payload_bytes",
                 "must be greater than zero",
+            ));
+        }
+        if self.body_timeout.is_zero() || self.body_timeout > Duration::from_secs(3600) {
+            return Err(err(
+                "management.body_timeout",
+                "must be greater than zero and at most an hour",
             ));
         }
         if self.auth == ManagementAuth::Token && self.tokens.is_empty() {

@@ -4,6 +4,7 @@
 mod attempt;
 pub mod authorizer;
 pub mod jwt;
+pub mod replay;
 pub mod request;
 pub mod sigv4;
 pub mod token;

@@ -76,9 +76,18 @@ pub fn verify_at<'c>(
     now: SystemTime,
 ) -> Result<&'c Credential, SignatureFailure> {
     let claim = check_claim(credentials, parts, max_skew, now)?;
+    verify_claim(&claim, parts, body)
+}
+
+/// Checks a request's signature over its body, once its headers passed [`check_claim`].
+pub fn verify_claim<'c>(
+    claim: &Claim<'c>,
+    parts: &Parts,
+    body: &[u8],
+) -> Result<&'c Credential, SignatureFailure> {
     let signed = signed_headers(&claim.auth, parts)?;
     let body = signable_body(parts, body)?;
-    let expected = signature(&claim, parts, &signed, body)?;
+    let expected = signature(claim, parts, &signed, body)?;
     if constant_time_eq(expected.as_bytes(), claim.auth.signature.as_bytes()) {
         Ok(claim.credential)
     } else {
@@ -88,14 +97,31 @@ pub fn verify_at<'c>(
 
 /// What a signed request's headers claim, checked without its body: a key we know, for this
 /// service, signed within the skew, covering `host`.
-struct Claim<'c> {
+#[derive(Debug)]
+pub struct Claim<'c> {
     auth: Authorization,
     credential: &'c Credential,
     /// `X-Amz-Date`, in seconds since the epoch.
     signed_at: i64,
 }
 
-fn check_claim<'c>(
+impl Claim<'_> {
+    /// The signature the request carries (for the replay check).
+    pub fn signature(&self) -> &str {
+        &self.auth.signature
+    }
+
+    /// When the signature stops being accepted: its date plus the skew, in seconds since the
+    /// epoch.
+    pub fn expires_at(&self, max_skew: Duration) -> i64 {
+        self.signed_at
+            .saturating_add(i64::try_from(max_skew.as_secs()).unwrap_or(i64::MAX))
+    }
+}
+
+/// Checks what a signed request's headers claim, before its body is read: a request whose
+/// credential cannot be valid is refused from its headers alone.
+pub fn check_claim<'c>(
     credentials: &'c [Credential],
     parts: &Parts,
     max_skew: Duration,

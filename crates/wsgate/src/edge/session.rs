@@ -31,7 +31,7 @@ use wsgate_core::id::random_id;
 use wsgate_core::proxy::ProxyResult;
 use wsgate_core::route::{RouteKey, Selection, select};
 
-use crate::hub::{Command, Hub, Inbox, Outbox, SessionHandle};
+use crate::hub::{Command, Inbox, JoinError, Outbox, SessionHandle};
 use crate::integration::{Inbound, IntegrationError};
 use crate::state::{Deployment, RouteEntry, SessionServices};
 
@@ -417,7 +417,7 @@ fn on_message(
     };
     if let Some(answer) = route.integration.answer_now(Some(&message), &vars) {
         deliver(
-            &services.hub,
+            services,
             handle,
             route,
             &request_id,
@@ -446,7 +446,7 @@ fn on_message(
     services.lifecycle.tasks.spawn(async move {
         let answer = route.integration.invoke(event).await;
         deliver(
-            &task_services.hub,
+            &task_services,
             &handle,
             &route,
             &request_id,
@@ -475,18 +475,35 @@ fn queue(outbox: &Outbox, command: Command, from: From) {
     }
 }
 
-/// Applies the answer's `"wsgate"` directives (groups, user) to the calling connection.
-pub(crate) fn apply_directives(hub: &Hub, ctx: &ConnectionContext, result: &ProxyResult) {
+/// Applies the answer's `"wsgate"` directives (groups, user) to the calling connection; joins
+/// past `limits.max_groups_per_connection` are left out with a warning.
+pub(crate) fn apply_directives(
+    services: &SessionServices,
+    ctx: &ConnectionContext,
+    result: &ProxyResult,
+) {
     let Some(directives) = &result.directives else {
         return;
     };
+    let hub = &services.hub;
     let id = &ctx.connection_id;
     for group in &directives.leave {
         hub.leave(id, group);
     }
+    let max = services
+        .deployment
+        .load()
+        .config
+        .limits
+        .max_groups_per_connection;
     for group in &directives.join {
-        if hub.join(id, group).is_err() {
-            return;
+        match hub.join_at_most(id, group, max) {
+            Ok(()) => {}
+            Err(JoinError::Gone) => return,
+            Err(error @ JoinError::TooMany(_)) => {
+                warn!(connection_id = %id, group, %error, "join directive ignored");
+                break;
+            }
         }
     }
     if let Some(user) = &directives.user {
@@ -497,7 +514,7 @@ pub(crate) fn apply_directives(hub: &Hub, ctx: &ConnectionContext, result: &Prox
 /// Applies the answer's directives, then sends a route response, or the error frame API Gateway
 /// sends (on one-way routes too).
 fn deliver(
-    hub: &Hub,
+    services: &SessionServices,
     handle: &SessionHandle,
     route: &RouteEntry,
     request_id: &str,
@@ -508,7 +525,7 @@ fn deliver(
     let error = match answer {
         Ok(result) => {
             // Before the route response: a client told "joined" is in the group.
-            apply_directives(hub, ctx, &result);
+            apply_directives(services, ctx, &result);
             if !route.route_response {
                 return;
             }

@@ -513,7 +513,7 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
     }
     // ... unless `"wsgate": {"join": [...], "user": "..."}` in the $connect result says otherwise.
     if let Some(result) = &connected {
-        session::apply_directives(&services.hub, &handle.ctx, result);
+        session::apply_directives(&services, &handle.ctx, result);
     }
     let socket_config = socket_config(&limits);
     let tasks = services.lifecycle.tasks.clone();

@@ -12,10 +12,22 @@ use wsgate_core::id::ConnectionId;
 use super::list_connections;
 use super::params::{except, frame_of};
 use super::reply::{self, delivery_response};
-use crate::hub::Hub;
+use crate::hub::{Hub, JoinError};
 
-pub(super) fn join(hub: &Hub, group: &str, id: &ConnectionId) -> Result<Response, MgmtError> {
-    hub.join(id, group).map_err(|_| MgmtError::Gone)?;
+pub(super) fn join(
+    hub: &Hub,
+    group: &str,
+    id: &ConnectionId,
+    max_groups: usize,
+) -> Result<Response, MgmtError> {
+    hub.join_at_most(id, group, max_groups)
+        .map_err(|error| match error {
+            JoinError::Gone => MgmtError::Gone,
+            JoinError::TooMany(_) => MgmtError::BadRequest(format!(
+                "The connection is in {max_groups} groups already \
+                 (limits.max_groups_per_connection)"
+            )),
+        })?;
     Ok(reply::ok(StatusCode::NO_CONTENT, None))
 }
 

@@ -6,6 +6,7 @@
 //! does the work on the hub, [`reply`] shapes every answer.
 
 mod broadcast;
+mod caller;
 mod delete_connection;
 mod get_connection;
 mod groups;
@@ -26,15 +27,13 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::header;
 use http::request::Parts;
-use wsgate_core::config::{FanoutOverflow, ManagementAuth};
+use wsgate_core::config::FanoutOverflow;
 use wsgate_core::error::MgmtError;
 
 use self::params::{connection_id, name};
 pub use self::reply::error_response;
 pub use self::target::Target;
-use crate::auth::sigv4;
 use crate::hub::Hub;
-use crate::limits;
 use crate::state::{Deployment, ManagementServices};
 
 /// The OpenAPI 3.1 document of the management API (`docs/openapi.json`).
@@ -61,16 +60,6 @@ fn operation_name(operation: Operation) -> &'static str {
     }
 }
 
-/// Reads the body, refusing more than `limit` bytes with 413.
-async fn read_body(body: Body, declared: Option<u64>, limit: usize) -> Result<Bytes, MgmtError> {
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(MgmtError::PayloadTooLarge { limit });
-    }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| MgmtError::PayloadTooLarge { limit })
-}
-
 /// Answers one management request from `peer`.
 pub async fn handle(
     services: &ManagementServices,
@@ -88,72 +77,6 @@ pub async fn handle(
     }
 }
 
-/// Who is calling: what the rate limit counts and what the credential may call.
-struct Caller<'a> {
-    key: String,
-    operations: Option<&'a [Operation]>,
-}
-
-/// Checks the request's credential; `None` operations means all are allowed.
-fn authenticate<'a>(
-    deployment: &'a Deployment,
-    parts: &Parts,
-    body: &[u8],
-    peer: IpAddr,
-) -> Result<Caller<'a>, MgmtError> {
-    let management = &deployment.config.management;
-    match management.auth {
-        // Like Redis's protected mode: no credential means callers on this machine only.
-        ManagementAuth::None
-            if !management.allow_unauthenticated_remote && !limits::is_loopback(peer) =>
-        {
-            Err(MgmtError::RemoteUnauthenticated)
-        }
-        ManagementAuth::None => Ok(Caller {
-            key: peer.to_string(),
-            operations: None,
-        }),
-        ManagementAuth::Sigv4 => {
-            let credential = sigv4::verify(
-                &management.credentials,
-                parts,
-                body,
-                management.max_clock_skew,
-            )
-            .map_err(|failure| {
-                tracing::debug!(%failure, "signature rejected");
-                MgmtError::Forbidden
-            })?;
-            Ok(Caller {
-                key: format!("key:{}", credential.access_key_id),
-                operations: credential.operations.as_deref(),
-            })
-        }
-        ManagementAuth::Token => {
-            let presented = parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token.trim())
-                .ok_or(MgmtError::Unauthorized)?;
-            let token = deployment
-                .management_tokens
-                .iter()
-                .find(|t| sigv4::constant_time_eq(t.secret.as_bytes(), presented.as_bytes()))
-                .ok_or_else(|| {
-                    tracing::debug!("unknown management token");
-                    MgmtError::Unauthorized
-                })?;
-            Ok(Caller {
-                key: format!("token:{}", token.name),
-                operations: token.operations.as_deref(),
-            })
-        }
-    }
-}
-
 async fn handle_inner(
     services: &ManagementServices,
     deployment: &Deployment,
@@ -163,11 +86,6 @@ async fn handle_inner(
 ) -> Result<Response, MgmtError> {
     let (parts, body) = request.into_parts();
     let management = &deployment.config.management;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     let no_route = || MgmtError::NoRoute {
         path: parts.uri.path().to_owned(),
         method: parts.method.to_string(),
@@ -176,6 +94,9 @@ async fn handle_inner(
         Target::WrongStage => None,
         other => Some(other.operation(&parts.method).ok_or_else(no_route)),
     };
+    // Whatever can be refused from the headers is refused before the body is read.
+    let from_headers = caller::from_headers(deployment, &parts, peer)
+        .map_err(|e| failed(services, deployment, peer, e))?;
     // A batch carries its data in JSON (base64 grows it by a third), the id list besides.
     let limit = match operation {
         Some(Ok(Operation::PostToConnections)) => {
@@ -183,19 +104,9 @@ async fn handle_inner(
         }
         _ => management.max_payload_bytes,
     };
-    // The signature covers the body, so it is read (within its bound) before the check.
-    let body = read_body(body, declared, limit).await?;
-    let rate = deployment.config.limits.management_requests_per_second;
-    let caller = match authenticate(deployment, &parts, &body, peer) {
-        Ok(caller) => caller,
-        // Failed attempts count against their address, so guessing is limited too.
-        Err(error) => {
-            if !services.rate.allow(&format!("failed:{peer}"), rate) {
-                return Err(MgmtError::LimitExceeded("management_requests_per_second"));
-            }
-            return Err(error);
-        }
-    };
+    let body = read_body(services, deployment, &parts, body, peer, limit).await?;
+    let caller = caller::with_body(from_headers, deployment, &parts, &body, &services.replays)
+        .map_err(|e| failed(services, deployment, peer, e))?;
     let operation = match operation {
         None => return Err(MgmtError::Forbidden),
         Some(operation) => operation?,
@@ -206,17 +117,66 @@ async fn handle_inner(
     {
         return Err(MgmtError::NotAllowed(operation_name(operation)));
     }
+    let rate = deployment.config.limits.management_requests_per_second;
     if !services.rate.allow(&caller.key, rate) {
         return Err(MgmtError::LimitExceeded("management_requests_per_second"));
     }
+    let limits = &deployment.config.limits;
     let call = Call {
         hub: &services.hub,
         parts: &parts,
         body,
         max_payload_bytes: management.max_payload_bytes,
-        overflow: deployment.config.limits.fanout_overflow,
+        overflow: limits.fanout_overflow,
+        max_groups: limits.max_groups_per_connection,
     };
     run(operation, target, call).ok_or_else(no_route)?
+}
+
+/// A failed authentication counts against its address (loopback ones too), so guessing is
+/// limited whatever the request rate setting says.
+fn failed(
+    services: &ManagementServices,
+    deployment: &Deployment,
+    peer: IpAddr,
+    error: MgmtError,
+) -> MgmtError {
+    let rate = deployment.config.management.auth_failures_per_second;
+    if services.failures.allow(&peer, rate) {
+        error
+    } else {
+        MgmtError::LimitExceeded("management.auth_failures_per_second")
+    }
+}
+
+/// Reads the body within its size bound and `management.body_timeout`, while the address has
+/// fewer than `management.max_body_reads_per_ip` bodies on the way.
+async fn read_body(
+    services: &ManagementServices,
+    deployment: &Deployment,
+    parts: &Parts,
+    body: Body,
+    peer: IpAddr,
+    limit: usize,
+) -> Result<Bytes, MgmtError> {
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(MgmtError::PayloadTooLarge { limit });
+    }
+    let management = &deployment.config.management;
+    let _reading = services
+        .body_reads
+        .admit(peer, 0, management.max_body_reads_per_ip)
+        .map_err(|_| MgmtError::LimitExceeded("management.max_body_reads_per_ip"))?;
+    match tokio::time::timeout(management.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(MgmtError::PayloadTooLarge { limit }),
+        Err(_) => Err(MgmtError::BodyTimeout),
+    }
 }
 
 /// An authorized call: what its operation works on and reads.
@@ -226,6 +186,7 @@ struct Call<'a> {
     body: Bytes,
     max_payload_bytes: usize,
     overflow: FanoutOverflow,
+    max_groups: usize,
 }
 
 /// Runs `operation` on `target`; `None` when the two do not go together.
@@ -240,6 +201,7 @@ fn run(
         body,
         max_payload_bytes,
         overflow,
+        max_groups,
     } = call;
     Some(match (operation, target) {
         (Operation::PostToConnection, Target::Connection(id)) => {
@@ -256,9 +218,8 @@ fn run(
         }
         (Operation::ListConnections, _) => list_connections::run(hub, parts),
         (Operation::Broadcast, _) => broadcast::run(hub, parts, body, overflow),
-        (Operation::JoinGroup, Target::GroupMember(group, id)) => {
-            name("group", &group).and_then(|group| groups::join(hub, &group, &connection_id(&id)?))
-        }
+        (Operation::JoinGroup, Target::GroupMember(group, id)) => name("group", &group)
+            .and_then(|group| groups::join(hub, &group, &connection_id(&id)?, max_groups)),
         (Operation::LeaveGroup, Target::GroupMember(group, id)) => {
             name("group", &group).and_then(|group| groups::leave(hub, &group, &connection_id(&id)?))
         }
