@@ -566,6 +566,10 @@ mod tests {
         assert!(hub.group_members("room").is_empty());
         assert!(hub.user_connections("alice").is_empty());
         assert_eq!(hub.join(&ida, "room"), Err(Gone));
+        assert!(
+            hub.groups.read().expect("lock").is_empty(),
+            "no empty group is left behind"
+        );
     }
 
     #[test]
@@ -580,10 +584,6 @@ mod tests {
         assert_eq!(hub.join_at_most(&id, "c", 2), Err(JoinError::TooMany(2)));
         hub.leave(&id, "a");
         hub.join_at_most(&id, "c", 2).expect("a place freed");
-        assert!(
-            hub.groups.read().expect("lock").is_empty(),
-            "no empty group is left behind"
-        );
     }
 
     #[test]

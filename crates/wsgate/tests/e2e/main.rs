@@ -12,5 +12,6 @@ mod functions;
 mod lifecycle;
 mod limits;
 mod management;
+mod management_security;
 mod messages;
 mod security;
