@@ -6,9 +6,12 @@
 //! code changes. Every process gets a Runtime API listener of its own on 127.0.0.1
 //! (`AWS_LAMBDA_RUNTIME_API=127.0.0.1:PORT`, host and port only, as every runtime interface client
 //! expects), so the gateway always knows which process runs which invocation — and which one to
-//! kill when an invocation times out.
+//! kill when an invocation times out. Only that process and its descendants may use it (on
+//! Linux, checked per TCP connection: see `peer`), with its own address as `Host`, and one
+//! `/next` at a time.
 
 mod error;
+mod peer;
 mod pool;
 mod runtime_api;
 mod spec;

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use wsgate_core::clock;
 
 use super::error::FunctionError;
+use super::peer::WorkerListener;
 use super::runtime_api::{self, Invocation, Queue};
 use super::spec::Spec;
 use super::watch;
@@ -210,7 +211,20 @@ impl Pool {
         let addr = listener
             .local_addr()
             .map_err(|e| spawn_error(e.to_string()))?;
-        let api = runtime_api::router(self.clone(), id);
+        let mut child = self
+            .command(addr)
+            .ok_or_else(|| spawn_error("no command".into()))?
+            .spawn()
+            .map_err(|e| spawn_error(e.to_string()))?;
+        // The listener serves only once the process exists: its connections (and those of its
+        // descendants) are let through, any other process's are closed. Connections made before
+        // this wait in the listen queue.
+        let Some(pid) = child.id() else {
+            return Ok("exited at once".to_owned());
+        };
+        let name = self.spec.name.clone();
+        let listener = WorkerListener::new(listener, pid, name.clone());
+        let api = runtime_api::router(self.clone(), id, addr);
         let server_stop = CancellationToken::new();
         let stop_server = server_stop.clone();
         let server = tokio::spawn(async move {
@@ -218,33 +232,6 @@ impl Pool {
                 .with_graceful_shutdown(stop_server.cancelled_owned())
                 .await;
         });
-        let (program, args) = self
-            .spec
-            .command
-            .split_first()
-            .ok_or_else(|| spawn_error("no command".into()))?;
-        let mut command = Command::new(program);
-        command
-            .args(args)
-            .current_dir(&self.spec.dir)
-            .envs(self.spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-            .env(
-                "AWS_LAMBDA_LOG_STREAM_NAME",
-                format!("local/[$LATEST]{}", hex::encode(rand::random::<[u8; 16]>())),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                server.abort();
-                return Err(spawn_error(e.to_string()));
-            }
-        };
-        let name = self.spec.name.clone();
         if let Some(out) = child.stdout.take() {
             tokio::spawn(forward_lines(out, name.clone()));
         }
@@ -265,6 +252,26 @@ impl Pool {
         server_stop.cancel();
         server.abort();
         Ok(status)
+    }
+
+    /// The command that starts a process whose Runtime API is at `addr`; `None` without a program.
+    fn command(&self, addr: std::net::SocketAddr) -> Option<Command> {
+        let (program, args) = self.spec.command.split_first()?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(&self.spec.dir)
+            .envs(self.spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env(
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                format!("local/[$LATEST]{}", hex::encode(rand::random::<[u8; 16]>())),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        Some(command)
     }
 
     /// The code changed: idle processes are replaced now, busy ones after their invocation.

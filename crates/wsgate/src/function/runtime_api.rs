@@ -1,12 +1,15 @@
 //! The AWS Lambda Runtime API (`2018-06-01`) as one process sees it: `/next` long-polls for an
 //! invocation; `/response`, `/error` and `/init/error` report back.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -49,6 +52,8 @@ pub(super) trait Queue: Send + Sync + 'static {
 struct Api<Q> {
     queue: Arc<Q>,
     worker: u64,
+    /// A `/next` of this process is waiting.
+    polling: Arc<AtomicBool>,
 }
 
 impl<Q> Clone for Api<Q> {
@@ -56,12 +61,14 @@ impl<Q> Clone for Api<Q> {
         Self {
             queue: self.queue.clone(),
             worker: self.worker,
+            polling: self.polling.clone(),
         }
     }
 }
 
-/// The Runtime API for process `worker` of `queue`.
-pub(super) fn router<Q: Queue>(queue: Arc<Q>, worker: u64) -> Router {
+/// The Runtime API for process `worker` of `queue`, served on `addr` (`AWS_LAMBDA_RUNTIME_API`).
+pub(super) fn router<Q: Queue>(queue: Arc<Q>, worker: u64, addr: SocketAddr) -> Router {
+    let hosts = Arc::new(Hosts::of(addr));
     Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next::<Q>))
         .route(
@@ -74,7 +81,56 @@ pub(super) fn router<Q: Queue>(queue: Arc<Q>, worker: u64) -> Router {
         )
         .route("/2018-06-01/runtime/init/error", post(init_error::<Q>))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD))
-        .with_state(Api { queue, worker })
+        .layer(middleware::from_fn_with_state(hosts, check_host))
+        .with_state(Api {
+            queue,
+            worker,
+            polling: Arc::new(AtomicBool::new(false)),
+        })
+}
+
+/// The `Host` values a request may carry: the Runtime API's own address, as
+/// `AWS_LAMBDA_RUNTIME_API` gives it, or `localhost` with its port. Anything else is a request
+/// a browser page sent through a name that resolves here (DNS rebinding).
+#[derive(Debug)]
+struct Hosts {
+    exact: String,
+    localhost: String,
+}
+
+impl Hosts {
+    fn of(addr: SocketAddr) -> Self {
+        Self {
+            exact: addr.to_string(),
+            localhost: format!("localhost:{}", addr.port()),
+        }
+    }
+
+    fn allows(&self, host: &str) -> bool {
+        host == self.exact || host.eq_ignore_ascii_case(&self.localhost)
+    }
+}
+
+/// 403 before anything is read from a request whose `Host` (and authority, in an absolute URI)
+/// is not the Runtime API's own address.
+async fn check_host(State(hosts): State<Arc<Hosts>>, request: Request, next: Next) -> Response {
+    let header = request.headers().get(header::HOST).map(HeaderValue::to_str);
+    let authority = request.uri().authority().map(|a| a.as_str());
+    let allowed = match (header, authority) {
+        (None, None) | (Some(Err(_)), _) => false,
+        (Some(Ok(host)), None) => hosts.allows(host),
+        (None, Some(authority)) => hosts.allows(authority),
+        (Some(Ok(host)), Some(authority)) => hosts.allows(host) && hosts.allows(authority),
+    };
+    if allowed {
+        next.run(request).await
+    } else {
+        refused(
+            StatusCode::FORBIDDEN,
+            "Runtime.InvalidHost",
+            "the Host header must be the AWS_LAMBDA_RUNTIME_API address",
+        )
+    }
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -97,7 +153,34 @@ fn refused(status: StatusCode, error_type: &str, message: &str) -> Response {
     )
 }
 
+/// Marks a process's `/next` as waiting while it lives.
+struct Polling(Arc<AtomicBool>);
+
+impl Polling {
+    /// `None` when another `/next` of the same process is already waiting.
+    fn claim(flag: &Arc<AtomicBool>) -> Option<Self> {
+        flag.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Self(flag.clone()))
+    }
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 async fn next<Q: Queue>(State(api): State<Api<Q>>) -> Response {
+    // A process runs one invocation at a time: it has one `/next` waiting at most. A second one
+    // (another thread, or a process sharing its connection) takes nothing.
+    let Some(_polling) = Polling::claim(&api.polling) else {
+        return refused(
+            StatusCode::CONFLICT,
+            "Runtime.ConcurrentNext",
+            "another /next of this process is already waiting",
+        );
+    };
     let Some(invocation) = api.queue.next_job(api.worker).await else {
         return refused(
             StatusCode::GONE,
@@ -193,4 +276,129 @@ async fn init_error<Q: Queue>(
     // Every waiting invocation would meet the same failure.
     api.queue.fail_queued(&failure);
     accepted()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::body::Body;
+    use tokio::sync::Notify;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A queue with one invocation, handed out when `release` is notified.
+    #[derive(Default)]
+    struct OneJob {
+        release: Notify,
+        waiting: std::sync::atomic::AtomicU32,
+        taken: Mutex<u32>,
+    }
+
+    impl Queue for OneJob {
+        fn function_name(&self) -> &str {
+            "test"
+        }
+        fn arn(&self) -> &str {
+            "arn:aws:lambda:us-east-1:000000000000:function:test"
+        }
+        async fn next_job(&self, _worker: u64) -> Option<Invocation> {
+            self.waiting.fetch_add(1, Ordering::AcqRel);
+            self.release.notified().await;
+            *self.taken.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            Some(Invocation {
+                request_id: "r1".into(),
+                payload: Bytes::from_static(b"{}"),
+                deadline_ms: 0,
+                trace_id: "t".into(),
+            })
+        }
+        fn complete(&self, _: u64, _: &str, _: Result<Bytes, FunctionError>) -> bool {
+            true
+        }
+        fn fail_queued(&self, _: &FunctionError) {}
+    }
+
+    const ADDR: &str = "127.0.0.1:40123";
+
+    fn request(method: &str, path: &str, host: Option<&str>) -> Request {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(host) = host {
+            builder = builder.header("host", host);
+        }
+        builder.body(Body::empty()).expect("request")
+    }
+
+    async fn error_type(response: Response) -> (StatusCode, String) {
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (status, value["errorType"].as_str().unwrap_or("").to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_host_other_than_the_runtime_api_address_is_403() {
+        let queue = Arc::new(OneJob::default());
+        let app = router(queue.clone(), 1, ADDR.parse().expect("addr"));
+        let init = "/2018-06-01/runtime/init/error";
+        for host in [
+            Some("evil.example:40123"),
+            Some("127.0.0.1:40124"),
+            Some("127.0.0.1"),
+            Some("localhost"),
+            Some("0.0.0.0:40123"),
+            None,
+        ] {
+            let answer = app.clone().oneshot(request("POST", init, host)).await;
+            let (status, kind) = error_type(answer.expect("served")).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{host:?}");
+            assert_eq!(kind, "Runtime.InvalidHost");
+        }
+        // An absolute URI naming another authority is refused too, whatever the header says.
+        let absolute = request(
+            "POST",
+            "http://evil.example:40123/2018-06-01/runtime/init/error",
+            Some(ADDR),
+        );
+        let (status, _) = error_type(app.clone().oneshot(absolute).await.expect("served")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        for host in [ADDR, "localhost:40123", "LocalHost:40123"] {
+            let answer = app.clone().oneshot(request("POST", init, Some(host))).await;
+            assert_eq!(
+                answer.expect("served").status(),
+                StatusCode::ACCEPTED,
+                "{host}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_concurrent_next_is_409_and_takes_nothing() {
+        let queue = Arc::new(OneJob::default());
+        let app = router(queue.clone(), 1, ADDR.parse().expect("addr"));
+        let path = "/2018-06-01/runtime/invocation/next";
+        let first = tokio::spawn(app.clone().oneshot(request("GET", path, Some(ADDR))));
+        // Let the first one start waiting.
+        while queue.waiting.load(Ordering::Acquire) == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let second = app.clone().oneshot(request("GET", path, Some(ADDR))).await;
+        let (status, kind) = error_type(second.expect("served")).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(kind, "Runtime.ConcurrentNext");
+        queue.release.notify_one();
+        let first = first.await.expect("task").expect("served");
+        assert_eq!(first.status(), StatusCode::OK);
+        assert_eq!(*queue.taken.lock().unwrap_or_else(|e| e.into_inner()), 1);
+        // Once it is answered, the process may ask again.
+        let again = tokio::spawn(app.clone().oneshot(request("GET", path, Some(ADDR))));
+        queue.release.notify_one();
+        assert_eq!(
+            again.await.expect("task").expect("served").status(),
+            StatusCode::OK
+        );
+    }
 }

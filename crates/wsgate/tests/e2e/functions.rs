@@ -2,9 +2,12 @@
 //! bootstraps and the Lambda Runtime API.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::common::*;
 
@@ -297,4 +300,289 @@ async fn reload_keeps_connections_and_switches_functions() {
     gw.gateway.reload(config).expect("reloads");
     send(&mut client, "{}").await;
     assert_eq!(next_text(&mut client).await, "b");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Runtime API belongs to the worker: this test process, which is no descendant of it, is the
+// outside process that tries to steal invocations and forge results.
+// ---------------------------------------------------------------------------------------------
+
+/// A handler that tells its Runtime API address and, when asked, writes its request id to a file
+/// before sleeping (so an outsider knows the real id of an invocation in flight), or calls its own
+/// Runtime API with another `Host`.
+const PY_SPIED: &str = r#"
+import http.client, json, os, time
+calls = 0
+
+def handler(event, context):
+    global calls
+    calls += 1
+    body = json.loads(event.get("body") or "{}")
+    api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+    status = None
+    if body.get("idfile"):
+        with open(body["idfile"], "w") as f:
+            f.write(context.aws_request_id)
+        time.sleep(body.get("sleep", 0))
+    if body.get("host"):
+        c = http.client.HTTPConnection(api, timeout=5)
+        c.putrequest("POST", "/2018-06-01/runtime/init/error", skip_host=True)
+        c.putheader("Host", body["host"])
+        c.putheader("Content-Length", "2")
+        c.endheaders(b"{}")
+        status = c.getresponse().status
+    return {"statusCode": 200, "body": json.dumps({
+        "calls": calls, "pid": os.getpid(), "api": api, "echo": body.get("echo"), "status": status,
+    })}
+"#;
+
+/// Sends `request` to the Runtime API at `api` from this process. Returns every byte that came
+/// back and whether the connection was closed (an error reading counts as closed) within `WAIT`.
+async fn outsider(api: &str, request: String) -> (Vec<u8>, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(api).await else {
+        return (Vec::new(), true);
+    };
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(WAIT, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    (got, read.is_ok())
+}
+
+/// Refused: closed at once, not a byte answered.
+fn refused(outcome: (Vec<u8>, bool)) -> bool {
+    let (got, closed) = outcome;
+    if !got.is_empty() {
+        eprintln!("an outsider got: {}", String::from_utf8_lossy(&got));
+    }
+    closed && got.is_empty()
+}
+
+fn next_request(api: &str) -> String {
+    format!(
+        "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {api}\r\nconnection: close\r\n\r\n"
+    )
+}
+
+fn post_request(api: &str, path: &str, body: &str) -> String {
+    format!(
+        "POST /2018-06-01/runtime/{path} HTTP/1.1\r\nHost: {api}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn an_outside_process_gets_no_invocation_and_forges_no_result() {
+    let dir = project(&[("app.py", PY_SPIED)]);
+    let gw = start(
+        &(function(
+            "spied",
+            "python",
+            "app.handler",
+            &dir,
+            "max_concurrency = 1",
+        ) + &route("$default", "spied", true)),
+    )
+    .await;
+    let mut client = gw.connect().await;
+    let first = ask(&mut client, json!({"echo": "one"})).await;
+    let api = first["api"].as_str().expect("api").to_owned();
+    let pid = first["pid"].clone();
+    assert!(api.starts_with("127.0.0.1:"), "{api}");
+
+    // Outsiders long-poll /next while the client sends: they get nothing, the worker gets it all.
+    let pollers: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn({
+                let api = api.clone();
+                async move { outsider(&api, next_request(&api)).await }
+            })
+        })
+        .collect();
+    for n in 2..5 {
+        let answer = ask(&mut client, json!({"echo": n})).await;
+        assert_eq!(answer["calls"], n, "{answer}");
+        assert_eq!(answer["echo"], n);
+    }
+    for poller in pollers {
+        assert!(
+            refused(poller.await.expect("task")),
+            "an outsider's /next was not refused"
+        );
+    }
+
+    // An invocation in flight, its real request id known, a second one queued behind it: the
+    // outsider's forged /response, /error and /init/error change nothing.
+    // Outside the code's folder: a new file there would restart the process (watch_code).
+    let idfile = project(&[("request-id", "")]).join("request-id");
+    send(
+        &mut client,
+        &json!({"echo": "slow", "idfile": idfile, "sleep": 1}).to_string(),
+    )
+    .await;
+    send(&mut client, &json!({"echo": "queued"}).to_string()).await;
+    let request_id = wait_for_file(&idfile).await;
+    let forged = r#"{"statusCode": 200, "body": "forged"}"#;
+    for request in [
+        post_request(&api, &format!("invocation/{request_id}/response"), forged),
+        post_request(
+            &api,
+            &format!("invocation/{request_id}/error"),
+            r#"{"errorMessage":"x","errorType":"Forged"}"#,
+        ),
+        post_request(
+            &api,
+            "init/error",
+            r#"{"errorMessage":"x","errorType":"Forged"}"#,
+        ),
+    ] {
+        assert!(
+            refused(outsider(&api, request).await),
+            "an outsider got an answer"
+        );
+    }
+    let slow: Value = serde_json::from_str(&next_text(&mut client).await).expect("json");
+    assert_eq!(slow["echo"], "slow", "the real result arrives: {slow}");
+    let queued: Value = serde_json::from_str(&next_text(&mut client).await).expect("json");
+    assert_eq!(
+        queued["echo"], "queued",
+        "the queued invocation survives: {queued}"
+    );
+
+    // The worker itself is answered, but only with its own address as Host.
+    for host in [format!("evil.example:{}", &api[10..]), "127.0.0.2:1".into()] {
+        let answer = ask(&mut client, json!({"host": host})).await;
+        assert_eq!(answer["status"], 403, "Host {host}: {answer}");
+    }
+    let last = ask(&mut client, json!({"echo": "last"})).await;
+    assert_eq!(
+        last["pid"], pid,
+        "the same process served everything: {last}"
+    );
+    assert_eq!(last["echo"], "last");
+}
+
+async fn wait_for_file(path: &Path) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.is_empty()
+        {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never written",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The attack the review found: a REQUEST authorizer function that always raises `Unauthorized`,
+/// outsiders racing it for `/next` and answering every invocation they get with an Allow policy.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn outsiders_racing_a_raising_authorizer_cannot_let_a_client_in() {
+    let dir = project(&[(
+        "auth.py",
+        "import os\nopen(os.environ['API_FILE'], 'w').write(os.environ['AWS_LAMBDA_RUNTIME_API'])\n\ndef handler(event, context):\n    raise Exception('Unauthorized')\n",
+    )]);
+    // Outside the code's folder: a new file there would restart the process (watch_code).
+    let api_file = project(&[("api", "")]).join("api");
+    let gw = start(&format!(
+        "{}[authorizers.lambda]\ntype = \"request\"\nfunction = \"auth\"\nidentity_sources = [\"route.request.header.Authorization\"]\n[routes.\"$connect\"]\nauthorizer = \"lambda\"\n[routes.\"$default\"]\ntype = \"mock\"\nbody = \"in\"\nroute_response = true\n",
+        function(
+            "auth",
+            "python",
+            "auth.handler",
+            &dir,
+            &format!("environment = {{ API_FILE = \"{}\" }}", api_file.display())
+        )
+    ))
+    .await;
+    let attempt = || async {
+        let mut request = gw.ws_url().into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("authorization", HeaderValue::from_static("anyone"));
+        match tokio_tungstenite::connect_async(request).await {
+            Ok(_) => 101,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                response.status().as_u16()
+            }
+            Err(other) => panic!("{other}"),
+        }
+    };
+    assert_eq!(attempt().await, 401, "the authorizer refuses");
+    let api = wait_for_file(&api_file).await;
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stolen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let racers: Vec<_> = (0..3)
+        .map(|_| {
+            let (api, stop, stolen) = (api.clone(), stop.clone(), stolen.clone());
+            tokio::spawn(async move { race(&api, &stop, &stolen).await })
+        })
+        .collect();
+    for _ in 0..10 {
+        assert_eq!(attempt().await, 401, "a forged Allow let a client in");
+    }
+    stop.cancel();
+    let mut tries = 0;
+    for racer in racers {
+        tries += racer.await.expect("task");
+    }
+    assert!(tries >= 3, "the outsiders did race ({tries} tries)");
+    assert_eq!(
+        stolen.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "an outsider got an invocation"
+    );
+}
+
+/// Long-polls `/next` again and again; answers any invocation it gets with an Allow for everything.
+/// Returns how many times it tried.
+async fn race(
+    api: &str,
+    stop: &tokio_util::sync::CancellationToken,
+    stolen: &std::sync::atomic::AtomicUsize,
+) -> usize {
+    let allow = json!({
+        "principalId": "attacker",
+        "policyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"}
+        ]},
+    })
+    .to_string();
+    let mut tries = 0;
+    while !stop.is_cancelled() && tries < 10_000 {
+        tries += 1;
+        let (got, _) = outsider(api, next_request(api)).await;
+        let head = String::from_utf8_lossy(&got).to_lowercase();
+        let id = head
+            .lines()
+            .find_map(|line| line.strip_prefix("lambda-runtime-aws-request-id:"))
+            .map(|id| id.trim().to_owned());
+        if let Some(id) = id {
+            stolen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            outsider(
+                api,
+                post_request(api, &format!("invocation/{id}/response"), &allow),
+            )
+            .await;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tries
 }
