@@ -33,6 +33,8 @@
 //! - [`limits`]: open connections in all and per address, and rate buckets (new connections per
 //!   address, management calls per credential).
 //! - [`tls`]: certificates from files, and the development CA of `wsgate dev`.
+//! - [`scratch`] (bottom): private folders under the temporary directory, for the development CA
+//!   and the built-in bootstraps.
 //!
 //! Ids, events, route selection, proxy results, authorizer outputs, error shapes and the config
 //! model live in the pure `wsgate-core` crate.
@@ -44,6 +46,7 @@ pub mod hub;
 pub mod integration;
 pub mod limits;
 pub mod mgmt;
+pub mod scratch;
 mod server;
 pub mod state;
 pub mod tls;

@@ -258,11 +258,11 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
     let routes = config.routes.len();
     // TLS on the same port, with a CA made now and trusted by the handlers, so a handler that
     // posts to https://{domainName}/{stage} reaches this gateway unchanged.
-    let tls_dir = std::env::temp_dir().join(format!("wsgate-dev-{}", std::process::id()));
+    // Its folder is private and new (never one planted under a guessable name), removed at exit.
     let host = listen_on
         .rsplit_once(':')
         .map(|(host, _)| host.trim_matches(['[', ']']).to_owned());
-    let tls = DevTls::generate(&tls_dir, &host.into_iter().collect::<Vec<_>>())?;
+    let (tls, tls_dir) = DevTls::in_private_dir(&host.into_iter().collect::<Vec<_>>())?;
     let ca = tls.ca_file.display().to_string();
     let options = Options {
         watch_code: true,
@@ -311,7 +311,7 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
         }
     }
     gateway.shutdown().await;
-    let _ = std::fs::remove_dir_all(&tls_dir);
+    drop(tls_dir);
     Ok(())
 }
 

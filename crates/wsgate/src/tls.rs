@@ -12,7 +12,10 @@ use rcgen::{
 };
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tempfile::TempDir;
 use tokio_rustls::TlsAcceptor;
+
+use crate::scratch;
 
 /// The system's CA bundle on Debian-like systems, merged into the bundle handlers trust so their
 /// calls to real services keep working.
@@ -90,8 +93,19 @@ impl std::fmt::Debug for DevTls {
 }
 
 impl DevTls {
+    /// [`DevTls::generate`] into a new private folder `wsgate-dev-XXXXXXXXXX` under the temporary
+    /// directory (see [`scratch`]: made atomically, mode 0700, never one that was there before);
+    /// the folder and the CA files go when the returned [`TempDir`] is dropped.
+    pub fn in_private_dir(names: &[String]) -> Result<(Self, TempDir), TlsError> {
+        let dir = scratch::private_dir("wsgate-dev-").map_err(|source| TlsError::Write {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        Ok((Self::generate(dir.path(), names)?, dir))
+    }
+
     /// Makes a CA and a certificate for `names` (plus localhost, 127.0.0.1 and ::1), and writes
-    /// the CA and the bundle into `dir`.
+    /// the CA and the bundle into `dir`, which must exist and hold neither file yet.
     pub fn generate(dir: &Path, names: &[String]) -> Result<Self, TlsError> {
         let mut ca = CertificateParams::new(Vec::<String>::new())?;
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -136,13 +150,12 @@ impl DevTls {
         // WebSocket upgrades are HTTP/1.1.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
 
+        // Never through a symlink nor over a file already there.
         let write = |path: &Path, text: &str| {
-            std::fs::create_dir_all(dir)
-                .and_then(|()| std::fs::write(path, text))
-                .map_err(|source| TlsError::Write {
-                    path: path.to_path_buf(),
-                    source,
-                })
+            scratch::write_new(path, text.as_bytes()).map_err(|source| TlsError::Write {
+                path: path.to_path_buf(),
+                source,
+            })
         };
         let ca_file = dir.join("wsgate-dev-ca.pem");
         write(&ca_file, &ca_cert.pem())?;
@@ -175,5 +188,65 @@ impl DevTls {
                 self.ca_file.display().to_string(),
             ),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The attack on the folder `wsgate dev` used before: `{temp}/wsgate-dev-{pid}`, reused when
+    /// it existed, symlinks followed. Another local user plants it (here: a symlink to a folder
+    /// of theirs) before the gateway starts; nothing may be written through it.
+    #[test]
+    fn the_development_ca_goes_to_a_new_private_folder_never_a_planted_one() {
+        let attacker = scratch::private_dir("wsgate-tls-test-attacker-").expect("attacker");
+        let planted = std::env::temp_dir().join(format!("wsgate-dev-{}", std::process::id()));
+        let _ = std::fs::remove_file(&planted);
+        std::os::unix::fs::symlink(attacker.path(), &planted).expect("plant the symlink");
+
+        let (first, first_dir) = DevTls::in_private_dir(&[]).expect("first");
+        let (second, second_dir) = DevTls::in_private_dir(&[]).expect("second");
+        let _ = std::fs::remove_file(&planted);
+
+        assert_eq!(
+            std::fs::read_dir(attacker.path()).expect("read").count(),
+            0,
+            "nothing written through the planted path"
+        );
+        assert_ne!(
+            first_dir.path(),
+            second_dir.path(),
+            "a new folder every run"
+        );
+        for (tls, dir) in [(&first, &first_dir), (&second, &second_dir)] {
+            assert_ne!(dir.path(), planted);
+            let meta = std::fs::symlink_metadata(dir.path()).expect("metadata");
+            assert!(meta.is_dir(), "a real folder, not a symlink");
+            assert_eq!(meta.permissions().mode() & 0o7777, 0o700);
+            assert_eq!(tls.ca_file.parent(), Some(dir.path()));
+            assert_eq!(tls.bundle_file.parent(), Some(dir.path()));
+            let ca = std::fs::read_to_string(&tls.ca_file).expect("the CA");
+            let bundle = std::fs::read_to_string(&tls.bundle_file).expect("the bundle");
+            assert!(bundle.ends_with(&ca), "the bundle trusts this run's CA");
+        }
+        let gone = first_dir.path().to_path_buf();
+        drop(first_dir);
+        assert!(!gone.exists(), "removed when dropped");
+    }
+
+    #[test]
+    fn generate_never_writes_over_a_file_already_there() {
+        let dir = scratch::private_dir("wsgate-tls-test-").expect("dir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").expect("victim");
+        std::os::unix::fs::symlink(&victim, dir.path().join("wsgate-dev-ca-bundle.pem"))
+            .expect("symlink");
+        assert!(matches!(
+            DevTls::generate(dir.path(), &[]),
+            Err(TlsError::Write { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "precious");
     }
 }

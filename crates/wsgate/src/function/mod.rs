@@ -21,7 +21,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use tempfile::TempDir;
 use wsgate_core::config::{Config, Function, FunctionRuntime};
+
+use crate::scratch;
 
 pub use self::error::FunctionError;
 pub use self::pool::Pool;
@@ -49,7 +52,8 @@ pub struct HostSettings {
 #[derive(Debug)]
 pub struct FunctionHost {
     settings: HostSettings,
-    bootstraps: PathBuf,
+    /// The built-in bootstraps' private folder, removed with the host.
+    bootstraps: TempDir,
     pools: Mutex<HashMap<String, Arc<Pool>>>,
 }
 
@@ -67,30 +71,47 @@ pub enum HostError {
 }
 
 impl FunctionHost {
-    /// A host whose built-in bootstraps are written under the system's temporary folder.
+    /// A host whose built-in bootstraps are written into a new private folder under the system's
+    /// temporary directory (see [`crate::scratch`]), removed when the host is dropped.
     pub fn new(settings: HostSettings) -> Result<Self, HostError> {
-        // One folder per host: several gateways may live in one process (tests), and each removes
-        // its own folder when dropped.
-        let unique: u64 = rand::random();
-        let bootstraps = std::env::temp_dir().join(format!(
-            "wsgate-bootstrap-{}-{unique:016x}",
-            std::process::id()
-        ));
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&bootstraps)?;
-            std::fs::write(bootstraps.join("python.py"), PYTHON_BOOTSTRAP)?;
-            std::fs::write(bootstraps.join("node.cjs"), NODE_BOOTSTRAP)?;
-            Ok(())
-        };
-        write().map_err(|source| HostError::Bootstrap {
-            path: bootstraps.clone(),
-            source,
-        })?;
+        // One folder per host: several gateways may live in one process (tests).
+        let bootstraps =
+            scratch::private_dir("wsgate-bootstrap-").map_err(|source| HostError::Bootstrap {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        for (file, text) in [
+            ("python.py", PYTHON_BOOTSTRAP),
+            ("node.cjs", NODE_BOOTSTRAP),
+        ] {
+            let path = bootstraps.path().join(file);
+            scratch::write_new(&path, text.as_bytes())
+                .map_err(|source| HostError::Bootstrap { path, source })?;
+        }
         Ok(Self {
             settings,
             bootstraps,
             pools: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The command line of `function`'s processes: the interpreter and its built-in bootstrap, or
+    /// the function's own `command`.
+    fn command(&self, function: &Function) -> Vec<String> {
+        let bootstrap = |file: &str| self.bootstraps.path().join(file).display().to_string();
+        let interpreter = |default: &str| {
+            function
+                .interpreter
+                .clone()
+                .unwrap_or_else(|| default.into())
+        };
+        match function.runtime {
+            FunctionRuntime::Python => {
+                vec![interpreter("python3"), "-u".into(), bootstrap("python.py")]
+            }
+            FunctionRuntime::Node => vec![interpreter("node"), bootstrap("node.cjs")],
+            FunctionRuntime::Command => function.command.clone(),
+        }
     }
 
     /// How to run `function` of `config`; an error when its directory does not exist (the
@@ -105,24 +126,7 @@ impl FunctionHost {
             ));
         }
         let handler = function.handler.clone().unwrap_or_default();
-        let command = match function.runtime {
-            FunctionRuntime::Python => vec![
-                function
-                    .interpreter
-                    .clone()
-                    .unwrap_or_else(|| "python3".into()),
-                "-u".into(),
-                self.bootstraps.join("python.py").display().to_string(),
-            ],
-            FunctionRuntime::Node => vec![
-                function
-                    .interpreter
-                    .clone()
-                    .unwrap_or_else(|| "node".into()),
-                self.bootstraps.join("node.cjs").display().to_string(),
-            ],
-            FunctionRuntime::Command => function.command.clone(),
-        };
+        let command = self.command(function);
         let execution_env = match function.runtime {
             FunctionRuntime::Python => "AWS_Lambda_python3",
             FunctionRuntime::Node => "AWS_Lambda_nodejs20.x",
@@ -137,7 +141,7 @@ impl FunctionHost {
             ("LAMBDA_TASK_ROOT".into(), dir.display().to_string()),
             (
                 "LAMBDA_RUNTIME_DIR".into(),
-                self.bootstraps.display().to_string(),
+                self.bootstraps.path().display().to_string(),
             ),
             ("AWS_LAMBDA_FUNCTION_NAME".into(), name.to_owned()),
             ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
@@ -230,8 +234,35 @@ impl FunctionHost {
     }
 }
 
-impl Drop for FunctionHost {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.bootstraps);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn host() -> FunctionHost {
+        FunctionHost::new(HostSettings {
+            management_endpoint: "http://127.0.0.1:1".into(),
+            region: "us-east-1".into(),
+            extra_env: Vec::new(),
+            watch: false,
+        })
+        .expect("host")
+    }
+
+    #[test]
+    fn bootstraps_go_to_a_new_private_folder_removed_with_the_host() {
+        let (a, b) = (host(), host());
+        assert_ne!(a.bootstraps.path(), b.bootstraps.path());
+        let meta = std::fs::symlink_metadata(a.bootstraps.path()).expect("metadata");
+        assert!(meta.is_dir());
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o700);
+        let python = a.bootstraps.path().join("python.py");
+        assert_eq!(
+            std::fs::read_to_string(&python).expect("python"),
+            PYTHON_BOOTSTRAP
+        );
+        let dir = a.bootstraps.path().to_path_buf();
+        drop(a);
+        assert!(!dir.exists());
     }
 }
