@@ -241,7 +241,8 @@ def test_jwt_bad_or_missing_tokens_are_401_without_calling_connect(jwt_gw, stub,
 def test_jwt_hs256_user_is_reachable_by_connection_id_and_by_user(gateway_factory, stub, clients):
     gw = start(gateway_factory, config(
         {"$connect": {"type": "http", "url": stub.url("/connect"), "authorizer": "shared"}},
-        {"authorizers.shared": {"type": "jwt", "hs256_secret": HS256_SECRET, "audience": [AUDIENCE, "other"]}},
+        {"authorizers.shared": {"type": "jwt", "hs256_secret": HS256_SECRET, "issuer": "*",
+                                 "audience": [AUDIENCE, "other"]}},
     ))
     sub = f"user-{uuid.uuid4().hex[:8]}"
     token = jwt.encode(claims(sub=sub, iss=None), HS256_SECRET, algorithm="HS256")
@@ -361,7 +362,8 @@ def jwt_gw_url(gw, token: str) -> str:
 def test_jwt_jwks_url_unreachable_is_500(gateway_factory, free_port, rsa_keys):
     gw = start(gateway_factory, config(
         {"$connect": {"authorizer": "remote"}},
-        {"authorizers.remote": {"type": "jwt", "jwks_url": f"http://127.0.0.1:{free_port}/jwks.json"}},
+        {"authorizers.remote": {"type": "jwt", "jwks_url": f"http://127.0.0.1:{free_port}/jwks.json",
+                                 "issuer": ISSUER, "audience": AUDIENCE}},
     ))
     assert refused_with(jwt_gw_url(gw, rs256(rsa_keys[0]))) == 500
     assert refused_with(gw.ws_url) == 401  # no token: refused before any key is needed

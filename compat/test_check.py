@@ -55,3 +55,26 @@ def test_serve_with_invalid_config_exits_1_without_listening(tmp_path):
     assert result.returncode == 1
     assert result.stdout == ""
     assert "limits.integration_timeout" in result.stderr, result.stderr
+
+
+JWT_WITHOUT_AUDIENCE = """
+[authorizers.users]
+type = "jwt"
+jwks_url = "https://idp.example/.well-known/jwks.json"
+issuer = "https://idp.example/"
+"""
+
+
+def test_check_and_serve_refuse_a_jwt_authorizer_without_audience(tmp_path):
+    """Without `audience` a token the identity provider made for any other application would get
+    in: `check` and `serve` fail naming the key; `audience = "*"` says so on purpose."""
+    path, result = check(tmp_path, JWT_WITHOUT_AUDIENCE)
+    assert result.returncode == 1
+    assert 'authorizers.users.audience: required' in result.stderr, result.stderr
+    assert 'set audience = "*" to accept any' in result.stderr, result.stderr
+    served = subprocess.run([str(wsgate_bin()), "serve", "--config", str(path)],
+                            capture_output=True, text=True, timeout=10)
+    assert served.returncode == 1 and served.stdout == ""
+    assert "authorizers.users.audience" in served.stderr, served.stderr
+    _, result = check(tmp_path, JWT_WITHOUT_AUDIENCE + 'audience = "*"\n')
+    assert result.returncode == 0, result.stderr

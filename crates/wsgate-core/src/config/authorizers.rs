@@ -61,10 +61,12 @@ pub struct JwtAuthorizer {
     /// the environment variable holding the HS256 secret.
     #[serde(default)]
     pub hs256_secret_env: Option<String>,
-    /// Required `iss`.
+    /// Required `iss`: the issuer of your identity provider, so that tokens of another issuer
+    /// sharing its keys are refused. Required; `"*"` accepts any issuer (or none).
     #[serde(default)]
     pub issuer: Option<String>,
-    /// Accepted `aud` values; a token must carry one of them.
+    /// Accepted `aud` values; a token must carry one of them, so that tokens the same issuer
+    /// made for other applications are refused. Required; `"*"` accepts any audience (or none).
     #[serde(default, deserialize_with = "de_one_or_many")]
     pub audience: Vec<String>,
     /// Where the token is read, in order: `route.request.querystring.NAME`,
@@ -78,6 +80,29 @@ pub struct JwtAuthorizer {
     /// How often a `jwks_url` is fetched again. Default 5 minutes.
     #[serde(default = "default_jwks_refresh", deserialize_with = "de_duration")]
     pub jwks_refresh: Duration,
+}
+
+/// `issuer = "*"`, `audience = "*"`: the claim is not checked.
+pub const ANY_CLAIM: &str = "*";
+
+/// What a token's `iss` or `aud` must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectedClaim {
+    /// `"*"`: anything, or no claim at all.
+    Any,
+    /// The claim must be there and hold one of these.
+    OneOf(Vec<String>),
+}
+
+impl ExpectedClaim {
+    /// `values` as configured; `None` when there are none (the key is missing).
+    fn of(values: &[String]) -> Option<Self> {
+        match values {
+            [] => None,
+            [any] if any == ANY_CLAIM => Some(Self::Any),
+            listed => Some(Self::OneOf(listed.to_vec())),
+        }
+    }
 }
 
 fn de_one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -221,6 +246,53 @@ impl RequestAuthorizer {
 }
 
 impl JwtAuthorizer {
+    /// The `iss` a token must carry; `None` when `issuer` is not set (an invalid config).
+    pub fn expected_issuer(&self) -> Option<ExpectedClaim> {
+        ExpectedClaim::of(self.issuer.as_slice())
+    }
+
+    /// The `aud` values of which a token must carry one; `None` when `audience` is not set (an
+    /// invalid config).
+    pub fn expected_audience(&self) -> Option<ExpectedClaim> {
+        ExpectedClaim::of(&self.audience)
+    }
+
+    /// `issuer` and `audience` are required: without them a token the same identity provider
+    /// made for another application, or another tenant of it, would get in. `"*"` opts out.
+    fn validate_expected(&self, path: &str) -> Result<(), ConfigError> {
+        let required = |key: &str, claim: &str| {
+            err(
+                format!("{path}.{key}"),
+                format!(
+                    "required: the `{claim}` your identity provider puts in this API's tokens \
+                     (tokens with another one are refused); set {key} = \"*\" to accept any"
+                ),
+            )
+        };
+        let listed = [
+            ("issuer", "iss", self.issuer.as_slice()),
+            ("audience", "aud", self.audience.as_slice()),
+        ];
+        for (key, claim, values) in listed {
+            match ExpectedClaim::of(values) {
+                None => return Err(required(key, claim)),
+                Some(ExpectedClaim::OneOf(values)) => {
+                    if values.iter().any(String::is_empty) {
+                        return Err(err(format!("{path}.{key}"), "must not be empty"));
+                    }
+                    if values.iter().any(|v| v == ANY_CLAIM) {
+                        return Err(err(
+                            format!("{path}.{key}"),
+                            "\"*\" accepts any value and stands alone, not in a list",
+                        ));
+                    }
+                }
+                Some(ExpectedClaim::Any) => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Checks `type = "jwt"` at `path` and returns its `token_sources` parsed.
     fn validate(&self, path: &str) -> Result<Vec<RequestSource>, ConfigError> {
         let keys = [
@@ -244,6 +316,7 @@ impl JwtAuthorizer {
                 "must be at least 32 bytes",
             ));
         }
+        self.validate_expected(path)?;
         if self.token_sources.is_empty() {
             return Err(err(format!("{path}.token_sources"), "must not be empty"));
         }

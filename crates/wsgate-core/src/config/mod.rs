@@ -24,7 +24,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-pub use self::authorizers::{Authorizer, JwtAuthorizer, RequestAuthorizer, RequestSource};
+pub use self::authorizers::{
+    ANY_CLAIM, Authorizer, ExpectedClaim, JwtAuthorizer, RequestAuthorizer, RequestSource,
+};
 pub use self::error::ConfigError;
 use self::error::err;
 pub use self::functions::{Function, FunctionRuntime};
@@ -406,6 +408,71 @@ authorizer = "byheader"
         assert_eq!(
             config.gateway.tls.as_ref().map(|t| t.cert.clone()),
             Some("cert.pem".into())
+        );
+    }
+
+    /// A JWT authorizer without `audience` would let in tokens its identity provider made for
+    /// any other application (and without `issuer`, those of any issuer sharing the keys):
+    /// `wsgate check` and the start fail naming the key, unless `"*"` says so on purpose.
+    #[test]
+    fn a_jwt_authorizer_needs_issuer_and_audience_or_a_star() {
+        let jwt = |extra: &str| {
+            format!(
+                "[authorizers.users]\ntype = \"jwt\"\njwks_url = \"https://idp.example/jwks\"\n{extra}"
+            )
+        };
+        let fails = |extra: &str, key: &str, says: &str| {
+            let e = Config::from_toml(&jwt(extra))
+                .and_then(|c| c.validate())
+                .expect_err(extra);
+            assert_eq!(e.key, key, "{extra}: {e}");
+            assert!(e.to_string().contains(says), "{extra}: {e}");
+        };
+        fails(
+            "issuer = \"https://idp.example/\"",
+            "authorizers.users.audience",
+            "required: the `aud` your identity provider puts in this API's tokens (tokens with another one are refused); set audience = \"*\" to accept any",
+        );
+        fails(
+            "issuer = \"https://idp.example/\"\naudience = []",
+            "authorizers.users.audience",
+            "set audience = \"*\"",
+        );
+        fails(
+            "audience = \"my-api\"",
+            "authorizers.users.issuer",
+            "required: the `iss` your identity provider puts in this API's tokens (tokens with another one are refused); set issuer = \"*\" to accept any",
+        );
+        fails("", "authorizers.users.issuer", "required");
+        fails(
+            "issuer = \"\"\naudience = \"my-api\"",
+            "authorizers.users.issuer",
+            "must not be empty",
+        );
+        fails(
+            "issuer = \"https://idp.example/\"\naudience = [\"my-api\", \"*\"]",
+            "authorizers.users.audience",
+            "stands alone",
+        );
+
+        let valid = |extra: &str| {
+            let config = Config::from_toml(&jwt(extra)).expect(extra);
+            config.validate().expect(extra);
+            let Authorizer::Jwt(jwt) = &config.authorizers["users"] else {
+                panic!("jwt");
+            };
+            (jwt.expected_issuer(), jwt.expected_audience())
+        };
+        assert_eq!(
+            valid("issuer = \"*\"\naudience = \"*\""),
+            (Some(ExpectedClaim::Any), Some(ExpectedClaim::Any))
+        );
+        assert_eq!(
+            valid("issuer = \"https://idp.example/\"\naudience = [\"a\", \"b\"]"),
+            (
+                Some(ExpectedClaim::OneOf(vec!["https://idp.example/".into()])),
+                Some(ExpectedClaim::OneOf(vec!["a".into(), "b".into()]))
+            )
         );
     }
 

@@ -16,7 +16,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use tracing::{debug, warn};
 use wsgate_core::authorizer;
-use wsgate_core::config::{self, Config, RequestSource};
+use wsgate_core::config::{self, Config, ExpectedClaim, RequestSource};
 
 use super::attempt::{Attempt, Verdict};
 
@@ -76,9 +76,24 @@ enum Keys {
 pub struct JwtAuthorizer {
     keys: Keys,
     sources: Vec<RequestSource>,
-    issuer: Option<String>,
-    audience: Vec<String>,
+    /// `iss` must be one of these (the one `issuer` names); `None`: `issuer = "*"`.
+    issuer: Option<Vec<String>>,
+    /// `aud` must be (or hold) one of these; `None`: `audience = "*"`.
+    audience: Option<Vec<String>>,
     leeway: Duration,
+}
+
+/// What a token's `iss` and `aud` must hold (`None` where `"*"` accepts any); an error when
+/// the config names either not at all (validation refuses such a config; this fails closed).
+fn expected_claims(definition: &config::JwtAuthorizer) -> Result<[Option<Vec<String>>; 2], String> {
+    let one_of = |expected: Option<ExpectedClaim>, key: &str| match expected {
+        Some(ExpectedClaim::Any) => Ok(None),
+        Some(ExpectedClaim::OneOf(values)) => Ok(Some(values)),
+        None => Err(format!("no {key}: set one, or {key} = \"*\" to accept any")),
+    };
+    let issuer = one_of(definition.expected_issuer(), "issuer")?;
+    let audience = one_of(definition.expected_audience(), "audience")?;
+    Ok([issuer, audience])
 }
 
 /// Reads a JWKS document into keys; keys of unsupported types are skipped.
@@ -154,6 +169,7 @@ impl JwtAuthorizer {
         client: &reqwest::Client,
         previous: Option<&Self>,
     ) -> Result<Self, String> {
+        let [issuer, audience] = expected_claims(definition)?;
         let keys = if let Some(file) = &definition.jwks_file {
             let path = config.path(file);
             let text =
@@ -198,8 +214,8 @@ impl JwtAuthorizer {
         Ok(Self {
             keys,
             sources,
-            issuer: definition.issuer.clone(),
-            audience: definition.audience.clone(),
+            issuer,
+            audience,
             leeway: definition.leeway,
         })
     }
@@ -306,24 +322,38 @@ impl JwtAuthorizer {
             header.alg, header.kid
         ));
         for key in candidates {
-            let mut validation = Validation::new(header.alg);
-            validation.leeway = self.leeway.as_secs();
-            validation.validate_nbf = true;
-            validation.set_required_spec_claims(&["exp"]);
-            if let Some(issuer) = &self.issuer {
-                validation.set_issuer(&[issuer]);
-            }
-            if self.audience.is_empty() {
-                validation.validate_aud = false;
-            } else {
-                validation.set_audience(&self.audience);
-            }
+            let validation = self.validation(header.alg);
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
                 Ok(data) => return Ok(data.claims),
                 Err(error) => last = Refusal::Invalid(error.to_string()),
             }
         }
         Err(last)
+    }
+
+    /// What a token verified with `alg` must carry: `exp` (and `nbf`, when there) within the
+    /// leeway; the configured `iss` and one of the configured `aud` values. jsonwebtoken checks a
+    /// claim only when the token has it, so the configured ones are required too: a token without
+    /// `aud` is no more for this API than one with another `aud`.
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut validation = Validation::new(alg);
+        validation.leeway = self.leeway.as_secs();
+        validation.validate_nbf = true;
+        let mut required = vec!["exp"];
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(issuer);
+            required.push("iss");
+        }
+        match &self.audience {
+            Some(audience) => {
+                validation.set_audience(audience);
+                required.push("aud");
+            }
+            // `audience = "*"`: any `aud`, or none.
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        validation
     }
 
     /// The current keys of a JWKS URL: fetched when there are none, when older than

@@ -230,12 +230,25 @@ fn hs256(claims: &Value, secret: &str) -> String {
 }
 
 fn jwt_gateway(keys: &str) -> TestGateway {
+    jwt_gateway_expecting(
+        keys,
+        "issuer = \"https://issuer.example\"\naudience = \"my-api\"",
+    )
+}
+
+/// A gateway whose JWT authorizer has these keys and expects these claims.
+fn jwt_gateway_expecting(keys: &str, expected: &str) -> TestGateway {
     TestGateway::builder()
         .toml(&format!(
-            "[authorizers.tokens]\ntype = \"jwt\"\n{keys}\nissuer = \"https://issuer.example\"\naudience = \"my-api\"\nleeway = \"5s\""
+            "[authorizers.tokens]\ntype = \"jwt\"\n{keys}\n{expected}\nleeway = \"5s\""
         ))
         .toml("[routes.\"$connect\"]\nauthorizer = \"tokens\"")
-        .mock("whoami", 200, "${context.authorizer.principalId} ${context.authorizer.scope}", true)
+        .mock(
+            "whoami",
+            200,
+            "${context.authorizer.principalId} ${context.authorizer.scope}",
+            true,
+        )
         .mock("$default", 200, "${request.body}", true)
 }
 
@@ -361,6 +374,83 @@ async fn jwks_files_verify_rs256_and_es256_and_the_subprotocol_carries_the_token
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A stub serving a JWKS of one ES256 key (`kid` `ec-1`) at `/jwks`, and that key.
+async fn one_key_jwks() -> (EncodingKey, Stub) {
+    let (key, jwk) = es256_key();
+    let stub = Stub::start().await;
+    let set = serde_json::to_value(JwkSet { keys: vec![jwk] }).expect("json");
+    stub.on("/jwks", Behavior::Json(200, set));
+    (key, stub)
+}
+
+/// The attack: an identity provider signs the tokens of all its applications (and, for a
+/// multi-tenant one, of all its tenants) with the keys of one JWKS. A token signed by the right
+/// key but made for another application (`aud`) or by another tenant (`iss`), or one that leaves
+/// the claim out, must not open a connection; `"*"` accepts any only when written on purpose.
+#[tokio::test]
+async fn tokens_of_the_same_keys_for_another_audience_or_issuer_are_refused() {
+    let (key_pair, stub) = one_key_jwks().await;
+    let keys = format!("jwks_url = \"{}\"", stub.url("/jwks"));
+    // Our claims, with `key` set to `value` or (`None`) left out.
+    let token = |key: &str, value: Option<Value>| {
+        let mut claims = claims("mallory");
+        let map = claims.as_object_mut().expect("object");
+        match value {
+            Some(value) => map.insert(key.into(), value),
+            None => map.remove(key),
+        };
+        signed(Algorithm::ES256, "ec-1", &key_pair, &claims)
+    };
+    let ours = signed(Algorithm::ES256, "ec-1", &key_pair, &claims("mallory"));
+    let listed = token("aud", Some(json!(["other-app", "my-api"])));
+    let other_app = token("aud", Some(json!("other-app")));
+    let other_tenant = token("iss", Some(json!("https://tenant-b.example")));
+    let no_aud = token("aud", None);
+    let no_iss = token("iss", None);
+    let status = |gw: &Running, token: &str| status_of(format!("{}?token={token}", gw.ws_url()));
+
+    let strict = jwt_gateway(&keys).start().await;
+    for (what, token, expected) in [
+        ("for this API", &ours, 101),
+        ("one of its audiences is this API", &listed, 101),
+        ("for another application", &other_app, 401),
+        ("from another issuer", &other_tenant, 401),
+        ("without aud", &no_aud, 401),
+        ("without iss", &no_iss, 401),
+    ] {
+        assert_eq!(status(&strict, token).await, expected, "{what}");
+    }
+
+    let any_audience = jwt_gateway_expecting(
+        &keys,
+        "issuer = \"https://issuer.example\"\naudience = \"*\"",
+    )
+    .start()
+    .await;
+    for (what, token, expected) in [
+        ("for another application", &other_app, 101),
+        ("without aud", &no_aud, 101),
+        ("from another issuer", &other_tenant, 401),
+    ] {
+        assert_eq!(
+            status(&any_audience, token).await,
+            expected,
+            "audience = \"*\": {what}"
+        );
+    }
+
+    let anything = jwt_gateway_expecting(&keys, "issuer = \"*\"\naudience = \"*\"")
+        .start()
+        .await;
+    for token in [&other_app, &other_tenant, &no_aud, &no_iss] {
+        assert_eq!(
+            status(&anything, token).await,
+            101,
+            "issuer = audience = \"*\""
+        );
+    }
+}
+
 #[tokio::test]
 async fn jwks_urls_are_cached_and_fetched_again_for_a_new_key() {
     let (first, first_jwk) = es256_key();
@@ -410,10 +500,7 @@ async fn jwks_urls_are_cached_and_fetched_again_for_a_new_key() {
 
 #[tokio::test]
 async fn a_reload_keeps_the_keys_of_an_unchanged_jwks_url() {
-    let (key, jwk) = es256_key();
-    let stub = Stub::start().await;
-    let set = serde_json::to_value(JwkSet { keys: vec![jwk] }).expect("json");
-    stub.on("/jwks", Behavior::Json(200, set));
+    let (key, stub) = one_key_jwks().await;
     let builder = jwt_gateway(&format!("jwks_url = \"{}\"", stub.url("/jwks")));
     let same = builder.config();
     let gw = builder.start().await;
