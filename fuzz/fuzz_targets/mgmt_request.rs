@@ -87,6 +87,8 @@ struct State {
     token: Deployment,
     /// `MGMT_REQUEST_TRACE=1`: print each request's status and answer (to check seeds).
     trace: bool,
+    /// The handler arms timers (the body deadline): it runs inside this runtime's context.
+    clock: tokio::runtime::Runtime,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -104,6 +106,8 @@ fn runtime(
     let mut config = Config::from_toml(wsgate::DEFAULT_CONFIG).expect("the default config parses");
     config.management.auth = ManagementAuth::None;
     config.limits.management_requests_per_second = 0;
+    // Failures would be limited across inputs (the services live as long as the process).
+    config.management.auth_failures_per_second = 0;
     if kind == Kind::Close {
         config.limits.fanout_overflow = FanoutOverflow::Close;
     } else {
@@ -165,6 +169,10 @@ fn state() -> &'static Mutex<State> {
             close,
             token,
             trace,
+            clock: tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("a runtime"),
         })
     })
 }
@@ -290,6 +298,7 @@ fuzz_target!(|data: &[u8]| {
 
     let mut guard = state().lock().unwrap_or_else(|e| e.into_inner());
     let state = &mut *guard;
+    let _clock = state.clock.enter();
     state.services.hub = Arc::new(Hub::default());
     let mut inboxes = fill(&state.services.hub);
     let runtime = if token_auth {
