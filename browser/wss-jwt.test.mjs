@@ -30,6 +30,8 @@ import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
+import { stopGroup, waitForLine, withTimeout } from "./support.mjs";
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..");
 const WSGATE_BIN = process.env.WSGATE_BIN || path.join(REPO, "target", "release", "wsgate");
@@ -54,72 +56,6 @@ function signJwt(claims, privateKey, kid) {
     dsaEncoding: "ieee-p1363", // JWS wants r||s, not DER
   });
   return `${header}.${payload}.${b64url(signature)}`;
-}
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/** Resolves with the first regex match on a child's stream, rejects on exit or timeout. */
-function waitForLine(child, stream, regex, ms, what) {
-  return withTimeout(
-    new Promise((resolve, reject) => {
-      let buffered = "";
-      const onData = (chunk) => {
-        buffered += chunk.toString();
-        const m = buffered.match(regex);
-        if (m) {
-          stream.off("data", onData);
-          resolve(m);
-        }
-      };
-      stream.on("data", onData);
-      child.once("exit", (code, signal) =>
-        reject(new Error(`${what} exited (code ${code}, signal ${signal}) before ready:\n${buffered}`)),
-      );
-      child.once("error", reject);
-    }),
-    ms,
-    what,
-  );
-}
-
-/** SIGTERM to the process group we started (detached: its group id is its PID), then SIGKILL. */
-async function stopGroup(child, name) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  const signalGroup = (sig) => {
-    try {
-      process.kill(-child.pid, sig);
-    } catch {
-      try {
-        process.kill(child.pid, sig);
-      } catch {
-        /* already gone */
-      }
-    }
-  };
-  // A wait that does not keep the event loop alive once the process is gone.
-  const within = (ms) =>
-    new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), ms);
-      exited.then(() => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
-  signalGroup("SIGTERM");
-  if (!(await within(5000))) {
-    console.error(`${name} (pid ${child.pid}) ignored SIGTERM; SIGKILL`);
-    signalGroup("SIGKILL");
-    await within(2000);
-  }
 }
 
 /**

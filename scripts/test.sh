@@ -27,7 +27,7 @@ cargo test --workspace --locked
 step "compat suite: boto3, websockets and the AWS CLI against target/release/wsgate"
 WSGATE_BIN="$PWD/target/release/wsgate" compat/run.sh
 
-step "browser: headless Chromium (playwright-core) over wss with a JWT in the subprotocol"
+step "browser: headless Chromium (playwright-core): wss with a JWT in the subprotocol; cross-site pages against the management API"
 WSGATE_BIN="$PWD/target/release/wsgate" browser/run.sh
 
 step "built-in bootstraps (Python and Node) against a fake Lambda Runtime API"
