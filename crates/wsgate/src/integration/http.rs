@@ -122,19 +122,25 @@ mod tests {
         assert_eq!(error.kind(), "connect", "{error}");
     }
 
-    #[tokio::test]
-    async fn a_backend_that_hangs_up_without_answering_is_a_broken_connection() {
+    /// A backend that reads one request, writes `answer` (maybe nothing) and hangs up.
+    async fn one_shot_backend(answer: &'static [u8]) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binds");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
-            // Read the request, then close without a byte of answer.
             if let Ok((mut socket, _)) = listener.accept().await {
                 let mut buffer = [0u8; 4096];
                 let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buffer).await;
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut socket, answer).await;
             }
         });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_hangs_up_without_answering_is_a_broken_connection() {
+        let addr = one_shot_backend(b"").await;
         let error = integration(addr)
             .call(b"{}".to_vec())
             .await
@@ -144,18 +150,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_that_is_not_a_proxy_result_is_a_bad_response() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binds");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            if let Ok((mut socket, _)) = listener.accept().await {
-                let mut buffer = [0u8; 4096];
-                let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buffer).await;
-                let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 18\r\n\r\n{\"statusCode\":\"x\"}";
-                let _ = tokio::io::AsyncWriteExt::write_all(&mut socket, answer).await;
-            }
-        });
+        let addr = one_shot_backend(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 18\r\n\r\n{\"statusCode\":\"x\"}",
+        )
+        .await;
         let error = integration(addr)
             .call(b"{}".to_vec())
             .await
