@@ -154,9 +154,9 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 
 /// A flag that is set once: for a warning logged the first time something happens.
 #[derive(Debug, Default)]
-pub struct Once(std::sync::atomic::AtomicBool);
+pub struct FirstTime(std::sync::atomic::AtomicBool);
 
-impl Once {
+impl FirstTime {
     /// True the first time only.
     pub fn first(&self) -> bool {
         !self.0.swap(true, Ordering::AcqRel)

@@ -15,7 +15,7 @@ use crate::edge;
 use crate::edge::listener;
 use crate::function::{FunctionHost, HostError, HostSettings};
 use crate::hub::Hub;
-use crate::limits::{self, ConnectionCount, Once, RateLimiter};
+use crate::limits::{self, ConnectionCount, FirstTime, RateLimiter};
 use crate::state::{Deployment, EdgeServices, Lifecycle, ManagementServices, SessionServices};
 use crate::tls::{Acceptor, DevTls};
 
@@ -241,7 +241,7 @@ fn services(
             .as_ref()
             .map(|tls| Acceptor(tls.acceptor.clone())),
         development: options.development,
-        per_address_refused: Once::default(),
+        per_address_refused: FirstTime::default(),
     })
 }
 

@@ -21,7 +21,7 @@ use crate::auth::token::ManagementToken;
 use crate::function::FunctionHost;
 use crate::hub::Hub;
 use crate::integration::Integration;
-use crate::limits::{ConnectionCount, Once, RateLimiter};
+use crate::limits::{ConnectionCount, FirstTime, RateLimiter};
 use crate::tls::{self, Acceptor};
 
 /// One configured route, ready to call.
@@ -209,7 +209,7 @@ pub struct EdgeServices {
     /// Under `wsgate dev`: no per-address limits, and plain HTTP beside TLS on one port.
     pub development: bool,
     /// Set when a per-address limit first refuses a client (the log then says what to look at).
-    pub per_address_refused: Once,
+    pub per_address_refused: FirstTime,
 }
 
 impl EdgeServices {
