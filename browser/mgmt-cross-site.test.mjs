@@ -18,7 +18,6 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
@@ -27,7 +26,7 @@ import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
-import { stopGroup, waitForLine, withTimeout } from "./support.mjs";
+import { launchChromium, launchGateway, stopGroup, withTimeout } from "./support.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..");
@@ -55,22 +54,9 @@ body = '\${request.body}'
 route_response = true
 `,
     );
-    gateway = spawn(WSGATE_BIN, ["serve", "--config", configPath], {
-      cwd: tmp,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NO_COLOR: "1", WSGATE_LOG: process.env.WSGATE_LOG || "info,wsgate=debug" },
-    });
-    gateway.stderr.on("data", (d) => gatewayLog.push(d.toString()));
-    const listening = await waitForLine(
-      gateway,
-      gateway.stdout,
-      /wsgate listening on ws:\/\/127\.0\.0\.1:(\d+)\/dev\b/,
-      STEP_MS,
-      "wsgate",
-    );
-    gwPort = Number(listening[1]);
-    gateway.stdout.resume();
+    const launched = launchGateway(WSGATE_BIN, configPath, tmp, gatewayLog, STEP_MS);
+    gateway = launched.child;
+    gwPort = await launched.port;
 
     // The pages: an empty document on every name; each test runs its script in it.
     server = http.createServer((req, res) => {
@@ -80,30 +66,15 @@ route_response = true
     await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
     pagePort = server.address().port;
 
-    chrome = spawn(
+    const started = launchChromium(
       CHROMIUM_BIN,
-      [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-dev-shm-usage",
-        "--host-resolver-rules=MAP evil.example 127.0.0.1, MAP rebind.example 127.0.0.1",
-        `--user-data-dir=${path.join(tmp, "profile")}`,
-        "--remote-debugging-address=127.0.0.1",
-        "--remote-debugging-port=0",
-        "about:blank",
-      ],
-      { detached: true, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, http_proxy: "", https_proxy: "", HTTP_PROXY: "", HTTPS_PROXY: "" } },
+      tmp,
+      ["--host-resolver-rules=MAP evil.example 127.0.0.1, MAP rebind.example 127.0.0.1"],
+      [],
     );
-    const devtools = await waitForLine(chrome, chrome.stderr, /DevTools listening on (ws:\/\/\S+)/, 20_000, "chromium");
-    browser = await withTimeout(chromium.connectOverCDP(devtools[1]), STEP_MS, "connectOverCDP");
+    chrome = started.child;
+    const devtools = await started.devtools;
+    browser = await withTimeout(chromium.connectOverCDP(devtools), STEP_MS, "connectOverCDP");
     context = browser.contexts()[0] ?? (await browser.newContext());
   });
 

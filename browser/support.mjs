@@ -1,6 +1,9 @@
 // What the browser tests share: bounded waits, reading a child's output, and stopping the
 // processes a test started by their process group.
 
+import { spawn } from "node:child_process";
+import path from "node:path";
+
 export function withTimeout(promise, ms, what) {
   let timer;
   return Promise.race([
@@ -65,4 +68,67 @@ export async function stopGroup(child, name) {
     signalGroup("SIGKILL");
     await within(2000);
   }
+}
+
+/**
+ * Starts `wsgate serve --config configPath` in a process group of its own (stop it with
+ * `stopGroup`); its stderr goes into `log`. `child` is there at once, so that a test can stop it
+ * whatever happens next; `port` resolves with the port of its listening line.
+ */
+export function launchGateway(bin, configPath, cwd, log, ms) {
+  const child = spawn(bin, ["serve", "--config", configPath], {
+    cwd,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1", WSGATE_LOG: process.env.WSGATE_LOG || "info,wsgate=debug" },
+  });
+  child.stderr.on("data", (d) => log.push(d.toString()));
+  const port = waitForLine(
+    child,
+    child.stdout,
+    // `ws://` then a line naming `wss://` on the same port (older builds: `wss://` at once).
+    /wsgate listening on wss?:\/\/127\.0\.0\.1:(\d+)\/dev\b/,
+    ms,
+    "wsgate",
+  ).then((listening) => {
+    child.stdout.resume(); // keep draining
+    return Number(listening[1]);
+  });
+  return { child, port };
+}
+
+/**
+ * Starts headless Chromium in a process group of its own, with a fresh profile under `dir` and
+ * `extraArgs`, and without the background traffic a closed network refuses; its stderr goes
+ * into `log`. `child` is there at once; `devtools` resolves with the CDP address playwright
+ * connects to.
+ */
+export function launchChromium(bin, dir, extraArgs, log) {
+  const child = spawn(
+    bin,
+    [
+      "--headless=new",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--no-default-browser-check",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-extensions",
+      "--disable-dev-shm-usage",
+      ...extraArgs,
+      `--user-data-dir=${path.join(dir, "profile")}`,
+      "--remote-debugging-address=127.0.0.1",
+      "--remote-debugging-port=0",
+      "about:blank",
+    ],
+    { detached: true, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, http_proxy: "", https_proxy: "", HTTP_PROXY: "", HTTPS_PROXY: "" } },
+  );
+  child.stderr.on("data", (d) => log.push(d.toString()));
+  const devtools = waitForLine(child, child.stderr, /DevTools listening on (ws:\/\/\S+)/, 20_000, "chromium").then(
+    (m) => m[1],
+  );
+  return { child, devtools };
 }

@@ -19,7 +19,7 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
@@ -30,7 +30,7 @@ import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
-import { stopGroup, waitForLine, withTimeout } from "./support.mjs";
+import { launchChromium, launchGateway, stopGroup, withTimeout } from "./support.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..");
@@ -235,52 +235,17 @@ route_response = true
 `,
     );
 
-    gateway = spawn(WSGATE_BIN, ["serve", "--config", configPath], {
-      cwd: tmp,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NO_COLOR: "1", WSGATE_LOG: process.env.WSGATE_LOG || "info,wsgate=debug" },
-    });
-    gateway.stderr.on("data", (d) => gatewayLog.push(d.toString()));
-    const listening = await waitForLine(
-      gateway,
-      gateway.stdout,
-      // `ws://` then a line naming `wss://` on the same port (older builds: `wss://` at once).
-      /wsgate listening on wss?:\/\/127\.0\.0\.1:(\d+)\/dev\b/,
-      STEP_MS,
-      "wsgate",
-    );
-    s.port = Number(listening[1]);
-    gateway.stdout.resume(); // keep draining
+    const launched = launchGateway(WSGATE_BIN, configPath, tmp, gatewayLog, STEP_MS);
+    gateway = launched.child;
+    s.port = await launched.port;
 
     // Chromium, started by us (so we own its PID), with a fresh profile; playwright drives it over CDP.
-    chrome = spawn(
-      CHROMIUM_BIN,
-      [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-dev-shm-usage",
-        `--ignore-certificate-errors-spki-list=${s.spkiHash}`,
-        `--user-data-dir=${path.join(tmp, "profile")}`,
-        "--remote-debugging-address=127.0.0.1",
-        "--remote-debugging-port=0",
-        "about:blank",
-      ],
-      { detached: true, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, http_proxy: "", https_proxy: "", HTTP_PROXY: "", HTTPS_PROXY: "" } },
-    );
     const chromeLog = [];
-    chrome.stderr.on("data", (d) => chromeLog.push(d.toString()));
     s.chromeLog = chromeLog;
-    const devtools = await waitForLine(chrome, chrome.stderr, /DevTools listening on (ws:\/\/\S+)/, 20_000, "chromium");
-    browser = await withTimeout(chromium.connectOverCDP(devtools[1]), STEP_MS, "connectOverCDP");
+    const started = launchChromium(CHROMIUM_BIN, tmp, [`--ignore-certificate-errors-spki-list=${s.spkiHash}`], chromeLog);
+    chrome = started.child;
+    const devtools = await started.devtools;
+    browser = await withTimeout(chromium.connectOverCDP(devtools), STEP_MS, "connectOverCDP");
     s.context = browser.contexts()[0] ?? (await browser.newContext());
   });
 
