@@ -43,6 +43,9 @@ pub enum MgmtError {
     /// The request is malformed, e.g. `Invalid connectionId: abc`.
     #[error("{0}")]
     BadRequest(String),
+    /// The call needs another node, and the cluster's Redis or that node did not answer in time.
+    #[error("service unavailable: {0}")]
+    ServiceUnavailable(String),
     /// No operation for this method and path.
     #[error("no method found matching route {path} for http method {method}")]
     NoRoute {
@@ -69,6 +72,7 @@ impl MgmtError {
             Self::LimitExceeded(_) => 429,
             Self::BadRequest(_) => 400,
             Self::NoRoute { .. } => 404,
+            Self::ServiceUnavailable(_) => 503,
         }
     }
 
@@ -87,6 +91,7 @@ impl MgmtError {
             Self::LimitExceeded(_) => "LimitExceededException",
             Self::BadRequest(_) => "BadRequestException",
             Self::NoRoute { .. } => "NotFoundException",
+            Self::ServiceUnavailable(_) => "ServiceUnavailableException",
         }
     }
 
@@ -116,6 +121,7 @@ impl MgmtError {
             Self::PayloadTooLarge { .. } => "Request entity too large".to_owned(),
             Self::LimitExceeded(why) => format!("Limit exceeded: {why}"),
             Self::BadRequest(m) => m.clone(),
+            Self::ServiceUnavailable(why) => format!("Service unavailable: {why}"),
             Self::NoRoute { path, method } => {
                 format!("No method found matching route {path} for http method {method}.")
             }

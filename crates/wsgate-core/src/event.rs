@@ -11,24 +11,34 @@ use serde_json::{Map, Value};
 use crate::clock;
 use crate::id::ConnectionId;
 
-/// What stays the same for every event of one connection.
-#[derive(Debug, Clone)]
+/// What stays the same for every event of one connection. A cluster keeps a copy in Redis, so
+/// that a survivor can tell `$disconnect` of a dead node's connections as they were (one-letter
+/// keys: that copy is what Redis stores per connection).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ConnectionContext {
     /// The connection's id.
+    #[serde(rename = "i")]
     pub connection_id: ConnectionId,
     /// Epoch milliseconds of the connection.
+    #[serde(rename = "t")]
     pub connected_at: u64,
     /// The TCP peer's address.
+    #[serde(rename = "s")]
     pub source_ip: String,
     /// The upgrade request's `User-Agent`, if any.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
     /// The host the client used (`Host` of the upgrade request) or the configured domain.
+    #[serde(rename = "d")]
     pub domain_name: String,
     /// The stage name.
+    #[serde(rename = "g")]
     pub stage: String,
     /// The API id.
+    #[serde(rename = "a")]
     pub api_id: String,
     /// `principalId` and the authorizer's context, values as strings, when an authorizer ran.
+    #[serde(rename = "z", default, skip_serializing_if = "Option::is_none")]
     pub authorizer: Option<Map<String, Value>>,
 }
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
@@ -210,6 +210,9 @@ pub struct SessionHandle {
     last_active_ms: AtomicU64,
     /// Groups and user. Empty (no allocation) until the connection joins something.
     membership: Mutex<Membership>,
+    /// Set when a cluster already told `$disconnect` that this connection is gone (this node was
+    /// declared dead): its session then closes without telling it twice.
+    reported: AtomicBool,
 }
 
 /// What a connection belongs to.
@@ -232,7 +235,18 @@ impl SessionHandle {
             outbox,
             last_active_ms: AtomicU64::new(connected_at),
             membership: Mutex::new(Membership::default()),
+            reported: AtomicBool::new(false),
         }
+    }
+
+    /// Marks `$disconnect` as told already (see [`SessionHandle::reported`]).
+    pub fn mark_reported(&self) {
+        self.reported.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `$disconnect` was told already, by a cluster that took this node for dead.
+    pub fn reported(&self) -> bool {
+        self.reported.load(Ordering::Relaxed)
     }
 
     /// Its groups and user, now.
@@ -308,6 +322,19 @@ fn drop_from(index: &Index, name: &str, id: &ConnectionId) {
     }
 }
 
+/// A change to the hub that a cluster's registry copies to Redis.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A connection was registered.
+    Connected(Arc<ConnectionContext>),
+    /// A connection left.
+    Disconnected(ConnectionId),
+    /// A group gained or lost a member here.
+    Group(Arc<str>),
+    /// A user gained or lost a connection here.
+    User(Arc<str>),
+}
+
 /// The live connections of this node, sharded to keep lock contention low.
 #[derive(Debug)]
 pub struct Hub {
@@ -316,6 +343,8 @@ pub struct Hub {
     count: AtomicUsize,
     groups: Index,
     users: Index,
+    /// Where changes go when a cluster watches (never set on one node).
+    changes: OnceLock<tokio::sync::mpsc::UnboundedSender<Change>>,
 }
 
 impl Default for Hub {
@@ -326,6 +355,7 @@ impl Default for Hub {
             count: AtomicUsize::new(0),
             groups: Index::default(),
             users: Index::default(),
+            changes: OnceLock::new(),
         }
     }
 }
@@ -336,13 +366,27 @@ impl Hub {
         &self.shards[index]
     }
 
+    /// Sends every later change to `changes` (a cluster's registry); the first watcher stays.
+    pub fn watch(&self, changes: tokio::sync::mpsc::UnboundedSender<Change>) {
+        let _ = self.changes.set(changes);
+    }
+
+    fn changed(&self, change: impl FnOnce() -> Change) {
+        if let Some(changes) = self.changes.get() {
+            let _ = changes.send(change());
+        }
+    }
+
     /// Registers a live session; from now on `@connections` calls reach it.
     pub fn insert(&self, handle: Arc<SessionHandle>) {
         let id = handle.ctx.connection_id;
+        let ctx = handle.ctx.clone();
         let mut shard = self.shard(&id).write().unwrap_or_else(|e| e.into_inner());
         if shard.insert(id, handle).is_none() {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
+        drop(shard);
+        self.changed(|| Change::Connected(ctx));
     }
 
     /// The session of a live connection.
@@ -369,11 +413,14 @@ impl Hub {
             membership.closed = true;
             std::mem::take(&mut *membership)
         };
-        for group in &membership.groups {
-            drop_from(&self.groups, group, id);
+        self.changed(|| Change::Disconnected(*id));
+        for group in membership.groups {
+            drop_from(&self.groups, &group, id);
+            self.changed(|| Change::Group(group));
         }
-        if let Some(user) = &membership.user {
-            drop_from(&self.users, user, id);
+        if let Some(user) = membership.user {
+            drop_from(&self.users, &user, id);
+            self.changed(|| Change::User(user));
         }
         Some(handle)
     }
@@ -405,7 +452,8 @@ impl Hub {
             }
             let name: Arc<str> = Arc::from(group);
             add(&self.groups, &name, *id);
-            membership.groups.push(name);
+            membership.groups.push(name.clone());
+            self.changed(|| Change::Group(name));
         }
         Ok(())
     }
@@ -414,8 +462,12 @@ impl Hub {
     pub fn leave(&self, id: &ConnectionId, group: &str) {
         if let Some(handle) = self.get(id) {
             let mut membership = handle.membership.lock().unwrap_or_else(|e| e.into_inner());
+            let before = membership.groups.len();
             membership.groups.retain(|g| &**g != group);
-            drop_from(&self.groups, group, id);
+            if membership.groups.len() != before {
+                drop_from(&self.groups, group, id);
+                self.changed(|| Change::Group(Arc::from(group)));
+            }
         }
     }
 
@@ -428,11 +480,13 @@ impl Hub {
         }
         if let Some(old) = membership.user.take() {
             drop_from(&self.users, &old, id);
+            self.changed(|| Change::User(old));
         }
         if let Some(user) = user {
             let name: Arc<str> = Arc::from(user);
             add(&self.users, &name, *id);
-            membership.user = Some(name);
+            membership.user = Some(name.clone());
+            self.changed(|| Change::User(name));
         }
         Ok(())
     }
@@ -453,6 +507,42 @@ impl Hub {
             .get(user)
             .map(|m| m.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// Whether any connection here is in `group`.
+    pub fn has_group(&self, group: &str) -> bool {
+        let index = self.groups.read().unwrap_or_else(|e| e.into_inner());
+        index.contains_key(group)
+    }
+
+    /// Whether any connection here is `user`'s.
+    pub fn has_user(&self, user: &str) -> bool {
+        let index = self.users.read().unwrap_or_else(|e| e.into_inner());
+        index.contains_key(user)
+    }
+
+    /// The groups and users that have members here.
+    pub fn names(&self) -> (Vec<Arc<str>>, Vec<Arc<str>>) {
+        let keys = |index: &Index| {
+            let index = index.read().unwrap_or_else(|e| e.into_inner());
+            index.keys().cloned().collect::<Vec<_>>()
+        };
+        (keys(&self.groups), keys(&self.users))
+    }
+
+    /// Every live session.
+    pub fn sessions(&self) -> Vec<Arc<SessionHandle>> {
+        let mut sessions = Vec::with_capacity(self.len());
+        for shard in self.shards.iter() {
+            sessions.extend(
+                shard
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned(),
+            );
+        }
+        sessions
     }
 
     /// Every live connection's id.

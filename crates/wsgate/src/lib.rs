@@ -29,6 +29,11 @@
 //!   JWKS or a secret), SigV4 verification and bearer tokens for `mgmt`.
 //! - [`function`]: the Lambda Runtime API and the pools of warm handler processes, with the
 //!   built-in Python and Node bootstraps.
+//! - [`directory`]: where a management call finds its connections — on this node's hub, or
+//!   over [`cluster`] on the node that holds them; [`ops`] is what it runs there, the same on
+//!   every node.
+//! - [`cluster`]: several nodes on Redis (`[cluster]`): the node table and heartbeats, requests
+//!   between nodes, the registry of connections a survivor needs to reap a dead node.
 //! - [`hub`]: this node's live connections, groups and users, and their byte-bounded outboxes.
 //! - [`limits`]: open connections in all and per address, and rate buckets (new connections per
 //!   address, management calls per credential).
@@ -40,12 +45,15 @@
 //! model live in the pure `wsgate-core` crate.
 
 pub mod auth;
+pub mod cluster;
+pub mod directory;
 pub mod edge;
 pub mod function;
 pub mod hub;
 pub mod integration;
 pub mod limits;
 pub mod mgmt;
+pub mod ops;
 pub mod scratch;
 mod server;
 pub mod state;

@@ -8,9 +8,13 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use wsgate_core::config::{Config, ConfigError, ManagementAuth, Validated};
+use wsgate_core::config::{
+    Cluster as ClusterConfig, Config, ConfigError, ManagementAuth, Validated,
+};
 
 use crate::auth::replay::ReplayCache;
+use crate::cluster::{Cluster, Reaped};
+use crate::directory::Directory;
 use crate::edge;
 use crate::edge::listener;
 use crate::function::{FunctionHost, HostError, HostSettings};
@@ -39,6 +43,9 @@ pub enum GatewayError {
     /// Local functions cannot be set up.
     #[error("{0}")]
     Functions(#[from] HostError),
+    /// The cluster's Redis cannot be reached, or refused this node.
+    #[error("cannot join the cluster: {0}")]
+    Cluster(String),
 }
 
 /// How a gateway runs beyond its config.
@@ -74,6 +81,8 @@ pub struct RunningGateway {
     server: JoinHandle<()>,
     /// `gateway.listen` and `management.listen` as started: a reload cannot move the listeners.
     listen: (String, Option<String>),
+    /// `[cluster]` as started: a reload cannot move the node to another cluster.
+    cluster: Option<ClusterConfig>,
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), GatewayError> {
@@ -169,6 +178,7 @@ impl Gateway {
             config.gateway.listen.clone(),
             config.management.listen.clone(),
         );
+        let cluster = config.cluster.clone();
         // Functions are told where the gateway is, so the listeners come first.
         let prepared = prepare(
             config,
@@ -176,7 +186,7 @@ impl Gateway {
             &options,
             management_addr.unwrap_or(local_addr),
         )?;
-        let edge = services(prepared.deployment, &options, local_addr, management_addr);
+        let edge = services(prepared.deployment, &options, local_addr, management_addr).await?;
         warn_if_management_is_open(&edge);
         let public = tokio::spawn(listener::serve(
             listener,
@@ -205,27 +215,33 @@ impl Gateway {
             region: prepared.region,
             server,
             listen,
+            cluster,
         })
     }
 }
 
-/// Each layer's services, around the first deployment.
-fn services(
+/// Each layer's services, around the first deployment; with `[cluster]`, after joining it.
+async fn services(
     deployment: Deployment,
     options: &Options,
     local_addr: SocketAddr,
     management_addr: Option<SocketAddr>,
-) -> Arc<EdgeServices> {
+) -> Result<Arc<EdgeServices>, GatewayError> {
     let hub = Arc::new(Hub::default());
+    let cluster_config = deployment.config.cluster.clone();
     let sessions = Arc::new(SessionServices {
         deployment: Arc::new(ArcSwap::from_pointee(deployment)),
         hub: hub.clone(),
         lifecycle: Lifecycle::default(),
     });
-    Arc::new(EdgeServices {
+    let cluster = match &cluster_config {
+        Some(config) => Some(join_cluster(config, &sessions).await?),
+        None => None,
+    };
+    Ok(Arc::new(EdgeServices {
         sessions,
         management: ManagementServices {
-            hub,
+            directory: Arc::new(Directory::new(hub, cluster)),
             rate: RateLimiter::default(),
             failures: RateLimiter::default(),
             body_reads: ConnectionCount::new(),
@@ -233,7 +249,6 @@ fn services(
         },
         connections: ConnectionCount::new(),
         connect_rate: RateLimiter::default(),
-        node_id: 0,
         local_addr,
         management_addr,
         dev_tls: options
@@ -242,7 +257,30 @@ fn services(
             .map(|tls| Acceptor(tls.acceptor.clone())),
         development: options.development,
         per_address_refused: FirstTime::default(),
-    })
+    }))
+}
+
+/// Joins the cluster of `config`; a dead node's connections are told to this node's
+/// `$disconnect` route, with 1006 as API Gateway reports a connection lost without a close.
+async fn join_cluster(
+    config: &ClusterConfig,
+    sessions: &Arc<SessionServices>,
+) -> Result<Arc<Cluster>, GatewayError> {
+    let told = sessions.clone();
+    let reaped: Reaped = Arc::new(move |ctx| {
+        let sessions = told.clone();
+        Box::pin(async move {
+            edge::session::disconnect(&sessions, &ctx, 1006, edge::session::ABNORMAL).await;
+        })
+    });
+    Cluster::start(
+        config,
+        sessions.hub.clone(),
+        reaped,
+        sessions.lifecycle.stopping.clone(),
+    )
+    .await
+    .map_err(GatewayError::Cluster)
 }
 
 /// With `management.auth = "none"` on a listener other callers can reach, says at start who may
@@ -285,6 +323,11 @@ impl RunningGateway {
         &self.edge.sessions.hub
     }
 
+    /// The cluster this node joined, when `[cluster]` is set.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.edge.management.directory.cluster()
+    }
+
     /// Connections counted against `limits.max_connections`: upgraded ones and those in `$connect`.
     pub fn open_connections(&self) -> usize {
         self.edge.connections.open()
@@ -300,6 +343,9 @@ impl RunningGateway {
                 "gateway.listen: {listen} → {}",
                 config.gateway.listen
             ));
+        }
+        if self.cluster != config.cluster {
+            changed.push("[cluster]: the running node keeps the cluster it joined".to_owned());
         }
         if *management != config.management.listen {
             let show = |addr: &Option<String>| addr.clone().unwrap_or_else(|| "(none)".into());
@@ -362,6 +408,9 @@ impl RunningGateway {
             .is_err()
         {
             server.abort();
+        }
+        if let Some(cluster) = self.edge.management.directory.cluster() {
+            cluster.leave().await;
         }
         self.functions.stop_all();
     }

@@ -18,6 +18,7 @@ use wsgate_core::route::{RouteKey, SelectionExpression};
 use crate::auth::authorizer::Authorizer;
 use crate::auth::replay::ReplayCache;
 use crate::auth::token::ManagementToken;
+use crate::directory::Directory;
 use crate::function::FunctionHost;
 use crate::hub::Hub;
 use crate::integration::Integration;
@@ -174,8 +175,8 @@ pub struct SessionServices {
 /// What a management call needs beyond the deployment it is handled under.
 #[derive(Debug)]
 pub struct ManagementServices {
-    /// The connections it addresses.
-    pub hub: Arc<Hub>,
+    /// The connections it addresses: this node's, and the cluster's when there is one.
+    pub directory: Arc<Directory>,
     /// `limits.management_requests_per_second`, by credential.
     pub rate: RateLimiter<String>,
     /// `management.auth_failures_per_second`, by address.
@@ -198,8 +199,6 @@ pub struct EdgeServices {
     pub connections: Arc<ConnectionCount>,
     /// `limits.new_connections_per_ip_per_second`.
     pub connect_rate: RateLimiter<IpAddr>,
-    /// This node's id, carried in connection ids.
-    pub node_id: u8,
     /// The bound listener address.
     pub local_addr: SocketAddr,
     /// The management listener's address, when `management.listen` is set.

@@ -52,6 +52,8 @@ pub enum Operation {
     /// `GET @openapi.json`: this API's description.
     #[serde(rename = "openapi")]
     OpenApi,
+    /// `GET @cluster`: the live nodes.
+    Cluster,
 }
 
 /// `[[management.credentials]]`: a SigV4 key.

@@ -5,11 +5,12 @@
 //!
 //! One file per section of the file, each with its types, its checks and their tests:
 //! `[gateway]`, `[limits]`, `[management]`, `[routes]` (with their integrations),
-//! `[authorizers]` and `[functions]`. Below them, what the sections share: `error.rs`
+//! `[authorizers]`, `[functions]` and `[cluster]`. Below them, what the sections share: `error.rs`
 //! ([`ConfigError`] and the checks more than one section makes) and `values.rs` (bounds and the
 //! duration parser).
 
 mod authorizers;
+mod cluster;
 mod error;
 mod functions;
 mod gateway;
@@ -27,6 +28,7 @@ use serde::Deserialize;
 pub use self::authorizers::{
     ANY_CLAIM, Authorizer, ExpectedClaim, JwtAuthorizer, RequestAuthorizer, RequestSource,
 };
+pub use self::cluster::{Cluster, RedisTarget, redacted};
 pub use self::error::ConfigError;
 use self::error::err;
 pub use self::functions::{Function, FunctionRuntime};
@@ -65,6 +67,9 @@ pub struct Config {
     /// Authorizers, by name, for `routes."$connect".authorizer`.
     #[serde(default)]
     pub authorizers: BTreeMap<String, Authorizer>,
+    /// Several nodes sharing one API through Redis; absent, one node.
+    #[serde(default)]
+    pub cluster: Option<Cluster>,
     /// The folder relative paths (`functions.*.dir`) are resolved against: the config file's
     /// folder when loaded from a file. Not a key of the file.
     #[serde(skip)]
@@ -158,6 +163,9 @@ impl Config {
         let mock_bodies = routes::validate(&self.routes, &self.authorizers, &self.functions)?;
         let authorizer_sources = authorizers::validate(&self.authorizers, &self.functions)?;
         functions::validate(&self.functions)?;
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         Ok(Validated {
             listen: gateway.listen,
             selection_expression: gateway.selection_expression,

@@ -2,7 +2,7 @@
 //! management API at `/{stage}/@connections/{id}`, as API Gateway does on one host.
 
 pub mod listener;
-mod session;
+pub(crate) mod session;
 mod upgrade;
 
 use std::net::SocketAddr;

@@ -179,7 +179,10 @@ pub(crate) async fn run(
     // fn's state is as large as its largest await, and every idle session would carry their size.
     let (code, reason) = Box::pin(finish(sink, stream, ending)).await;
     debug!(connection_id = %ctx.connection_id, code, reason, "connection closed");
-    Box::pin(disconnect(&services, &ctx, code, &reason)).await;
+    // A cluster that took this node for dead told `$disconnect` already.
+    if !handle.reported() {
+        Box::pin(disconnect(&services, &ctx, code, &reason)).await;
+    }
 }
 
 type SocketSink = futures_util::stream::SplitSink<Socket, Message>;

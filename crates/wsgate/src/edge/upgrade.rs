@@ -380,7 +380,7 @@ fn connection_context(
         .get(header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     ConnectionContext {
-        connection_id: ConnectionId::generate(edge.node_id),
+        connection_id: ConnectionId::generate(edge.management.directory.node()),
         connected_at: clock::now_ms(),
         source_ip: client.to_string(),
         user_agent,

@@ -2,19 +2,19 @@
 //! "Connection Closed Normally", as on API Gateway.
 
 use axum::response::Response;
+use bytes::Bytes;
 use http::StatusCode;
 use wsgate_core::error::MgmtError;
 use wsgate_core::id::ConnectionId;
 
 use super::reply;
-use crate::hub::{Command, Hub};
+use crate::directory::{Directory, One};
+use crate::ops::Answer;
 
-pub(super) fn run(hub: &Hub, id: &ConnectionId) -> Result<Response, MgmtError> {
-    // Removed at once, so a second DELETE or a POST right after gets 410.
-    let session = hub.remove(id).ok_or(MgmtError::Gone)?;
-    session
-        .outbox
-        .push(Command::Close(1000, "Connection Closed Normally"))
-        .map_err(|_| MgmtError::Gone)?;
-    Ok(reply::ok(StatusCode::NO_CONTENT, None))
+pub(super) async fn run(directory: &Directory, id: ConnectionId) -> Result<Response, MgmtError> {
+    // The holder removes it at once, so a second DELETE or a POST right after gets 410.
+    match directory.one(id, One::Delete, Bytes::new()).await? {
+        Answer::Ok => Ok(reply::ok(StatusCode::NO_CONTENT, None)),
+        other => Err(reply::refused(other)),
+    }
 }

@@ -7,6 +7,7 @@
 
 mod broadcast;
 mod caller;
+mod cluster;
 mod delete_connection;
 mod get_connection;
 mod groups;
@@ -33,7 +34,7 @@ use wsgate_core::error::MgmtError;
 use self::params::{connection_id, name};
 pub use self::reply::error_response;
 pub use self::target::Target;
-use crate::hub::Hub;
+use crate::directory::Directory;
 use crate::state::{Deployment, ManagementServices};
 
 /// The OpenAPI 3.1 document of the management API (`docs/openapi.json`).
@@ -57,6 +58,7 @@ fn operation_name(operation: Operation) -> &'static str {
         Operation::PostToUser => "post_to_user",
         Operation::DeleteUser => "delete_user",
         Operation::OpenApi => "openapi",
+        Operation::Cluster => "cluster",
     }
 }
 
@@ -123,14 +125,14 @@ async fn handle_inner(
     }
     let limits = &deployment.config.limits;
     let call = Call {
-        hub: &services.hub,
+        directory: &services.directory,
         parts: &parts,
         body,
         max_payload_bytes: management.max_payload_bytes,
-        overflow: limits.fanout_overflow,
+        close_slow: limits.fanout_overflow == FanoutOverflow::Close,
         max_groups: limits.max_groups_per_connection,
     };
-    run(operation, target, call).ok_or_else(no_route)?
+    run(operation, target, call).await.ok_or_else(no_route)?
 }
 
 /// A failed authentication counts against its address (loopback ones too), so guessing is
@@ -181,61 +183,76 @@ async fn read_body(
 
 /// An authorized call: what its operation works on and reads.
 struct Call<'a> {
-    hub: &'a Hub,
+    directory: &'a Directory,
     parts: &'a Parts,
     body: Bytes,
     max_payload_bytes: usize,
-    overflow: FanoutOverflow,
+    close_slow: bool,
     max_groups: usize,
 }
 
 /// Runs `operation` on `target`; `None` when the two do not go together.
-fn run(
+async fn run(
     operation: Operation,
     target: Target,
     call: Call<'_>,
 ) -> Option<Result<Response, MgmtError>> {
     let Call {
-        hub,
+        directory,
         parts,
         body,
         max_payload_bytes,
-        overflow,
+        close_slow,
         max_groups,
     } = call;
     Some(match (operation, target) {
-        (Operation::PostToConnection, Target::Connection(id)) => {
-            connection_id(&id).and_then(|id| post_to_connection::run(hub, &id, body))
-        }
-        (Operation::GetConnection, Target::Connection(id)) => {
-            connection_id(&id).and_then(|id| get_connection::run(hub, &id))
-        }
-        (Operation::DeleteConnection, Target::Connection(id)) => {
-            connection_id(&id).and_then(|id| delete_connection::run(hub, &id))
-        }
+        (Operation::PostToConnection, Target::Connection(id)) => match connection_id(&id) {
+            Ok(id) => post_to_connection::run(directory, id, body).await,
+            Err(error) => Err(error),
+        },
+        (Operation::GetConnection, Target::Connection(id)) => match connection_id(&id) {
+            Ok(id) => get_connection::run(directory, id).await,
+            Err(error) => Err(error),
+        },
+        (Operation::DeleteConnection, Target::Connection(id)) => match connection_id(&id) {
+            Ok(id) => delete_connection::run(directory, id).await,
+            Err(error) => Err(error),
+        },
         (Operation::PostToConnections, _) => {
-            post_to_connections::run(hub, &body, max_payload_bytes, overflow)
+            post_to_connections::run(directory, &body, max_payload_bytes, close_slow).await
         }
-        (Operation::ListConnections, _) => list_connections::run(hub, parts),
-        (Operation::Broadcast, _) => broadcast::run(hub, parts, body, overflow),
-        (Operation::JoinGroup, Target::GroupMember(group, id)) => name("group", &group)
-            .and_then(|group| groups::join(hub, &group, &connection_id(&id)?, max_groups)),
+        (Operation::ListConnections, _) => list_connections::run(directory, parts).await,
+        (Operation::Broadcast, _) => broadcast::run(directory, parts, body, close_slow).await,
+        (Operation::JoinGroup, Target::GroupMember(group, id)) => {
+            match (name("group", &group), connection_id(&id)) {
+                (Ok(group), Ok(id)) => groups::join(directory, group, id, max_groups).await,
+                (Err(error), _) | (_, Err(error)) => Err(error),
+            }
+        }
         (Operation::LeaveGroup, Target::GroupMember(group, id)) => {
-            name("group", &group).and_then(|group| groups::leave(hub, &group, &connection_id(&id)?))
+            match (name("group", &group), connection_id(&id)) {
+                (Ok(group), Ok(id)) => groups::leave(directory, group, id).await,
+                (Err(error), _) | (_, Err(error)) => Err(error),
+            }
         }
-        (Operation::PostToGroup, Target::Group(group)) => {
-            name("group", &group).and_then(|group| groups::send(hub, &group, parts, body, overflow))
-        }
-        (Operation::ListGroup, Target::Group(group)) => {
-            name("group", &group).and_then(|group| groups::list(hub, &group, parts))
-        }
-        (Operation::PostToUser, Target::User(user)) => {
-            name("user", &user).and_then(|user| users::send(hub, &user, parts, body, overflow))
-        }
-        (Operation::DeleteUser, Target::User(user)) => {
-            name("user", &user).and_then(|user| users::close(hub, &user))
-        }
+        (Operation::PostToGroup, Target::Group(group)) => match name("group", &group) {
+            Ok(group) => groups::send(directory, group, parts, body, close_slow).await,
+            Err(error) => Err(error),
+        },
+        (Operation::ListGroup, Target::Group(group)) => match name("group", &group) {
+            Ok(group) => groups::list(directory, group, parts).await,
+            Err(error) => Err(error),
+        },
+        (Operation::PostToUser, Target::User(user)) => match name("user", &user) {
+            Ok(user) => users::send(directory, user, parts, body, close_slow).await,
+            Err(error) => Err(error),
+        },
+        (Operation::DeleteUser, Target::User(user)) => match name("user", &user) {
+            Ok(user) => users::close(directory, &user).await,
+            Err(error) => Err(error),
+        },
         (Operation::OpenApi, _) => Ok(openapi::document()),
+        (Operation::Cluster, _) => Ok(cluster::view(directory).await),
         _ => return None,
     })
 }

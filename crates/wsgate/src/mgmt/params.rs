@@ -1,13 +1,10 @@
 //! What management operations read from a request: connection ids, group and user names, the
-//! `except` list, and the data as a frame.
+//! `except` list.
 
 use http::request::Parts;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use wsgate_core::error::MgmtError;
 use wsgate_core::id::ConnectionId;
 use wsgate_core::query;
-
-use crate::hub::Command;
 
 /// A connection id from a path or a list; malformed ones are a 400, as API Gateway answers.
 pub(super) fn connection_id(text: &str) -> Result<ConnectionId, MgmtError> {
@@ -33,12 +30,4 @@ pub(super) fn except(parts: &Parts) -> Result<Vec<ConnectionId>, MgmtError> {
         .filter(|(k, _)| k == "except")
         .map(|(_, v)| connection_id(&v))
         .collect()
-}
-
-/// Text when the data is UTF-8, binary otherwise; the bytes are shared, not copied.
-pub(super) fn frame_of(data: bytes::Bytes) -> Command {
-    match Utf8Bytes::try_from(data.clone()) {
-        Ok(text) => Command::Text(text),
-        Err(_) => Command::Binary(data),
-    }
 }

@@ -1,5 +1,5 @@
 //! `POST @connections` with `{"connectionIds": [...], "data": "..."}` (or `"dataBase64"`): one
-//! call, many recipients, one shared frame. Answers which ids were sent and which are gone.
+//! call, many recipients on any nodes, one shared frame per node. Answers which ids were sent and which are gone.
 
 use axum::response::Response;
 use base64::Engine;
@@ -8,12 +8,12 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
-use wsgate_core::config::FanoutOverflow;
 use wsgate_core::error::MgmtError;
+use wsgate_core::id::ConnectionId;
 
-use super::params::{connection_id, frame_of};
+use super::params::connection_id;
 use super::reply;
-use crate::hub::{Hub, PushError, SLOW_CONSUMER};
+use crate::directory::Directory;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -23,11 +23,11 @@ struct Batch {
     data_base64: Option<String>,
 }
 
-pub(super) fn run(
-    hub: &Hub,
+pub(super) async fn run(
+    directory: &Directory,
     body: &[u8],
     max_payload: usize,
-    overflow: FanoutOverflow,
+    close_slow: bool,
 ) -> Result<Response, MgmtError> {
     let batch: Batch = serde_json::from_slice(body).map_err(|e| {
         MgmtError::BadRequest(format!(
@@ -57,27 +57,11 @@ pub(super) fn run(
         .iter()
         .map(|id| connection_id(id))
         .collect::<Result<Vec<_>, _>>()?;
-    let frame = frame_of(data);
-    let (mut sent, mut gone, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-    for id in ids {
-        let Some(session) = hub.get(&id) else {
-            gone.push(id.to_string());
-            continue;
-        };
-        match session.outbox.push(frame.clone()) {
-            Ok(()) => sent.push(id.to_string()),
-            Err(PushError::Closed) => gone.push(id.to_string()),
-            Err(PushError::Full) => {
-                if overflow == FanoutOverflow::Close {
-                    session.outbox.close_now(1008, SLOW_CONSUMER);
-                }
-                skipped.push(id.to_string());
-            }
-        }
-    }
-    let mut body = json!({"sent": sent, "gone": gone});
-    if !skipped.is_empty() {
-        body["skipped"] = skipped.into();
+    let result = directory.batch(ids, data, close_slow).await?;
+    let names = |ids: Vec<ConnectionId>| ids.iter().map(|id| id.to_string()).collect::<Vec<_>>();
+    let mut body = json!({"sent": names(result.sent), "gone": names(result.gone)});
+    if !result.skipped.is_empty() {
+        body["skipped"] = names(result.skipped).into();
     }
     Ok(reply::ok(StatusCode::OK, Some(body.to_string())))
 }

@@ -8,6 +8,7 @@ use wsgate_core::error::MgmtError;
 use wsgate_core::id::random_id;
 
 use crate::hub::Delivery;
+use crate::ops::Answer;
 
 /// `{"recipients": N}` (and `"skipped"`, `"closed"` when some were).
 pub(super) fn delivery_response(delivery: Delivery) -> Response {
@@ -19,6 +20,18 @@ pub(super) fn delivery_response(delivery: Delivery) -> Response {
         body["closed"] = delivery.closed.into();
     }
     ok(StatusCode::OK, Some(body.to_string()))
+}
+
+/// The error for a node's answer that is not the success an operation expects.
+pub(super) fn refused(answer: Answer) -> MgmtError {
+    match answer {
+        Answer::Gone => MgmtError::Gone,
+        Answer::Full => MgmtError::LimitExceeded("the connection's outbound buffer is full"),
+        Answer::TooMany { max } => MgmtError::BadRequest(format!(
+            "The connection is in {max} groups already (limits.max_groups_per_connection)"
+        )),
+        other => MgmtError::ServiceUnavailable(format!("another node answered {other:?}")),
+    }
 }
 
 /// Builds the response for an error.

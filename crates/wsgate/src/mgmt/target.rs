@@ -21,6 +21,8 @@ pub enum Target {
     User(String),
     /// `@openapi.json`.
     OpenApi,
+    /// `@cluster`.
+    Cluster,
     /// A management path that names no operation.
     Unknown,
     /// A management path under another stage.
@@ -37,6 +39,7 @@ const ROOTS: &[&str] = &[
     "@groups",
     "@users",
     "@openapi.json",
+    "@cluster",
 ];
 
 impl Target {
@@ -70,6 +73,7 @@ impl Target {
             }
             ("@users", [user]) => named(user).map_or(Self::Unknown, Self::User),
             ("@openapi.json", []) => Self::OpenApi,
+            ("@cluster", []) => Self::Cluster,
             _ => Self::Unknown,
         })
     }
@@ -90,6 +94,7 @@ impl Target {
             (Self::User(_), &Method::POST) => Operation::PostToUser,
             (Self::User(_), &Method::DELETE) => Operation::DeleteUser,
             (Self::OpenApi, &Method::GET) => Operation::OpenApi,
+            (Self::Cluster, &Method::GET) => Operation::Cluster,
             _ => return None,
         })
     }

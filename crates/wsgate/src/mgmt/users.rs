@@ -1,49 +1,35 @@
 //! Users: `POST @users/{user}` sends to all the user's connections; `DELETE @users/{user}` closes
-//! them with 1000, as `DELETE @connections/{id}` does.
+//! them with 1000, as `DELETE @connections/{id}` does — on every node that holds any.
 
 use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
 use http::request::Parts;
 use serde_json::json;
-use wsgate_core::config::FanoutOverflow;
 use wsgate_core::error::MgmtError;
 
-use super::params::{except, frame_of};
+use super::params::except;
 use super::reply::{self, delivery_response};
-use crate::hub::{Command, Hub};
+use crate::directory::Directory;
+use crate::ops::Audience;
 
-pub(super) fn send(
-    hub: &Hub,
-    user: &str,
+pub(super) async fn send(
+    directory: &Directory,
+    user: String,
     parts: &Parts,
     data: Bytes,
-    overflow: FanoutOverflow,
+    close_slow: bool,
 ) -> Result<Response, MgmtError> {
     let except = except(parts)?;
-    let connections = hub.user_connections(user);
-    Ok(delivery_response(hub.fan_out(
-        Some(&connections),
-        &frame_of(data),
-        &except,
-        overflow,
-    )))
+    let delivery = directory
+        .fan_out(Audience::User(user), except, data, close_slow)
+        .await?;
+    Ok(delivery_response(delivery))
 }
 
 /// Answers `{"closed": N}`.
-pub(super) fn close(hub: &Hub, user: &str) -> Result<Response, MgmtError> {
-    let mut closed = 0;
-    for id in hub.user_connections(user) {
-        // Removed at once, like DELETE @connections/{id}: a POST right after gets 410.
-        if let Some(session) = hub.remove(&id)
-            && session
-                .outbox
-                .push(Command::Close(1000, "Connection Closed Normally"))
-                .is_ok()
-        {
-            closed += 1;
-        }
-    }
+pub(super) async fn close(directory: &Directory, user: &str) -> Result<Response, MgmtError> {
+    let closed = directory.close_user(user).await?;
     Ok(reply::ok(
         StatusCode::OK,
         Some(json!({"closed": closed}).to_string()),

@@ -1,0 +1,541 @@
+//! Several nodes, one API, on Redis (`[cluster]`). A node holds its own sockets, as on one node;
+//! the first byte of a connection id is the number of the node that holds it, so a management
+//! call for one connection goes straight to that node's channel and waits for its answer. Sends
+//! to many go once per node (a group's, to the nodes that hold members), never once per
+//! connection. A heartbeat renews the node's entry in the node table; a survivor reaps a node
+//! that stopped renewing (see [`nodes`]), and the registry ([`registry`]) keeps in Redis what
+//! that takes.
+//!
+//! Without `[cluster]` none of this runs: the management API works on the hub directly.
+
+mod bus;
+mod nodes;
+mod reaper;
+mod registry;
+mod store;
+mod wire;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use futures_util::future::BoxFuture;
+use serde_json::{Value, json};
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use wsgate_core::clock;
+use wsgate_core::config::{Cluster as ClusterConfig, RedisTarget, redacted};
+use wsgate_core::error::MgmtError;
+use wsgate_core::event::ConnectionContext;
+
+use self::nodes::{Beat, Table};
+use self::store::{Keys, Store};
+use crate::hub::Hub;
+use crate::ops::{Answer, Op};
+
+/// Tells `$disconnect` of a connection of a dead node (code 1006).
+pub type Reaped = Arc<dyn Fn(ConnectionContext) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Whether Redis answered lately, and since when without a break.
+#[derive(Debug, Default)]
+struct Health {
+    up_since: Mutex<Option<Instant>>,
+}
+
+impl Health {
+    fn up(&self) {
+        let mut since = self.up_since.lock().unwrap_or_else(|e| e.into_inner());
+        if since.is_none() {
+            *since = Some(Instant::now());
+        }
+    }
+
+    fn down(&self) {
+        *self.up_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// How long Redis has answered without a break; `None` while it does not.
+    fn up_for(&self) -> Option<Duration> {
+        self.up_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|since| since.elapsed())
+    }
+}
+
+/// Requests waiting for answers, by number.
+#[derive(Debug, Default)]
+struct Pending {
+    next: AtomicU64,
+    waiting: Mutex<HashMap<u64, UnboundedSender<Answer>>>,
+}
+
+/// A request's place in [`Pending`]; leaving it (answered, timed out, or the caller gone) frees it.
+struct Waiting<'a> {
+    pending: &'a Pending,
+    number: u64,
+    answers: mpsc::UnboundedReceiver<Answer>,
+}
+
+impl Pending {
+    fn open(&self) -> Waiting<'_> {
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        let (sender, answers) = unbounded_channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(number, sender);
+        Waiting {
+            pending: self,
+            number,
+            answers,
+        }
+    }
+
+    fn answer(&self, number: u64, answer: Answer) {
+        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = waiting.get(&number) {
+            let _ = sender.send(answer);
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.pending
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.number);
+    }
+}
+
+/// A node's timing, from `[cluster]`.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    heartbeat: Duration,
+    node_timeout: Duration,
+    request: Duration,
+}
+
+/// This node's membership of the cluster.
+pub struct Cluster {
+    store: Store,
+    keys: Keys,
+    table: Table,
+    hub: Arc<Hub>,
+    name: String,
+    /// The process's id in the node table; new when the node joins again.
+    instance: Mutex<String>,
+    number: Arc<AtomicU8>,
+    timing: Timing,
+    pending: Pending,
+    health: Health,
+    resync: Arc<AtomicBool>,
+    nudge: Arc<Notify>,
+    reaping: AtomicBool,
+    reaped: Reaped,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("name", &self.name)
+            .field("number", &self.number())
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(why: impl Into<String>) -> MgmtError {
+    MgmtError::ServiceUnavailable(why.into())
+}
+
+impl Cluster {
+    /// Connects to Redis, takes a node number, and starts the heartbeat, the bus and the
+    /// registry; they stop with `stopping`.
+    pub async fn start(
+        config: &ClusterConfig,
+        hub: Arc<Hub>,
+        reaped: Reaped,
+        stopping: CancellationToken,
+    ) -> Result<Arc<Self>, String> {
+        let (pushes, pushed) = unbounded_channel();
+        let store = Store::connect(config, pushes).await?;
+        let keys = Keys::new(&config.key_prefix);
+        let table = Table::new(&keys);
+        let instance = hex::encode(rand::random::<[u8; 8]>());
+        let name = config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("node-{}", &instance[..6]));
+        let timing = Timing {
+            heartbeat: config.heartbeat,
+            node_timeout: config.node_timeout,
+            request: config.request_timeout,
+        };
+        let number = table
+            .claim(&store, &instance, &name, ms(timing.node_timeout))
+            .await?;
+        store
+            .subscribe(&[keys.channel(number), keys.all()])
+            .await
+            .map_err(|e| format!("cannot subscribe: {e}"))?;
+        let cluster = Arc::new(Self {
+            store,
+            keys,
+            table,
+            hub,
+            name,
+            instance: Mutex::new(instance),
+            number: Arc::new(AtomicU8::new(number)),
+            timing,
+            pending: Pending::default(),
+            health: Health::default(),
+            resync: Arc::new(AtomicBool::new(true)),
+            nudge: Arc::new(Notify::new()),
+            reaping: AtomicBool::new(false),
+            reaped,
+            tasks: Mutex::new(Vec::new()),
+        });
+        cluster.health.up();
+        cluster.spawn_tasks(pushed, stopping);
+        info!(
+            node = cluster.name,
+            number,
+            redis = describe(config),
+            "joined the cluster"
+        );
+        Ok(cluster)
+    }
+
+    fn spawn_tasks(
+        self: &Arc<Self>,
+        pushed: mpsc::UnboundedReceiver<redis::PushInfo>,
+        stopping: CancellationToken,
+    ) {
+        let (changes, received) = unbounded_channel();
+        self.hub.watch(changes);
+        let writer = registry::Writer {
+            store: self.store.clone(),
+            keys: self.keys.clone(),
+            hub: self.hub.clone(),
+            resync: self.resync.clone(),
+            number: self.number.clone(),
+            nudge: self.nudge.clone(),
+        };
+        self.nudge.notify_one();
+        let tasks = vec![
+            tokio::spawn(writer.run(received)),
+            tokio::spawn(bus::listen(self.clone(), pushed)),
+            tokio::spawn(self.clone().beat_until(stopping)),
+        ];
+        *self.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
+    }
+
+    /// This node's number: the first byte of the ids of connections it holds.
+    pub fn number(&self) -> u8 {
+        self.number.load(Ordering::Relaxed)
+    }
+
+    async fn beat_until(self: Arc<Self>, stopping: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.timing.heartbeat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.beat().await,
+                () = stopping.cancelled() => return,
+            }
+        }
+    }
+
+    async fn beat(self: &Arc<Self>) {
+        let instance = self.instance();
+        let beat = self.table.heartbeat(
+            &self.store,
+            self.number(),
+            &instance,
+            &self.name,
+            ms(self.timing.node_timeout),
+            self.hub.len(),
+        );
+        match tokio::time::timeout(self.timing.request, beat).await {
+            Ok(Ok(Beat::Renewed)) => self.health.up(),
+            Ok(Ok(Beat::Restored)) => {
+                self.health.up();
+                warn!(
+                    "Redis had lost this node's entry (restarted or flushed): registering it again"
+                );
+                self.resync.store(true, Ordering::Release);
+            }
+            Ok(Ok(Beat::DeclaredDead)) => self.rejoin().await,
+            Ok(Err(error)) => {
+                warn!(%error, "cluster heartbeat failed");
+                self.health.down();
+            }
+            Err(_) => {
+                warn!("cluster heartbeat: Redis did not answer in time");
+                self.health.down();
+            }
+        }
+        if self.resync.load(Ordering::Acquire) {
+            self.nudge.notify_one();
+        }
+        // After an outage, every live node gets a node_timeout to renew its entry before any
+        // node is taken for dead.
+        if self
+            .health
+            .up_for()
+            .is_some_and(|up| up >= self.timing.node_timeout)
+            && !self.reaping.swap(true, Ordering::AcqRel)
+        {
+            let cluster = self.clone();
+            tokio::spawn(async move {
+                cluster.reap().await;
+                cluster.reaping.store(false, Ordering::Release);
+            });
+        }
+    }
+
+    /// The cluster took this node for dead (it could not reach Redis for longer than
+    /// `node_timeout`) and told `$disconnect` of its connections: they are closed with 1012 so
+    /// their clients reconnect, and the node joins again under a new number.
+    async fn rejoin(&self) {
+        let sessions = self.hub.sessions();
+        warn!(
+            connections = sessions.len(),
+            "the cluster took this node for dead (Redis was out of reach for longer than \
+             cluster.node_timeout) and told $disconnect of its connections: closing them with \
+             1012 so their clients reconnect, and joining again"
+        );
+        for session in sessions {
+            session.mark_reported();
+            session.outbox.close_now(1012, "Service Restart");
+        }
+        // The old instance has a tombstone: the node comes back as a new one.
+        let instance = hex::encode(rand::random::<[u8; 8]>());
+        let claimed = self
+            .table
+            .claim(
+                &self.store,
+                &instance,
+                &self.name,
+                ms(self.timing.node_timeout),
+            )
+            .await;
+        match claimed {
+            Ok(number) => {
+                *self.instance.lock().unwrap_or_else(|e| e.into_inner()) = instance;
+                if let Err(error) = self.store.subscribe(&[self.keys.channel(number)]).await {
+                    warn!(%error, "cannot subscribe to the new node channel");
+                }
+                self.number.store(number, Ordering::Relaxed);
+                self.resync.store(true, Ordering::Release);
+                info!(number, "joined the cluster again");
+            }
+            Err(error) => warn!(%error, "cannot join the cluster again"),
+        }
+    }
+
+    fn instance(&self) -> String {
+        self.instance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Runs `op` on node `node` and waits for its answer; `None` when no node has that number.
+    pub async fn call(&self, node: u8, op: &Op, data: &[u8]) -> Result<Option<Answer>, MgmtError> {
+        let mut waiting = self.pending.open();
+        let message = wire::request(self.number(), waiting.number, op, data);
+        let channel = self.keys.channel(node);
+        let answers = self
+            .gather(&mut waiting, self.store.publish(&channel, message), 0)
+            .await?;
+        Ok(answers.into_iter().next())
+    }
+
+    /// Runs `op` on each of `nodes` (not this one) and gathers their answers.
+    pub async fn call_each(
+        &self,
+        nodes: &[u8],
+        op: &Op,
+        data: &[u8],
+    ) -> Result<Vec<Answer>, MgmtError> {
+        let mut waiting = self.pending.open();
+        let message = wire::request(self.number(), waiting.number, op, data);
+        let publishes = nodes.iter().map(|node| {
+            let channel = self.keys.channel(*node);
+            let message = message.clone();
+            async move { self.store.publish(&channel, message).await }
+        });
+        let all = async {
+            let mut receivers = 0;
+            for published in futures_util::future::join_all(publishes).await {
+                receivers += published?;
+            }
+            Ok(receivers)
+        };
+        self.gather(&mut waiting, all, 0).await
+    }
+
+    /// Runs `op` on every other node and gathers their answers.
+    pub async fn call_all(&self, op: &Op, data: &[u8]) -> Result<Vec<Answer>, MgmtError> {
+        let mut waiting = self.pending.open();
+        let message = wire::request(self.number(), waiting.number, op, data);
+        let channel = self.keys.all();
+        // This node listens to the channel too, and leaves its own requests alone.
+        self.gather(&mut waiting, self.store.publish(&channel, message), 1)
+            .await
+    }
+
+    /// Publishes (`publish` yields how many nodes listened), then waits for an answer from
+    /// each but `own` of them, all within `cluster.request_timeout`.
+    async fn gather(
+        &self,
+        waiting: &mut Waiting<'_>,
+        publish: impl Future<Output = redis::RedisResult<usize>>,
+        own: usize,
+    ) -> Result<Vec<Answer>, MgmtError> {
+        let deadline = tokio::time::Instant::now() + self.timing.request;
+        let receivers = match tokio::time::timeout_at(deadline, publish).await {
+            Ok(Ok(receivers)) => receivers,
+            Ok(Err(error)) => {
+                self.health.down();
+                return Err(unavailable(format!(
+                    "the cluster's Redis does not answer ({error})"
+                )));
+            }
+            Err(_) => {
+                self.health.down();
+                return Err(unavailable(format!(
+                    "the cluster's Redis did not answer within {:?}",
+                    self.timing.request
+                )));
+            }
+        };
+        let expected = receivers.saturating_sub(own);
+        let mut answers = Vec::with_capacity(expected);
+        while answers.len() < expected {
+            match tokio::time::timeout_at(deadline, waiting.answers.recv()).await {
+                Ok(Some(answer)) => answers.push(answer),
+                _ => {
+                    return Err(unavailable(format!(
+                        "{} of {expected} nodes did not answer within {:?}",
+                        expected - answers.len(),
+                        self.timing.request
+                    )));
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    /// The nodes other than this one that hold members of `group` (or of `user`).
+    pub async fn holders(&self, key: Holders<'_>) -> Result<Vec<u8>, MgmtError> {
+        let key = match key {
+            Holders::Group(group) => self.keys.group(group),
+            Holders::User(user) => self.keys.user(user),
+        };
+        let smembers = redis::cmd("SMEMBERS").arg(key).take();
+        let read = self.store.query::<Vec<u8>>(&smembers);
+        let nodes = tokio::time::timeout(self.timing.request, read)
+            .await
+            .map_err(|_| unavailable("the cluster's Redis did not answer in time"))?
+            .map_err(|e| {
+                self.health.down();
+                unavailable(format!("the cluster's Redis does not answer ({e})"))
+            })?;
+        let me = self.number();
+        Ok(nodes.into_iter().filter(|n| *n != me).collect())
+    }
+
+    /// `GET @cluster`'s body: this node, whether Redis answers, and the live nodes.
+    pub async fn view(&self) -> Value {
+        let read = async {
+            let time: (u64, u64) = self.store.query(&redis::cmd("TIME")).await?;
+            let entries = self.table.entries(&self.store).await?;
+            redis::RedisResult::Ok((time.0 * 1000 + time.1 / 1000, entries))
+        };
+        let me = self.number();
+        let (redis, nodes) = match tokio::time::timeout(self.timing.request, read).await {
+            Ok(Ok((now, mut entries))) => {
+                entries.retain(|e| e.deadline >= now);
+                entries.sort_by_key(|e| e.number);
+                let nodes = entries
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "nodeId": e.name,
+                            "number": e.number,
+                            "connections": if e.number == me { self.hub.len() as u64 } else { e.connections },
+                            "lastHeartbeat": clock::iso8601(e.heartbeat),
+                            "self": e.number == me,
+                        })
+                    })
+                    .collect::<Vec<_>>();
+                ("up", nodes)
+            }
+            _ => ("down", Vec::new()),
+        };
+        json!({"node": self.name, "number": me, "redis": redis, "nodes": nodes})
+    }
+
+    /// Leaves the cluster cleanly (the node is stopping and its sessions have ended): its
+    /// entries go, so no survivor reaps it.
+    pub async fn leave(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+        let number = self.number();
+        let forget = async {
+            reaper::forget(&self.store, &self.keys, number).await?;
+            self.table.leave(&self.store, number).await
+        };
+        match tokio::time::timeout(self.timing.request * 2, forget).await {
+            Ok(Ok(())) => info!(number, "left the cluster"),
+            Ok(Err(error)) => {
+                warn!(%error, "could not leave the cluster cleanly; survivors will reap this node")
+            }
+            Err(_) => warn!(
+                "Redis did not answer while leaving the cluster; survivors will reap this node"
+            ),
+        }
+    }
+}
+
+/// Whose holders [`Cluster::holders`] reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Holders<'a> {
+    /// A group's.
+    Group(&'a str),
+    /// A user's.
+    User(&'a str),
+}
+
+/// Where the cluster's Redis is, passwords hidden.
+fn describe(config: &ClusterConfig) -> String {
+    match config.target() {
+        RedisTarget::Standalone(url) => redacted(url),
+        RedisTarget::Cluster(seeds) => seeds
+            .iter()
+            .map(|s| redacted(s))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

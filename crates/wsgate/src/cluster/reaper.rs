@@ -1,0 +1,120 @@
+//! Reaping a dead node: `$disconnect` (1006) for each of its connections, from the context it
+//! registered, then its keys. The node table's lock makes one survivor do it; the survivor takes
+//! each connection out of Redis once its `$disconnect` is told, so a survivor that takes over a
+//! stalled reaping goes on where the first one stopped.
+
+use std::sync::atomic::Ordering;
+
+use tracing::{info, warn};
+use wsgate_core::event::ConnectionContext;
+
+use super::store::{Keys, Store};
+use super::{Cluster, ms};
+
+/// Connections told per round.
+const ROUND: usize = 256;
+
+impl Cluster {
+    /// Reaps dead nodes until none is left.
+    pub(super) async fn reap(&self) {
+        let lock = ms(self.timing.node_timeout * 6);
+        loop {
+            let reaper = self.instance();
+            let taken = self.table.take_dead(&self.store, &reaper, lock).await;
+            let (number, dead) = match taken {
+                Ok(Some(taken)) => taken,
+                Ok(None) => return,
+                Err(error) => {
+                    warn!(%error, "cluster: cannot look for dead nodes");
+                    return;
+                }
+            };
+            warn!(
+                number,
+                "a node stopped renewing its heartbeat: telling $disconnect of its connections"
+            );
+            match self.reap_node(number, &dead, &reaper, lock).await {
+                Ok(told) => info!(number, connections = told, "reaped a dead node"),
+                Err(error) => {
+                    warn!(number, %error, "reaping a dead node failed; another survivor takes over")
+                }
+            }
+        }
+    }
+
+    async fn reap_node(
+        &self,
+        number: u8,
+        dead: &str,
+        reaper: &str,
+        lock: u64,
+    ) -> redis::RedisResult<usize> {
+        let conns = self.keys.conns(number);
+        let mut told = 0;
+        loop {
+            let scan = redis::cmd("HSCAN")
+                .arg(&conns)
+                .arg(0)
+                .arg("COUNT")
+                .arg(ROUND)
+                .clone();
+            let (_, flat): (String, Vec<String>) = self.store.query(&scan).await?;
+            if flat.is_empty() {
+                break;
+            }
+            let mut ids = Vec::with_capacity(flat.len() / 2);
+            let mut tells = Vec::with_capacity(flat.len() / 2);
+            for pair in flat.chunks_exact(2) {
+                ids.push(pair[0].clone());
+                match serde_json::from_str::<ConnectionContext>(&pair[1]) {
+                    Ok(ctx) => tells.push((self.reaped)(ctx)),
+                    Err(error) => {
+                        warn!(id = pair[0], %error, "a registered connection could not be read")
+                    }
+                }
+            }
+            told += tells.len();
+            futures_util::future::join_all(tells).await;
+            self.store
+                .query::<()>(redis::cmd("HDEL").arg(&conns).arg(&ids))
+                .await?;
+            if !self
+                .table
+                .extend(&self.store, number, dead, reaper, lock)
+                .await?
+            {
+                return Ok(told);
+            }
+        }
+        forget(&self.store, &self.keys, number).await?;
+        self.table.bury(&self.store, number, dead).await?;
+        debug_assert!(self.reaping.load(Ordering::Relaxed));
+        Ok(told)
+    }
+}
+
+/// Takes node `number` out of the registry: its connections, and its place among the holders
+/// of its groups and users.
+pub(super) async fn forget(store: &Store, keys: &Keys, number: u8) -> redis::RedisResult<()> {
+    let groups: Vec<String> = store
+        .query(redis::cmd("SMEMBERS").arg(keys.node_groups(number)))
+        .await?;
+    let users: Vec<String> = store
+        .query(redis::cmd("SMEMBERS").arg(keys.node_users(number)))
+        .await?;
+    let mut cmds = Vec::with_capacity(groups.len() + users.len() + 3);
+    for group in &groups {
+        cmds.push(redis::cmd("SREM").arg(keys.group(group)).arg(number).take());
+    }
+    for user in &users {
+        cmds.push(redis::cmd("SREM").arg(keys.user(user)).arg(number).take());
+    }
+    for key in [
+        keys.conns(number),
+        keys.node_groups(number),
+        keys.node_users(number),
+    ] {
+        cmds.push(redis::cmd("DEL").arg(key).take());
+    }
+    store.run_all(cmds).await
+}
