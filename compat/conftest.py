@@ -46,6 +46,9 @@ SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 ID_RE = r"[A-Za-z0-9_-]{15}="
 
+# Redis (a server or a Redis Cluster) and groups of wsgate nodes for the cluster-mode tests.
+pytest_plugins = ["redis_support"]
+
 # --------------------------------------------------------------------------------------------
 # Hermetic environment: no proxies (the gateway's HTTP client and boto3 both honour them), no
 # machine AWS config, no instance metadata lookups. Applies to this process and its children.
