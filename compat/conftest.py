@@ -539,6 +539,27 @@ def connect_tagged(clients, gw: Gateway, stub: StubBackend, connect_path: str = 
     return ws, event
 
 
+def open_slow_reader(clients, gw: Gateway, stub: StubBackend):
+    """A client that stops reading: a tiny kernel receive buffer, and websockets stops reading
+    from the socket once one message is queued. Returns (ws, CONNECT event)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", gw.port))
+    return connect_tagged(clients, gw, stub, sock=sock, max_queue=1, close_timeout=0.5)
+
+
+def post_until_limit_exceeded(client, cid: str, data: bytes, tries: int = 200) -> None:
+    """POSTs `data` to a connection that does not read (boto3 `client`) until the gateway
+    answers 429 LimitExceededException; fails if it never does within `tries` posts."""
+    for _ in range(tries):
+        try:
+            client.post_to_connection(ConnectionId=cid, Data=data)
+        except client.exceptions.LimitExceededException as exc:
+            assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+            return
+    pytest.fail(f"{tries} posts of {len(data)} bytes to a client that does not read never got 429")
+
+
 def wait_close(ws, timeout: float = 5.0):
     """Reads (discarding messages) until the server closes; returns (code, reason, messages)."""
     deadline = time.monotonic() + timeout
