@@ -20,6 +20,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -43,6 +45,9 @@ ACCESS_KEY = "AKIDEXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 ID_RE = r"[A-Za-z0-9_-]{15}="
+
+# Redis (a server or a Redis Cluster) and groups of wsgate nodes for the cluster-mode tests.
+pytest_plugins = ["redis_support"]
 
 # --------------------------------------------------------------------------------------------
 # Hermetic environment: no proxies (the gateway's HTTP client and boto3 both honour them), no
@@ -427,12 +432,30 @@ def stub():
     backend.close()
 
 
-@pytest.fixture
-def free_port():
+def unused_port() -> int:
     """A 127.0.0.1 port nothing listens on (bound then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def free_port():
+    """A 127.0.0.1 port nothing listens on (bound then released)."""
+    return unused_port()
+
+
+def wait_until(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Calls probe() until it returns something true, and returns that; fails after `timeout`
+    seconds naming `what` and the last value probe() returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout}s: {what}; last: {value!r}")
+        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,12 +529,35 @@ def clients():
             pass
 
 
-def connect_tagged(clients, gw: Gateway, stub: StubBackend, connect_path: str = "/connect", **kw: Any):
-    """Connects with a unique ?tag=... and returns (ws, CONNECT event) for that connection."""
+def connect_tagged(clients, gw: Gateway, stub: StubBackend, connect_path: str = "/connect", query: str = "",
+                   **kw: Any):
+    """Connects with a unique ?tag=... (then `query`, e.g. "user=alice") and returns (ws, CONNECT
+    event) for that connection."""
     tag = uuid.uuid4().hex
-    ws = clients(f"{gw.ws_url}?tag={tag}", **kw)
+    ws = clients(f"{gw.ws_url}?tag={tag}" + (f"&{query}" if query else ""), **kw)
     event = stub.wait_for(connect_path, lambda e: (e.get("queryStringParameters") or {}).get("tag") == tag)
     return ws, event
+
+
+def open_slow_reader(clients, gw: Gateway, stub: StubBackend):
+    """A client that stops reading: a tiny kernel receive buffer, and websockets stops reading
+    from the socket once one message is queued. Returns (ws, CONNECT event)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", gw.port))
+    return connect_tagged(clients, gw, stub, sock=sock, max_queue=1, close_timeout=0.5)
+
+
+def post_until_limit_exceeded(client, cid: str, data: bytes, tries: int = 200) -> None:
+    """POSTs `data` to a connection that does not read (boto3 `client`) until the gateway
+    answers 429 LimitExceededException; fails if it never does within `tries` posts."""
+    for _ in range(tries):
+        try:
+            client.post_to_connection(ConnectionId=cid, Data=data)
+        except client.exceptions.LimitExceededException as exc:
+            assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+            return
+    pytest.fail(f"{tries} posts of {len(data)} bytes to a client that does not read never got 429")
 
 
 def wait_close(ws, timeout: float = 5.0):
@@ -542,6 +588,27 @@ def assert_no_message(ws, within: float = 0.3) -> None:
     except TimeoutError:
         return
     raise AssertionError(f"expected no message, got {msg!r}")
+
+
+def http_call(method: str, url: str, body: bytes | None = None, json_body: Any = None):
+    """A raw management call, as any backend makes it: (status, JSON body or None, headers with
+    lower-case names). HTTP errors are answers, not exceptions."""
+    data = json.dumps(json_body).encode() if json_body is not None else body
+    request = urllib.request.Request(url, data=data, method=method)
+    if json_body is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read()
+            return response.status, (json.loads(text) if text else None), {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as error:
+        text = error.read()
+        return error.code, (json.loads(text) if text else None), {k.lower(): v for k, v in error.headers.items()}
+
+
+def quote_id(cid: str) -> str:
+    """A connection id as a path segment or query value (its `=` written %3D)."""
+    return cid.replace("=", "%3D")
 
 
 def mgmt_client(endpoint_url: str, *, region: str = "eu-west-1", access_key: str = ACCESS_KEY,

@@ -2,7 +2,10 @@
 
 import subprocess
 
+import pytest
+
 from conftest import render_config, wsgate_bin
+from redis_support import cluster_section
 
 
 def check(tmp_path, text):
@@ -78,3 +81,35 @@ def test_check_and_serve_refuse_a_jwt_authorizer_without_audience(tmp_path):
     assert "authorizers.users.audience" in served.stderr, served.stderr
     _, result = check(tmp_path, JWT_WITHOUT_AUDIENCE + 'audience = "*"\n')
     assert result.returncode == 0, result.stderr
+
+
+# A [cluster] section that `check` accepts: it is validated, Redis is not contacted.
+CLUSTER = {"redis": "redis://127.0.0.1:6390", "node_id": "gw-1", "heartbeat": "200ms", "node_timeout": "1s",
+           "request_timeout": "1s", "key_prefix": "wsgate"}
+SEEDS = ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]
+
+
+def with_cluster(change: dict) -> str:
+    """A config with CLUSTER changed by `change` (None removes a key)."""
+    return render_config({"$default": {"type": "mock", "body": "x"}}) + "\n" + cluster_section(**{**CLUSTER, **change})
+
+
+@pytest.mark.parametrize("change", [{}, {"redis": None, "redis_cluster": SEEDS}, {"node_id": None}],
+                         ids=["redis", "redis_cluster", "generated_node_id"])
+def test_check_accepts_a_cluster_section(tmp_path, change):
+    _, result = check(tmp_path, with_cluster(change))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("change, keys", [
+    ({"redis_cluster": SEEDS}, ("cluster.redis",)),                     # both redis and redis_cluster
+    ({"redis": None}, ("cluster.redis",)),                               # neither
+    ({"node_timeout": "200ms"}, ("cluster.node_timeout", "cluster.heartbeat")),   # equal to heartbeat
+    ({"node_timeout": "100ms"}, ("cluster.node_timeout", "cluster.heartbeat")),   # below it
+    ({"heartbeat": "soon"}, ("cluster.heartbeat",)),
+], ids=["both_redis_and_redis_cluster", "no_redis", "node_timeout_equal_to_heartbeat",
+        "node_timeout_below_heartbeat", "bad_duration"])
+def test_check_bad_cluster_section_exits_1_naming_the_key(tmp_path, change, keys):
+    _, result = check(tmp_path, with_cluster(change))
+    assert result.returncode == 1, result.stdout
+    assert any(key in result.stderr for key in keys), result.stderr

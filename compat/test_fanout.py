@@ -2,26 +2,12 @@
 batch sends, groups, users (set by $connect's "wsgate" result), queries, the OpenAPI document."""
 
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 
 from conftest import assert_no_message, connect_tagged, recv, render_config
-
-
-def call(method, url, body=None, json_body=None):
-    data = json.dumps(json_body).encode() if json_body is not None else body
-    request = urllib.request.Request(url, data=data, method=method)
-    if json_body is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            text = response.read()
-            return response.status, (json.loads(text) if text else None), {k.lower(): v for k, v in response.headers.items()}
-    except urllib.error.HTTPError as error:
-        text = error.read()
-        return error.code, (json.loads(text) if text else None), {k.lower(): v for k, v in error.headers.items()}
+from conftest import http_call as call
+from conftest import quote_id as q
 
 
 @pytest.fixture
@@ -44,10 +30,6 @@ def env(gateway_factory, stub, clients):
 
     e.open = open_client
     return e
-
-
-def q(cid):
-    return cid.replace("=", "%3D")
 
 
 def test_broadcast_and_except(env):

@@ -1,13 +1,13 @@
 """7. The @connections management API through boto3's apigatewaymanagementapi client."""
 
 import datetime
-import socket
 import time
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import (assert_no_message, connect_tagged, mgmt_client, recv, render_config, wait_close)
+from conftest import (assert_no_message, connect_tagged, mgmt_client, open_slow_reader,
+                      post_until_limit_exceeded, recv, render_config, wait_close)
 
 
 def mgmt_config(stub):
@@ -172,22 +172,10 @@ def test_post_to_slow_reader_eventually_raises_limit_exceeded_exception(gateway_
         "$connect": {"type": "http", "url": stub.url("/connect")},
     }, limits={"outbox_bytes": 262144}))
     client = mgmt_client(gw.mgmt_url)
-    # A client that stops reading: tiny kernel receive buffer, and websockets stops reading
-    # from the socket once one message is queued.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", gw.port))
-    ws, event = connect_tagged(clients, gw, stub, sock=sock, max_queue=1, close_timeout=0.5)
+    ws, event = open_slow_reader(clients, gw, stub)
     cid = event["requestContext"]["connectionId"]
     data = b"x" * 131072
-    for attempt in range(200):
-        try:
-            client.post_to_connection(ConnectionId=cid, Data=data)
-        except client.exceptions.LimitExceededException as exc:
-            assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 429
-            break
-    else:
-        pytest.fail("200 posts of 128 KiB to a client that does not read never got 429")
+    post_until_limit_exceeded(client, cid, data)
     # The connection is still there: the client gets what was queued once it reads.
     assert recv(ws) == data.decode()
     assert client.get_connection(ConnectionId=cid)["Identity"]["SourceIp"] == "127.0.0.1"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: Rust unit and end-to-end tests, then the Python compat suite
-# (boto3, websockets, AWS CLI) against the release binary. Installs what it needs itself.
+# (boto3, websockets, AWS CLI; Redis for the cluster-mode tests) against the release binary.
+# Installs what it needs itself.
 #   scripts/test.sh
 # CI (.ci/run) calls exactly this.
 set -euo pipefail
@@ -23,6 +24,17 @@ cargo run --release --locked -- check --config examples/wsgate.toml
 
 step "cargo test (unit tests of the pure core, gateway unit tests, end-to-end tests)"
 cargo test --workspace --locked
+
+step "Redis for the cluster-mode compat tests (they start their own servers on free ports)"
+# Only installed here, never started: Debian's package may start a system Redis on 6379, which
+# no test uses. compat/redis_support.py fails (not skips) on CI when redis-server is missing.
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then sudo="sudo"; fi
+    $sudo apt-get update
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-tools
+fi
+redis-server --version
 
 step "compat suite: boto3, websockets and the AWS CLI against target/release/wsgate"
 WSGATE_BIN="$PWD/target/release/wsgate" compat/run.sh
