@@ -70,21 +70,19 @@ impl Directory {
 
     /// Runs `what` on connection `id`, wherever it is; `data` is a POST's payload.
     pub async fn one(&self, id: ConnectionId, what: One, data: Bytes) -> Result<Answer, MgmtError> {
-        let binary = std::str::from_utf8(&data).is_err();
         let op = match what {
-            One::Post => Op::Post { id, binary },
+            One::Post => Op::Post { id },
             One::Get => Op::Get { id },
             One::Delete => Op::Delete { id },
             One::Join(group, max) => Op::Join { id, group, max },
             One::Leave(group) => Op::Leave { id, group },
         };
-        match self.elsewhere(&id) {
-            None => Ok(ops::execute(&self.hub, &op, data)),
-            Some(cluster) => Ok(cluster
-                .call(id.node(), &op, &data)
-                .await?
-                .unwrap_or(Answer::Gone)),
-        }
+        let Some(cluster) = self.elsewhere(&id) else {
+            return Ok(ops::execute(&self.hub, &op, data));
+        };
+        cluster.available()?;
+        let answer = cluster.call(id.node(), &op, &data).await?;
+        Ok(answer.unwrap_or(Answer::Gone))
     }
 
     /// Sends `data` to each of `ids`, each held wherever it is.
@@ -94,7 +92,6 @@ impl Directory {
         data: Bytes,
         close_slow: bool,
     ) -> Result<BatchResult, MgmtError> {
-        let binary = std::str::from_utf8(&data).is_err();
         let mut here = Vec::new();
         let mut by_node: std::collections::BTreeMap<u8, Vec<ConnectionId>> = Default::default();
         for id in ids {
@@ -113,11 +110,10 @@ impl Directory {
             }
             other => Err(unexpected(&other)),
         };
-        let batch = |ids: Vec<ConnectionId>| Op::Batch {
-            ids,
-            binary,
-            close_slow,
-        };
+        let batch = |ids: Vec<ConnectionId>| Op::Batch { ids, close_slow };
+        if let (Some(cluster), false) = (&self.cluster, by_node.is_empty()) {
+            cluster.available()?;
+        }
         if !here.is_empty() {
             merge(ops::execute(&self.hub, &batch(here), data.clone()))?;
         }
@@ -150,13 +146,14 @@ impl Directory {
         data: Bytes,
         close_slow: bool,
     ) -> Result<Delivery, MgmtError> {
-        let binary = std::str::from_utf8(&data).is_err();
         let op = Op::FanOut {
             to,
             except,
-            binary,
             close_slow,
         };
+        if let Some(cluster) = &self.cluster {
+            cluster.available()?;
+        }
         let here = ops::execute(&self.hub, &op, data.clone());
         let mut answers = vec![here];
         if let Some(cluster) = &self.cluster {
@@ -222,6 +219,9 @@ impl Directory {
         let op = Op::CloseUser {
             user: user.to_owned(),
         };
+        if let Some(cluster) = &self.cluster {
+            cluster.available()?;
+        }
         let mut answers = vec![ops::execute(&self.hub, &op, Bytes::new())];
         if let Some(cluster) = &self.cluster {
             answers.extend(self.on_others(cluster, &op, &[]).await?);

@@ -380,13 +380,15 @@ impl Hub {
     /// Registers a live session; from now on `@connections` calls reach it.
     pub fn insert(&self, handle: Arc<SessionHandle>) {
         let id = handle.ctx.connection_id;
-        let ctx = handle.ctx.clone();
+        let watched = self.changes.get().map(|_| handle.ctx.clone());
         let mut shard = self.shard(&id).write().unwrap_or_else(|e| e.into_inner());
         if shard.insert(id, handle).is_none() {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
         drop(shard);
-        self.changed(|| Change::Connected(ctx));
+        if let Some(ctx) = watched {
+            self.changed(|| Change::Connected(ctx));
+        }
     }
 
     /// The session of a live connection.

@@ -32,8 +32,6 @@ pub enum Op {
     Post {
         /// The connection.
         id: ConnectionId,
-        /// Binary frame (else text).
-        binary: bool,
     },
     /// What `GET @connections/{id}` answers.
     Get {
@@ -65,8 +63,6 @@ pub enum Op {
     Batch {
         /// The connections (all held by the node that runs it).
         ids: Vec<ConnectionId>,
-        /// Binary frame (else text).
-        binary: bool,
         /// Close slow readers (else skip them).
         close_slow: bool,
     },
@@ -76,8 +72,6 @@ pub enum Op {
         to: Audience,
         /// Left out.
         except: Vec<ConnectionId>,
-        /// Binary frame (else text).
-        binary: bool,
         /// Close slow readers (else skip them).
         close_slow: bool,
     },
@@ -155,11 +149,8 @@ impl Answer {
     }
 }
 
-/// The frame for `data`: text when it is UTF-8 (and not asked to be binary), else binary.
-pub fn frame(data: Bytes, binary: bool) -> Command {
-    if binary {
-        return Command::Binary(data);
-    }
+/// The frame for `data`: text when it is UTF-8, else binary; the bytes are shared, not copied.
+pub fn frame(data: Bytes) -> Command {
     match Utf8Bytes::try_from(data.clone()) {
         Ok(text) => Command::Text(text),
         Err(_) => Command::Binary(data),
@@ -177,9 +168,9 @@ fn overflow(close_slow: bool) -> FanoutOverflow {
 /// Runs `op` on this node's connections, with `data` as the frame's payload.
 pub fn execute(hub: &Hub, op: &Op, data: Bytes) -> Answer {
     match op {
-        Op::Post { id, binary } => match hub.get(id) {
+        Op::Post { id } => match hub.get(id) {
             None => Answer::Gone,
-            Some(session) => match session.outbox.push(frame(data, *binary)) {
+            Some(session) => match session.outbox.push(frame(data)) {
                 Ok(()) => Answer::Ok,
                 Err(PushError::Full) => Answer::Full,
                 Err(PushError::Closed) => Answer::Gone,
@@ -214,18 +205,13 @@ pub fn execute(hub: &Hub, op: &Op, data: Bytes) -> Answer {
             hub.leave(id, group);
             Answer::Ok
         }
-        Op::Batch {
-            ids,
-            binary,
-            close_slow,
-        } => Answer::Batch(batch(hub, ids, &frame(data, *binary), *close_slow)),
+        Op::Batch { ids, close_slow } => Answer::Batch(batch(hub, ids, &frame(data), *close_slow)),
         Op::FanOut {
             to,
             except,
-            binary,
             close_slow,
         } => {
-            let command = frame(data, *binary);
+            let command = frame(data);
             let overflow = overflow(*close_slow);
             Answer::delivered(match to {
                 Audience::All => hub.fan_out(None, &command, except, overflow),

@@ -8,12 +8,12 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{debug, warn};
 
-use super::Cluster;
+use super::link::Link;
 use super::wire::{self, Message};
 use crate::ops;
 
 /// Handles pushes until the connection to Redis is dropped for good.
-pub(super) async fn listen(cluster: Arc<Cluster>, mut pushed: UnboundedReceiver<PushInfo>) {
+pub(super) async fn listen(cluster: Arc<Link>, mut pushed: UnboundedReceiver<PushInfo>) {
     while let Some(push) = pushed.recv().await {
         match push.kind {
             PushKind::Message | PushKind::SMessage => {
@@ -31,7 +31,7 @@ pub(super) async fn listen(cluster: Arc<Cluster>, mut pushed: UnboundedReceiver<
     }
 }
 
-fn on_message(cluster: &Arc<Cluster>, payload: Bytes) {
+fn on_message(cluster: &Arc<Link>, payload: Bytes) {
     match wire::decode(payload) {
         Some(Message::Request {
             from,

@@ -9,112 +9,33 @@
 //! Without `[cluster]` none of this runs: the management API works on the hub directly.
 
 mod bus;
+mod link;
 mod nodes;
 mod reaper;
 mod registry;
 mod store;
 mod wire;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
+use tokio::sync::mpsc::{self, unbounded_channel};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wsgate_core::clock;
 use wsgate_core::config::{Cluster as ClusterConfig, RedisTarget, redacted};
 use wsgate_core::error::MgmtError;
-use wsgate_core::event::ConnectionContext;
 
+use self::link::{Health, Link, Pending, Waiting};
 use self::nodes::{Beat, Table};
+pub use self::reaper::Reaped;
 use self::store::{Keys, Store};
 use crate::hub::Hub;
 use crate::ops::{Answer, Op};
-
-/// Tells `$disconnect` of a connection of a dead node (code 1006).
-pub type Reaped = Arc<dyn Fn(ConnectionContext) -> BoxFuture<'static, ()> + Send + Sync>;
-
-/// Whether Redis answered lately, and since when without a break.
-#[derive(Debug, Default)]
-struct Health {
-    up_since: Mutex<Option<Instant>>,
-}
-
-impl Health {
-    fn up(&self) {
-        let mut since = self.up_since.lock().unwrap_or_else(|e| e.into_inner());
-        if since.is_none() {
-            *since = Some(Instant::now());
-        }
-    }
-
-    fn down(&self) {
-        *self.up_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    /// How long Redis has answered without a break; `None` while it does not.
-    fn up_for(&self) -> Option<Duration> {
-        self.up_since
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map(|since| since.elapsed())
-    }
-}
-
-/// Requests waiting for answers, by number.
-#[derive(Debug, Default)]
-struct Pending {
-    next: AtomicU64,
-    waiting: Mutex<HashMap<u64, UnboundedSender<Answer>>>,
-}
-
-/// A request's place in [`Pending`]; leaving it (answered, timed out, or the caller gone) frees it.
-struct Waiting<'a> {
-    pending: &'a Pending,
-    number: u64,
-    answers: mpsc::UnboundedReceiver<Answer>,
-}
-
-impl Pending {
-    fn open(&self) -> Waiting<'_> {
-        let number = self.next.fetch_add(1, Ordering::Relaxed);
-        let (sender, answers) = unbounded_channel();
-        self.waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(number, sender);
-        Waiting {
-            pending: self,
-            number,
-            answers,
-        }
-    }
-
-    fn answer(&self, number: u64, answer: Answer) {
-        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(sender) = waiting.get(&number) {
-            let _ = sender.send(answer);
-        }
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.pending
-            .waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.number);
-    }
-}
 
 /// A node's timing, from `[cluster]`.
 #[derive(Debug, Clone, Copy)]
@@ -126,17 +47,12 @@ struct Timing {
 
 /// This node's membership of the cluster.
 pub struct Cluster {
-    store: Store,
-    keys: Keys,
+    link: Arc<Link>,
     table: Table,
-    hub: Arc<Hub>,
     name: String,
     /// The process's id in the node table; new when the node joins again.
     instance: Mutex<String>,
-    number: Arc<AtomicU8>,
     timing: Timing,
-    pending: Pending,
-    health: Health,
     resync: Arc<AtomicBool>,
     nudge: Arc<Notify>,
     reaping: AtomicBool,
@@ -187,24 +103,27 @@ impl Cluster {
             .subscribe(&[keys.channel(number), keys.all()])
             .await
             .map_err(|e| format!("cannot subscribe: {e}"))?;
-        let cluster = Arc::new(Self {
+        let link = Arc::new(Link {
             store,
             keys,
-            table,
             hub,
-            name,
-            instance: Mutex::new(instance),
             number: Arc::new(AtomicU8::new(number)),
-            timing,
             pending: Pending::default(),
             health: Health::default(),
+        });
+        let cluster = Arc::new(Self {
+            link,
+            table,
+            name,
+            instance: Mutex::new(instance),
+            timing,
             resync: Arc::new(AtomicBool::new(true)),
             nudge: Arc::new(Notify::new()),
             reaping: AtomicBool::new(false),
             reaped,
             tasks: Mutex::new(Vec::new()),
         });
-        cluster.health.up();
+        cluster.link.health.up();
         cluster.spawn_tasks(pushed, stopping);
         info!(
             node = cluster.name,
@@ -221,19 +140,19 @@ impl Cluster {
         stopping: CancellationToken,
     ) {
         let (changes, received) = unbounded_channel();
-        self.hub.watch(changes);
+        self.link.hub.watch(changes);
         let writer = registry::Writer {
-            store: self.store.clone(),
-            keys: self.keys.clone(),
-            hub: self.hub.clone(),
+            store: self.link.store.clone(),
+            keys: self.link.keys.clone(),
+            hub: self.link.hub.clone(),
             resync: self.resync.clone(),
-            number: self.number.clone(),
+            number: self.link.number.clone(),
             nudge: self.nudge.clone(),
         };
         self.nudge.notify_one();
         let tasks = vec![
             tokio::spawn(writer.run(received)),
-            tokio::spawn(bus::listen(self.clone(), pushed)),
+            tokio::spawn(bus::listen(self.link.clone(), pushed)),
             tokio::spawn(self.clone().beat_until(stopping)),
         ];
         *self.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
@@ -241,7 +160,7 @@ impl Cluster {
 
     /// This node's number: the first byte of the ids of connections it holds.
     pub fn number(&self) -> u8 {
-        self.number.load(Ordering::Relaxed)
+        self.link.number()
     }
 
     async fn beat_until(self: Arc<Self>, stopping: CancellationToken) {
@@ -258,17 +177,17 @@ impl Cluster {
     async fn beat(self: &Arc<Self>) {
         let instance = self.instance();
         let beat = self.table.heartbeat(
-            &self.store,
+            &self.link.store,
             self.number(),
             &instance,
             &self.name,
             ms(self.timing.node_timeout),
-            self.hub.len(),
+            self.link.hub.len(),
         );
         match tokio::time::timeout(self.timing.request, beat).await {
-            Ok(Ok(Beat::Renewed)) => self.health.up(),
+            Ok(Ok(Beat::Renewed)) => self.link.health.up(),
             Ok(Ok(Beat::Restored)) => {
-                self.health.up();
+                self.link.health.up();
                 warn!(
                     "Redis had lost this node's entry (restarted or flushed): registering it again"
                 );
@@ -277,11 +196,11 @@ impl Cluster {
             Ok(Ok(Beat::DeclaredDead)) => self.rejoin().await,
             Ok(Err(error)) => {
                 warn!(%error, "cluster heartbeat failed");
-                self.health.down();
+                self.link.health.down();
             }
             Err(_) => {
                 warn!("cluster heartbeat: Redis did not answer in time");
-                self.health.down();
+                self.link.health.down();
             }
         }
         if self.resync.load(Ordering::Acquire) {
@@ -290,6 +209,7 @@ impl Cluster {
         // After an outage, every live node gets a node_timeout to renew its entry before any
         // node is taken for dead.
         if self
+            .link
             .health
             .up_for()
             .is_some_and(|up| up >= self.timing.node_timeout)
@@ -297,7 +217,15 @@ impl Cluster {
         {
             let cluster = self.clone();
             tokio::spawn(async move {
-                cluster.reap().await;
+                let reaper = reaper::Reaper {
+                    store: &cluster.link.store,
+                    keys: &cluster.link.keys,
+                    table: &cluster.table,
+                    reaped: &cluster.reaped,
+                    instance: cluster.instance(),
+                    lock_ms: ms(cluster.timing.node_timeout * 6),
+                };
+                reaper.run().await;
                 cluster.reaping.store(false, Ordering::Release);
             });
         }
@@ -307,7 +235,7 @@ impl Cluster {
     /// `node_timeout`) and told `$disconnect` of its connections: they are closed with 1012 so
     /// their clients reconnect, and the node joins again under a new number.
     async fn rejoin(&self) {
-        let sessions = self.hub.sessions();
+        let sessions = self.link.hub.sessions();
         warn!(
             connections = sessions.len(),
             "the cluster took this node for dead (Redis was out of reach for longer than \
@@ -323,7 +251,7 @@ impl Cluster {
         let claimed = self
             .table
             .claim(
-                &self.store,
+                &self.link.store,
                 &instance,
                 &self.name,
                 ms(self.timing.node_timeout),
@@ -332,10 +260,15 @@ impl Cluster {
         match claimed {
             Ok(number) => {
                 *self.instance.lock().unwrap_or_else(|e| e.into_inner()) = instance;
-                if let Err(error) = self.store.subscribe(&[self.keys.channel(number)]).await {
+                if let Err(error) = self
+                    .link
+                    .store
+                    .subscribe(&[self.link.keys.channel(number)])
+                    .await
+                {
                     warn!(%error, "cannot subscribe to the new node channel");
                 }
-                self.number.store(number, Ordering::Relaxed);
+                self.link.number.store(number, Ordering::Relaxed);
                 self.resync.store(true, Ordering::Release);
                 info!(number, "joined the cluster again");
             }
@@ -350,13 +283,24 @@ impl Cluster {
             .clone()
     }
 
+    /// A 503 while Redis is known not to answer: a send to many then delivers nothing rather than
+    /// reaching this node's connections alone.
+    pub fn available(&self) -> Result<(), MgmtError> {
+        match self.link.health.up_for() {
+            Some(_) => Ok(()),
+            None => Err(unavailable(
+                "the cluster's Redis does not answer; connections held by other nodes cannot be reached",
+            )),
+        }
+    }
+
     /// Runs `op` on node `node` and waits for its answer; `None` when no node has that number.
     pub async fn call(&self, node: u8, op: &Op, data: &[u8]) -> Result<Option<Answer>, MgmtError> {
-        let mut waiting = self.pending.open();
+        let mut waiting = self.link.pending.open();
         let message = wire::request(self.number(), waiting.number, op, data);
-        let channel = self.keys.channel(node);
+        let channel = self.link.keys.channel(node);
         let answers = self
-            .gather(&mut waiting, self.store.publish(&channel, message), 0)
+            .gather(&mut waiting, self.link.store.publish(&channel, message), 0)
             .await?;
         Ok(answers.into_iter().next())
     }
@@ -368,12 +312,12 @@ impl Cluster {
         op: &Op,
         data: &[u8],
     ) -> Result<Vec<Answer>, MgmtError> {
-        let mut waiting = self.pending.open();
+        let mut waiting = self.link.pending.open();
         let message = wire::request(self.number(), waiting.number, op, data);
         let publishes = nodes.iter().map(|node| {
-            let channel = self.keys.channel(*node);
+            let channel = self.link.keys.channel(*node);
             let message = message.clone();
-            async move { self.store.publish(&channel, message).await }
+            async move { self.link.store.publish(&channel, message).await }
         });
         let all = async {
             let mut receivers = 0;
@@ -387,11 +331,11 @@ impl Cluster {
 
     /// Runs `op` on every other node and gathers their answers.
     pub async fn call_all(&self, op: &Op, data: &[u8]) -> Result<Vec<Answer>, MgmtError> {
-        let mut waiting = self.pending.open();
+        let mut waiting = self.link.pending.open();
         let message = wire::request(self.number(), waiting.number, op, data);
-        let channel = self.keys.all();
+        let channel = self.link.keys.all();
         // This node listens to the channel too, and leaves its own requests alone.
-        self.gather(&mut waiting, self.store.publish(&channel, message), 1)
+        self.gather(&mut waiting, self.link.store.publish(&channel, message), 1)
             .await
     }
 
@@ -407,13 +351,13 @@ impl Cluster {
         let receivers = match tokio::time::timeout_at(deadline, publish).await {
             Ok(Ok(receivers)) => receivers,
             Ok(Err(error)) => {
-                self.health.down();
+                self.link.health.down();
                 return Err(unavailable(format!(
                     "the cluster's Redis does not answer ({error})"
                 )));
             }
             Err(_) => {
-                self.health.down();
+                self.link.health.down();
                 return Err(unavailable(format!(
                     "the cluster's Redis did not answer within {:?}",
                     self.timing.request
@@ -440,16 +384,16 @@ impl Cluster {
     /// The nodes other than this one that hold members of `group` (or of `user`).
     pub async fn holders(&self, key: Holders<'_>) -> Result<Vec<u8>, MgmtError> {
         let key = match key {
-            Holders::Group(group) => self.keys.group(group),
-            Holders::User(user) => self.keys.user(user),
+            Holders::Group(group) => self.link.keys.group(group),
+            Holders::User(user) => self.link.keys.user(user),
         };
         let smembers = redis::cmd("SMEMBERS").arg(key).take();
-        let read = self.store.query::<Vec<u8>>(&smembers);
+        let read = self.link.store.query::<Vec<u8>>(&smembers);
         let nodes = tokio::time::timeout(self.timing.request, read)
             .await
             .map_err(|_| unavailable("the cluster's Redis did not answer in time"))?
             .map_err(|e| {
-                self.health.down();
+                self.link.health.down();
                 unavailable(format!("the cluster's Redis does not answer ({e})"))
             })?;
         let me = self.number();
@@ -459,8 +403,8 @@ impl Cluster {
     /// `GET @cluster`'s body: this node, whether Redis answers, and the live nodes.
     pub async fn view(&self) -> Value {
         let read = async {
-            let time: (u64, u64) = self.store.query(&redis::cmd("TIME")).await?;
-            let entries = self.table.entries(&self.store).await?;
+            let time: (u64, u64) = self.link.store.query(&redis::cmd("TIME")).await?;
+            let entries = self.table.entries(&self.link.store).await?;
             redis::RedisResult::Ok((time.0 * 1000 + time.1 / 1000, entries))
         };
         let me = self.number();
@@ -474,7 +418,7 @@ impl Cluster {
                         json!({
                             "nodeId": e.name,
                             "number": e.number,
-                            "connections": if e.number == me { self.hub.len() as u64 } else { e.connections },
+                            "connections": if e.number == me { self.link.hub.len() as u64 } else { e.connections },
                             "lastHeartbeat": clock::iso8601(e.heartbeat),
                             "self": e.number == me,
                         })
@@ -500,8 +444,8 @@ impl Cluster {
         }
         let number = self.number();
         let forget = async {
-            reaper::forget(&self.store, &self.keys, number).await?;
-            self.table.leave(&self.store, number).await
+            reaper::forget(&self.link.store, &self.link.keys, number).await?;
+            self.table.leave(&self.link.store, number).await
         };
         match tokio::time::timeout(self.timing.request * 2, forget).await {
             Ok(Ok(())) => info!(number, "left the cluster"),

@@ -3,24 +3,45 @@
 //! each connection out of Redis once its `$disconnect` is told, so a survivor that takes over a
 //! stalled reaping goes on where the first one stopped.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use tracing::{info, warn};
 use wsgate_core::event::ConnectionContext;
 
+use super::nodes::Table;
 use super::store::{Keys, Store};
-use super::{Cluster, ms};
+
+/// Tells `$disconnect` of a connection of a dead node (code 1006).
+pub type Reaped = Arc<dyn Fn(ConnectionContext) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// Connections told per round.
 const ROUND: usize = 256;
 
-impl Cluster {
+/// A survivor about to reap.
+pub(super) struct Reaper<'a> {
+    /// The connection to Redis.
+    pub store: &'a Store,
+    /// Key names.
+    pub keys: &'a Keys,
+    /// The node table.
+    pub table: &'a Table,
+    /// Tells `$disconnect`.
+    pub reaped: &'a Reaped,
+    /// The survivor's instance, which holds the lock.
+    pub instance: String,
+    /// How long the lock holds between renewals, in ms.
+    pub lock_ms: u64,
+}
+
+impl Reaper<'_> {
     /// Reaps dead nodes until none is left.
-    pub(super) async fn reap(&self) {
-        let lock = ms(self.timing.node_timeout * 6);
+    pub async fn run(&self) {
         loop {
-            let reaper = self.instance();
-            let taken = self.table.take_dead(&self.store, &reaper, lock).await;
+            let taken = self
+                .table
+                .take_dead(self.store, &self.instance, self.lock_ms)
+                .await;
             let (number, dead) = match taken {
                 Ok(Some(taken)) => taken,
                 Ok(None) => return,
@@ -33,22 +54,18 @@ impl Cluster {
                 number,
                 "a node stopped renewing its heartbeat: telling $disconnect of its connections"
             );
-            match self.reap_node(number, &dead, &reaper, lock).await {
+            match self.reap_node(number, &dead).await {
                 Ok(told) => info!(number, connections = told, "reaped a dead node"),
-                Err(error) => {
-                    warn!(number, %error, "reaping a dead node failed; another survivor takes over")
-                }
+                Err(error) => warn!(
+                    number,
+                    %error,
+                    "reaping a dead node failed; another survivor takes over"
+                ),
             }
         }
     }
 
-    async fn reap_node(
-        &self,
-        number: u8,
-        dead: &str,
-        reaper: &str,
-        lock: u64,
-    ) -> redis::RedisResult<usize> {
+    async fn reap_node(&self, number: u8, dead: &str) -> redis::RedisResult<usize> {
         let conns = self.keys.conns(number);
         let mut told = 0;
         loop {
@@ -57,7 +74,7 @@ impl Cluster {
                 .arg(0)
                 .arg("COUNT")
                 .arg(ROUND)
-                .clone();
+                .take();
             let (_, flat): (String, Vec<String>) = self.store.query(&scan).await?;
             if flat.is_empty() {
                 break;
@@ -78,17 +95,15 @@ impl Cluster {
             self.store
                 .query::<()>(redis::cmd("HDEL").arg(&conns).arg(&ids))
                 .await?;
-            if !self
+            let held = self
                 .table
-                .extend(&self.store, number, dead, reaper, lock)
-                .await?
-            {
+                .extend(self.store, number, dead, &self.instance, self.lock_ms);
+            if !held.await? {
                 return Ok(told);
             }
         }
-        forget(&self.store, &self.keys, number).await?;
-        self.table.bury(&self.store, number, dead).await?;
-        debug_assert!(self.reaping.load(Ordering::Relaxed));
+        forget(self.store, self.keys, number).await?;
+        self.table.bury(self.store, number, dead).await?;
         Ok(told)
     }
 }

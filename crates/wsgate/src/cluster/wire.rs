@@ -109,7 +109,6 @@ mod tests {
         let op = Op::FanOut {
             to: Audience::Group("room".into()),
             except: vec![id],
-            binary: false,
             close_slow: true,
         };
         match decode(Bytes::from(request(7, 42, &op, b"hello"))) {
