@@ -309,7 +309,8 @@ def cluster_section(**keys: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-CLUSTER_DEFAULTS = {"heartbeat": "200ms", "node_timeout": "1s", "request_timeout": "1s"}
+# node_timeout leaves a loaded 2-core CI machine room for a late heartbeat or two.
+CLUSTER_DEFAULTS = {"heartbeat": "200ms", "node_timeout": "2s", "request_timeout": "1s"}
 
 
 @pytest.fixture

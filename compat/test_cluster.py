@@ -421,7 +421,7 @@ def test_killed_node_gets_exactly_one_disconnect_per_connection_from_a_survivor(
     killed = c.nodes[2]
     killed.proc.kill()  # SIGKILL to that PID: no $disconnect, no goodbye to Redis
     killed.proc.wait(timeout=5)
-    # node_timeout (1 s) + heartbeat (200 ms) and a margin for a loaded machine.
+    # node_timeout (2 s) + heartbeat (200 ms) and a margin for a loaded machine.
     wait_until(lambda: all(c.disconnects(cid) for cid in doomed), 10,
                "a survivor fires $disconnect for every connection of the killed node")
     # A duplicate would come from the other survivor in the next heartbeats: give it time.

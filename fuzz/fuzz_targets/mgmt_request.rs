@@ -43,6 +43,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
+use wsgate::directory::Directory;
 use wsgate::hub::{Command, Hub, Inbox, SessionHandle, outbox};
 use wsgate::limits::RateLimiter;
 use wsgate::mgmt::{self, Target};
@@ -155,7 +156,7 @@ fn state() -> &'static Mutex<State> {
         let close = runtime(&client, &functions, Kind::Close);
         let token = runtime(&client, &functions, Kind::Token);
         let services = ManagementServices {
-            hub: Arc::new(Hub::default()),
+            directory: Arc::new(Directory::new(Arc::new(Hub::default()), None)),
             rate: RateLimiter::default(),
             failures: RateLimiter::default(),
             body_reads: wsgate::limits::ConnectionCount::new(),
@@ -299,8 +300,8 @@ fuzz_target!(|data: &[u8]| {
     let mut guard = state().lock().unwrap_or_else(|e| e.into_inner());
     let state = &mut *guard;
     let _clock = state.clock.enter();
-    state.services.hub = Arc::new(Hub::default());
-    let mut inboxes = fill(&state.services.hub);
+    state.services.directory = Arc::new(Directory::new(Arc::new(Hub::default()), None));
+    let mut inboxes = fill(state.services.directory.hub());
     let runtime = if token_auth {
         &state.token
     } else if close {

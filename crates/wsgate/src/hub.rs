@@ -665,6 +665,44 @@ mod tests {
     }
 
     #[test]
+    fn a_watcher_hears_every_change_and_a_hub_without_one_sends_nothing() {
+        let hub = Hub::default();
+        let (quiet, _iq) = handle(&hub);
+        hub.join(&quiet.ctx.connection_id, "unheard")
+            .expect("joins");
+        let (changes, mut heard) = tokio::sync::mpsc::unbounded_channel();
+        hub.watch(changes);
+        let (one, _inbox) = handle(&hub);
+        let id = one.ctx.connection_id;
+        hub.join(&id, "room").expect("joins");
+        hub.join(&id, "room")
+            .expect("a second join changes nothing");
+        hub.set_user(&id, Some("alice")).expect("sets");
+        hub.leave(&id, "nowhere");
+        hub.remove(&id);
+        let mut told = Vec::new();
+        while let Ok(change) = heard.try_recv() {
+            told.push(match change {
+                Change::Connected(ctx) => format!("connected {}", ctx.connection_id == id),
+                Change::Disconnected(gone) => format!("disconnected {}", gone == id),
+                Change::Group(group) => format!("group {group}"),
+                Change::User(user) => format!("user {user}"),
+            });
+        }
+        assert_eq!(
+            told,
+            [
+                "connected true",
+                "group room",
+                "user alice",
+                "disconnected true",
+                "group room",
+                "user alice"
+            ]
+        );
+    }
+
+    #[test]
     fn a_connection_joins_at_most_max_groups() {
         let hub = Hub::default();
         let (one, _inbox) = handle(&hub);

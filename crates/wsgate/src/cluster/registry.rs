@@ -46,14 +46,14 @@ impl Writer {
                 received = changes.recv_many(&mut batch, BATCH) => if received == 0 {
                     return;
                 },
-                () = self.nudge.notified() => {
-                    self.write_all().await;
-                    continue;
-                }
+                () = self.nudge.notified() => {}
             }
             if self.resync.load(Ordering::Acquire) {
-                // The whole state is written from the hub, which already holds these changes.
+                // The whole state is written from the hub, which already holds every change
+                // queued so far: they are dropped, so an outage cannot pile them up. Tries again
+                // at the next heartbeat's nudge.
                 batch.clear();
+                while changes.try_recv().is_ok() {}
                 self.write_all().await;
                 continue;
             }
@@ -61,7 +61,6 @@ impl Writer {
             if let Err(error) = self.store.run_all(cmds).await {
                 warn!(%error, "cluster registry: a write failed; the whole state is written again when Redis answers");
                 self.resync.store(true, Ordering::Release);
-                self.write_all().await;
             }
         }
     }
