@@ -13,13 +13,15 @@ use serde_json::{Map, Value, json};
 /// Arguments every scenario takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// WebSocket URL of the target, e.g. ws://127.0.0.1:8080/dev.
+    /// WebSocket URL of the target, e.g. ws://127.0.0.1:8080/dev; several separated by commas
+    /// (a cluster's nodes): connection i goes to the (i mod n)-th.
     #[arg(long)]
     pub url: String,
     /// Name of the target in the results (wsgate, baseline, serverless-offline, ...).
     #[arg(long, default_value = "wsgate")]
     pub target: String,
-    /// PID of the server process, for its CPU time and RSS.
+    /// PID of the server process, for its CPU time and RSS; several separated by commas (a
+    /// cluster's nodes and its Redis): their CPU time and RSS are summed.
     #[arg(long)]
     pub server_pid: Option<String>,
     /// How many source addresses (127.0.0.2, ...) to spread connections over.
