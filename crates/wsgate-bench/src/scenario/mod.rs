@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use crate::redisstat::RedisMeter;
+
 /// Arguments every scenario takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
@@ -30,6 +32,10 @@ pub struct Common {
     /// The case this run belongs to in the report (default: the scenario's name).
     #[arg(long)]
     pub case: Option<String>,
+    /// A Redis (HOST:PORT) whose commands to count over the measured phase (`INFO
+    /// commandstats`): a cluster's, for its PUBLISHes and commands per operation.
+    #[arg(long)]
+    pub redis: Option<String>,
     /// Gives up on the whole scenario after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub deadline_secs: u64,
@@ -51,6 +57,11 @@ impl Common {
         );
         out.insert("target".into(), json!(self.target));
         out
+    }
+
+    /// Starts counting the Redis's commands, if one was given.
+    pub async fn redis_meter(&self) -> anyhow::Result<RedisMeter> {
+        RedisMeter::start(self.redis.as_deref()).await
     }
 
     /// The server PID, if given.
