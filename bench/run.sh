@@ -10,7 +10,7 @@
 # commands.txt and PNG charts; BENCHMARKS.md at the repository root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-root=$PWD
+. bench/lib.sh
 
 quick=0
 reps=3
@@ -42,7 +42,7 @@ trap cleanup EXIT
 
 echo "==> building release binaries" >&2
 cargo build --release --locked -p wsgate -p wsgate-bench -p wsgate-baseline >&2
-bin=$root/target/release
+bin=$(release_dir)
 bench=$bin/wsgate-bench
 
 # Counts: full, then quick.
@@ -65,22 +65,6 @@ else
 fi
 sigv4_key="AKIDBENCH:benchsecretbenchsecretbenchsecret00"
 
-# Starts a process that prints "... listening on ADDR"; sets $addr and $pid.
-start_listener() {
-    local log=$1; shift
-    "$@" > "$log" 2> "$log.err" &
-    pid=$!
-    pids+=("$pid")
-    for _ in $(seq 1 100); do
-        addr=$(grep -o 'listening on [^ ]*' "$log" 2>/dev/null | head -1 | sed 's/listening on //; s#ws://##; s#/.*##') || true
-        [ -n "$addr" ] && return 0
-        sleep 0.1
-    done
-    echo "no listening line from $*" >&2
-    cat "$log.err" >&2
-    return 1
-}
-
 start_servers() {
     start_listener "$tmp/stub.log" "$bench" stub
     stub_addr=$addr
@@ -97,7 +81,7 @@ start_servers() {
     dev_addr=$addr; dev_pid=$pid
     if [ "$peer" = 1 ]; then
         local port
-        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        port=$(free_port)
         # Its fastest mode (in process) and no log line per invocation, as wsgate logs none.
         SLS_LOG_LEVEL=warning bench/peers/serverless-offline/start.sh "$port" > "$tmp/peer.out"
         peer_pid=$(awk '/^PID/ {print $2}' "$tmp/peer.out")
@@ -160,10 +144,7 @@ for rep in $(seq 1 "$reps"); do
 done
 
 {
-    echo "machine:   $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB"
-    echo "kernel:    $(uname -sr)"
-    echo "rustc:     $(rustc --version)"
-    echo "wsgate:    $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+    machine_lines
     echo "node:      $(node --version 2>/dev/null || echo none)"
     if [ -f bench/peers/serverless-offline/package.json ]; then
         echo "peer:      $(python3 -c 'import json; d=json.load(open("bench/peers/serverless-offline/package.json")); print(", ".join(f"{k} {v}" for k, v in sorted({**d.get("dependencies", {}), **d.get("devDependencies", {})}.items())))')"

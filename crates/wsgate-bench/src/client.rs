@@ -18,20 +18,18 @@ use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 /// A client connection.
 pub type Ws = WebSocketStream<TcpStream>;
 
-/// Where and how to connect.
+/// One server to connect to.
 #[derive(Debug, Clone)]
-pub struct Target {
+struct Endpoint {
     /// `ws://host:port/path`.
-    pub url: String,
+    url: String,
     /// The server address, resolved once.
-    pub addr: SocketAddr,
-    /// Source addresses to spread connections over (127.0.0.2, 127.0.0.3, …).
-    pub sources: Vec<IpAddr>,
+    addr: SocketAddr,
 }
 
-impl Target {
-    /// Parses `ws://127.0.0.1:PORT/path`; `sources` addresses start at 127.0.0.2.
-    pub fn new(url: &str, sources: usize) -> anyhow::Result<Self> {
+impl Endpoint {
+    /// Parses `ws://127.0.0.1:PORT/path`.
+    fn parse(url: &str) -> anyhow::Result<Self> {
         let rest = url
             .strip_prefix("ws://")
             .ok_or_else(|| anyhow!("only ws:// URLs: {url}"))?;
@@ -39,6 +37,30 @@ impl Target {
         let addr: SocketAddr = authority
             .parse()
             .with_context(|| format!("{authority} is not IP:PORT"))?;
+        Ok(Self {
+            url: url.to_owned(),
+            addr,
+        })
+    }
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The servers; connection `n` goes to `endpoints[n % len]`.
+    endpoints: Vec<Endpoint>,
+    /// Source addresses to spread connections over (127.0.0.2, 127.0.0.3, …).
+    pub sources: Vec<IpAddr>,
+}
+
+impl Target {
+    /// Parses `ws://127.0.0.1:PORT/path`, or several such URLs separated by commas (the nodes of
+    /// a cluster: connections go to them in turn); `sources` addresses start at 127.0.0.2.
+    pub fn new(urls: &str, sources: usize) -> anyhow::Result<Self> {
+        let endpoints = urls
+            .split(',')
+            .map(|url| Endpoint::parse(url.trim()))
+            .collect::<anyhow::Result<_>>()?;
         let sources = (0..sources.max(1))
             .map(|i| {
                 IpAddr::V4(Ipv4Addr::new(
@@ -49,29 +71,26 @@ impl Target {
                 ))
             })
             .collect();
-        Ok(Self {
-            url: url.to_owned(),
-            addr,
-            sources,
-        })
+        Ok(Self { endpoints, sources })
     }
 
-    /// Opens connection number `n` from its source address.
+    /// Opens connection number `n` from its source address to its server.
     pub async fn connect(&self, n: usize) -> anyhow::Result<Ws> {
         let source = self.sources[n % self.sources.len()];
+        let endpoint = &self.endpoints[n % self.endpoints.len()];
         let socket = TcpSocket::new_v4()?;
         socket.bind(SocketAddr::new(source, 0))?;
         socket.set_nodelay(true)?;
         let stream = socket
-            .connect(self.addr)
+            .connect(endpoint.addr)
             .await
-            .with_context(|| format!("connect from {source}"))?;
+            .with_context(|| format!("connect from {source} to {}", endpoint.addr))?;
         stream.set_nodelay(true)?;
         // A small read buffer: the client holds as many sockets as the server.
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0);
-        let (ws, _) = client_async_with_config(self.url.as_str(), stream, Some(config)).await?;
+        let (ws, _) = client_async_with_config(endpoint.url.as_str(), stream, Some(config)).await?;
         Ok(ws)
     }
 }
@@ -149,4 +168,27 @@ pub fn connection_url(mgmt: &str, id: &str) -> String {
         mgmt.trim_end_matches('/'),
         id.replace('=', "%3D")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_url_is_one_endpoint() {
+        let target = Target::new("ws://127.0.0.1:8080/dev", 4).expect("a URL");
+        assert_eq!(target.endpoints.len(), 1);
+        assert_eq!(target.endpoints[0].url, "ws://127.0.0.1:8080/dev");
+        assert_eq!(target.sources.len(), 4);
+    }
+
+    #[test]
+    fn several_urls_are_taken_in_turn() {
+        let target =
+            Target::new("ws://127.0.0.1:1/dev, ws://127.0.0.1:2/dev", 1).expect("two URLs");
+        let ports: Vec<u16> = target.endpoints.iter().map(|e| e.addr.port()).collect();
+        assert_eq!(ports, [1, 2]);
+        assert_eq!(target.endpoints[1].url, "ws://127.0.0.1:2/dev");
+        assert!(Target::new("ws://127.0.0.1:1/dev,http://127.0.0.1:2/", 1).is_err());
+    }
 }

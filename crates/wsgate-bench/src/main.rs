@@ -4,6 +4,7 @@
 
 mod client;
 mod procstat;
+mod redisstat;
 mod report;
 mod scenario;
 mod stats;

@@ -1,12 +1,19 @@
-//! CPU time and memory of a process, from `/proc`.
+//! CPU time and memory of a process, or the sum over several (`PID,PID,...`: the nodes of a
+//! cluster and their Redis), from `/proc`.
 
 use std::fs;
 
 /// Clock ticks per second of `/proc/PID/stat` (USER_HZ, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// User + system CPU seconds of a process (`self` for this one).
-pub fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
+/// User + system CPU seconds of a process (`self` for this one), summed over a comma-separated
+/// list of them.
+pub fn cpu_seconds(pids: &str) -> anyhow::Result<f64> {
+    pids.split(',').map(|pid| one_cpu_seconds(pid.trim())).sum()
+}
+
+/// User + system CPU seconds of one process.
+fn one_cpu_seconds(pid: &str) -> anyhow::Result<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may hold spaces; fields are counted after its closing parenthesis.
     let after = stat
@@ -26,8 +33,13 @@ pub fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
     Ok((utime + stime) / TICKS_PER_SECOND)
 }
 
-/// Resident set size in KiB.
-pub fn rss_kib(pid: &str) -> anyhow::Result<u64> {
+/// Resident set size in KiB, summed over a comma-separated list of processes.
+pub fn rss_kib(pids: &str) -> anyhow::Result<u64> {
+    pids.split(',').map(|pid| one_rss_kib(pid.trim())).sum()
+}
+
+/// Resident set size of one process in KiB.
+fn one_rss_kib(pid: &str) -> anyhow::Result<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()
@@ -53,7 +65,8 @@ pub struct CpuUsed {
 }
 
 impl CpuMeter {
-    /// Starts measuring; `server_pid` may be absent (then only the client is measured).
+    /// Starts measuring; `server_pid` may be absent (then only the client is measured) or list
+    /// several processes (then their CPU is summed).
     pub fn start(server_pid: Option<&str>) -> Self {
         Self {
             server: server_pid.and_then(|p| cpu_seconds(p).ok()),
@@ -71,5 +84,20 @@ impl CpuMeter {
             server,
             client: cpu_seconds("self").unwrap_or(0.0) - self.client,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_pids_is_summed() {
+        let one = rss_kib("self").expect("own RSS");
+        let two = rss_kib("self, self").expect("own RSS twice");
+        assert!(two > one && two <= 3 * one, "{one} KiB, twice {two} KiB");
+        let cpu = cpu_seconds("self").expect("own CPU");
+        assert!(cpu_seconds("self,self").expect("own CPU twice") >= cpu);
+        assert!(cpu_seconds("self,0").is_err());
     }
 }

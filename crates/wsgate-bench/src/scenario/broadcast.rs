@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::{Common, bounded};
 use crate::client::{Target, Ws, connection_url, whoami};
 use crate::procstat::{CpuMeter, CpuUsed};
+use crate::redisstat::{RedisUsed, redis_fields};
 use crate::stats::{Latencies, cpu_fields, round3};
 
 /// How the message reaches everyone.
@@ -195,12 +196,13 @@ async fn join_group(
 }
 
 /// The timed rounds: every delivery's delay, each round's time until its last arrival, how many
-/// rounds did not reach everyone, and the server CPU and wall time they took.
+/// rounds did not reach everyone, and the server CPU, Redis commands and wall time they took.
 struct Measured {
     delays: Latencies,
     round_ms: Vec<f64>,
     incomplete: usize,
     cpu: CpuUsed,
+    redis: Option<RedisUsed>,
     wall: Duration,
 }
 
@@ -218,6 +220,7 @@ async fn measure(
     let mut round_ms = Vec::new();
     let mut incomplete = 0;
     let pid = common.pid();
+    let redis = common.redis_meter().await?;
     let meter = CpuMeter::start(pid);
     let start = Instant::now();
     for r in 0..args.rounds {
@@ -239,11 +242,13 @@ async fn measure(
     }
     let wall = start.elapsed();
     let cpu = meter.stop(pid);
+    let redis = redis.stop().await?;
     Ok(Measured {
         delays,
         round_ms,
         incomplete,
         cpu,
+        redis,
         wall,
     })
 }
@@ -317,6 +322,7 @@ fn result_line(
         mut round_ms,
         incomplete,
         cpu,
+        redis,
         wall,
     } = measured;
     round_ms.sort_by(f64::total_cmp);
@@ -344,5 +350,6 @@ fn result_line(
     );
     delays.write("delay", &mut out);
     cpu_fields(&mut out, cpu, n * args.rounds, wall);
+    redis_fields(&mut out, redis, args.rounds, "round");
     Value::Object(out)
 }

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::{Common, bounded};
 use crate::client::Target;
 use crate::procstat::CpuMeter;
+use crate::redisstat::redis_fields;
 use crate::stats::{Latencies, cpu_fields, round3};
 
 /// `connect` arguments.
@@ -26,6 +27,7 @@ pub struct Args {
 pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     let target = Arc::new(Target::new(&common.url, common.sources)?);
     let pid = common.pid();
+    let redis = common.redis_meter().await?;
     let meter = CpuMeter::start(pid);
     let start = Instant::now();
     let results = bounded(args.connections, args.concurrency, |i| {
@@ -42,6 +44,7 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     .await;
     let wall = start.elapsed();
     let cpu = meter.stop(pid);
+    let redis = redis.stop().await?;
     let (mut latencies, failed) =
         Latencies::gather(results.into_iter().map(|r| r.map(Latencies::one)));
     let done = latencies.len();
@@ -55,5 +58,6 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     );
     latencies.write("connect_close", &mut out);
     cpu_fields(&mut out, cpu, done, wall);
+    redis_fields(&mut out, redis, done, "connection");
     Ok(Value::Object(out))
 }

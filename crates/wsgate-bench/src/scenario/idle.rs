@@ -1,6 +1,7 @@
 //! `idle`: open N connections, hold them, report the server's RSS per connection and the
 //! connect rate and times.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use tokio::time::Instant;
 use super::{Common, bounded};
 use crate::client::{Target, Ws};
 use crate::procstat::{CpuMeter, rss_kib};
+use crate::redisstat::redis_fields;
 use crate::stats::{Latencies, cpu_fields, round3};
 
 /// `idle` arguments.
@@ -25,15 +27,23 @@ pub struct Args {
     /// Seconds to hold the connections before reading RSS.
     #[arg(long, default_value_t = 2)]
     pub hold_secs: u64,
+    /// After that, hold them until this file exists (or the deadline passes): lets a script
+    /// measure something else, e.g. a cluster's Redis, while they are open.
+    #[arg(long)]
+    pub hold_until: Option<PathBuf>,
 }
 
-pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
-    let target = Arc::new(Target::new(&common.url, common.sources)?);
-    let pid = common.pid();
-    let rss_before = pid.map(rss_kib).transpose()?;
-    let meter = CpuMeter::start(pid);
+/// Connections that opened, how long each took, and the first of the failures.
+struct Opened {
+    held: Vec<Ws>,
+    latencies: Latencies,
+    failed: usize,
+    first_error: Option<String>,
+}
+
+/// Opens `args.connections`, `args.concurrency` at a time.
+async fn open_all(target: &Arc<Target>, args: &Args) -> Opened {
     let held: Arc<Mutex<Vec<Ws>>> = Arc::new(Mutex::new(Vec::with_capacity(args.connections)));
-    let start = Instant::now();
     let results = bounded(args.connections, args.concurrency, |i| {
         let target = target.clone();
         let held = held.clone();
@@ -46,22 +56,49 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
         }
     })
     .await;
-    let wall = start.elapsed();
-    let cpu = meter.stop(pid);
-    let mut latencies = Latencies::default();
-    let mut failed = 0;
-    let mut first_error = None;
+    let mut opened = Opened {
+        held: std::mem::take(&mut *held.lock().await),
+        latencies: Latencies::default(),
+        failed: 0,
+        first_error: None,
+    };
     for result in results {
         match result {
-            Ok(took) => latencies.push(took),
+            Ok(took) => opened.latencies.push(took),
             Err(e) => {
-                failed += 1;
-                first_error.get_or_insert_with(|| format!("{e:#}"));
+                opened.failed += 1;
+                opened.first_error.get_or_insert_with(|| format!("{e:#}"));
             }
         }
     }
+    opened
+}
+
+/// Waits until `path` exists or `until`.
+async fn wait_for_file(path: &Path, until: Instant) {
+    while !path.exists() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
+    let target = Arc::new(Target::new(&common.url, common.sources)?);
+    let pid = common.pid();
+    let rss_before = pid.map(rss_kib).transpose()?;
+    let redis = common.redis_meter().await?;
+    let meter = CpuMeter::start(pid);
+    let start = Instant::now();
+    let Opened {
+        held,
+        mut latencies,
+        failed,
+        first_error,
+    } = open_all(&target, args).await;
+    let wall = start.elapsed();
+    let cpu = meter.stop(pid);
     tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
     let rss_after = pid.map(rss_kib).transpose()?;
+    let redis = redis.stop().await?;
     let opened = latencies.len();
 
     let mut out = common.header("idle");
@@ -86,8 +123,11 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     );
     latencies.write("connect", &mut out);
     cpu_fields(&mut out, cpu, opened, wall);
-    let mut held = held.lock().await;
-    for mut ws in held.drain(..) {
+    redis_fields(&mut out, redis, opened, "connection");
+    if let Some(path) = &args.hold_until {
+        wait_for_file(path, start + common.deadline()).await;
+    }
+    for mut ws in held {
         let _ = ws.close(None).await;
     }
     Ok(Value::Object(out))

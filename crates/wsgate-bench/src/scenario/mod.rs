@@ -10,16 +10,20 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use crate::redisstat::RedisMeter;
+
 /// Arguments every scenario takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// WebSocket URL of the target, e.g. ws://127.0.0.1:8080/dev.
+    /// WebSocket URL of the target, e.g. ws://127.0.0.1:8080/dev; several separated by commas
+    /// (a cluster's nodes): connection i goes to the (i mod n)-th.
     #[arg(long)]
     pub url: String,
     /// Name of the target in the results (wsgate, baseline, serverless-offline, ...).
     #[arg(long, default_value = "wsgate")]
     pub target: String,
-    /// PID of the server process, for its CPU time and RSS.
+    /// PID of the server process, for its CPU time and RSS; several separated by commas (a
+    /// cluster's nodes and its Redis): their CPU time and RSS are summed.
     #[arg(long)]
     pub server_pid: Option<String>,
     /// How many source addresses (127.0.0.2, ...) to spread connections over.
@@ -28,6 +32,10 @@ pub struct Common {
     /// The case this run belongs to in the report (default: the scenario's name).
     #[arg(long)]
     pub case: Option<String>,
+    /// A Redis (HOST:PORT) whose commands to count over the measured phase (`INFO
+    /// commandstats`): a cluster's, for its PUBLISHes and commands per operation.
+    #[arg(long)]
+    pub redis: Option<String>,
     /// Gives up on the whole scenario after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub deadline_secs: u64,
@@ -49,6 +57,11 @@ impl Common {
         );
         out.insert("target".into(), json!(self.target));
         out
+    }
+
+    /// Starts counting the Redis's commands, if one was given.
+    pub async fn redis_meter(&self) -> anyhow::Result<RedisMeter> {
+        RedisMeter::start(self.redis.as_deref()).await
     }
 
     /// The server PID, if given.

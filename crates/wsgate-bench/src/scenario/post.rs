@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::{Common, bounded};
 use crate::client::{Signer, Target, connection_url, whoami};
 use crate::procstat::CpuMeter;
+use crate::redisstat::redis_fields;
 use crate::stats::{Latencies, cpu_fields, round3};
 
 /// `post` arguments.
@@ -71,27 +72,18 @@ async fn wait_for_arrivals(received: &AtomicUsize, ok: usize) -> usize {
     received.load(Ordering::Relaxed)
 }
 
-pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
-    let target = Target::new(&common.url, common.sources)?;
-    let received = Arc::new(AtomicUsize::new(0));
-    let (urls, readers) = connect_receivers(&target, args, &received).await?;
-    let signer = args
-        .sigv4
-        .as_deref()
-        .map(Signer::parse)
-        .transpose()?
-        .map(Arc::new);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
-    let urls = Arc::new(urls);
+/// Sends `args.requests` POSTs round-robin over `urls`, `args.concurrency` in flight, until
+/// `deadline`: the latencies of those answered with a success, and how many were not.
+async fn send_posts(
+    args: &Args,
+    client: &reqwest::Client,
+    urls: Arc<Vec<String>>,
+    signer: Option<Arc<Signer>>,
+    deadline: Instant,
+) -> (Latencies, usize) {
     let payload = bytes::Bytes::from("p".repeat(args.size));
     let per_worker = args.requests.div_ceil(args.concurrency.max(1));
     let total = args.requests;
-    let pid = common.pid();
-    let meter = CpuMeter::start(pid);
-    let start = Instant::now();
-    let deadline = start + common.deadline();
     let results = bounded(args.concurrency, args.concurrency, |worker| {
         let client = client.clone();
         let urls = urls.clone();
@@ -124,14 +116,38 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
         }
     })
     .await;
-    let wall = start.elapsed();
-    let cpu = meter.stop(pid);
     let mut latencies = Latencies::default();
     let mut errors = 0;
     for (l, e) in results.into_iter().flatten() {
         latencies.extend(l);
         errors += e;
     }
+    (latencies, errors)
+}
+
+pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
+    let target = Target::new(&common.url, common.sources)?;
+    let received = Arc::new(AtomicUsize::new(0));
+    let (urls, readers) = connect_receivers(&target, args, &received).await?;
+    let signer = args
+        .sigv4
+        .as_deref()
+        .map(Signer::parse)
+        .transpose()?
+        .map(Arc::new);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let pid = common.pid();
+    let redis = common.redis_meter().await?;
+    let meter = CpuMeter::start(pid);
+    let start = Instant::now();
+    let deadline = start + common.deadline();
+    let (mut latencies, errors) =
+        send_posts(args, &client, Arc::new(urls), signer.clone(), deadline).await;
+    let wall = start.elapsed();
+    let cpu = meter.stop(pid);
+    let redis = redis.stop().await?;
     let ok = latencies.len();
     let arrived = wait_for_arrivals(&received, ok).await;
     for reader in readers {
@@ -151,5 +167,6 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     );
     latencies.write("latency", &mut out);
     cpu_fields(&mut out, cpu, ok, wall);
+    redis_fields(&mut out, redis, ok, "request");
     Ok(Value::Object(out))
 }

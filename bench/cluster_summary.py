@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""The helpers of bench/cluster.sh (standard library only).
+
+    cluster_summary.py tag KEY=VALUE ... < LINE   # adds fields to a JSON line (a VALUE that parses
+                                                  # as JSON is taken as such, else as a string)
+    cluster_summary.py summary DIR                # DIR/results.jsonl -> DIR/summary.md
+
+The summary puts the medians over the repetitions side by side: POSTs to a connection on the same
+node and on another node (and on one plain node), a broadcast over three nodes and on one node,
+Redis messages per broadcast and Redis memory per connection.
+"""
+
+import json
+import statistics
+import sys
+from functools import partial
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+def tag(pairs: list[str]) -> None:
+    line = json.loads(sys.stdin.read())
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            line[key] = json.loads(value)
+        except json.JSONDecodeError:
+            line[key] = value
+    print(json.dumps(line))
+
+
+def median(runs: list[dict], field: str) -> float | None:
+    values = [run[field] for run in runs if isinstance(run.get(field), (int, float))]
+    return statistics.median(values) if values else None
+
+
+def num(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:,.0f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}×" if a is not None and b else "–"
+
+
+def diff(a: float | None, b: float | None) -> str:
+    return f"{a - b:+.3f} ms" if a is not None and b is not None else "–"
+
+
+class Results:
+    """results.jsonl, by (case, placement)."""
+
+    def __init__(self, lines: list[dict]) -> None:
+        self.lines = lines
+
+    def runs(self, case: str, placement: str | None = None) -> list[dict]:
+        return [line for line in self.lines
+                if line.get("case") == case and placement in (None, line.get("placement"))]
+
+    def med(self, case: str, placement: str | None, field: str) -> float | None:
+        return median(self.runs(case, placement), field)
+
+
+POST_ROWS = [("single", "one node, no [cluster]", "plain"),
+             ("same-node", "3 nodes, POST to the receivers' node", "gw-1 + Redis"),
+             ("cross-node", "3 nodes, POST to another node", "gw-1 + gw-2 + Redis")]
+
+
+def post_section(r: Results, concurrency: int) -> list[str]:
+    case = f"post-c{concurrency}"
+    if not r.runs(case):
+        return []
+    out = [f"## POST @connections, {concurrency} in flight", "",
+           "| setup | runs | req/s | p50 ms | p99 ms | CPU µs / POST | CPU summed over "
+           "| PUBLISH / POST | Redis commands / POST |",
+           "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for placement, label, over in POST_ROWS:
+        m = partial(r.med, case, placement)
+        out.append(f"| {label} | {len(r.runs(case, placement))} | {num(m('req_per_s'), 0)} "
+                   f"| {num(m('latency_p50_ms'))} | {num(m('latency_p99_ms'))} "
+                   f"| {num(m('server_cpu_us_per_op'), 1)} | {over} "
+                   f"| {num(m('redis_publishes_per_request'), 2)} "
+                   f"| {num(m('redis_commands_per_request'), 2)} |")
+    same, cross = partial(r.med, case, "same-node"), partial(r.med, case, "cross-node")
+    added = diff(cross("latency_p50_ms"), same("latency_p50_ms"))
+    out += ["", f"Cross-node minus same-node: p50 {added}, "
+            f"p99 {diff(cross('latency_p99_ms'), same('latency_p99_ms'))}; CPU per POST (summed) "
+            f"{ratio(cross('server_cpu_us_per_op'), same('server_cpu_us_per_op'))} of same-node's."]
+    if concurrency == 1 and cross("latency_p50_ms") is not None and same("latency_p50_ms") is not None:
+        met = cross("latency_p50_ms") - same("latency_p50_ms") <= 0.5
+        out.append(f"Target: added p50 latency over same-node ≤ 0.5 ms: {'met' if met else '**missed**'}.")
+    return out + [""]
+
+
+def broadcast_section(r: Results) -> list[str]:
+    if not r.runs("broadcast"):
+        return []
+    out = ["## Broadcast (one POST @broadcast, sent to gw-1 in the cluster)", "",
+           "| setup | receivers | all delivered ms | delay p50 ms | delay p99 ms "
+           "| CPU µs / delivery (summed) | PUBLISH / broadcast | Redis commands / broadcast "
+           "| incomplete rounds |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [("single", "one node"), ("spread", "3 nodes (receivers spread evenly)")]
+    for placement, label in rows:
+        m = partial(r.med, "broadcast", placement)
+        incomplete = sum(run.get("incomplete_rounds", 0) for run in r.runs("broadcast", placement))
+        out.append(f"| {label} | {num(m('receivers'), 0)} | {num(m('all_delivered_ms_median'), 1)} "
+                   f"| {num(m('delay_p50_ms'))} | {num(m('delay_p99_ms'))} "
+                   f"| {num(m('server_cpu_us_per_op'), 2)} | {num(m('redis_publishes_per_round'), 2)} "
+                   f"| {num(m('redis_commands_per_round'), 1)} | {incomplete} |")
+    three = r.med("broadcast", "spread", "all_delivered_ms_median")
+    one = r.med("broadcast", "single", "all_delivered_ms_median")
+    out += ["", f"Time to the last delivery, 3 nodes / 1 node: {ratio(three, one)}. Redis commands per "
+            "broadcast count everything Redis ran during the rounds, the nodes' heartbeats included.", ""]
+    return out
+
+
+def memory_section(r: Results) -> list[str]:
+    mem = r.runs("redis-memory")
+    if not mem:
+        return []
+    per_conn = [(m["used_memory_after"] - m["used_memory_before"]) / m["registered"]
+                for m in mem if m.get("registered")]
+    bytes_per = statistics.median(per_conn) if per_conn else None
+    million = bytes_per * 1e6 / MIB if bytes_per is not None else None
+    def rss(placement: str) -> float | None:
+        return r.med("idle", placement, "rss_per_connection_kib")
+
+    return ["## Memory per connection", "",
+            "| what | median |", "|---|---:|",
+            f"| Redis used_memory per registered connection | {num(bytes_per, 0)} B |",
+            f"| … extrapolated to 1,000,000 connections | {num(million, 0)} MiB |",
+            f"| Redis commands per connection opened | {num(r.med('idle', 'spread', 'redis_commands_per_connection'), 2)} |",
+            f"| RSS per connection, 3 nodes + Redis summed | {num(rss('spread'), 2)} KiB |",
+            f"| RSS per connection, one node | {num(rss('single'), 2)} KiB |",
+            "", f"Connections per run: {num(median(mem, 'connections'), 0)}; registered in Redis "
+            f"when measured: {', '.join(str(m.get('registered')) for m in mem)}.", ""]
+
+
+def problems(r: Results, folder: Path) -> list[str]:
+    seen = []
+    for run in r.lines:
+        where = f"rep {run.get('rep')} {run.get('case')} {run.get('placement', '')}".strip()
+        for field in ("errors", "failed", "incomplete_rounds"):
+            if run.get(field):
+                seen.append(f"- {where}: {field} = {run[field]}")
+        if run.get("all_arrived") is False:
+            seen.append(f"- {where}: {run.get('arrived')} of {run.get('requests')} POSTs arrived")
+        if run.get("case") == "redis-memory" and run.get("registered") != run.get("connections"):
+            seen.append(f"- {where}: {run.get('registered')} of {run.get('connections')} registered")
+    failures = folder / "failures.txt"
+    if failures.exists():
+        seen.append(f"- runs that printed no result: see failures.txt ({failures.read_text().count('wsgate-bench')})")
+    return ["## Problems seen", "", *(seen or ["None: every POST arrived, every round was complete."]), ""]
+
+
+def summary(folder: Path) -> None:
+    lines = [json.loads(l) for l in (folder / "results.jsonl").read_text().splitlines() if l.strip()]
+    r = Results(lines)
+    machine = (folder / "machine.txt").read_text() if (folder / "machine.txt").exists() else ""
+    reps = len({line.get("rep") for line in lines})
+    text = ["# Cluster mode vs one node", "",
+            f"Made by `bench/cluster_summary.py` from `results.jsonl` here: medians over {reps} "
+            "repetitions. CPU is user + system time of the processes named, summed, per operation; "
+            "client and servers share the machine's cores.", "", "```", machine.rstrip(), "```", "",
+            *post_section(r, 64), *post_section(r, 1), *broadcast_section(r), *memory_section(r),
+            *problems(r, folder)]
+    (folder / "summary.md").write_text("\n".join(text))
+
+
+def main() -> None:
+    if len(sys.argv) >= 2 and sys.argv[1] == "tag":
+        tag(sys.argv[2:])
+    elif len(sys.argv) == 3 and sys.argv[1] == "summary":
+        summary(Path(sys.argv[2]))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

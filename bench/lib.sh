@@ -1,0 +1,42 @@
+# Helpers shared by bench/run.sh and bench/cluster.sh (sourced, not run). The caller keeps the
+# PIDs of what it started in its array `pids` and ends them in its EXIT trap.
+
+# The folder of the release binaries: $CARGO_TARGET_DIR/release if set, else target/release.
+release_dir() {
+    local dir=${CARGO_TARGET_DIR:-target}
+    case "$dir" in /*) ;; *) dir=$PWD/$dir ;; esac
+    echo "$dir/release"
+}
+
+# A free TCP port on 127.0.0.1 (free when asked; the caller binds it right after).
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_listener LOG COMMAND... : starts a process that prints "... listening on ADDR", adds it to
+# `pids`; sets $addr (HOST:PORT) and $pid.
+start_listener() {
+    local log=$1; shift
+    # Emptied here, not by the child's redirection: that may come after the first look below,
+    # which would then read the address of an earlier process that wrote the same log.
+    : > "$log"
+    "$@" >> "$log" 2> "$log.err" &
+    pid=$!
+    pids+=("$pid")
+    for _ in $(seq 1 100); do
+        addr=$(grep -o 'listening on [^ ]*' "$log" 2>/dev/null | head -1 | sed 's/listening on //; s#ws://##; s#/.*##') || true
+        [ -n "$addr" ] && return 0
+        sleep 0.1
+    done
+    echo "no listening line from $*" >&2
+    cat "$log.err" >&2
+    return 1
+}
+
+# The lines of machine.txt every run starts with.
+machine_lines() {
+    echo "machine:   $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB"
+    echo "kernel:    $(uname -sr)"
+    echo "rustc:     $(rustc --version)"
+    echo "wsgate:    $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+}
