@@ -291,3 +291,8 @@ done
 } > "$out/machine.txt"
 python3 bench/cluster_summary.py summary "$out"
 echo "==> wrote $out/results.jsonl and $out/summary.md" >&2
+# A full run also becomes the "Cluster" section of BENCHMARKS.md.
+if [ "$quick" = 0 ]; then
+    python3 bench/cluster_summary.py splice "$out" BENCHMARKS.md
+    echo "==> updated the Cluster section of BENCHMARKS.md" >&2
+fi

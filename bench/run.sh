@@ -156,4 +156,9 @@ done
 report=BENCHMARKS.md
 if [ "$quick" = 1 ]; then report="$out/BENCHMARKS.md"; fi
 "$bench" report --results "$out" --out "$report"
+# The report is written anew: the newest full cluster run (bench/cluster.sh) goes back in.
+cluster=$(ls -d bench/results/*-cluster 2>/dev/null | sort | tail -n 1)
+if [ "$quick" = 0 ] && [ -n "$cluster" ]; then
+    python3 bench/cluster_summary.py splice "$cluster" "$report"
+fi
 echo "==> wrote $out/results.jsonl and $report" >&2
