@@ -176,14 +176,7 @@ pub fn execute(hub: &Hub, op: &Op, data: Bytes) -> Answer {
                 Err(PushError::Closed) => Answer::Gone,
             },
         },
-        Op::Get { id } => hub.get(id).map_or(Answer::Gone, |session| {
-            let ctx = &session.ctx;
-            Answer::Info(serde_json::json!({
-                "connectedAt": clock::iso8601(ctx.connected_at),
-                "identity": { "sourceIp": ctx.source_ip, "userAgent": ctx.user_agent },
-                "lastActiveAt": clock::iso8601(session.last_active_ms()),
-            }))
-        }),
+        Op::Get { id } => info(hub, id),
         // Removed at once, so a second DELETE or a POST right after gets 410.
         Op::Delete { id } => match hub.remove(id) {
             Some(session)
@@ -210,22 +203,7 @@ pub fn execute(hub: &Hub, op: &Op, data: Bytes) -> Answer {
             to,
             except,
             close_slow,
-        } => {
-            let command = frame(data);
-            let overflow = overflow(*close_slow);
-            Answer::delivered(match to {
-                Audience::All => hub.fan_out(None, &command, except, overflow),
-                Audience::Group(group) => {
-                    hub.fan_out(Some(&hub.group_members(group)), &command, except, overflow)
-                }
-                Audience::User(user) => hub.fan_out(
-                    Some(&hub.user_connections(user)),
-                    &command,
-                    except,
-                    overflow,
-                ),
-            })
-        }
+        } => Answer::delivered(fan_out(hub, to, except, &frame(data), *close_slow)),
         Op::CloseUser { user } => Answer::Closed(close_user(hub, user)),
         Op::List {
             group,
@@ -233,6 +211,36 @@ pub fn execute(hub: &Hub, op: &Op, data: Bytes) -> Answer {
             after,
             limit,
         } => Answer::Items(list(hub, group.as_deref(), user.as_deref(), *after, *limit)),
+    }
+}
+
+fn info(hub: &Hub, id: &ConnectionId) -> Answer {
+    hub.get(id).map_or(Answer::Gone, |session| {
+        let ctx = &session.ctx;
+        Answer::Info(serde_json::json!({
+            "connectedAt": clock::iso8601(ctx.connected_at),
+            "identity": { "sourceIp": ctx.source_ip, "userAgent": ctx.user_agent },
+            "lastActiveAt": clock::iso8601(session.last_active_ms()),
+        }))
+    })
+}
+
+fn fan_out(
+    hub: &Hub,
+    to: &Audience,
+    except: &[ConnectionId],
+    command: &Command,
+    close_slow: bool,
+) -> Delivery {
+    let overflow = overflow(close_slow);
+    match to {
+        Audience::All => hub.fan_out(None, command, except, overflow),
+        Audience::Group(group) => {
+            hub.fan_out(Some(&hub.group_members(group)), command, except, overflow)
+        }
+        Audience::User(user) => {
+            hub.fan_out(Some(&hub.user_connections(user)), command, except, overflow)
+        }
     }
 }
 
