@@ -302,7 +302,21 @@ impl Cluster {
         let answers = self
             .gather(&mut waiting, self.link.store.publish(&channel, message), 0)
             .await?;
-        Ok(answers.into_iter().next())
+        if let Some(answer) = answers.into_iter().next() {
+            return Ok(Some(answer));
+        }
+        // Nobody listens on that channel: no such node, or a dead one — unless the node is alive
+        // and only reconnecting to Redis, when "gone" would make the caller forget a live
+        // connection.
+        match self.table.alive(&self.link.store, node).await {
+            Ok(false) => Ok(None),
+            Ok(true) => Err(unavailable(format!(
+                "node {node} is alive but not listening (reconnecting to Redis); try again"
+            ))),
+            Err(error) => Err(unavailable(format!(
+                "the cluster's Redis does not answer ({error})"
+            ))),
+        }
     }
 
     /// Runs `op` on each of `nodes` (not this one) and gathers their answers.

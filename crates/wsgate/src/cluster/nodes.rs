@@ -120,6 +120,16 @@ fn bury_script() -> Script {
     ))
 }
 
+/// `KEYS[1]` the table; `ARGV` number. 1 when that node's deadline has not passed.
+fn alive_script() -> Script {
+    Script::new(&format!(
+        "{NOW}
+        local found = redis.call('HGET', KEYS[1], ARGV[1])
+        if found and cjson.decode(found).deadline >= now then return 1 end
+        return 0"
+    ))
+}
+
 /// What a heartbeat learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Beat {
@@ -141,6 +151,7 @@ pub struct Table {
     take_dead: Script,
     extend: Script,
     bury: Script,
+    alive: Script,
 }
 
 impl Table {
@@ -153,6 +164,7 @@ impl Table {
             take_dead: take_dead_script(),
             extend: extend_script(),
             bury: bury_script(),
+            alive: alive_script(),
         }
     }
 
@@ -246,6 +258,13 @@ impl Table {
         let mut invocation = self.bury.key(&self.key);
         invocation.arg(number).arg(dead);
         invoke::<i64>(store, &invocation).await.map(|_| ())
+    }
+
+    /// Whether node `number` renewed its deadline in time.
+    pub async fn alive(&self, store: &Store, number: u8) -> redis::RedisResult<bool> {
+        let mut invocation = self.alive.key(&self.key);
+        invocation.arg(number);
+        Ok(invoke::<i64>(store, &invocation).await? == 1)
     }
 
     /// Takes `number` out of the table: a node that stops cleanly.
