@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -342,3 +343,97 @@ def cluster_nodes(gateway_factory):
 
     start.prefix = prefix
     return start
+
+
+# --------------------------------------------------------------------------------------------
+# A link that can be cut: one node's way to Redis
+# --------------------------------------------------------------------------------------------
+
+class CuttableLink:
+    """A TCP forwarder on 127.0.0.1:`port` to 127.0.0.1:`target`. `cut()` closes every forwarded
+    connection and refuses new ones (a node cut off from Redis while the others still reach it);
+    `restore()` forwards again. Threads only; `close()` stops it."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.open: list[socket.socket] = []
+        self.down = False
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True, name=f"link-{self.port}").start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                refused = self.down or self.closed
+            if refused:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=2)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        with self.lock:
+            self.down = True
+            sockets, self.open = self.open, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def restore(self) -> None:
+        with self.lock:
+            self.down = False
+
+    def close(self) -> None:
+        self.closed = True
+        self.cut()
+        self.listener.close()
+
+
+@pytest.fixture
+def cuttable_link():
+    """link(target_port) -> CuttableLink; every link is closed at the end of the test."""
+    links: list[CuttableLink] = []
+
+    def make(target: int) -> CuttableLink:
+        links.append(CuttableLink(target))
+        return links[-1]
+
+    yield make
+    for link in links:
+        link.close()

@@ -475,6 +475,46 @@ def test_stopped_node_leaves_the_registry_at_once_and_fires_its_own_disconnects(
         assert event["requestContext"]["disconnectStatusCode"] == 1001
 
 
+@pytest.mark.timeout(90)
+def test_a_node_cut_off_from_redis_is_reaped_then_closes_its_connections_and_joins_again(
+        redis_server, cluster_nodes, cuttable_link, stub, clients):
+    # gw-1 and gw-2 reach Redis directly; gw-3 through a link the test can cut.
+    stub.set("/connect", body=connect_directives)
+    link = cuttable_link(redis_server.port)
+    nodes = cluster_nodes(2, routes(stub), redis_server) + \
+        cluster_nodes(1, routes(stub), redis_server, cluster={"redis": link.url})
+    c = Cluster(nodes, stub, clients, cluster_nodes.prefix)
+    isolated = [c.open(2, "join=room") for _ in range(2)]
+
+    link.cut()
+    # The cut-off node still serves its own clients...
+    for ws, cid, _ in isolated:
+        assert c.post(2, cid, "still here") == 200
+        assert recv(ws) == "still here"
+    # ... while the others take it for dead and tell $disconnect of its connections, once.
+    wait_until(lambda: all(c.disconnects(cid) for _, cid, _ in isolated), 15,
+               "a survivor tells $disconnect of the cut-off node's connections")
+    for _, cid, _ in isolated:
+        [event] = c.disconnects(cid)
+        assert event["requestContext"]["disconnectStatusCode"] == 1006
+        status, _, headers = c.call(0, "GET", f"@connections/{q(cid)}")
+        assert (status, error_type(headers)) == (410, "GoneException")
+
+    link.restore()
+    # Back in touch, it learns that the cluster let it go: its clients are closed with 1012 so
+    # they reconnect, and $disconnect is not told a second time.
+    for ws, _, _ in isolated:
+        assert wait_close(ws, timeout=15)[0] == 1012
+    time.sleep(0.5)
+    for _, cid, _ in isolated:
+        assert len(c.disconnects(cid)) == 1
+    # It joins again under a new number: a new client of it is reached through the others.
+    ws, cid, _ = c.open(2)
+    wait_until(lambda: c.post(0, cid, "welcome back") == 200, 10, "the node is reachable again")
+    assert recv(ws) == "welcome back"
+    wait_until(lambda: c.node_ids(0) == {"gw-1", "gw-2", "gw-3"}, 10, "/@cluster lists it again")
+
+
 # ---------------------------------------------------------------------------------------- Redis
 
 @pytest.mark.timeout(120)

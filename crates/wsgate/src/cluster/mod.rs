@@ -268,7 +268,16 @@ impl Cluster {
                 {
                     warn!(%error, "cannot subscribe to the new node channel");
                 }
-                self.link.number.store(number, Ordering::Relaxed);
+                let old = self.link.number.swap(number, Ordering::Relaxed);
+                // Another node may take the old number: its requests are not this node's.
+                if let Err(error) = self
+                    .link
+                    .store
+                    .unsubscribe(&self.link.keys.channel(old))
+                    .await
+                {
+                    warn!(%error, "cannot leave the old node channel");
+                }
                 self.resync.store(true, Ordering::Release);
                 info!(number, "joined the cluster again");
             }

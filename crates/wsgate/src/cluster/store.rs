@@ -193,6 +193,14 @@ impl Store {
         self.query(redis::cmd(verb).arg(channel).arg(message)).await
     }
 
+    /// Leaves `channel` (a number this node no longer has).
+    pub async fn unsubscribe(&self, channel: &str) -> RedisResult<()> {
+        match self {
+            Self::Standalone(c) => c.clone().unsubscribe(channel).await,
+            Self::Cluster(c) => c.clone().sunsubscribe(channel).await,
+        }
+    }
+
     /// Subscribes to `channels` (sharded on a Redis Cluster); kept across reconnections.
     pub async fn subscribe(&self, channels: &[String]) -> RedisResult<()> {
         match self {
