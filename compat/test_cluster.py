@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -24,7 +26,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import (ACCESS_KEY, SECRET_KEY, assert_no_message, connect_tagged, http_call,
+from conftest import (ACCESS_KEY, SECRET_KEY, assert_no_message, aws_cli, connect_tagged, http_call,
                       mgmt_client, open_slow_reader, post_until_limit_exceeded, quote_id, recv,
                       sigv4_management, wait_close, wait_until)
 
@@ -230,6 +232,31 @@ def test_boto3_with_sigv4_works_against_every_node(redis_server, make_cluster):
     assert (status, error_type(headers)) == (403, "ForbiddenException")
     status, view = signed_get(f"{c.nodes[1].mgmt_url}/@cluster")
     assert status == 200 and view["node"] == "gw-2"
+
+
+def test_aws_cli_reaches_a_connection_held_by_another_node(redis_server, make_cluster, tmp_path):
+    c = make_cluster(redis_server, 2, **sigv4_management())
+    ws, cid, _ = c.open(0)
+    (tmp_path / "aws-config").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                "AWS_DEFAULT_REGION": "eu-west-1", "AWS_CONFIG_FILE": str(tmp_path / "aws-config"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws-config"),
+                "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": ""})
+
+    def aws(*args: str) -> subprocess.CompletedProcess:
+        cmd = [str(aws_cli()), "apigatewaymanagementapi", *args, "--endpoint-url", c.nodes[1].mgmt_url]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+
+    done = aws("post-to-connection", "--connection-id", cid, "--data", "from the cli")
+    assert done.returncode == 0, done.stderr
+    assert recv(ws) == "from the cli"
+    done = aws("get-connection", "--connection-id", cid)
+    assert done.returncode == 0 and json.loads(done.stdout)["Identity"]["SourceIp"] == "127.0.0.1"
+    assert aws("delete-connection", "--connection-id", cid).returncode == 0
+    assert wait_close(ws)[0] == 1000
+    done = aws("post-to-connection", "--connection-id", cid, "--data", "late")
+    assert done.returncode != 0 and "GoneException" in done.stderr
 
 
 def test_cross_node_post_to_a_full_outbox_raises_limit_exceeded(redis_server, make_cluster, clients):
