@@ -34,6 +34,8 @@
 //!   every node.
 //! - [`cluster`]: several nodes on Redis (`[cluster]`): the node table and heartbeats, requests
 //!   between nodes, the registry of connections a survivor needs to reap a dead node.
+//! - [`resume`]: resumable connections (`wsgate.reliable.v1`): the protocol's frames, the replay
+//!   buffer of a session, and the desk where a resume finds its session.
 //! - [`hub`]: this node's live connections, groups and users, and their byte-bounded outboxes.
 //! - [`limits`]: open connections in all and per address, and rate buckets (new connections per
 //!   address, management calls per credential).
@@ -54,6 +56,7 @@ pub mod integration;
 pub mod limits;
 pub mod mgmt;
 pub mod ops;
+pub mod resume;
 pub mod scratch;
 mod server;
 pub mod state;

@@ -20,6 +20,7 @@ use crate::edge::listener;
 use crate::function::{FunctionHost, HostError, HostSettings};
 use crate::hub::Hub;
 use crate::limits::{self, ConnectionCount, FirstTime, RateLimiter};
+use crate::resume::Desk;
 use crate::state::{Deployment, EdgeServices, Lifecycle, ManagementServices, SessionServices};
 use crate::tls::{Acceptor, DevTls};
 
@@ -233,6 +234,7 @@ async fn services(
         deployment: Arc::new(ArcSwap::from_pointee(deployment)),
         hub: hub.clone(),
         lifecycle: Lifecycle::default(),
+        resumes: Desk::default(),
     });
     let cluster = match &cluster_config {
         Some(config) => Some(join_cluster(config, &sessions).await?),

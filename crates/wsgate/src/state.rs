@@ -23,6 +23,7 @@ use crate::function::FunctionHost;
 use crate::hub::Hub;
 use crate::integration::Integration;
 use crate::limits::{ConnectionCount, FirstTime, RateLimiter};
+use crate::resume::Desk;
 use crate::tls::{self, Acceptor};
 
 /// One configured route, ready to call.
@@ -170,6 +171,8 @@ pub struct SessionServices {
     pub hub: Arc<Hub>,
     /// Stop signal and task tracking.
     pub lifecycle: Lifecycle,
+    /// Resume tokens of resumable connections (`wsgate.reliable.v1`).
+    pub resumes: Desk,
 }
 
 /// What a management call needs beyond the deployment it is handled under.

@@ -72,6 +72,14 @@ pub struct Limits {
     /// Groups one connection may be in; a join past it gets 400 `BadRequestException` (and a
     /// `"wsgate": {"join": [...]}` directive past it is ignored with a warning). Default 100.
     pub max_groups_per_connection: usize,
+    /// How long a connection that chose the `wsgate.reliable.v1` subprotocol stays resumable
+    /// after its socket drops: POSTs to it are kept meanwhile, and `$disconnect` waits until the
+    /// window passes. `"0s"` turns resuming off. Default 2 minutes.
+    #[serde(deserialize_with = "de_duration")]
+    pub resume_window: Duration,
+    /// Bytes of messages a resumable connection keeps for a resume (sent but not acknowledged,
+    /// and those posted while its socket is down); a suspended session past it ends. Default 1 MiB.
+    pub resume_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -96,6 +104,8 @@ impl Default for Limits {
             exempt_loopback: true,
             max_pending_connections: 4096,
             max_groups_per_connection: 100,
+            resume_window: Duration::from_secs(120),
+            resume_buffer_bytes: 1024 * 1024,
         }
     }
 }
@@ -140,6 +150,7 @@ impl Limits {
             ("limits.shutdown_grace", self.shutdown_grace),
             ("management.max_clock_skew", management.max_clock_skew),
             ("limits.handshake_timeout", self.handshake_timeout),
+            ("limits.resume_window", self.resume_window),
         ] {
             if value > MAX_DURATION {
                 return Err(err(key, "must be at most a year"));
@@ -176,6 +187,12 @@ impl Limits {
             return Err(err(
                 "limits.read_buffer_bytes",
                 "must be between 256 and 1048576",
+            ));
+        }
+        if self.resume_buffer_bytes < max_payload_bytes {
+            return Err(err(
+                "limits.resume_buffer_bytes",
+                format!("must be at least management.max_payload_bytes ({max_payload_bytes})"),
             ));
         }
         if self.outbox_bytes < max_payload_bytes {

@@ -12,12 +12,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, sleep, timeout};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -33,9 +30,8 @@ use wsgate_core::route::{RouteKey, Selection, select};
 
 use crate::hub::{Command, Inbox, JoinError, Outbox, SessionHandle};
 use crate::integration::{Inbound, IntegrationError};
+use crate::resume::{self, Replay, Resume, Socket};
 use crate::state::{Deployment, RouteEntry, SessionServices};
-
-type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// How long to wait for the client's half of a close handshake.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
@@ -86,25 +82,227 @@ enum Pumped {
     Failed,
 }
 
+/// What a resumable session (`wsgate.reliable.v1`) carries besides its socket.
+pub(crate) struct Reliable {
+    /// Where resumes of this connection arrive.
+    pub resumes: mpsc::Receiver<Resume>,
+    /// The sending end, for the tokens issued after a resume.
+    pub sender: mpsc::Sender<Resume>,
+    /// The token the client holds now.
+    pub token: String,
+    /// Messages the client has not acknowledged.
+    pub replay: Replay,
+}
+
+/// How one socket's turn of a session ended.
+enum Turn {
+    /// The connection is over (or, when resumable and broken, suspended).
+    Over(Ending),
+    /// A resume took over with a new socket; the old one is dropped.
+    Replaced(Box<Resume>),
+}
+
+/// How a suspended session ended.
+enum Suspended {
+    /// The client came back.
+    Resumed(Box<Resume>),
+    /// The window passed, the buffer overflowed, or the connection was closed meanwhile:
+    /// `$disconnect` is told this code and reason.
+    Over(u16, String),
+}
+
 /// Runs a session until the connection ends, then its `$disconnect`.
 ///
 /// The connection was registered in the hub when `$connect` accepted it (before the 101), so
-/// POSTs made as soon as the client sees the upgrade are queued in `inbox`, not refused.
+/// POSTs made as soon as the client sees the upgrade are queued in `inbox`, not refused. A
+/// resumable session whose socket breaks is suspended for `limits.resume_window` instead of
+/// ending, and goes on with the socket of the client's resume.
 pub(crate) async fn run(
     services: Arc<SessionServices>,
     handle: Arc<SessionHandle>,
     mut inbox: Inbox,
     limits: Limits,
-    socket: Socket,
+    (mut sink, mut stream): (SocketSink, SocketStream),
+    mut reliable: Option<Box<Reliable>>,
 ) {
     let ctx = handle.ctx.clone();
-    let (mut sink, mut stream) = socket.split();
+    let lifetime = Instant::now() + limits.max_connection_duration;
+    if let Some(r) = reliable.as_deref_mut() {
+        let greeting = resume::connected(&ctx.connection_id, &r.token);
+        r.replay.open_with(greeting, Vec::new());
+    }
+    let finished = loop {
+        let turn = serve(
+            &services,
+            &handle,
+            &mut inbox,
+            &limits,
+            (&mut sink, &mut stream),
+            lifetime,
+            reliable.as_deref_mut(),
+        )
+        .await;
+        let resume = match (turn, reliable.as_deref_mut()) {
+            (Turn::Replaced(resume), Some(_)) => resume,
+            (Turn::Over(Ending::Abnormal), Some(r)) if !limits.resume_window.is_zero() => {
+                debug!(connection_id = %ctx.connection_id, "socket lost: suspended until resumed");
+                match Box::pin(suspend(&services, &mut inbox, r, &limits)).await {
+                    Suspended::Resumed(resume) => resume,
+                    Suspended::Over(code, reason) => break Err((code, reason)),
+                }
+            }
+            (Turn::Over(ending), _) => break Ok(ending),
+            (Turn::Replaced(_), None) => break Err((1006, ABNORMAL.to_owned())),
+        };
+        let Some(r) = reliable.as_deref_mut() else {
+            break Err((1006, ABNORMAL.to_owned()));
+        };
+        match resumed(&services, &ctx, r, resume.seq) {
+            Ok(()) => (sink, stream) = resume.socket.split(),
+            Err(reason) => {
+                Box::pin(refuse_resume(resume.socket, reason)).await;
+                break Err((1006, ABNORMAL.to_owned()));
+            }
+        }
+    };
+    // From here on the connection is gone for the management API.
+    if let Some(r) = &reliable {
+        services.resumes.forget(&r.token);
+    }
+    services.hub.remove(&ctx.connection_id);
+    drop(inbox);
+    // The closing and `$disconnect` futures are boxed: they run once, at the end, but an async
+    // fn's state is as large as its largest await, and every idle session would carry their size.
+    let (code, reason) = match finished {
+        Ok(ending) => Box::pin(finish(sink, stream, ending)).await,
+        Err(ended) => ended,
+    };
+    debug!(connection_id = %ctx.connection_id, code, reason, "connection closed");
+    // A cluster that took this node for dead told `$disconnect` already.
+    if !handle.reported() {
+        Box::pin(disconnect(&services, &ctx, code, &reason)).await;
+    }
+}
+
+/// A resume of a suspended (or replaced) session: issues the next token and queues the `resumed`
+/// frame and the messages after the client's `seq`; or says why it cannot be served.
+fn resumed(
+    services: &SessionServices,
+    ctx: &ConnectionContext,
+    reliable: &mut Reliable,
+    seq: u64,
+) -> Result<(), &'static str> {
+    let resend = reliable
+        .replay
+        .after(seq)
+        .map_err(|_| "messages after that seq are no longer kept (limits.resume_buffer_bytes)")?;
+    services.resumes.forget(&reliable.token);
+    reliable.token = services
+        .resumes
+        .issue(ctx.connection_id, reliable.sender.clone());
+    debug!(connection_id = %ctx.connection_id, seq, resent = resend.len(), "resumed");
+    let greeting = resume::resumed(&ctx.connection_id, &reliable.token);
+    reliable.replay.open_with(greeting, resend);
+    Ok(())
+}
+
+/// Tells a client its resume cannot be served, and closes with 4410.
+pub(crate) async fn refuse_resume(mut socket: Socket, reason: &str) {
+    let closing = async {
+        let _ = socket
+            .send(Message::Text(resume::resume_failed(reason)))
+            .await;
+        let _ = socket
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::from(resume::RESUME_FAILED),
+                reason: Utf8Bytes::from_static("Resume failed"),
+            })))
+            .await;
+        while let Some(Ok(_)) = socket.next().await {}
+    };
+    let _ = timeout(CLOSE_HANDSHAKE, closing).await;
+}
+
+/// Waits, socket gone, for the client to resume: posts are numbered and kept meanwhile.
+async fn suspend(
+    services: &SessionServices,
+    inbox: &mut Inbox,
+    reliable: &mut Reliable,
+    limits: &Limits,
+) -> Suspended {
+    let window = sleep(limits.resume_window);
+    let mut window = pin!(window);
+    let stopping = services.lifecycle.stopping.clone();
+    let mut stopped = pin!(stopping.cancelled());
+    let lost = || Suspended::Over(1006, ABNORMAL.to_owned());
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut stopped => return lost(),
+            () = &mut window => return lost(),
+            resume = reliable.resumes.recv() => match resume {
+                Some(resume) => return Suspended::Resumed(Box::new(resume)),
+                None => return lost(),
+            },
+            command = poll_fn(|cx| next_command(cx, inbox)) => match command {
+                Command::Close(code, reason) => return Suspended::Over(code, reason.to_owned()),
+                command => {
+                    reliable.replay.wrap(&command);
+                    if reliable.replay.bytes() > limits.resume_buffer_bytes {
+                        debug!("suspended session past limits.resume_buffer_bytes: ended");
+                        return lost();
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// The next command for a session without a socket; an urgent close comes first.
+fn next_command(cx: &mut Context<'_>, inbox: &mut Inbox) -> Poll<Command> {
+    if let Some((code, reason)) = inbox.take_urgent(cx) {
+        return Poll::Ready(Command::Close(code, reason));
+    }
+    match inbox.poll_recv(cx) {
+        Poll::Ready(Some(command)) => Poll::Ready(command),
+        _ => Poll::Pending,
+    }
+}
+
+/// A resume, when the session is resumable (never otherwise).
+fn next_resume(
+    cx: &mut Context<'_>,
+    resumes: Option<&mut mpsc::Receiver<Resume>>,
+) -> Poll<Option<Resume>> {
+    match resumes {
+        Some(resumes) => resumes.poll_recv(cx),
+        None => Poll::Pending,
+    }
+}
+
+/// One socket's turn: reads and routes messages, writes what the outbox holds, keeps the timers
+/// (the lifetime runs across resumes), until the connection ends or a resume takes over.
+async fn serve(
+    services: &Arc<SessionServices>,
+    handle: &Arc<SessionHandle>,
+    inbox: &mut Inbox,
+    limits: &Limits,
+    (sink, stream): (&mut SocketSink, &mut SocketStream),
+    lifetime: Instant,
+    reliable: Option<&mut Reliable>,
+) -> Turn {
+    let ctx = handle.ctx.clone();
+    let (mut replay, mut resumes) = match reliable {
+        Some(r) => (Some(&mut r.replay), Some(&mut r.resumes)),
+        None => (None, None),
+    };
+    let resume_bytes = limits.resume_buffer_bytes;
 
     // The idle timer is re-armed only when it fires (from the last activity), not on every
     // message: resetting a timer per message costs a timer-wheel update each time.
     let mut last_activity = Instant::now();
     let idle = sleep(limits.idle_timeout);
-    let lifetime = sleep(limits.max_connection_duration);
+    let lifetime = tokio::time::sleep_until(lifetime);
     let mut idle = pin!(idle);
     let mut lifetime = pin!(lifetime);
     let inflight = Arc::new(Semaphore::new(limits.max_inflight_per_connection));
@@ -121,20 +319,31 @@ pub(crate) async fn run(
         tokio::select! {
             biased;
             () = &mut cancelled => break Ending::Server(1001, GOING_AWAY),
-            pumped = poll_fn(|cx| pump(cx, &mut sink, &mut inbox, &mut pending, frame_bytes)) => match pumped {
+            pumped = poll_fn(|cx| pump(cx, &mut *sink, inbox, &mut pending, frame_bytes, replay.as_deref_mut())) => match pumped {
                 Pumped::Wrote => {
                     handle.touch(clock::now_ms());
                     last_activity = Instant::now();
+                    if let Some(replay) = replay.as_deref_mut() {
+                        replay.trim_to(resume_bytes);
+                    }
                 }
                 Pumped::Close(code, reason) => break Ending::Server(code, reason),
                 Pumped::Failed => break Ending::Abnormal,
+            },
+            resume = poll_fn(|cx| next_resume(cx, resumes.as_deref_mut())), if resumes.is_some() => match resume {
+                Some(resume) => return Turn::Replaced(Box::new(resume)),
+                None => break Ending::Abnormal,
             },
             acquired = inflight.clone().acquire_owned(), if permit.is_none() => permit = acquired.ok(),
             frame = stream.next(), if permit.is_some() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     handle.touch(clock::now_ms());
                     last_activity = Instant::now();
-                    on_message(&services, &handle, Inbound::Text(text), &mut permit);
+                    if let (Some(replay), Some(seq)) = (replay.as_deref_mut(), replay_ack(&text)) {
+                        replay.ack(seq);
+                        continue;
+                    }
+                    on_message(services, handle, Inbound::Text(text), &mut permit);
                 }
                 Some(Ok(Message::Binary(data))) => {
                     if services.deployment.load().config.gateway.binary_frames == BinaryFrames::Reject {
@@ -142,7 +351,7 @@ pub(crate) async fn run(
                     }
                     handle.touch(clock::now_ms());
                     last_activity = Instant::now();
-                    on_message(&services, &handle, Inbound::Binary(data), &mut permit);
+                    on_message(services, handle, Inbound::Binary(data), &mut permit);
                 }
                 Some(Ok(Message::Ping(_))) => {
                     // tungstenite queues the Pong and writes it on the next read or write.
@@ -171,22 +380,18 @@ pub(crate) async fn run(
             () = &mut lifetime => break Ending::Server(1001, GOING_AWAY),
         }
     };
-
-    // From here on the connection is gone for the management API.
-    services.hub.remove(&ctx.connection_id);
-    drop(inbox);
-    // The closing and `$disconnect` futures are boxed: they run once, at the end, but an async
-    // fn's state is as large as its largest await, and every idle session would carry their size.
-    let (code, reason) = Box::pin(finish(sink, stream, ending)).await;
-    debug!(connection_id = %ctx.connection_id, code, reason, "connection closed");
-    // A cluster that took this node for dead told `$disconnect` already.
-    if !handle.reported() {
-        Box::pin(disconnect(&services, &ctx, code, &reason)).await;
-    }
+    Turn::Over(ending)
 }
 
-type SocketSink = futures_util::stream::SplitSink<Socket, Message>;
-type SocketStream = futures_util::stream::SplitStream<Socket>;
+/// A resumable client's acknowledgement (not routed).
+fn replay_ack(text: &Utf8Bytes) -> Option<u64> {
+    resume::ack(text.as_str())
+}
+
+/// The writing half of a session's socket.
+pub(crate) type SocketSink = futures_util::stream::SplitSink<Socket, Message>;
+/// The reading half.
+pub(crate) type SocketStream = futures_util::stream::SplitStream<Socket>;
 
 /// Ends the WebSocket conversation as `ending` says and returns the code and reason that
 /// `$disconnect` reports. Bounded by [`CLOSE_HANDSHAKE`].
@@ -300,6 +505,7 @@ fn pump<S>(
     inbox: &mut Inbox,
     pending: &mut Option<Outgoing>,
     frame_bytes: usize,
+    mut replay: Option<&mut Replay>,
 ) -> Poll<Pumped>
 where
     S: Sink<Message, Error = WsError> + Unpin,
@@ -311,7 +517,20 @@ where
     loop {
         if pending.is_none() {
             // `take_urgent` registered the waker for this poll already.
-            match inbox.try_recv().map(|c| Outgoing::new(c, frame_bytes)) {
+            // A resumable session writes its greeting (and what a resume sends again) first; its
+            // messages go out numbered, and are kept until acknowledged.
+            if let Some(front) = replay.as_deref_mut().and_then(Replay::next_front) {
+                *pending = Some(Outgoing::Whole(Some(Message::Text(front))));
+                continue;
+            }
+            let next = inbox.try_recv().map(|command| match replay.as_deref_mut() {
+                Some(replay) => match replay.wrap(&command) {
+                    Some(envelope) => Command::Text(envelope),
+                    None => command,
+                },
+                None => command,
+            });
+            match next.map(|c| Outgoing::new(c, frame_bytes)) {
                 Some(Ok(outgoing)) => *pending = Some(outgoing),
                 Some(Err((code, reason))) => return Poll::Ready(Pumped::Close(code, reason)),
                 None => break,

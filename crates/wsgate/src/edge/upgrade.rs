@@ -9,9 +9,11 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
+use futures_util::StreamExt;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -32,6 +34,7 @@ use crate::auth::authorizer::{Attempt, Verdict};
 use crate::hub::{self, SessionHandle};
 use crate::integration::IntegrationError;
 use crate::limits::{self, Admission};
+use crate::resume::{self, Replay, Resume};
 use crate::state::{Deployment, EdgeServices};
 
 const SEC_WEBSOCKET_PROTOCOL: &str = "sec-websocket-protocol";
@@ -225,6 +228,20 @@ async fn upgrade(
     let accept = check_handshake(&request).map_err(refused)?;
     check_origin(deployment, &request.headers).map_err(refused)?;
     let admission = admit(edge, deployment, client).map_err(refused)?;
+    let resumable = !deployment.config.limits.resume_window.is_zero()
+        && has_token(
+            &request.headers,
+            header::SEC_WEBSOCKET_PROTOCOL,
+            resume::SUBPROTOCOL,
+        );
+    if resumable && let Some(asked) = resume_asked(&request) {
+        // A resume runs neither the authorizer nor `$connect`: the connection never left.
+        hand_over(edge, asked, on_upgrade);
+        return Ok(switching_protocols(
+            &accept,
+            Some(HeaderValue::from_static(resume::SUBPROTOCOL)),
+        ));
+    }
     let mut ctx = connection_context(edge, deployment, &request.headers, client);
     let span = info_span!("connection", connection_id = %ctx.connection_id);
     let mut upgrade = None;
@@ -247,11 +264,14 @@ async fn upgrade(
     .instrument(span.clone())
     .await
     .map_err(refused)?;
+    // `$connect` or the authorizer may choose the subprotocol; else a resumable client gets its.
     let protocol = connected
         .as_ref()
         .and_then(|result| result.header(SEC_WEBSOCKET_PROTOCOL))
         .or(authorized.protocol.as_deref())
+        .or(resumable.then_some(resume::SUBPROTOCOL))
         .and_then(|p| HeaderValue::from_str(p).ok());
+    let reliable = resumable && protocol.as_ref().is_some_and(|p| p == resume::SUBPROTOCOL);
     register(
         edge,
         deployment,
@@ -261,6 +281,7 @@ async fn upgrade(
             connected,
             admission,
             on_upgrade,
+            reliable,
         },
     );
     Ok(switching_protocols(&accept, protocol))
@@ -487,6 +508,8 @@ struct Registration {
     connected: Option<ProxyResult>,
     admission: Admission,
     on_upgrade: hyper::upgrade::OnUpgrade,
+    /// The client chose `wsgate.reliable.v1`.
+    reliable: bool,
 }
 
 /// The connection exists from now on, as on API Gateway once `$connect` returned: a backend
@@ -499,6 +522,7 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
         connected,
         admission,
         on_upgrade,
+        reliable,
     } = registration;
     let limits = deployment.config.limits.clone();
     let services = edge.sessions.clone();
@@ -515,6 +539,18 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
     if let Some(result) = &connected {
         session::apply_directives(&services, &handle.ctx, result);
     }
+    let reliable = reliable.then(|| {
+        let (sender, resumes) = mpsc::channel(1);
+        let token = services
+            .resumes
+            .issue(handle.ctx.connection_id, sender.clone());
+        Box::new(session::Reliable {
+            resumes,
+            sender,
+            token,
+            replay: Replay::default(),
+        })
+    });
     let socket_config = socket_config(&limits);
     let tasks = services.lifecycle.tasks.clone();
     tasks.spawn(
@@ -529,10 +565,16 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
                         Some(socket_config),
                     )
                     .await;
-                    session::run(services, handle, inbox, limits, ws).await;
+                    // Split here: a whole socket passed on would sit in the session's future
+                    // for as long as the connection lives.
+                    let halves = ws.split();
+                    session::run(services, handle, inbox, limits, halves, reliable).await;
                 }
                 Err(error) => {
                     debug!(connection_id = %handle.ctx.connection_id, %error, "upgrade did not complete");
+                    if let Some(reliable) = &reliable {
+                        services.resumes.forget(&reliable.token);
+                    }
                     services.hub.remove(&handle.ctx.connection_id);
                     Box::pin(session::disconnect(&services, &handle.ctx, 1006, session::ABNORMAL))
                         .await;
@@ -542,6 +584,51 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
         // No span around the session: a span lives in the subscriber's registry for as long
         // as the connection, which idle connections would pay for. Events carry the id.
     );
+}
+
+/// `?resume=TOKEN&seq=N` of a resume request: the token and the last seq the client got.
+fn resume_asked(request: &Parts) -> Option<(String, u64)> {
+    let pairs = query::pairs(request.uri.query()?);
+    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let token = get("resume")?;
+    let seq = get("seq").and_then(|s| s.parse().ok()).unwrap_or(0);
+    Some((token, seq))
+}
+
+/// Hands the upgraded socket of a resume to the suspended (or still connected) session its token
+/// names; a token that names none gets `resume-failed` and 4410. The resume's own admission ends
+/// here: the session holds the one of its first connection.
+fn hand_over(
+    edge: &Arc<EdgeServices>,
+    (token, seq): (String, u64),
+    on_upgrade: hyper::upgrade::OnUpgrade,
+) {
+    let services = edge.sessions.clone();
+    let config = socket_config(&services.deployment.load().config.limits);
+    services.lifecycle.tasks.clone().spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        let refused = match services.resumes.take(&token) {
+            None => Some((socket, "unknown, used or expired resume token")),
+            Some((id, session)) => match session.send(Resume { socket, seq }).await {
+                Ok(()) => {
+                    debug!(connection_id = %id, seq, "resume handed to its session");
+                    None
+                }
+                Err(mpsc::error::SendError(resume)) => {
+                    Some((resume.socket, "the connection has ended"))
+                }
+            },
+        };
+        if let Some((socket, reason)) = refused {
+            debug!(reason, "resume refused");
+            Box::pin(session::refuse_resume(socket, reason)).await;
+        }
+    });
 }
 
 /// The 101 answer.

@@ -1,0 +1,169 @@
+"""Resumable connections (`wsgate.reliable.v1`): a client that offers the subprotocol gets a
+`connected` frame with a resume token, numbered messages, and — when its TCP connection drops —
+comes back with `?resume=TOKEN&seq=LAST` as the same connection, with every message it missed and
+neither `$connect` nor `$disconnect` told. Real `websockets` clients, a real gateway, a stub
+backend that counts the events."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import time
+
+import pytest
+
+from conftest import http_call, quote_id, recv, render_config, wait_close, wait_until
+
+SUBPROTOCOL = "wsgate.reliable.v1"
+
+
+def routes(stub) -> dict:
+    return {
+        "$connect": {"type": "http", "url": stub.url("/connect")},
+        "$disconnect": {"type": "http", "url": stub.url("/disconnect")},
+        "$default": {"type": "mock", "body": "${request.body}", "route_response": True},
+    }
+
+
+def start(gateway_factory, stub, **limits) -> object:
+    return gateway_factory(render_config(routes(stub), limits=limits or None))
+
+
+def frame(ws, timeout: float = 5.0) -> dict:
+    return json.loads(recv(ws, timeout=timeout))
+
+
+def connect(clients, gw, query: str = ""):
+    """A resumable client: (ws, its `connected` or `resumed` frame)."""
+    ws = clients(gw.ws_url + query, subprotocols=[SUBPROTOCOL])
+    assert ws.subprotocol == SUBPROTOCOL
+    return ws, frame(ws)
+
+
+def drop(ws) -> None:
+    """Loses the TCP connection as a network would: a reset, no close frame."""
+    sock = ws.socket
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def post(gw, cid: str, data: str) -> int:
+    return http_call("POST", f"{gw.mgmt_url}/@connections/{quote_id(cid)}", data.encode())[0]
+
+
+def disconnects(stub, cid: str) -> list[dict]:
+    with stub.cond:
+        return [e for e in stub.events["/disconnect"] if e["requestContext"]["connectionId"] == cid]
+
+
+def test_a_dropped_client_resumes_as_the_same_connection_with_every_message_it_missed(
+        gateway_factory, stub, clients):
+    gw = start(gateway_factory, stub)
+    ws, hello = connect(clients, gw)
+    assert hello["type"] == "connected"
+    cid, token = hello["connectionId"], hello["resumeToken"]
+    assert post(gw, cid, "one") == 200
+    assert frame(ws) == {"type": "message", "seq": 1, "data": "one"}
+    ws.send("echo me")
+    assert frame(ws) == {"type": "message", "seq": 2, "data": "echo me"}
+
+    drop(ws)
+    # While it is away: POSTs are accepted, GET still knows it.
+    for n in range(3):
+        assert post(gw, cid, f"missed {n}") == 200
+    assert http_call("GET", f"{gw.mgmt_url}/@connections/{quote_id(cid)}")[0] == 200
+
+    back, resumed = connect(clients, gw, f"?resume={token}&seq=2")
+    assert resumed["type"] == "resumed" and resumed["connectionId"] == cid
+    assert resumed["resumeToken"] != token
+    assert [frame(back) for _ in range(3)] == [
+        {"type": "message", "seq": 3 + n, "data": f"missed {n}"} for n in range(3)]
+    back.send("after")
+    assert frame(back) == {"type": "message", "seq": 6, "data": "after"}
+    assert stub.count("/connect") == 1
+    assert disconnects(stub, cid) == []
+
+
+def test_messages_written_to_a_socket_that_dropped_come_again_unless_acked(gateway_factory, stub, clients):
+    gw = start(gateway_factory, stub)
+    ws, hello = connect(clients, gw)
+    cid = hello["connectionId"]
+    for n in range(4):
+        assert post(gw, cid, f"m{n}") == 200
+    assert [frame(ws)["seq"] for _ in range(4)] == [1, 2, 3, 4]
+    ws.send(json.dumps({"type": "ack", "seq": 2}))   # not routed: no echo comes back
+    drop(ws)
+    # The client says it got up to 3: message 4 comes again, 3 does not.
+    back, resumed = connect(clients, gw, f"?resume={hello['resumeToken']}&seq=3")
+    assert resumed["type"] == "resumed"
+    assert frame(back) == {"type": "message", "seq": 4, "data": "m3"}
+    back.send("next")
+    assert frame(back) == {"type": "message", "seq": 5, "data": "next"}
+
+
+def test_a_token_resumes_once_and_a_stranger_token_is_refused_with_4410(gateway_factory, stub, clients):
+    gw = start(gateway_factory, stub)
+    ws, hello = connect(clients, gw)
+    drop(ws)
+    back, resumed = connect(clients, gw, f"?resume={hello['resumeToken']}&seq=0")
+    assert resumed["type"] == "resumed"
+    for token in (hello["resumeToken"], "not-a-token"):
+        again = clients(gw.ws_url + f"?resume={token}&seq=0", subprotocols=[SUBPROTOCOL])
+        refusal = frame(again)
+        assert refusal["type"] == "resume-failed" and refusal["reason"]
+        assert wait_close(again)[0] == 4410
+    # The resumed connection is untouched.
+    back.send("still here")
+    assert frame(back)["data"] == "still here"
+    assert stub.count("/connect") == 1
+
+
+def test_when_the_window_passes_disconnect_is_told_once_with_1006(gateway_factory, stub, clients):
+    gw = start(gateway_factory, stub, resume_window="1s")
+    ws, hello = connect(clients, gw)
+    cid = hello["connectionId"]
+    drop(ws)
+    assert post(gw, cid, "into the void") == 200
+    wait_until(lambda: disconnects(stub, cid), 10, "$disconnect once the resume window passed")
+    time.sleep(0.3)
+    [event] = disconnects(stub, cid)
+    assert event["requestContext"]["disconnectStatusCode"] == 1006
+    status, _, headers = http_call("GET", f"{gw.mgmt_url}/@connections/{quote_id(cid)}")
+    assert status == 410
+    late = clients(gw.ws_url + f"?resume={hello['resumeToken']}&seq=0", subprotocols=[SUBPROTOCOL])
+    assert frame(late)["type"] == "resume-failed"
+    assert wait_close(late)[0] == 4410
+
+
+def test_a_client_that_closes_normally_is_gone_at_once(gateway_factory, stub, clients):
+    gw = start(gateway_factory, stub)
+    ws, hello = connect(clients, gw)
+    ws.close()
+    wait_until(lambda: disconnects(stub, hello["connectionId"]), 5, "$disconnect after a clean close")
+    assert disconnects(stub, hello["connectionId"])[0]["requestContext"]["disconnectStatusCode"] == 1000
+
+
+def test_without_the_subprotocol_nothing_changes_and_resume_off_means_plain_frames(gateway_factory, stub, clients):
+    gw = start(gateway_factory, stub)
+    plain = clients(gw.ws_url)
+    plain.send("plain")
+    assert recv(plain) == "plain"
+    off = start(gateway_factory, stub, resume_window="0s")
+    ws = clients(off.ws_url, subprotocols=[SUBPROTOCOL])
+    assert ws.subprotocol is None
+    ws.send("plain too")
+    assert recv(ws) == "plain too"
+
+
+@pytest.mark.timeout(60)
+def test_a_suspended_session_past_its_buffer_ends(gateway_factory, stub, clients):
+    gw = start(gateway_factory, stub, resume_buffer_bytes=131072)
+    ws, hello = connect(clients, gw)
+    cid = hello["connectionId"]
+    drop(ws)
+    chunk = "x" * 60000
+    statuses = [post(gw, cid, chunk) for _ in range(4)]
+    assert statuses[0] == 200
+    wait_until(lambda: disconnects(stub, cid), 10, "$disconnect once the buffer overflowed")
+    assert disconnects(stub, cid)[0]["requestContext"]["disconnectStatusCode"] == 1006

@@ -1,0 +1,266 @@
+//! Resumable connections (`wsgate.reliable.v1`), the parts below the edge: the frames of the
+//! protocol, the replay buffer a session keeps, and the desk where a resume request finds the
+//! session it resumes.
+//!
+//! A client that offers the subprotocol gets, first, `{"type":"connected","connectionId":…,
+//! "resumeToken":…}`; then every message to it is `{"type":"message","seq":N,"data":…}` (or
+//! `"dataBase64"` for binary), `seq` counting from 1. It may send `{"type":"ack","seq":N}`
+//! (cumulative; not routed). When its socket drops, the session waits `limits.resume_window` for
+//! `GET /{stage}?resume=TOKEN&seq=LAST` with the same subprotocol, answers
+//! `{"type":"resumed",…}` and sends every message after `LAST` again, then live ones. A token
+//! works once. A resume that cannot be served gets `{"type":"resume-failed","reason":…}` and the
+//! close code 4410.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use wsgate_core::id::ConnectionId;
+
+use crate::hub::Command;
+
+/// The subprotocol a client offers to be resumable.
+pub const SUBPROTOCOL: &str = "wsgate.reliable.v1";
+
+/// The close code of a resume that cannot be served: the client connects anew.
+pub const RESUME_FAILED: u16 = 4410;
+
+/// A client's WebSocket, once upgraded.
+pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// A resume handed to the session it resumes: the new socket, and the last `seq` the client got.
+pub struct Resume {
+    /// The client's new socket.
+    pub socket: Socket,
+    /// The last message the client received.
+    pub seq: u64,
+}
+
+/// The first frame of a resumable connection.
+pub fn connected(id: &ConnectionId, token: &str) -> Utf8Bytes {
+    Utf8Bytes::from(
+        json!({"type": "connected", "connectionId": id.as_str(), "resumeToken": token}).to_string(),
+    )
+}
+
+/// The first frame after a resume.
+pub fn resumed(id: &ConnectionId, token: &str) -> Utf8Bytes {
+    Utf8Bytes::from(
+        json!({"type": "resumed", "connectionId": id.as_str(), "resumeToken": token}).to_string(),
+    )
+}
+
+/// The frame before the 4410 close.
+pub fn resume_failed(reason: &str) -> Utf8Bytes {
+    Utf8Bytes::from(json!({"type": "resume-failed", "reason": reason}).to_string())
+}
+
+/// `seq` of a client's `{"type":"ack","seq":N}`; `None` for anything else (which is routed).
+pub fn ack(text: &str) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Ack {
+        #[serde(rename = "type")]
+        kind: String,
+        seq: u64,
+    }
+    // Cheap test first: most messages are not acks.
+    if !text.contains("\"ack\"") {
+        return None;
+    }
+    serde_json::from_str::<Ack>(text)
+        .ok()
+        .filter(|a| a.kind == "ack")
+        .map(|a| a.seq)
+}
+
+/// A fresh resume token: 128 random bits.
+pub fn token() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
+}
+
+/// Why a resume cannot be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unresumable {
+    /// Messages after the client's `seq` were dropped (the buffer overflowed).
+    Overflowed,
+}
+
+/// The messages a resumable session has sent or queued and the client has not acknowledged, in
+/// `seq` order, bounded in bytes.
+#[derive(Debug, Default)]
+pub struct Replay {
+    last_seq: u64,
+    kept: VecDeque<(u64, Utf8Bytes)>,
+    bytes: usize,
+    /// Messages up to this seq were dropped unacknowledged (the bound was passed while live).
+    dropped_to: u64,
+    /// Frames to write before anything else on the next socket: the greeting, and the messages
+    /// sent again after a resume (already numbered).
+    front: VecDeque<Utf8Bytes>,
+}
+
+impl Replay {
+    /// Numbers a message and keeps its envelope; the text to write.
+    pub fn wrap(&mut self, command: &Command) -> Option<Utf8Bytes> {
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        let envelope = match command {
+            Command::Text(text) => json!({"type": "message", "seq": seq, "data": text.as_str()}),
+            Command::Binary(data) => {
+                json!({"type": "message", "seq": seq, "dataBase64": STANDARD.encode(data)})
+            }
+            Command::Close(..) => {
+                self.last_seq -= 1;
+                return None;
+            }
+        };
+        let text = Utf8Bytes::from(envelope.to_string());
+        self.bytes += text.len();
+        self.kept.push_back((seq, text.clone()));
+        Some(text)
+    }
+
+    /// Queues `greeting` and then `again` to be written first on the next socket.
+    pub fn open_with(&mut self, greeting: Utf8Bytes, again: Vec<Utf8Bytes>) {
+        self.front.clear();
+        self.front.push_back(greeting);
+        self.front.extend(again);
+    }
+
+    /// The next frame that goes before the outbox, if any.
+    pub fn next_front(&mut self) -> Option<Utf8Bytes> {
+        self.front.pop_front()
+    }
+
+    /// The client has every message up to `seq`.
+    pub fn ack(&mut self, seq: u64) {
+        while let Some((first, text)) = self.kept.front() {
+            if *first > seq {
+                break;
+            }
+            self.bytes -= text.len();
+            self.kept.pop_front();
+        }
+    }
+
+    /// Bytes kept.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// While the socket is live: keeps at most `limit` bytes, dropping the oldest (a resume
+    /// that needs them then fails).
+    pub fn trim_to(&mut self, limit: usize) {
+        while self.bytes > limit {
+            let Some((seq, text)) = self.kept.pop_front() else {
+                break;
+            };
+            self.bytes -= text.len();
+            self.dropped_to = seq;
+        }
+    }
+
+    /// The envelopes after `seq`, to send again on a resumed socket.
+    pub fn after(&mut self, seq: u64) -> Result<Vec<Utf8Bytes>, Unresumable> {
+        if seq < self.dropped_to {
+            return Err(Unresumable::Overflowed);
+        }
+        self.ack(seq);
+        Ok(self.kept.iter().map(|(_, text)| text.clone()).collect())
+    }
+}
+
+/// Where a resume request finds its session: resume token → the connection and the channel its
+/// session waits on. A token is taken once.
+#[derive(Debug, Default)]
+pub struct Desk {
+    by_token: Mutex<HashMap<String, (ConnectionId, mpsc::Sender<Resume>)>>,
+}
+
+impl Desk {
+    /// Issues a token for `id`, whose session listens on `resumes`.
+    pub fn issue(&self, id: ConnectionId, resumes: mpsc::Sender<Resume>) -> String {
+        let token = token();
+        self.by_token
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.clone(), (id, resumes));
+        token
+    }
+
+    /// The session a token resumes, taking the token.
+    pub fn take(&self, token: &str) -> Option<(ConnectionId, mpsc::Sender<Resume>)> {
+        self.by_token
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(token)
+    }
+
+    /// Forgets a token (its session ended, or issued another).
+    pub fn forget(&self, token: &str) {
+        self.by_token
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(token);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_numbered_kept_until_acked_and_sent_again_after_a_seq() {
+        let mut replay = Replay::default();
+        let first = replay
+            .wrap(&Command::Text(Utf8Bytes::from_static("hi \"you\"")))
+            .expect("text");
+        assert_eq!(
+            first.as_str(),
+            r#"{"type":"message","seq":1,"data":"hi \"you\""}"#
+        );
+        let second = replay
+            .wrap(&Command::Binary(bytes::Bytes::from_static(&[0, 255])))
+            .expect("binary");
+        assert_eq!(
+            second.as_str(),
+            r#"{"type":"message","seq":2,"dataBase64":"AP8="}"#
+        );
+        assert!(replay.wrap(&Command::Close(1000, "bye")).is_none());
+        replay.wrap(&Command::Text(Utf8Bytes::from_static("three")));
+        replay.ack(1);
+        assert_eq!(replay.after(1).expect("kept").len(), 2);
+        assert_eq!(replay.after(2).expect("kept").len(), 1);
+        replay.trim_to(0);
+        assert_eq!(replay.after(2), Err(Unresumable::Overflowed));
+        assert_eq!(
+            replay.after(3).expect("nothing left"),
+            Vec::<Utf8Bytes>::new()
+        );
+    }
+
+    #[test]
+    fn only_acks_are_acks() {
+        assert_eq!(ack(r#"{"type":"ack","seq":7}"#), Some(7));
+        assert_eq!(ack(r#"{"action":"ack","seq":7}"#), None);
+        assert_eq!(ack(r#"{"type":"ack"}"#), None);
+        assert_eq!(ack("ack"), None);
+    }
+
+    #[test]
+    fn a_token_resumes_once() {
+        let desk = Desk::default();
+        let (tx, _rx) = mpsc::channel(1);
+        let id = ConnectionId::generate(0);
+        let token = desk.issue(id, tx);
+        assert!(desk.take(&token).is_some_and(|(got, _)| got == id));
+        assert!(desk.take(&token).is_none());
+    }
+}
