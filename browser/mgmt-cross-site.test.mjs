@@ -26,7 +26,7 @@ import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
-import { launchChromium, launchGateway, stopGroup, withTimeout } from "./support.mjs";
+import { launchChromium, launchGateway, tearDown, withTimeout } from "./support.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..");
@@ -78,19 +78,7 @@ route_response = true
     context = browser.contexts()[0] ?? (await browser.newContext());
   });
 
-  after(async () => {
-    try {
-      if (browser) await withTimeout(browser.close(), 5000, "browser.close").catch(() => {});
-    } finally {
-      await stopGroup(chrome, "chromium");
-      await stopGroup(gateway, "wsgate");
-      if (server) {
-        server.closeAllConnections?.();
-        server.close();
-      }
-      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-    }
-  });
+  after(() => tearDown({ browser, chrome, gateway, servers: [server], tmp }));
 
   /** A page of this machine holding a WebSocket to the gateway; `window.got` collects messages. */
   async function listener() {

@@ -2,6 +2,7 @@
 // processes a test started by their process group.
 
 import { spawn } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 
 export function withTimeout(promise, ms, what) {
@@ -131,4 +132,40 @@ export function launchChromium(bin, dir, extraArgs, log) {
     (m) => m[1],
   );
   return { child, devtools };
+}
+
+/** The `$default` route that echoes every message back, as TOML. */
+export const ECHO_DEFAULT = `[routes."$default"]
+type = "mock"
+body = '\${request.body}'
+route_response = true
+`;
+
+/**
+ * Writes `config` to `dir`/wsgate.toml and starts the gateway on it (see `launchGateway`):
+ * resolves with `{ child, port }` once it listens.
+ */
+export async function startGateway(bin, dir, config, log, ms) {
+  const configPath = path.join(dir, "wsgate.toml");
+  fs.writeFileSync(configPath, config);
+  const launched = launchGateway(bin, configPath, dir, log, ms);
+  return { child: launched.child, port: await launched.port };
+}
+
+/**
+ * Ends what a test started, whatever happened: closes `browser`, stops the `chrome` and
+ * `gateway` process groups, closes `servers` and removes `tmp`. Every argument may be missing.
+ */
+export async function tearDown({ browser, chrome, gateway, servers = [], tmp }) {
+  try {
+    if (browser) await withTimeout(browser.close(), 5000, "browser.close").catch(() => {});
+  } finally {
+    await stopGroup(chrome, "chromium");
+    await stopGroup(gateway, "wsgate");
+    for (const server of servers.filter(Boolean)) {
+      server.closeAllConnections?.();
+      server.close();
+    }
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }

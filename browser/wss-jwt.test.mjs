@@ -30,7 +30,7 @@ import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
-import { launchChromium, launchGateway, stopGroup, withTimeout } from "./support.mjs";
+import { launchChromium, launchGateway, tearDown, withTimeout } from "./support.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..");
@@ -249,19 +249,7 @@ route_response = true
     s.context = browser.contexts()[0] ?? (await browser.newContext());
   });
 
-  after(async () => {
-    try {
-      if (browser) await withTimeout(browser.close(), 5000, "browser.close").catch(() => {});
-    } finally {
-      await stopGroup(chrome, "chromium");
-      await stopGroup(gateway, "wsgate");
-      for (const server of servers) {
-        server.closeAllConnections?.();
-        server.close();
-      }
-      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-    }
-  });
+  after(() => tearDown({ browser, chrome, gateway, servers, tmp }));
 
   /**
    * Opens the page of `origin` and runs `attempt` in it; `result.console` holds what the browser
