@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
@@ -167,3 +168,77 @@ def test_a_suspended_session_past_its_buffer_ends(gateway_factory, stub, clients
     assert statuses[0] == 200
     wait_until(lambda: disconnects(stub, cid), 10, "$disconnect once the buffer overflowed")
     assert disconnects(stub, cid)[0]["requestContext"]["disconnectStatusCode"] == 1006
+
+
+# ------------------------------------------------------------------------- gateway.state_dir
+
+def kept_config(stub, state_dir, **limits) -> str:
+    return render_config(routes(stub), gateway={"state_dir": str(state_dir)}, limits=limits or None)
+
+
+def test_sessions_survive_a_restart_with_state_dir(gateway_factory, stub, clients, tmp_path):
+    stub.set("/connect", body={"statusCode": 200, "wsgate": {"join": ["room"], "user": "alice"}})
+    config = kept_config(stub, tmp_path / "state")
+    first = gateway_factory(config)
+    ws, hello = connect(clients, first)
+    cid, token = hello["connectionId"], hello["resumeToken"]
+    assert post(first, cid, "one") == 200
+    assert frame(ws) == {"type": "message", "seq": 1, "data": "one"}
+    assert post(first, cid, "queued at the stop") == 200
+
+    first.stop()
+    code, _, _ = wait_close(ws)
+    assert code == 1012
+
+    second = gateway_factory(config)
+    # Before its client is back, the connection is known, kept in its group, and takes POSTs.
+    assert http_call("GET", f"{second.mgmt_url}/@connections/{quote_id(cid)}")[0] == 200
+    _, listing, _ = http_call("GET", f"{second.mgmt_url}/@connections?group=room&user=alice")
+    assert [item["connectionId"] for item in listing["items"]] == [cid]
+    assert post(second, cid, "while restarting") == 200
+
+    back, resumed = connect(clients, second, f"?resume={token}&seq=1")
+    assert resumed == {"type": "resumed", "connectionId": cid, "resumeToken": resumed["resumeToken"]}
+    got = [frame(back)["data"] for _ in range(2)]
+    assert got == ["queued at the stop", "while restarting"]
+    back.send("on the new process")
+    assert frame(back) == {"type": "message", "seq": 4, "data": "on the new process"}
+    assert stub.count("/connect") == 1
+    assert disconnects(stub, cid) == []
+
+
+def test_a_kept_session_that_never_comes_back_is_told_1012(gateway_factory, stub, clients, tmp_path):
+    config = kept_config(stub, tmp_path / "state", resume_window="1s")
+    first = gateway_factory(config)
+    ws, hello = connect(clients, first)
+    first.stop()
+    assert wait_close(ws)[0] == 1012
+    gateway_factory(config)
+    wait_until(lambda: disconnects(stub, hello["connectionId"]), 10, "$disconnect once the window passed")
+    [event] = disconnects(stub, hello["connectionId"])
+    assert event["requestContext"]["disconnectStatusCode"] == 1012
+
+
+def test_plain_connections_close_with_1001_and_are_not_kept(gateway_factory, stub, clients, tmp_path):
+    config = kept_config(stub, tmp_path / "state")
+    first = gateway_factory(config)
+    plain = clients(first.ws_url)
+    plain.send("x")
+    assert recv(plain) == "x"
+    first.stop()
+    assert wait_close(plain)[0] == 1001
+    wait_until(lambda: stub.count("/disconnect") == 1, 5, "the plain connection's $disconnect")
+
+
+def test_a_state_file_that_is_not_ours_stops_the_gateway_saying_which(stub, tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "sessions.redb").write_bytes(b"this is not a redb file, nor ours")
+    config = tmp_path / "wsgate.toml"
+    config.write_text(kept_config(stub, state))
+    from conftest import wsgate_bin
+    done = subprocess.run([str(wsgate_bin()), "serve", "--config", str(config)], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode != 0
+    assert "gateway.state_dir" in done.stderr and "sessions.redb" in done.stderr, done.stderr
+    assert "panicked" not in done.stderr

@@ -620,11 +620,12 @@ impl Hub {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn handle(hub: &Hub) -> (Arc<SessionHandle>, Inbox) {
-        let ctx = ConnectionContext {
+    /// A connection's context as tests need one: a fresh id, the rest fixed.
+    pub(crate) fn context() -> ConnectionContext {
+        ConnectionContext {
             connection_id: ConnectionId::generate(0),
             connected_at: 0,
             source_ip: "127.0.0.1".into(),
@@ -633,7 +634,11 @@ mod tests {
             stage: "dev".into(),
             api_id: "local".into(),
             authorizer: None,
-        };
+        }
+    }
+
+    fn handle(hub: &Hub) -> (Arc<SessionHandle>, Inbox) {
+        let ctx = context();
         let (out, inbox) = outbox(16);
         let handle = Arc::new(SessionHandle::new(Arc::new(ctx), out));
         hub.insert(handle.clone());

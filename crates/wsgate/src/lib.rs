@@ -36,6 +36,7 @@
 //!   between nodes, the registry of connections a survivor needs to reap a dead node.
 //! - [`resume`]: resumable connections (`wsgate.reliable.v1`): the protocol's frames, the replay
 //!   buffer of a session, and the desk where a resume finds its session.
+//! - [`saved`]: resumable sessions kept across a restart in `gateway.state_dir` (redb).
 //! - [`hub`]: this node's live connections, groups and users, and their byte-bounded outboxes.
 //! - [`limits`]: open connections in all and per address, and rate buckets (new connections per
 //!   address, management calls per credential).
@@ -57,6 +58,7 @@ pub mod limits;
 pub mod mgmt;
 pub mod ops;
 pub mod resume;
+pub mod saved;
 pub mod scratch;
 mod server;
 pub mod state;

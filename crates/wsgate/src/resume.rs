@@ -127,6 +127,32 @@ impl Replay {
         Some(text)
     }
 
+    /// What is kept, to write it down (`gateway.state_dir`): the last `seq` given out, the last
+    /// one dropped unacknowledged, and the envelopes kept.
+    pub fn export(&self) -> (u64, u64, Vec<(u64, String)>) {
+        let kept = self
+            .kept
+            .iter()
+            .map(|(seq, text)| (*seq, text.as_str().to_owned()))
+            .collect();
+        (self.last_seq, self.dropped_to, kept)
+    }
+
+    /// A replay as [`Replay::export`] wrote it down.
+    pub fn restore(last_seq: u64, dropped_to: u64, kept: Vec<(u64, String)>) -> Self {
+        let kept: VecDeque<(u64, Utf8Bytes)> = kept
+            .into_iter()
+            .map(|(seq, text)| (seq, Utf8Bytes::from(text)))
+            .collect();
+        Self {
+            last_seq,
+            bytes: kept.iter().map(|(_, t)| t.len()).sum(),
+            kept,
+            dropped_to,
+            front: VecDeque::new(),
+        }
+    }
+
     /// Queues `greeting` and then `again` to be written first on the next socket.
     pub fn open_with(&mut self, greeting: Utf8Bytes, again: Vec<Utf8Bytes>) {
         self.front.clear();
@@ -193,6 +219,14 @@ impl Desk {
             .unwrap_or_else(|e| e.into_inner())
             .insert(token.clone(), (id, resumes));
         token
+    }
+
+    /// Registers a token given out before (a session kept across a restart).
+    pub fn issue_as(&self, token: String, id: ConnectionId, resumes: mpsc::Sender<Resume>) {
+        self.by_token
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token, (id, resumes));
     }
 
     /// The session a token resumes, taking the token.

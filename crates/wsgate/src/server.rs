@@ -21,6 +21,7 @@ use crate::function::{FunctionHost, HostError, HostSettings};
 use crate::hub::Hub;
 use crate::limits::{self, ConnectionCount, FirstTime, RateLimiter};
 use crate::resume::Desk;
+use crate::saved;
 use crate::state::{Deployment, EdgeServices, Lifecycle, ManagementServices, SessionServices};
 use crate::tls::{Acceptor, DevTls};
 
@@ -47,6 +48,9 @@ pub enum GatewayError {
     /// The cluster's Redis cannot be reached, or refused this node.
     #[error("cannot join the cluster: {0}")]
     Cluster(String),
+    /// `gateway.state_dir` cannot be read.
+    #[error("gateway.state_dir: {0}")]
+    State(String),
 }
 
 /// How a gateway runs beyond its config.
@@ -188,6 +192,11 @@ impl Gateway {
             management_addr.unwrap_or(local_addr),
         )?;
         let edge = services(prepared.deployment, &options, local_addr, management_addr).await?;
+        // Sessions the previous process kept are back before the listener takes their resumes.
+        if let Some((dir, _)) = &edge.sessions.keeping {
+            let kept = saved::take(dir).map_err(GatewayError::State)?;
+            edge::restore(&edge, kept);
+        }
         warn_if_management_is_open(&edge);
         let public = tokio::spawn(listener::serve(
             listener,
@@ -230,11 +239,13 @@ async fn services(
 ) -> Result<Arc<EdgeServices>, GatewayError> {
     let hub = Arc::new(Hub::default());
     let cluster_config = deployment.config.cluster.clone();
+    let state_dir = state_dir(&deployment.config);
     let sessions = Arc::new(SessionServices {
         deployment: Arc::new(ArcSwap::from_pointee(deployment)),
         hub: hub.clone(),
         lifecycle: Lifecycle::default(),
         resumes: Desk::default(),
+        keeping: state_dir.map(|dir| (dir, std::sync::Mutex::new(Vec::new()))),
     });
     let cluster = match &cluster_config {
         Some(config) => Some(join_cluster(config, &sessions).await?),
@@ -283,6 +294,32 @@ async fn join_cluster(
     )
     .await
     .map_err(GatewayError::Cluster)
+}
+
+/// Writes the sessions kept at shutdown to `gateway.state_dir`, for the next process.
+fn keep_sessions(edge: &EdgeServices) {
+    let sessions = &edge.sessions;
+    let Some((dir, keeping)) = &sessions.keeping else {
+        return;
+    };
+    let kept = std::mem::take(&mut *keeping.lock().unwrap_or_else(|e| e.into_inner()));
+    match saved::put(dir, &kept) {
+        Ok(()) => {
+            tracing::info!(sessions = kept.len(), dir = %dir.display(), "resumable sessions kept for the next process")
+        }
+        Err(error) => {
+            tracing::error!(%error, sessions = kept.len(), "resumable sessions could not be kept")
+        }
+    }
+}
+
+/// `gateway.state_dir`, resolved against the config file's folder.
+fn state_dir(config: &Config) -> Option<std::path::PathBuf> {
+    config
+        .gateway
+        .state_dir
+        .as_ref()
+        .map(|dir| config.path(dir))
 }
 
 /// With `management.auth = "none"` on a listener other callers can reach, says at start who may
@@ -345,6 +382,18 @@ impl RunningGateway {
                 "gateway.listen: {listen} → {}",
                 config.gateway.listen
             ));
+        }
+        let kept_in = self
+            .edge
+            .sessions
+            .keeping
+            .as_ref()
+            .map(|(dir, _)| dir.clone());
+        if kept_in != state_dir(config) {
+            changed.push(
+                "gateway.state_dir: the running gateway keeps its sessions where it started"
+                    .to_owned(),
+            );
         }
         if self.cluster != config.cluster {
             changed.push("[cluster]: the running node keeps the cluster it joined".to_owned());
@@ -411,6 +460,7 @@ impl RunningGateway {
         {
             server.abort();
         }
+        keep_sessions(&self.edge);
         if let Some(cluster) = self.edge.management.directory.cluster() {
             cluster.leave().await;
         }

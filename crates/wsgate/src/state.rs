@@ -24,6 +24,7 @@ use crate::hub::Hub;
 use crate::integration::Integration;
 use crate::limits::{ConnectionCount, FirstTime, RateLimiter};
 use crate::resume::Desk;
+use crate::saved::Saved;
 use crate::tls::{self, Acceptor};
 
 /// One configured route, ready to call.
@@ -173,6 +174,9 @@ pub struct SessionServices {
     pub lifecycle: Lifecycle,
     /// Resume tokens of resumable connections (`wsgate.reliable.v1`).
     pub resumes: Desk,
+    /// With `gateway.state_dir` (as the gateway started with it): the folder, and the sessions
+    /// kept when the gateway stops, for the next process.
+    pub keeping: Option<(std::path::PathBuf, std::sync::Mutex<Vec<Saved>>)>,
 }
 
 /// What a management call needs beyond the deployment it is handled under.

@@ -46,6 +46,11 @@ pub struct GatewayConfig {
     /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client, for the
     /// per-address limits and `identity.sourceIp`. Empty, the default, trusts nobody's header.
     pub trusted_proxies: Vec<String>,
+    /// Where resumable sessions (`wsgate.reliable.v1`) are kept across a restart: on SIGTERM
+    /// they are closed with 1012 and written here, and a gateway started with the same folder
+    /// takes their resumes for the rest of their window. Relative to the config file. Default:
+    /// none (sessions end at exit).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// `[gateway.tls]`: PEM files, relative to the config file.
@@ -86,6 +91,7 @@ impl Default for GatewayConfig {
             tls: None,
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            state_dir: None,
         }
     }
 }

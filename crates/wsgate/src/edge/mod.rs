@@ -2,8 +2,11 @@
 //! management API at `/{stage}/@connections/{id}`, as API Gateway does on one host.
 
 pub mod listener;
+mod restore;
 pub(crate) mod session;
 mod upgrade;
+
+pub(crate) use self::restore::restore;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

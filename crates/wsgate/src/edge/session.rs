@@ -31,6 +31,7 @@ use wsgate_core::route::{RouteKey, Selection, select};
 use crate::hub::{Command, Inbox, JoinError, Outbox, SessionHandle};
 use crate::integration::{Inbound, IntegrationError};
 use crate::resume::{self, Replay, Resume, Socket};
+use crate::saved::Saved;
 use crate::state::{Deployment, RouteEntry, SessionServices};
 
 /// How long to wait for the client's half of a close handshake.
@@ -43,6 +44,9 @@ pub(crate) const ABNORMAL: &str = "Connection closed abnormally";
 
 /// How a session ended.
 enum Ending {
+    /// The gateway is stopping: 1001, or for a resumable session kept in `gateway.state_dir`,
+    /// 1012 and its state written down.
+    Stopping,
     /// The gateway closes with this code and reason.
     Server(u16, &'static str),
     /// The gateway closes because reading failed (too big, bad UTF-8, protocol error): the
@@ -106,81 +110,207 @@ enum Turn {
 enum Suspended {
     /// The client came back.
     Resumed(Box<Resume>),
-    /// The window passed, the buffer overflowed, or the connection was closed meanwhile:
-    /// `$disconnect` is told this code and reason.
-    Over(u16, String),
+    /// The gateway is stopping.
+    Stopping,
+    /// The window passed or the buffer overflowed (`None`: `$disconnect` is told the code of
+    /// the drop), or the connection was closed meanwhile with this code and reason.
+    Over(Option<(u16, String)>),
 }
+
+/// How a session starts: with its socket, or suspended (kept across a restart) for `window`,
+/// telling `$disconnect` `code` if its client does not come back.
+pub(crate) enum Start {
+    /// A new connection's socket halves.
+    Live(SocketSink, SocketStream),
+    /// Restored from `gateway.state_dir`, waiting for its resume.
+    Suspended {
+        /// What is left of its resume window.
+        window: Duration,
+        /// What `$disconnect` is told if the window passes.
+        code: u16,
+    },
+}
+
+/// How a session's sockets came to an end.
+enum Finished {
+    /// The last socket ended so: close it and tell `$disconnect`.
+    Socket(Ending, SocketSink, SocketStream),
+    /// No socket is left; tell `$disconnect` this.
+    Ended(u16, String),
+    /// Kept for the next process (`gateway.state_dir`); `$disconnect` is not told.
+    Kept(u16),
+}
+
+/// The reason `$disconnect` is told with a close code of a session that never came back.
+fn reason_of(code: u16) -> &'static str {
+    match code {
+        1012 => SERVICE_RESTART,
+        _ => ABNORMAL,
+    }
+}
+
+/// The reason of a 1012 close.
+const SERVICE_RESTART: &str = "Service Restart";
 
 /// Runs a session until the connection ends, then its `$disconnect`.
 ///
 /// The connection was registered in the hub when `$connect` accepted it (before the 101), so
 /// POSTs made as soon as the client sees the upgrade are queued in `inbox`, not refused. A
 /// resumable session whose socket breaks is suspended for `limits.resume_window` instead of
-/// ending, and goes on with the socket of the client's resume.
+/// ending, and goes on with the socket of the client's resume; when the gateway stops with
+/// `gateway.state_dir`, it is closed with 1012 and kept for the next process.
 pub(crate) async fn run(
     services: Arc<SessionServices>,
     handle: Arc<SessionHandle>,
     mut inbox: Inbox,
     limits: Limits,
-    (mut sink, mut stream): (SocketSink, SocketStream),
+    start: Start,
     mut reliable: Option<Box<Reliable>>,
 ) {
     let ctx = handle.ctx.clone();
     let lifetime = Instant::now() + limits.max_connection_duration;
-    if let Some(r) = reliable.as_deref_mut() {
+    let (mut halves, mut window, mut drop_code) = match start {
+        Start::Live(sink, stream) => (Some((sink, stream)), limits.resume_window, 1006),
+        Start::Suspended { window, code } => (None, window, code),
+    };
+    if let (Some(r), Some(_)) = (reliable.as_deref_mut(), &halves) {
         let greeting = resume::connected(&ctx.connection_id, &r.token);
         r.replay.open_with(greeting, Vec::new());
     }
+    let keeping = services.keeping.is_some();
     let finished = loop {
-        let turn = serve(
-            &services,
-            &handle,
-            &mut inbox,
-            &limits,
-            (&mut sink, &mut stream),
-            lifetime,
-            reliable.as_deref_mut(),
-        )
-        .await;
-        let resume = match (turn, reliable.as_deref_mut()) {
-            (Turn::Replaced(resume), Some(_)) => resume,
-            (Turn::Over(Ending::Abnormal), Some(r)) if !limits.resume_window.is_zero() => {
-                debug!(connection_id = %ctx.connection_id, "socket lost: suspended until resumed");
-                match Box::pin(suspend(&services, &mut inbox, r, &limits)).await {
-                    Suspended::Resumed(resume) => resume,
-                    Suspended::Over(code, reason) => break Err((code, reason)),
+        let resume = match halves.as_mut() {
+            Some((sink, stream)) => {
+                let turn = serve(
+                    &services,
+                    &handle,
+                    &mut inbox,
+                    &limits,
+                    (sink, stream),
+                    lifetime,
+                    reliable.as_deref_mut(),
+                )
+                .await;
+                let resumable = reliable.is_some() && !limits.resume_window.is_zero();
+                match turn {
+                    Turn::Replaced(resume) => resume,
+                    Turn::Over(Ending::Abnormal) if resumable => {
+                        debug!(connection_id = %ctx.connection_id, "socket lost: suspended until resumed");
+                        (halves, window, drop_code) = (None, limits.resume_window, 1006);
+                        continue;
+                    }
+                    Turn::Over(Ending::Stopping) if resumable && keeping => {
+                        if let Some((sink, stream)) = halves.take() {
+                            let restart = Ending::Server(1012, SERVICE_RESTART);
+                            Box::pin(finish(sink, stream, restart)).await;
+                        }
+                        break Finished::Kept(1012);
+                    }
+                    Turn::Over(ending) => match halves.take() {
+                        Some((sink, stream)) => break Finished::Socket(ending, sink, stream),
+                        None => break Finished::Ended(1006, ABNORMAL.to_owned()),
+                    },
                 }
             }
-            (Turn::Over(ending), _) => break Ok(ending),
-            (Turn::Replaced(_), None) => break Err((1006, ABNORMAL.to_owned())),
+            None => {
+                let Some(r) = reliable.as_deref_mut() else {
+                    break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
+                };
+                match Box::pin(suspend(&services, &mut inbox, r, &limits, window)).await {
+                    Suspended::Resumed(resume) => resume,
+                    Suspended::Stopping if keeping => break Finished::Kept(drop_code),
+                    Suspended::Stopping => {
+                        break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
+                    }
+                    Suspended::Over(None) => {
+                        break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
+                    }
+                    Suspended::Over(Some((code, reason))) => break Finished::Ended(code, reason),
+                }
+            }
         };
         let Some(r) = reliable.as_deref_mut() else {
-            break Err((1006, ABNORMAL.to_owned()));
+            break Finished::Ended(1006, ABNORMAL.to_owned());
         };
         match resumed(&services, &ctx, r, resume.seq) {
-            Ok(()) => (sink, stream) = resume.socket.split(),
+            Ok(()) => halves = Some(resume.socket.split()),
             Err(reason) => {
                 Box::pin(refuse_resume(resume.socket, reason)).await;
-                break Err((1006, ABNORMAL.to_owned()));
+                break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
             }
         }
     };
-    // From here on the connection is gone for the management API.
+    end(&services, &handle, inbox, reliable, finished).await;
+}
+
+/// The end of a session: out of the hub and of the resume desk, its socket closed, and
+/// `$disconnect` told — or, kept for the next process, written down instead.
+async fn end(
+    services: &Arc<SessionServices>,
+    handle: &Arc<SessionHandle>,
+    mut inbox: Inbox,
+    reliable: Option<Box<Reliable>>,
+    finished: Finished,
+) {
+    let ctx = &handle.ctx;
     if let Some(r) = &reliable {
         services.resumes.forget(&r.token);
     }
+    // From here on the connection is gone for the management API.
+    let membership = handle.membership();
     services.hub.remove(&ctx.connection_id);
-    drop(inbox);
     // The closing and `$disconnect` futures are boxed: they run once, at the end, but an async
     // fn's state is as large as its largest await, and every idle session would carry their size.
     let (code, reason) = match finished {
-        Ok(ending) => Box::pin(finish(sink, stream, ending)).await,
-        Err(ended) => ended,
+        Finished::Socket(ending, sink, stream) => {
+            drop(inbox);
+            Box::pin(finish(sink, stream, ending)).await
+        }
+        Finished::Ended(code, reason) => (code, reason),
+        Finished::Kept(code) => {
+            if let (Some(mut r), Some((_, keeping))) = (reliable, &services.keeping) {
+                let saved = keep(handle, &mut inbox, &mut r, membership, code);
+                keeping
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(saved);
+                debug!(connection_id = %ctx.connection_id, "kept for the next process");
+                return;
+            }
+            (code, reason_of(code).to_owned())
+        }
     };
     debug!(connection_id = %ctx.connection_id, code, reason, "connection closed");
     // A cluster that took this node for dead told `$disconnect` already.
     if !handle.reported() {
-        Box::pin(disconnect(&services, &ctx, code, &reason)).await;
+        Box::pin(disconnect(services, ctx, code, &reason)).await;
+    }
+}
+
+/// What a session kept for the next process is made of; what its outbox still held is
+/// numbered and kept too.
+fn keep(
+    handle: &SessionHandle,
+    inbox: &mut Inbox,
+    reliable: &mut Reliable,
+    membership: crate::hub::Membership,
+    code: u16,
+) -> Saved {
+    while let Some(command) = inbox.try_recv() {
+        reliable.replay.wrap(&command);
+    }
+    let (last_seq, dropped_to, kept) = reliable.replay.export();
+    Saved {
+        ctx: (*handle.ctx).clone(),
+        groups: membership.groups.iter().map(|g| g.to_string()).collect(),
+        user: membership.user.as_deref().map(str::to_owned),
+        token: reliable.token.clone(),
+        last_seq,
+        dropped_to,
+        kept,
+        last_active_ms: handle.last_active_ms(),
+        suspended_at_ms: clock::now_ms(),
+        code,
     }
 }
 
@@ -223,29 +353,30 @@ pub(crate) async fn refuse_resume(mut socket: Socket, reason: &str) {
     let _ = timeout(CLOSE_HANDSHAKE, closing).await;
 }
 
-/// Waits, socket gone, for the client to resume: posts are numbered and kept meanwhile.
+/// Waits `window`, socket gone, for the client to resume: posts are numbered and kept meanwhile.
 async fn suspend(
     services: &SessionServices,
     inbox: &mut Inbox,
     reliable: &mut Reliable,
     limits: &Limits,
+    window: Duration,
 ) -> Suspended {
-    let window = sleep(limits.resume_window);
+    let window = sleep(window);
     let mut window = pin!(window);
     let stopping = services.lifecycle.stopping.clone();
     let mut stopped = pin!(stopping.cancelled());
-    let lost = || Suspended::Over(1006, ABNORMAL.to_owned());
+    let lost = || Suspended::Over(None);
     loop {
         tokio::select! {
             biased;
-            () = &mut stopped => return lost(),
+            () = &mut stopped => return Suspended::Stopping,
             () = &mut window => return lost(),
             resume = reliable.resumes.recv() => match resume {
                 Some(resume) => return Suspended::Resumed(Box::new(resume)),
                 None => return lost(),
             },
             command = poll_fn(|cx| next_command(cx, inbox)) => match command {
-                Command::Close(code, reason) => return Suspended::Over(code, reason.to_owned()),
+                Command::Close(code, reason) => return Suspended::Over(Some((code, reason.to_owned()))),
                 command => {
                     reliable.replay.wrap(&command);
                     if reliable.replay.bytes() > limits.resume_buffer_bytes {
@@ -318,7 +449,7 @@ async fn serve(
     let ending = loop {
         tokio::select! {
             biased;
-            () = &mut cancelled => break Ending::Server(1001, GOING_AWAY),
+            () = &mut cancelled => break Ending::Stopping,
             pumped = poll_fn(|cx| pump(cx, &mut *sink, inbox, &mut pending, frame_bytes, replay.as_deref_mut())) => match pumped {
                 Pumped::Wrote => {
                     handle.touch(clock::now_ms());
@@ -396,6 +527,10 @@ pub(crate) type SocketStream = futures_util::stream::SplitStream<Socket>;
 /// Ends the WebSocket conversation as `ending` says and returns the code and reason that
 /// `$disconnect` reports. Bounded by [`CLOSE_HANDSHAKE`].
 async fn finish(mut sink: SocketSink, mut stream: SocketStream, ending: Ending) -> (u16, String) {
+    let ending = match ending {
+        Ending::Stopping => Ending::Server(1001, GOING_AWAY),
+        other => other,
+    };
     match ending {
         Ending::Server(code, reason) => {
             let closing = async {
@@ -431,6 +566,7 @@ async fn finish(mut sink: SocketSink, mut stream: SocketStream, ending: Ending) 
             (code, reason)
         }
         Ending::Abnormal => (1006, ABNORMAL.to_owned()),
+        Ending::Stopping => (1001, GOING_AWAY.to_owned()),
     }
 }
 

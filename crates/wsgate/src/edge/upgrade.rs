@@ -567,8 +567,9 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
                     .await;
                     // Split here: a whole socket passed on would sit in the session's future
                     // for as long as the connection lives.
-                    let halves = ws.split();
-                    session::run(services, handle, inbox, limits, halves, reliable).await;
+                    let (sink, stream) = ws.split();
+                    let start = session::Start::Live(sink, stream);
+                    session::run(services, handle, inbox, limits, start, reliable).await;
                 }
                 Err(error) => {
                     debug!(connection_id = %handle.ctx.connection_id, %error, "upgrade did not complete");

@@ -1,0 +1,79 @@
+//! Sessions kept across a restart (`gateway.state_dir`) come back: each is registered again —
+//! the same connection id, context, groups and user — and waits, suspended, for its client's
+//! resume for the rest of its window; POSTs to it are kept meanwhile. One whose window passed
+//! while the gateway was down has its `$disconnect` told now.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::info;
+use wsgate_core::clock;
+
+use super::session::{self, Reliable, Start};
+use crate::hub::{self, SessionHandle};
+use crate::resume::Replay;
+use crate::saved::Saved;
+use crate::state::EdgeServices;
+
+/// Registers `sessions` again, each suspended for what is left of its resume window.
+pub(crate) fn restore(edge: &Arc<EdgeServices>, sessions: Vec<Saved>) {
+    let services = edge.sessions.clone();
+    let limits = services.deployment.load().config.limits.clone();
+    let now = clock::now_ms();
+    let (mut waiting, mut expired) = (0, 0);
+    for saved in sessions {
+        let away = Duration::from_millis(now.saturating_sub(saved.suspended_at_ms));
+        let Some(window) = limits
+            .resume_window
+            .checked_sub(away)
+            .filter(|w| !w.is_zero())
+        else {
+            expired += 1;
+            let (services, ctx, code) = (services.clone(), saved.ctx, saved.code);
+            services.lifecycle.tasks.clone().spawn(async move {
+                let reason = if code == 1012 {
+                    "Service Restart"
+                } else {
+                    session::ABNORMAL
+                };
+                session::disconnect(&services, &ctx, code, reason).await;
+            });
+            continue;
+        };
+        waiting += 1;
+        let id = saved.ctx.connection_id;
+        let (outbox, inbox) = hub::outbox(limits.outbox_bytes);
+        let handle = Arc::new(SessionHandle::new(Arc::new(saved.ctx), outbox));
+        handle.touch(saved.last_active_ms);
+        services.hub.insert(handle.clone());
+        for group in &saved.groups {
+            let _ = services.hub.join(&id, group);
+        }
+        let _ = services.hub.set_user(&id, saved.user.as_deref());
+        let (sender, resumes) = mpsc::channel(1);
+        services
+            .resumes
+            .issue_as(saved.token.clone(), id, sender.clone());
+        let reliable = Box::new(Reliable {
+            resumes,
+            sender,
+            token: saved.token,
+            replay: Replay::restore(saved.last_seq, saved.dropped_to, saved.kept),
+        });
+        let start = Start::Suspended {
+            window,
+            code: saved.code,
+        };
+        let (services, limits) = (services.clone(), limits.clone());
+        services.lifecycle.tasks.clone().spawn(async move {
+            session::run(services, handle, inbox, limits, start, Some(reliable)).await;
+        });
+    }
+    if waiting + expired > 0 {
+        info!(
+            waiting,
+            expired, "sessions kept by the previous process: waiting for their resumes"
+        );
+    }
+}
