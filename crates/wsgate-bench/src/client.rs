@@ -12,6 +12,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
@@ -76,6 +77,17 @@ impl Target {
 
     /// Opens connection number `n` from its source address to its server.
     pub async fn connect(&self, n: usize) -> anyhow::Result<Ws> {
+        self.connect_to(n, "", None).await
+    }
+
+    /// [`Target::connect`] with `query` added to the URL (`?a=b`, or empty) and a subprotocol
+    /// offered.
+    pub async fn connect_to(
+        &self,
+        n: usize,
+        query: &str,
+        protocol: Option<&str>,
+    ) -> anyhow::Result<Ws> {
         let source = self.sources[n % self.sources.len()];
         let endpoint = &self.endpoints[n % self.endpoints.len()];
         let socket = TcpSocket::new_v4()?;
@@ -90,7 +102,13 @@ impl Target {
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0);
-        let (ws, _) = client_async_with_config(endpoint.url.as_str(), stream, Some(config)).await?;
+        let mut request = format!("{}{query}", endpoint.url).into_client_request()?;
+        if let Some(protocol) = protocol {
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", protocol.parse()?);
+        }
+        let (ws, _) = client_async_with_config(request, stream, Some(config)).await?;
         Ok(ws)
     }
 }

@@ -49,6 +49,14 @@ enum Command {
         #[command(flatten)]
         args: scenario::post::Args,
     },
+    /// N resumable connections dropped, then resumed at once: memory per suspended session,
+    /// time and CPU per resume.
+    Resume {
+        #[command(flatten)]
+        common: scenario::Common,
+        #[command(flatten)]
+        args: scenario::resume::Args,
+    },
     /// N receivers, one sender: time until all got the message.
     Broadcast {
         #[command(flatten)]
@@ -79,6 +87,9 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Echo { common, args } => scenario::echo::run(&common, &args).await.map(Some),
             Command::Post { common, args } => scenario::post::run(&common, &args).await.map(Some),
+            Command::Resume { common, args } => {
+                scenario::resume::run(&common, &args).await.map(Some)
+            }
             Command::Broadcast { common, args } => {
                 scenario::broadcast::run(&common, &args).await.map(Some)
             }

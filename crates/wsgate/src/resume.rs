@@ -35,6 +35,10 @@ pub const RESUME_FAILED: u16 = 4410;
 /// A client's WebSocket, once upgraded.
 pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
+/// Where a session waits for its resumes. A resume is boxed: a channel allocates room for a
+/// block of messages up front, and every resumable session holds one.
+pub type Resumes = mpsc::Sender<Box<Resume>>;
+
 /// A resume handed to the session it resumes: the new socket, and the last `seq` the client got.
 pub struct Resume {
     /// The client's new socket.
@@ -207,12 +211,12 @@ impl Replay {
 /// session waits on. A token is taken once.
 #[derive(Debug, Default)]
 pub struct Desk {
-    by_token: Mutex<HashMap<String, (ConnectionId, mpsc::Sender<Resume>)>>,
+    by_token: Mutex<HashMap<String, (ConnectionId, Resumes)>>,
 }
 
 impl Desk {
     /// Issues a token for `id`, whose session listens on `resumes`.
-    pub fn issue(&self, id: ConnectionId, resumes: mpsc::Sender<Resume>) -> String {
+    pub fn issue(&self, id: ConnectionId, resumes: Resumes) -> String {
         let token = token();
         self.by_token
             .lock()
@@ -222,7 +226,7 @@ impl Desk {
     }
 
     /// Registers a token given out before (a session kept across a restart).
-    pub fn issue_as(&self, token: String, id: ConnectionId, resumes: mpsc::Sender<Resume>) {
+    pub fn issue_as(&self, token: String, id: ConnectionId, resumes: Resumes) {
         self.by_token
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -230,7 +234,7 @@ impl Desk {
     }
 
     /// The session a token resumes, taking the token.
-    pub fn take(&self, token: &str) -> Option<(ConnectionId, mpsc::Sender<Resume>)> {
+    pub fn take(&self, token: &str) -> Option<(ConnectionId, Resumes)> {
         self.by_token
             .lock()
             .unwrap_or_else(|e| e.into_inner())

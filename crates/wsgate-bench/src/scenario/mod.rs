@@ -5,6 +5,7 @@ pub mod connect;
 pub mod echo;
 pub mod idle;
 pub mod post;
+pub mod resume;
 
 use std::time::Duration;
 

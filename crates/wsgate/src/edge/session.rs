@@ -89,9 +89,9 @@ enum Pumped {
 /// What a resumable session (`wsgate.reliable.v1`) carries besides its socket.
 pub(crate) struct Reliable {
     /// Where resumes of this connection arrive.
-    pub resumes: mpsc::Receiver<Resume>,
+    pub resumes: mpsc::Receiver<Box<Resume>>,
     /// The sending end, for the tokens issued after a resume.
-    pub sender: mpsc::Sender<Resume>,
+    pub sender: mpsc::Sender<Box<Resume>>,
     /// The token the client holds now.
     pub token: String,
     /// Messages the client has not acknowledged.
@@ -372,7 +372,7 @@ async fn suspend(
             () = &mut stopped => return Suspended::Stopping,
             () = &mut window => return lost(),
             resume = reliable.resumes.recv() => match resume {
-                Some(resume) => return Suspended::Resumed(Box::new(resume)),
+                Some(resume) => return Suspended::Resumed(resume),
                 None => return lost(),
             },
             command = poll_fn(|cx| next_command(cx, inbox)) => match command {
@@ -403,8 +403,8 @@ fn next_command(cx: &mut Context<'_>, inbox: &mut Inbox) -> Poll<Command> {
 /// A resume, when the session is resumable (never otherwise).
 fn next_resume(
     cx: &mut Context<'_>,
-    resumes: Option<&mut mpsc::Receiver<Resume>>,
-) -> Poll<Option<Resume>> {
+    resumes: Option<&mut mpsc::Receiver<Box<Resume>>>,
+) -> Poll<Option<Box<Resume>>> {
     match resumes {
         Some(resumes) => resumes.poll_recv(cx),
         None => Poll::Pending,
@@ -462,7 +462,7 @@ async fn serve(
                 Pumped::Failed => break Ending::Abnormal,
             },
             resume = poll_fn(|cx| next_resume(cx, resumes.as_deref_mut())), if resumes.is_some() => match resume {
-                Some(resume) => return Turn::Replaced(Box::new(resume)),
+                Some(resume) => return Turn::Replaced(resume),
                 None => break Ending::Abnormal,
             },
             acquired = inflight.clone().acquire_owned(), if permit.is_none() => permit = acquired.ok(),

@@ -615,7 +615,7 @@ fn hand_over(
                 .await;
         let refused = match services.resumes.take(&token) {
             None => Some((socket, "unknown, used or expired resume token")),
-            Some((id, session)) => match session.send(Resume { socket, seq }).await {
+            Some((id, session)) => match session.send(Box::new(Resume { socket, seq })).await {
                 Ok(()) => {
                     debug!(connection_id = %id, seq, "resume handed to its session");
                     None
