@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tracing::info;
 use wsgate_core::clock;
 
-use super::session::{self, Reliable, Start};
+use super::session::{self, Reliable, SessionLimits, Start};
 use crate::hub::{self, SessionHandle};
 use crate::resume::Replay;
 use crate::saved::Saved;
@@ -20,6 +20,7 @@ use crate::state::EdgeServices;
 pub(crate) fn restore(edge: &Arc<EdgeServices>, sessions: Vec<Saved>) {
     let services = edge.sessions.clone();
     let limits = services.deployment.load().config.limits.clone();
+    let session_limits = SessionLimits::from(&limits);
     let now = clock::now_ms();
     let (mut waiting, mut expired) = (0, 0);
     for saved in sessions {
@@ -65,9 +66,17 @@ pub(crate) fn restore(edge: &Arc<EdgeServices>, sessions: Vec<Saved>) {
             window,
             code: saved.code,
         };
-        let (services, limits) = (services.clone(), limits.clone());
+        let services = services.clone();
         services.lifecycle.tasks.clone().spawn(async move {
-            session::run(services, handle, inbox, limits, start, Some(reliable)).await;
+            session::run(
+                services,
+                handle,
+                inbox,
+                session_limits,
+                start,
+                Some(reliable),
+            )
+            .await;
         });
     }
     if waiting + expired > 0 {

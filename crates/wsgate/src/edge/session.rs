@@ -117,6 +117,40 @@ enum Suspended {
     Over(Option<(u16, String)>),
 }
 
+/// The limits a session reads, copied from `[limits]` when it starts (a reload applies to new
+/// connections). A compact copy: every idle session's future holds it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionLimits {
+    /// `limits.idle_timeout`.
+    pub idle_timeout: Duration,
+    /// `limits.max_connection_duration`.
+    pub max_connection_duration: Duration,
+    /// `limits.resume_window`.
+    pub resume_window: Duration,
+    /// `limits.max_frame_bytes`.
+    pub max_frame_bytes: usize,
+    /// `limits.max_inflight_per_connection`.
+    pub max_inflight_per_connection: usize,
+    /// `limits.resume_buffer_bytes`.
+    pub resume_buffer_bytes: usize,
+    /// `limits.control_frames_reset_idle`.
+    pub control_frames_reset_idle: bool,
+}
+
+impl std::convert::From<&Limits> for SessionLimits {
+    fn from(limits: &Limits) -> Self {
+        Self {
+            idle_timeout: limits.idle_timeout,
+            max_connection_duration: limits.max_connection_duration,
+            resume_window: limits.resume_window,
+            max_frame_bytes: limits.max_frame_bytes,
+            max_inflight_per_connection: limits.max_inflight_per_connection,
+            resume_buffer_bytes: limits.resume_buffer_bytes,
+            control_frames_reset_idle: limits.control_frames_reset_idle,
+        }
+    }
+}
+
 /// How a session starts: with its socket, or suspended (kept across a restart) for `window`,
 /// telling `$disconnect` `code` if its client does not come back.
 pub(crate) enum Start {
@@ -163,7 +197,7 @@ pub(crate) async fn run(
     services: Arc<SessionServices>,
     handle: Arc<SessionHandle>,
     mut inbox: Inbox,
-    limits: Limits,
+    limits: SessionLimits,
     start: Start,
     mut reliable: Option<Box<Reliable>>,
 ) {
@@ -358,7 +392,7 @@ async fn suspend(
     services: &SessionServices,
     inbox: &mut Inbox,
     reliable: &mut Reliable,
-    limits: &Limits,
+    limits: &SessionLimits,
     window: Duration,
 ) -> Suspended {
     let window = sleep(window);
@@ -417,7 +451,7 @@ async fn serve(
     services: &Arc<SessionServices>,
     handle: &Arc<SessionHandle>,
     inbox: &mut Inbox,
-    limits: &Limits,
+    limits: &SessionLimits,
     (sink, stream): (&mut SocketSink, &mut SocketStream),
     lifetime: Instant,
     reliable: Option<&mut Reliable>,

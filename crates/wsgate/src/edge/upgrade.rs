@@ -569,7 +569,7 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
                     // for as long as the connection lives.
                     let (sink, stream) = ws.split();
                     let start = session::Start::Live(sink, stream);
-                    session::run(services, handle, inbox, limits, start, reliable).await;
+                    session::run(services, handle, inbox, (&limits).into(), start, reliable).await;
                 }
                 Err(error) => {
                     debug!(connection_id = %handle.ctx.connection_id, %error, "upgrade did not complete");
