@@ -4,8 +4,9 @@
     cluster_summary.py tag KEY=VALUE ... < LINE   # adds fields to a JSON line (a VALUE that parses
                                                   # as JSON is taken as such, else as a string)
     cluster_summary.py summary DIR                # DIR/results.jsonl -> DIR/summary.md
-    cluster_summary.py splice DIR FILE            # DIR/summary.md -> FILE's "## Cluster" section
-                                                  # (its last section, replaced or added)
+    cluster_summary.py splice DIR FILE [NAME]     # DIR/summary.md -> FILE's section NAME
+                                                  # (cluster, the default, or resume), between
+                                                  # markers: replaced, or added at the end
 
 The summary puts the medians over the repetitions side by side: POSTs to a connection on the same
 node and on another node (and on one plain node), a broadcast over three nodes and on one node,
@@ -215,20 +216,35 @@ def summary(folder: Path) -> None:
     (folder / "summary.md").write_text("\n".join(text))
 
 
-MARK = "<!-- bench/cluster.sh writes this section: do not edit by hand -->"
+# What an earlier version wrote before the Cluster section (it then ran to the end of the file).
+LEGACY_MARK = "## Cluster\n\n<!-- bench/cluster.sh writes this section: do not edit by hand -->"
+
+SECTIONS = {
+    "cluster": ("Cluster", "`bench/cluster.sh` (results in `{folder}/`): one redis-server, three nodes and one "
+                "plain node, fresh per repetition, all on this machine."),
+    "resume": ("Resumable connections", "`bench/resume.sh` (results in `{folder}/`): a fresh gateway per "
+               "run, the clients on the same machine."),
+}
 
 
-def splice(folder: Path, target: Path) -> None:
-    """Puts the summary in `folder` at the end of `target` (BENCHMARKS.md) as its "## Cluster"
-    section, headings one level down, replacing the one an earlier run put there."""
+def splice(folder: Path, target: Path, name: str = "cluster") -> None:
+    """Puts the summary in `folder` into `target` (BENCHMARKS.md) as its section `name`, headings
+    one level down, between markers: replaces what an earlier run put there, else appends it."""
+    title, intro = SECTIONS[name]
+    begin, end = f"<!-- {name}: written by bench/{name}.sh, do not edit by hand -->", f"<!-- end of {name} -->"
     summary_lines = (folder / "summary.md").read_text().splitlines()
     body = ["#" + line if line.startswith("#") else line for line in summary_lines[1:]]
-    section = ["## Cluster", "", MARK, "",
-               f"`bench/cluster.sh` (results in `{folder.as_posix()}/`): one redis-server, three "
-               "nodes and one plain node, fresh per repetition, all on this machine.", *body]
+    block = "\n".join([begin, f"## {title}", "", intro.format(folder=folder.as_posix()), *body, end])
     text = target.read_text() if target.exists() else ""
-    kept = text.split("## Cluster\n\n" + MARK)[0].rstrip("\n")
-    target.write_text(kept + "\n\n" + "\n".join(section).rstrip("\n") + "\n")
+    if LEGACY_MARK in text:
+        text = text.split(LEGACY_MARK)[0]
+    if begin in text and end in text:
+        before, rest = text.split(begin, 1)
+        after = rest.split(end, 1)[1]
+        text = before + block + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    target.write_text(text)
 
 
 def main() -> None:
@@ -236,8 +252,8 @@ def main() -> None:
         tag(sys.argv[2:])
     elif len(sys.argv) == 3 and sys.argv[1] == "summary":
         summary(Path(sys.argv[2]))
-    elif len(sys.argv) == 4 and sys.argv[1] == "splice":
-        splice(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif len(sys.argv) in (4, 5) and sys.argv[1] == "splice":
+        splice(Path(sys.argv[2]), Path(sys.argv[3]), *sys.argv[4:])
     else:
         sys.exit(__doc__)
 

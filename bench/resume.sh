@@ -6,7 +6,7 @@
 #   bench/resume.sh --reps 5
 #
 # Results: bench/results/<UTC date>-resume/results.jsonl (one JSON line per run), machine.txt,
-# commands.txt and summary.md (medians).
+# commands.txt and summary.md (medians), which also becomes a section of BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . bench/lib.sh
@@ -76,4 +76,5 @@ lines += ["", "Each client drops its socket with a reset, gets one message poste
           "the sessions, opened and dropped 100 at a time.", ""]
 (folder / "summary.md").write_text("\n".join(lines))
 PY
-echo "==> wrote $out/results.jsonl and $out/summary.md" >&2
+python3 bench/cluster_summary.py splice "$out" BENCHMARKS.md resume
+echo "==> wrote $out/results.jsonl and $out/summary.md, and the Resumable connections section of BENCHMARKS.md" >&2

@@ -156,9 +156,14 @@ done
 report=BENCHMARKS.md
 if [ "$quick" = 1 ]; then report="$out/BENCHMARKS.md"; fi
 "$bench" report --results "$out" --out "$report"
-# The report is written anew: the newest full cluster run (bench/cluster.sh) goes back in.
-cluster=$(ls -d bench/results/*-cluster 2>/dev/null | sort | tail -n 1)
-if [ "$quick" = 0 ] && [ -n "$cluster" ]; then
-    python3 bench/cluster_summary.py splice "$cluster" "$report"
+# The report is written anew: the newest full cluster run (bench/cluster.sh) and resume run
+# (bench/resume.sh) go back in.
+if [ "$quick" = 0 ]; then
+    for name in cluster resume; do
+        latest=$(ls -d bench/results/*-"$name" 2>/dev/null | sort | tail -n 1)
+        if [ -n "$latest" ]; then
+            python3 bench/cluster_summary.py splice "$latest" "$report" "$name"
+        fi
+    done
 fi
 echo "==> wrote $out/results.jsonl and $report" >&2
