@@ -26,7 +26,7 @@ import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
-import { launchChromium, launchGateway, tearDown, withTimeout } from "./support.mjs";
+import { ECHO_DEFAULT, launchChromium, startGateway, tearDown, withTimeout } from "./support.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..");
@@ -41,22 +41,19 @@ describe("a web page against an unauthenticated management API", { timeout: 60_0
 
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wsgate-browser-mgmt-"));
-    const configPath = path.join(tmp, "wsgate.toml");
-    fs.writeFileSync(
-      configPath,
+    const served = await startGateway(
+      WSGATE_BIN,
+      tmp,
       `[gateway]
 listen = "127.0.0.1:0"
 stage = "dev"
 
-[routes."$default"]
-type = "mock"
-body = '\${request.body}'
-route_response = true
-`,
+${ECHO_DEFAULT}`,
+      gatewayLog,
+      STEP_MS,
     );
-    const launched = launchGateway(WSGATE_BIN, configPath, tmp, gatewayLog, STEP_MS);
-    gateway = launched.child;
-    gwPort = await launched.port;
+    gateway = served.child;
+    gwPort = served.port;
 
     // The pages: an empty document on every name; each test runs its script in it.
     server = http.createServer((req, res) => {

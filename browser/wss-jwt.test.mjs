@@ -30,7 +30,7 @@ import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
-import { launchChromium, launchGateway, tearDown, withTimeout } from "./support.mjs";
+import { ECHO_DEFAULT, launchChromium, launchGateway, tearDown, withTimeout } from "./support.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..");
@@ -228,11 +228,7 @@ type = "mock"
 body = '\${context.authorizer.principalId}'
 route_response = true
 
-[routes."$default"]
-type = "mock"
-body = '\${request.body}'
-route_response = true
-`,
+${ECHO_DEFAULT}`,
     );
 
     const launched = launchGateway(WSGATE_BIN, configPath, tmp, gatewayLog, STEP_MS);
