@@ -514,6 +514,10 @@ def test_a_node_cut_off_from_redis_is_reaped_then_closes_its_connections_and_joi
     isolated = [c.open(2, "join=room") for _ in range(2)]
 
     link.cut()
+    # Until its deadline passes it may only be slow: a call for its connection from another node
+    # is a 503 to retry, never a 410 that would make a backend forget a live connection.
+    status, _, headers = c.call(0, "POST", f"@connections/{q(isolated[0][1])}", b"not yet")
+    assert (status, error_type(headers)) == (503, "ServiceUnavailableException")
     # The cut-off node still serves its own clients...
     for ws, cid, _ in isolated:
         assert c.post(2, cid, "still here") == 200
