@@ -8,18 +8,11 @@ import asyncio
 import sys
 from pathlib import Path
 
-from conftest import http_call, quote_id, render_config, wait_until
+from conftest import http_call, quote_id, wait_until
+from test_resume import start as gateway
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clients" / "python"))
 from wsgate_reliable import ReliableConnection  # noqa: E402
-
-
-def gateway(gateway_factory, stub, **limits):
-    return gateway_factory(render_config({
-        "$connect": {"type": "http", "url": stub.url("/connect")},
-        "$disconnect": {"type": "http", "url": stub.url("/disconnect")},
-        "$default": {"type": "mock", "body": "${request.body}", "route_response": True},
-    }, limits=limits or None))
 
 
 async def post(gw, cid: str, data: str) -> int:

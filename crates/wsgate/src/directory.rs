@@ -151,16 +151,8 @@ impl Directory {
             except,
             close_slow,
         };
-        if let Some(cluster) = &self.cluster {
-            cluster.available()?;
-        }
-        let here = ops::execute(&self.hub, &op, data.clone());
-        let mut answers = vec![here];
-        if let Some(cluster) = &self.cluster {
-            answers.extend(self.on_others(cluster, &op, &data).await?);
-        }
         let mut delivery = Delivery::default();
-        for answer in answers {
+        for answer in self.everywhere(&op, data).await? {
             match answer {
                 Answer::Delivered {
                     recipients,
@@ -175,6 +167,18 @@ impl Directory {
             }
         }
         Ok(delivery)
+    }
+
+    /// Runs `op` here and on the other nodes it concerns; with Redis known down, a 503 before
+    /// anything runs (a send to many then reaches nobody rather than this node's connections).
+    async fn everywhere(&self, op: &Op, data: Bytes) -> Result<Vec<Answer>, MgmtError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(vec![ops::execute(&self.hub, op, data)]);
+        };
+        cluster.available()?;
+        let mut answers = vec![ops::execute(&self.hub, op, data.clone())];
+        answers.extend(self.on_others(cluster, op, &data).await?);
+        Ok(answers)
     }
 
     /// Runs `op` on the other nodes it concerns: a group's or user's holders, else all.
@@ -219,13 +223,7 @@ impl Directory {
         let op = Op::CloseUser {
             user: user.to_owned(),
         };
-        if let Some(cluster) = &self.cluster {
-            cluster.available()?;
-        }
-        let mut answers = vec![ops::execute(&self.hub, &op, Bytes::new())];
-        if let Some(cluster) = &self.cluster {
-            answers.extend(self.on_others(cluster, &op, &[]).await?);
-        }
+        let answers = self.everywhere(&op, Bytes::new()).await?;
         answers.into_iter().try_fold(0, |sum, answer| match answer {
             Answer::Closed(n) => Ok(sum + n),
             other => Err(unexpected(&other)),
@@ -248,12 +246,8 @@ impl Directory {
             after,
             limit: limit + 1,
         };
-        let mut answers = vec![ops::execute(&self.hub, &op, Bytes::new())];
-        if let Some(cluster) = &self.cluster {
-            answers.extend(self.on_others(cluster, &op, &[]).await?);
-        }
         let mut items = Vec::new();
-        for answer in answers {
+        for answer in self.everywhere(&op, Bytes::new()).await? {
             match answer {
                 Answer::Items(part) => items.extend(part),
                 other => return Err(unexpected(&other)),

@@ -73,6 +73,11 @@ fn unavailable(why: impl Into<String>) -> MgmtError {
     MgmtError::ServiceUnavailable(why.into())
 }
 
+/// The 503 of a Redis command that failed.
+fn redis_failed(error: &redis::RedisError) -> MgmtError {
+    unavailable(format!("the cluster's Redis does not answer ({error})"))
+}
+
 impl Cluster {
     /// Connects to Redis, takes a node number, and starts the heartbeat, the bus and the
     /// registry; they stop with `stopping`.
@@ -305,12 +310,7 @@ impl Cluster {
 
     /// Runs `op` on node `node` and waits for its answer; `None` when no node has that number.
     pub async fn call(&self, node: u8, op: &Op, data: &[u8]) -> Result<Option<Answer>, MgmtError> {
-        let mut waiting = self.link.pending.open();
-        let message = wire::request(self.number(), waiting.number, op, data);
-        let channel = self.link.keys.channel(node);
-        let answers = self
-            .gather(&mut waiting, self.link.store.publish(&channel, message), 0)
-            .await?;
+        let answers = self.call_each(&[node], op, data).await?;
         if let Some(answer) = answers.into_iter().next() {
             return Ok(Some(answer));
         }
@@ -322,9 +322,7 @@ impl Cluster {
             Ok(true) => Err(unavailable(format!(
                 "node {node} is alive but not listening (reconnecting to Redis); try again"
             ))),
-            Err(error) => Err(unavailable(format!(
-                "the cluster's Redis does not answer ({error})"
-            ))),
+            Err(error) => Err(redis_failed(&error)),
         }
     }
 
@@ -375,9 +373,7 @@ impl Cluster {
             Ok(Ok(receivers)) => receivers,
             Ok(Err(error)) => {
                 self.link.health.down();
-                return Err(unavailable(format!(
-                    "the cluster's Redis does not answer ({error})"
-                )));
+                return Err(redis_failed(&error));
             }
             Err(_) => {
                 self.link.health.down();
@@ -417,7 +413,7 @@ impl Cluster {
             .map_err(|_| unavailable("the cluster's Redis did not answer in time"))?
             .map_err(|e| {
                 self.link.health.down();
-                unavailable(format!("the cluster's Redis does not answer ({e})"))
+                redis_failed(&e)
             })?;
         let me = self.number();
         Ok(nodes.into_iter().filter(|n| *n != me).collect())

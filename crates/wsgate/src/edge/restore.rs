@@ -33,12 +33,7 @@ pub(crate) fn restore(edge: &Arc<EdgeServices>, sessions: Vec<Saved>) {
             expired += 1;
             let (services, ctx, code) = (services.clone(), saved.ctx, saved.code);
             services.lifecycle.tasks.clone().spawn(async move {
-                let reason = if code == 1012 {
-                    "Service Restart"
-                } else {
-                    session::ABNORMAL
-                };
-                session::disconnect(&services, &ctx, code, reason).await;
+                session::disconnect(&services, &ctx, code, session::reason_of(code)).await;
             });
             continue;
         };

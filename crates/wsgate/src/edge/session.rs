@@ -176,7 +176,7 @@ enum Finished {
 }
 
 /// The reason `$disconnect` is told with a close code of a session that never came back.
-fn reason_of(code: u16) -> &'static str {
+pub(crate) fn reason_of(code: u16) -> &'static str {
     match code {
         1012 => SERVICE_RESTART,
         _ => ABNORMAL,
@@ -290,8 +290,9 @@ async fn end(
     if let Some(r) = &reliable {
         services.resumes.forget(&r.token);
     }
+    // A kept session takes its groups and user along; they leave the hub with it just below.
+    let membership = matches!(finished, Finished::Kept(_)).then(|| handle.membership());
     // From here on the connection is gone for the management API.
-    let membership = handle.membership();
     services.hub.remove(&ctx.connection_id);
     // The closing and `$disconnect` futures are boxed: they run once, at the end, but an async
     // fn's state is as large as its largest await, and every idle session would carry their size.
@@ -302,7 +303,9 @@ async fn end(
         }
         Finished::Ended(code, reason) => (code, reason),
         Finished::Kept(code) => {
-            if let (Some(mut r), Some((_, keeping))) = (reliable, &services.keeping) {
+            if let (Some(mut r), Some((_, keeping)), Some(membership)) =
+                (reliable, &services.keeping, membership)
+            {
                 let saved = keep(handle, &mut inbox, &mut r, membership, code);
                 keeping
                     .lock()
@@ -504,7 +507,10 @@ async fn serve(
                 Some(Ok(Message::Text(text))) => {
                     handle.touch(clock::now_ms());
                     last_activity = Instant::now();
-                    if let (Some(replay), Some(seq)) = (replay.as_deref_mut(), replay_ack(&text)) {
+                    // Only a resumable session looks for acks: others route every message unread.
+                    if let Some(replay) = replay.as_deref_mut()
+                        && let Some(seq) = resume::ack(text.as_str())
+                    {
                         replay.ack(seq);
                         continue;
                     }
@@ -546,11 +552,6 @@ async fn serve(
         }
     };
     Turn::Over(ending)
-}
-
-/// A resumable client's acknowledgement (not routed).
-fn replay_ack(text: &Utf8Bytes) -> Option<u64> {
-    resume::ack(text.as_str())
 }
 
 /// The writing half of a session's socket.
