@@ -274,12 +274,14 @@ impl Cluster {
                     warn!(%error, "cannot subscribe to the new node channel");
                 }
                 let old = self.link.number.swap(number, Ordering::Relaxed);
-                // Another node may take the old number: its requests are not this node's.
-                if let Err(error) = self
-                    .link
-                    .store
-                    .unsubscribe(&self.link.keys.channel(old))
-                    .await
+                // Another node may take the old number: its requests are not this node's. (The
+                // node may also get its old number back: then it stays on that channel.)
+                if old != number
+                    && let Err(error) = self
+                        .link
+                        .store
+                        .unsubscribe(&self.link.keys.channel(old))
+                        .await
                 {
                     warn!(%error, "cannot leave the old node channel");
                 }
