@@ -29,6 +29,7 @@ from botocore.credentials import Credentials
 from conftest import (ACCESS_KEY, SECRET_KEY, assert_no_message, aws_cli, connect_tagged, http_call,
                       mgmt_client, open_slow_reader, post_until_limit_exceeded, quote_id, recv,
                       sigv4_management, wait_close, wait_until)
+from redis_support import RedisError
 
 q = quote_id
 JWT_SECRET = "cluster-secret-0123456789-abcdefghijklmnop"  # >= 32 bytes
@@ -437,6 +438,26 @@ def open_authorized(c: Cluster, node: int, sub: str, query: str = "join=room"):
     return c.open(node, query, additional_headers={"Authorization": f"Bearer {token(sub)}"})
 
 
+def wait_registered(backend, c: Cluster, node: int, count: int) -> None:
+    """Waits until Redis's registry holds `count` connections of node `node`: a survivor can only
+    tell `$disconnect` of connections the registry held when their node went away. On a Redis
+    Cluster only the shard that owns the key answers; the others refuse with MOVED."""
+    number = c.view(node)["number"]
+    key = f"{c.prefix}:{{n{number}}}:conns"
+    servers = getattr(backend, "servers", [backend])
+
+    def held() -> int:
+        total = 0
+        for server in servers:
+            try:
+                total += int(server.command("HLEN", key))
+            except RedisError:
+                pass
+        return total
+
+    wait_until(lambda: held() == count, 5, f"the registry holds node {node}'s {count} connections")
+
+
 @pytest.mark.timeout(90)
 def test_killed_node_gets_exactly_one_disconnect_per_connection_from_a_survivor(backend, make_cluster):
     c = make_cluster(backend, connect={"authorizer": "shared"}, extra=JWT_AUTHORIZER)
@@ -445,6 +466,7 @@ def test_killed_node_gets_exactly_one_disconnect_per_connection_from_a_survivor(
     for event in doomed.values():
         assert event["requestContext"]["authorizer"]["principalId"].startswith("user-")
 
+    wait_registered(backend, c, 2, 3)
     killed = c.nodes[2]
     killed.proc.kill()  # SIGKILL to that PID: no $disconnect, no goodbye to Redis
     killed.proc.wait(timeout=5)
@@ -512,6 +534,7 @@ def test_a_node_cut_off_from_redis_is_reaped_then_closes_its_connections_and_joi
         cluster_nodes(1, routes(stub), redis_server, cluster={"redis": link.url})
     c = Cluster(nodes, stub, clients, cluster_nodes.prefix)
     isolated = [c.open(2, "join=room") for _ in range(2)]
+    wait_registered(redis_server, c, 2, 2)
 
     link.cut()
     # Until its deadline passes it may only be slow: a call for its connection from another node

@@ -213,6 +213,9 @@ pub struct SessionHandle {
     /// Set when a cluster already told `$disconnect` that this connection is gone (this node was
     /// declared dead): its session then closes without telling it twice.
     reported: AtomicBool,
+    /// Set once a cluster's registry holds this connection: only then can a survivor tell
+    /// `$disconnect` of it.
+    registered: AtomicBool,
 }
 
 /// What a connection belongs to.
@@ -236,12 +239,24 @@ impl SessionHandle {
             last_active_ms: AtomicU64::new(connected_at),
             membership: Mutex::new(Membership::default()),
             reported: AtomicBool::new(false),
+            registered: AtomicBool::new(false),
         }
     }
 
     /// Marks `$disconnect` as told already (see [`SessionHandle::reported`]).
     pub fn mark_reported(&self) {
         self.reported.store(true, Ordering::Relaxed);
+    }
+
+    /// Marks the connection as held by a cluster's registry.
+    pub fn mark_registered(&self) {
+        self.registered.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a cluster's registry holds the connection (a survivor that reaps this node tells
+    /// its `$disconnect`).
+    pub fn registered(&self) -> bool {
+        self.registered.load(Ordering::Relaxed)
     }
 
     /// Whether `$disconnect` was told already, by a cluster that took this node for dead.

@@ -248,7 +248,11 @@ impl Cluster {
              1012 so their clients reconnect, and joining again"
         );
         for session in sessions {
-            session.mark_reported();
+            // The survivor told those the registry held; the others (accepted just before the
+            // node lost Redis) get their `$disconnect` from here, as they close.
+            if session.registered() {
+                session.mark_reported();
+            }
             session.outbox.close_now(1012, "Service Restart");
         }
         // The old instance has a tombstone: the node comes back as a new one.

@@ -10,9 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use redis::Cmd;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};
+use wsgate_core::id::ConnectionId;
 
 use super::store::{Keys, Store};
-use crate::hub::{Change, Hub};
+
+use crate::hub::{Change, Hub, SessionHandle};
 
 /// Changes copied per round trip, at most.
 const BATCH: usize = 512;
@@ -57,10 +59,26 @@ impl Writer {
                 self.write_all().await;
                 continue;
             }
+            let connected: Vec<ConnectionId> = batch
+                .iter()
+                .filter_map(|change| match change {
+                    Change::Connected(ctx) => Some(ctx.connection_id),
+                    _ => None,
+                })
+                .collect();
             let cmds = self.commands(batch.drain(..));
-            if let Err(error) = self.store.run_all(cmds).await {
-                warn!(%error, "cluster registry: a write failed; the whole state is written again when Redis answers");
-                self.resync.store(true, Ordering::Release);
+            match self.store.run_all(cmds).await {
+                Ok(()) => {
+                    for id in &connected {
+                        if let Some(session) = self.hub.get(id) {
+                            session.mark_registered();
+                        }
+                    }
+                }
+                Err(error) => {
+                    warn!(%error, "cluster registry: a write failed; the whole state is written again when Redis answers");
+                    self.resync.store(true, Ordering::Release);
+                }
             }
         }
     }
@@ -70,8 +88,10 @@ impl Writer {
         if !self.resync.load(Ordering::Acquire) {
             return;
         }
-        match self.store.run_all(self.snapshot()).await {
+        let sessions = self.hub.sessions();
+        match self.store.run_all(self.snapshot(&sessions)).await {
             Ok(()) => {
+                sessions.iter().for_each(|s| s.mark_registered());
                 self.resync.store(false, Ordering::Release);
                 info!(
                     connections = self.hub.len(),
@@ -129,14 +149,14 @@ impl Writer {
     }
 
     /// Commands that replace what Redis holds of this node with what the hub holds now.
-    fn snapshot(&self) -> Vec<Cmd> {
+    fn snapshot(&self, sessions: &[Arc<SessionHandle>]) -> Vec<Cmd> {
         let n = self.number.load(Ordering::Relaxed);
         let mut cmds = vec![
             redis::cmd("DEL").arg(self.keys.conns(n)).take(),
             redis::cmd("DEL").arg(self.keys.node_groups(n)).take(),
             redis::cmd("DEL").arg(self.keys.node_users(n)).take(),
         ];
-        for chunk in self.hub.sessions().chunks(CHUNK) {
+        for chunk in sessions.chunks(CHUNK) {
             let mut hset = redis::cmd("HSET");
             hset.arg(self.keys.conns(n));
             for session in chunk {
