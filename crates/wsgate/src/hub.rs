@@ -61,6 +61,8 @@ struct Queue {
     closed: AtomicBool,
     /// A close that jumps the queue (a slow reader dropped by a fan-out).
     urgent: Mutex<Option<(u16, &'static str)>>,
+    /// Set when the session is asked to move to a new process (`kill -USR2`).
+    hand_over: AtomicBool,
 }
 
 /// The sending half of a session's queue, bounded in bytes.
@@ -141,6 +143,12 @@ impl Outbox {
         self.queue.waker.wake();
     }
 
+    /// Asks the session to move to the new process (see [`crate::handoff`]).
+    pub fn hand_over(&self) {
+        self.queue.hand_over.store(true, Ordering::Release);
+        self.queue.waker.wake();
+    }
+
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
         self.queue.queued.load(Ordering::Relaxed)
@@ -157,6 +165,14 @@ impl Inbox {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+
+    /// Whether the session was asked to move to a new process (once per ask). Only after
+    /// [`Inbox::take_urgent`] registered the session's waker in the same poll.
+    pub fn take_hand_over(&mut self) -> bool {
+        // A load first: this runs on every turn of every session, and a swap would write.
+        self.queue.hand_over.load(Ordering::Acquire)
+            && self.queue.hand_over.swap(false, Ordering::AcqRel)
     }
 
     /// Polls for the next command, releasing its bytes from the bound.

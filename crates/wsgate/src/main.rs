@@ -37,6 +37,10 @@ enum Command {
         /// Overrides gateway.stage (also WSGATE_STAGE).
         #[arg(long)]
         stage: Option<String>,
+        /// Write the pid of the process that serves here (rewritten by the new process after
+        /// an upgrade with `kill -USR2`; removed at exit).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
     },
     /// Run a project for local development: its real handlers in local processes, restarted
     /// when their code changes, and routes reloaded when the config or template changes.
@@ -175,7 +179,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             listen,
             stage,
+            pid_file,
         } => {
+            // What `kill -USR2` starts again: this binary's path as it was given, and the same
+            // arguments.
+            let relaunch = Relaunch {
+                program: wsgate::relaunch::program_path(),
+                args: std::env::args_os().skip(1).collect(),
+                pid_file,
+            };
             let read = move || {
                 let mut loaded = load(config.as_deref())?;
                 if let Some(listen) = &listen {
@@ -190,14 +202,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(serve(loaded, read))
+            runtime.block_on(serve(loaded, read, relaunch))
         }
     }
 }
 
+/// How `kill -USR2` starts the next process, and where the pid of the serving one is written.
+struct Relaunch {
+    program: Option<PathBuf>,
+    args: Vec<std::ffi::OsString>,
+    pid_file: Option<PathBuf>,
+}
+
 /// Runs until SIGTERM/SIGINT; on SIGHUP reads the config again (routes, authorizers, limits,
-/// the TLS certificate) and keeps every connection.
-async fn serve(config: Config, read: impl Fn() -> anyhow::Result<Config>) -> anyhow::Result<()> {
+/// the TLS certificate) and keeps every connection; on SIGUSR2 starts the binary again and
+/// hands it every connection.
+async fn serve(
+    config: Config,
+    read: impl Fn() -> anyhow::Result<Config>,
+    relaunch: Relaunch,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let stage = config.gateway.stage.clone();
     let tls = config.gateway.tls.is_some();
@@ -205,7 +229,13 @@ async fn serve(config: Config, read: impl Fn() -> anyhow::Result<Config>) -> any
     // must not meet the default action (the process ends at once, code -15 and no `$disconnect`).
     let mut stop = StopSignals::new()?;
     let mut hangup = signal(SignalKind::hangup())?;
-    let gateway = Gateway::start(config).await?;
+    let mut upgrade = signal(SignalKind::user_defined2())?;
+    let gateway = match std::env::var_os(wsgate::relaunch::ENV_HANDOFF) {
+        Some(handoff) => {
+            Gateway::take_over(config, Options::default(), Path::new(&handoff)).await?
+        }
+        None => Gateway::start(config).await?,
+    };
     let addr = gateway.local_addr();
     let management = gateway.management_addr().unwrap_or(addr);
     // One line on stdout, for people and for scripts that start wsgate on port 0.
@@ -217,9 +247,27 @@ async fn serve(config: Config, read: impl Fn() -> anyhow::Result<Config>) -> any
             "wsgate TLS on the same ports: wss://{addr}/{stage} (management: https://{management}/{stage}/@connections/{{id}})"
         );
     }
+    if let Some(path) = &relaunch.pid_file {
+        write_pid_file(path)?;
+    }
+    systemd_notify(&format!("READY=1\nMAINPID={}", std::process::id()));
     loop {
         tokio::select! {
             () = stop.recv() => break,
+            _ = upgrade.recv() => {
+                let Some(program) = &relaunch.program else {
+                    tracing::error!("USR2: not upgraded: the path of this binary is unknown");
+                    continue;
+                };
+                match gateway.upgrade(program, &relaunch.args).await {
+                    Ok(given) => {
+                        gateway.retire(given).await;
+                        tracing::info!("USR2: handed over; this process exits");
+                        return Ok(());
+                    }
+                    Err(error) => tracing::error!("USR2: not upgraded, this process serves on: {error}"),
+                }
+            }
             _ = hangup.recv() => {
                 let reload = |config: Config| {
                     for change in gateway.needs_restart(&config) {
@@ -234,8 +282,50 @@ async fn serve(config: Config, read: impl Fn() -> anyhow::Result<Config>) -> any
             }
         }
     }
+    systemd_notify("STOPPING=1");
     gateway.shutdown().await;
+    if let Some(path) = &relaunch.pid_file {
+        remove_pid_file(path);
+    }
     Ok(())
+}
+
+/// Writes this process's pid to `path` (through a temporary file and a rename, so that a reader
+/// never sees half of it).
+fn write_pid_file(path: &Path) -> anyhow::Result<()> {
+    let pid = std::process::id();
+    let temporary = path.with_extension(format!("{pid}.tmp"));
+    std::fs::write(&temporary, format!("{pid}\n"))
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .with_context(|| format!("cannot write the pid file {}", path.display()))
+}
+
+/// Removes the pid file at exit, if it still names this process.
+fn remove_pid_file(path: &Path) {
+    let ours = std::fs::read_to_string(path)
+        .is_ok_and(|text| text.trim() == std::process::id().to_string());
+    if ours {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Tells systemd (`Type=notify`) how the service is, when it runs under it (`NOTIFY_SOCKET`).
+fn systemd_notify(state: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let target = target.to_string_lossy().into_owned();
+    let address = match target.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
+        None => SocketAddr::from_pathname(&target),
+    };
+    let sent = UnixDatagram::unbound()
+        .and_then(|socket| address.and_then(|a| socket.send_to_addr(state.as_bytes(), &a)));
+    if let Err(error) = sent {
+        tracing::warn!(%error, socket = target, "cannot notify systemd");
+    }
 }
 
 async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> anyhow::Result<()> {

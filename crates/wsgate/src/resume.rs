@@ -16,8 +16,6 @@ use std::sync::Mutex;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
@@ -33,7 +31,7 @@ pub const SUBPROTOCOL: &str = "wsgate.reliable.v1";
 pub const RESUME_FAILED: u16 = 4410;
 
 /// A client's WebSocket, once upgraded.
-pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
+pub type Socket = WebSocketStream<crate::edge::tap::Tap>;
 
 /// Where a session waits for its resumes. A resume is boxed: a channel allocates room for a
 /// block of messages up front, and every resumable session holds one.

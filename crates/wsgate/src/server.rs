@@ -3,11 +3,14 @@
 //! `main.rs`) uses this module; everything it starts sits below it.
 
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio::time::timeout;
 use wsgate_core::config::{
     Cluster as ClusterConfig, Config, ConfigError, ManagementAuth, Validated,
 };
@@ -20,6 +23,7 @@ use crate::edge::listener;
 use crate::function::{FunctionHost, HostError, HostSettings};
 use crate::hub::Hub;
 use crate::limits::{self, ConnectionCount, FirstTime, RateLimiter};
+use crate::relaunch::{self, Listening};
 use crate::resume::Desk;
 use crate::saved;
 use crate::state::{Deployment, EdgeServices, Lifecycle, ManagementServices, SessionServices};
@@ -51,6 +55,9 @@ pub enum GatewayError {
     /// `gateway.state_dir` cannot be read.
     #[error("gateway.state_dir: {0}")]
     State(String),
+    /// Taking over from the previous process (`kill -USR2`) failed.
+    #[error("cannot take over from the previous process: {0}")]
+    Handoff(String),
 }
 
 /// How a gateway runs beyond its config.
@@ -88,6 +95,8 @@ pub struct RunningGateway {
     listen: (String, Option<String>),
     /// `[cluster]` as started: a reload cannot move the node to another cluster.
     cluster: Option<ClusterConfig>,
+    /// The listening sockets, to hand to a new process (`kill -USR2`).
+    listening: Listening,
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), GatewayError> {
@@ -109,12 +118,12 @@ fn http_client() -> Result<reqwest::Client, GatewayError> {
         .map_err(|e| GatewayError::Client(e.to_string()))
 }
 
-/// What a config builds before anything is served; `start` and `check` build it the same way.
+/// What a config builds before anything is served, besides its [`Deployment`]; `start` and
+/// `check` build it the same way.
 struct Prepared {
     client: reqwest::Client,
     functions: FunctionHost,
     region: String,
-    deployment: Deployment,
 }
 
 /// Sets up the functions (told where the management API is) and builds the deployment: TLS
@@ -124,7 +133,7 @@ fn prepare(
     validated: Validated,
     options: &Options,
     management_addr: SocketAddr,
-) -> Result<Prepared, GatewayError> {
+) -> Result<(Prepared, Deployment), GatewayError> {
     let client = http_client()?;
     let region = options
         .region
@@ -144,12 +153,14 @@ fn prepare(
     })?;
     let deployment =
         Deployment::build_after(config, validated, &client, &functions, &region, None)?;
-    Ok(Prepared {
-        client,
-        functions,
-        region,
+    Ok((
+        Prepared {
+            client,
+            functions,
+            region,
+        },
         deployment,
-    })
+    ))
 }
 
 impl Gateway {
@@ -179,55 +190,168 @@ impl Gateway {
             None => None,
         };
         let management_addr = management.as_ref().map(|(_, addr)| *addr);
-        let listen = (
-            config.gateway.listen.clone(),
-            config.management.listen.clone(),
-        );
-        let cluster = config.cluster.clone();
         // Functions are told where the gateway is, so the listeners come first.
-        let prepared = prepare(
-            config,
-            validated,
-            &options,
-            management_addr.unwrap_or(local_addr),
-        )?;
-        let edge = services(prepared.deployment, &options, local_addr, management_addr).await?;
-        // Sessions the previous process kept are back before the listener takes their resumes.
-        if let Some((dir, _)) = &edge.sessions.keeping {
-            let kept = saved::take(dir).map_err(GatewayError::State)?;
-            edge::restore(&edge, kept);
-        }
+        let built = build(config, validated, &options, local_addr, management_addr).await?;
+        let edge = built.edge.clone();
         warn_if_management_is_open(&edge);
-        let public = tokio::spawn(listener::serve(
-            listener,
-            edge::router(edge.clone(), edge::Port::Public),
-            edge.clone(),
-        ));
-        let management = management.map(|(listener, addr)| {
-            tracing::info!(%addr, "management API listening");
-            tokio::spawn(listener::serve(
-                listener,
-                edge::router(edge.clone(), edge::Port::Management),
-                edge.clone(),
-            ))
-        });
-        let server = tokio::spawn(async move {
-            let _ = public.await;
-            if let Some(management) = management {
-                let _ = management.await;
-            }
-        });
+        let listening = Listening {
+            public: duplicate(&listener, local_addr)?,
+            management: match &management {
+                Some((listener, addr)) => Some(duplicate(listener, *addr)?),
+                None => None,
+            },
+        };
+        let server = serve(&edge, listener, management.map(|(listener, _)| listener));
         tracing::info!(%local_addr, "gateway listening");
-        Ok(RunningGateway {
-            edge,
-            client: prepared.client,
-            functions: prepared.functions,
-            region: prepared.region,
-            server,
-            listen,
-            cluster,
-        })
+        Ok(built.running(server, listening))
     }
+
+    /// Takes over from the previous process (`kill -USR2` on it), which waits at `handoff`:
+    /// builds everything from `config` as [`Gateway::start_with`] does, except the listeners,
+    /// which come from the previous process with every live connection. Fails — and the
+    /// previous process goes on serving — when `config` is invalid or the previous process
+    /// goes away.
+    pub async fn take_over(
+        config: Config,
+        options: Options,
+        handoff: &std::path::Path,
+    ) -> Result<RunningGateway, GatewayError> {
+        let validated = config.validate()?;
+        if config.cluster.is_some() {
+            return Err(GatewayError::Handoff(
+                "a cluster node does not take connections over (yet)".into(),
+            ));
+        }
+        let (mut channel, welcome) = relaunch::greet(handoff)
+            .await
+            .map_err(GatewayError::Handoff)?;
+        let (local_addr, management_addr) = (welcome.listen, welcome.management);
+        let built = build(config, validated, &options, local_addr, management_addr).await?;
+        let edge = built.edge.clone();
+        let listeners = relaunch::take(&edge, &mut channel)
+            .await
+            .map_err(GatewayError::Handoff)?;
+        let tokio_listener = |listener: std::net::TcpListener, addr: SocketAddr| {
+            TcpListener::from_std(listener).map_err(|source| GatewayError::Bind { addr, source })
+        };
+        let public = tokio_listener(listeners.public, local_addr)?;
+        let management = match (listeners.management, management_addr) {
+            (Some(listener), Some(addr)) => Some(tokio_listener(listener, addr)?),
+            _ => None,
+        };
+        let listening = Listening {
+            public: duplicate(&public, local_addr)?,
+            management: match (&management, management_addr) {
+                (Some(listener), Some(addr)) => Some(duplicate(listener, addr)?),
+                _ => None,
+            },
+        };
+        let server = serve(&edge, public, management);
+        relaunch::taken(edge.clone(), channel)
+            .await
+            .map_err(GatewayError::Handoff)?;
+        tracing::info!(%local_addr, "gateway listening (taken over from the previous process)");
+        Ok(built.running(server, listening))
+    }
+}
+
+/// A gateway built but not serving yet.
+struct Built {
+    edge: Arc<EdgeServices>,
+    prepared: Prepared,
+    listen: (String, Option<String>),
+    cluster: Option<ClusterConfig>,
+}
+
+impl Built {
+    fn running(self, server: JoinHandle<()>, listening: Listening) -> RunningGateway {
+        let Prepared {
+            client,
+            functions,
+            region,
+        } = self.prepared;
+        RunningGateway {
+            edge: self.edge,
+            client,
+            functions,
+            region,
+            server,
+            listen: self.listen,
+            cluster: self.cluster,
+            listening,
+        }
+    }
+}
+
+/// Everything but the serving listeners: the functions (told where the management API is), the
+/// deployment, each layer's services (with `[cluster]`, after joining it), and the sessions a
+/// previous process kept in `gateway.state_dir` — back before the listener takes their resumes.
+async fn build(
+    config: Config,
+    validated: Validated,
+    options: &Options,
+    local_addr: SocketAddr,
+    management_addr: Option<SocketAddr>,
+) -> Result<Built, GatewayError> {
+    let listen = (
+        config.gateway.listen.clone(),
+        config.management.listen.clone(),
+    );
+    let cluster = config.cluster.clone();
+    let (prepared, deployment) = prepare(
+        config,
+        validated,
+        options,
+        management_addr.unwrap_or(local_addr),
+    )?;
+    let edge = services(deployment, options, local_addr, management_addr).await?;
+    if let Some((dir, _)) = &edge.sessions.keeping {
+        let kept = saved::take(dir).map_err(GatewayError::State)?;
+        edge::restore(&edge, kept);
+    }
+    Ok(Built {
+        edge,
+        prepared,
+        listen,
+        cluster,
+    })
+}
+
+/// A second descriptor of a listening socket, to hand it over later.
+fn duplicate(listener: &TcpListener, addr: SocketAddr) -> Result<OwnedFd, GatewayError> {
+    listener
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|source| GatewayError::Bind { addr, source })
+}
+
+/// Serves the listeners until the gateway stops.
+fn serve(
+    edge: &Arc<EdgeServices>,
+    public: TcpListener,
+    management: Option<TcpListener>,
+) -> JoinHandle<()> {
+    let public = tokio::spawn(listener::serve(
+        public,
+        edge::router(edge.clone(), edge::Port::Public),
+        edge.clone(),
+    ));
+    let management = management.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "management API listening");
+        }
+        tokio::spawn(listener::serve(
+            listener,
+            edge::router(edge.clone(), edge::Port::Management),
+            edge.clone(),
+        ))
+    });
+    tokio::spawn(async move {
+        let _ = public.await;
+        if let Some(management) = management {
+            let _ = management.await;
+        }
+    })
 }
 
 /// Each layer's services, around the first deployment; with `[cluster]`, after joining it.
@@ -246,6 +370,7 @@ async fn services(
         lifecycle: Lifecycle::default(),
         resumes: Desk::default(),
         keeping: state_dir.map(|dir| (dir, std::sync::Mutex::new(Vec::new()))),
+        handoff: crate::handoff::Handoff::default(),
     });
     let cluster = match &cluster_config {
         Some(config) => Some(join_cluster(config, &sessions).await?),
@@ -427,6 +552,41 @@ impl RunningGateway {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         self.functions.retain(&names);
         Ok(())
+    }
+
+    /// Starts `program` with `args` (`kill -USR2`) and hands it the listeners and every live
+    /// connection. `Ok`: the new process serves everything — call [`RunningGateway::retire`]
+    /// and exit. `Err` says why not; this process goes on serving everything.
+    pub async fn upgrade(
+        &self,
+        program: &std::path::Path,
+        args: &[std::ffi::OsString],
+    ) -> Result<relaunch::Given, String> {
+        relaunch::give(&self.edge, &self.listening, program, args).await
+    }
+
+    /// After a successful [`RunningGateway::upgrade`]: passes on what still arrives for the
+    /// connections that moved (answers of integration calls under way, within
+    /// `limits.shutdown_grace`), closes what did not move as [`RunningGateway::shutdown`] does,
+    /// and returns.
+    pub async fn retire(self, given: relaunch::Given) {
+        let grace = self
+            .edge
+            .sessions
+            .deployment
+            .load()
+            .config
+            .limits
+            .shutdown_grace;
+        let mut relaying = given.relaying;
+        if timeout(grace + Duration::from_secs(1), &mut relaying)
+            .await
+            .is_err()
+        {
+            relaying.abort();
+        }
+        drop(given.verdict);
+        self.shutdown().await;
     }
 
     /// Stops accepting, closes every client with 1001, runs their `$disconnect`s, and returns once

@@ -177,6 +177,8 @@ pub struct SessionServices {
     /// With `gateway.state_dir` (as the gateway started with it): the folder, and the sessions
     /// kept when the gateway stops, for the next process.
     pub keeping: Option<(std::path::PathBuf, std::sync::Mutex<Vec<Saved>>)>,
+    /// Handing live connections to a new process (`kill -USR2`).
+    pub handoff: crate::handoff::Handoff,
 }
 
 /// What a management call needs beyond the deployment it is handled under.

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
+use crate::handoff::Phase;
 use crate::state::{EdgeServices, TlsPolicy};
 use crate::tls::Acceptor;
 
@@ -40,7 +41,14 @@ pub async fn serve(listener: TcpListener, app: Router, edge: Arc<EdgeServices>) 
     let bound = edge.deployment().config.limits.max_pending_connections;
     let pending = Arc::new(Semaphore::new(bound));
     let mut warned = false;
+    let mut phase = edge.sessions.handoff.phase();
     loop {
+        // While the connections move to a new process, new ones wait in the kernel's backlog;
+        // once they have moved, the new process accepts them.
+        match phase.wait_for(|p| *p != Phase::Handing).await.map(|p| *p) {
+            Ok(Phase::Serving) => {}
+            Ok(_) | Err(_) => return,
+        }
         let permit = match pending.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
@@ -62,6 +70,7 @@ pub async fn serve(listener: TcpListener, app: Router, edge: Arc<EdgeServices>) 
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = stop.cancelled() => return,
+            _ = phase.changed() => continue,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,

@@ -1,11 +1,14 @@
 //! The edge: the one HTTP listener that serves WebSocket upgrades at `/{stage}` and the
 //! management API at `/{stage}/@connections/{id}`, as API Gateway does on one host.
 
+mod adopt;
 pub mod listener;
 mod restore;
 pub(crate) mod session;
+pub mod tap;
 mod upgrade;
 
+pub(crate) use self::adopt::{Arrival, adopt};
 pub(crate) use self::restore::restore;
 
 use std::net::SocketAddr;
@@ -17,6 +20,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use wsgate_core::error::MgmtError;
 
+use crate::handoff::Phase;
 use crate::mgmt;
 use crate::state::EdgeServices;
 
@@ -39,6 +43,9 @@ async fn dispatch(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response {
+    if let Some(refused) = while_handing_over(&edge).await {
+        return refused;
+    }
     let deployment = edge.deployment();
     // The client: the TCP peer, or whom a trusted proxy's `X-Forwarded-For` names.
     let client = deployment.trusted_proxies.client(
@@ -73,4 +80,24 @@ async fn dispatch(
     }
     // API Gateway answers paths outside the stage with 403 Forbidden.
     mgmt::error_response(&MgmtError::Forbidden)
+}
+
+/// While the connections move to a new process (`kill -USR2`), a request waits: a call that
+/// changed a connection now would be missing from what moved. Once they have moved, a request
+/// that still reaches this process (on a kept-alive connection) is answered 503 with
+/// `Connection: close`; clients (boto3 included) retry it, on a new connection, with the new one.
+async fn while_handing_over(edge: &EdgeServices) -> Option<Response> {
+    let mut phase = edge.sessions.handoff.phase();
+    let now = *phase.wait_for(|p| *p != Phase::Handing).await.ok()?;
+    if now != Phase::Moved {
+        return None;
+    }
+    let mut response = mgmt::error_response(&MgmtError::ServiceUnavailable(
+        "this gateway process has handed its connections to a new one: retry".into(),
+    ));
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    Some(response)
 }

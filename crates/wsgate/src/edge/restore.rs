@@ -11,10 +11,13 @@ use tracing::info;
 use wsgate_core::clock;
 
 use super::session::{self, Reliable, SessionLimits, Start};
-use crate::hub::{self, SessionHandle};
+use wsgate_core::event::ConnectionContext;
+
+use crate::handoff::wire::Reliability;
+use crate::hub::{self, Inbox, SessionHandle};
 use crate::resume::Replay;
 use crate::saved::Saved;
-use crate::state::EdgeServices;
+use crate::state::{EdgeServices, SessionServices};
 
 /// Registers `sessions` again, each suspended for what is left of its resume window.
 pub(crate) fn restore(edge: &Arc<EdgeServices>, sessions: Vec<Saved>) {
@@ -38,40 +41,27 @@ pub(crate) fn restore(edge: &Arc<EdgeServices>, sessions: Vec<Saved>) {
             continue;
         };
         waiting += 1;
-        let id = saved.ctx.connection_id;
-        let (outbox, inbox) = hub::outbox(limits.outbox_bytes);
-        let handle = Arc::new(SessionHandle::new(Arc::new(saved.ctx), outbox));
-        handle.touch(saved.last_active_ms);
-        services.hub.insert(handle.clone());
-        for group in &saved.groups {
-            let _ = services.hub.join(&id, group);
-        }
-        let _ = services.hub.set_user(&id, saved.user.as_deref());
-        let (sender, resumes) = mpsc::channel(1);
-        services
-            .resumes
-            .issue_as(saved.token.clone(), id, sender.clone());
-        let reliable = Box::new(Reliable {
-            resumes,
-            sender,
+        let reliability = Reliability {
             token: saved.token,
-            replay: Replay::restore(saved.last_seq, saved.dropped_to, saved.kept),
-        });
+            last_seq: saved.last_seq,
+            dropped_to: saved.dropped_to,
+            kept: saved.kept,
+        };
+        let (handle, inbox, reliable) = register_again(
+            &services,
+            saved.ctx,
+            &saved.groups,
+            saved.user.as_deref(),
+            saved.last_active_ms,
+            Some(reliability),
+        );
         let start = Start::Suspended {
             window,
             code: saved.code,
         };
         let services = services.clone();
         services.lifecycle.tasks.clone().spawn(async move {
-            session::run(
-                services,
-                handle,
-                inbox,
-                session_limits,
-                start,
-                Some(reliable),
-            )
-            .await;
+            session::run(services, handle, inbox, session_limits, start, reliable).await;
         });
     }
     if waiting + expired > 0 {
@@ -80,4 +70,39 @@ pub(crate) fn restore(edge: &Arc<EdgeServices>, sessions: Vec<Saved>) {
             expired, "sessions kept by the previous process: waiting for their resumes"
         );
     }
+}
+
+/// Registers a connection that comes back from another process — the same id, context, groups
+/// and user, and its resume state — and returns what its session runs with.
+pub(super) fn register_again(
+    services: &SessionServices,
+    ctx: ConnectionContext,
+    groups: &[String],
+    user: Option<&str>,
+    last_active_ms: u64,
+    reliability: Option<Reliability>,
+) -> (Arc<SessionHandle>, Inbox, Option<Box<Reliable>>) {
+    let limits = &services.deployment.load().config.limits;
+    let id = ctx.connection_id;
+    let (outbox, inbox) = hub::outbox(limits.outbox_bytes);
+    let handle = Arc::new(SessionHandle::new(Arc::new(ctx), outbox));
+    handle.touch(last_active_ms);
+    services.hub.insert(handle.clone());
+    for group in groups {
+        let _ = services.hub.join(&id, group);
+    }
+    let _ = services.hub.set_user(&id, user);
+    let reliable = reliability.map(|r| {
+        let (sender, resumes) = mpsc::channel(1);
+        services
+            .resumes
+            .issue_as(r.token.clone(), id, sender.clone());
+        Box::new(Reliable {
+            resumes,
+            sender,
+            token: r.token,
+            replay: Replay::restore(r.last_seq, r.dropped_to, r.kept),
+        })
+    });
+    (handle, inbox, reliable)
 }

@@ -3,6 +3,7 @@
 //! `$disconnect` call.
 
 use std::future::poll_fn;
+use std::os::fd::AsFd;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,12 +12,14 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, sleep, timeout};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -28,6 +31,9 @@ use wsgate_core::id::random_id;
 use wsgate_core::proxy::ProxyResult;
 use wsgate_core::route::{RouteKey, Selection, select};
 
+use crate::edge::tap::Tap;
+use crate::handoff::wire::{Carried, Reliability, Suspension};
+use crate::handoff::{self, Moving, Relay, Verdict};
 use crate::hub::{Command, Inbox, JoinError, Outbox, SessionHandle};
 use crate::integration::{Inbound, IntegrationError};
 use crate::resume::{self, Replay, Resume, Socket};
@@ -84,6 +90,8 @@ enum Pumped {
     Close(u16, &'static str),
     /// The socket can no longer be written.
     Failed,
+    /// The session is asked to move to a new process (`kill -USR2`).
+    HandOver,
 }
 
 /// What a resumable session (`wsgate.reliable.v1`) carries besides its socket.
@@ -104,6 +112,16 @@ enum Turn {
     Over(Ending),
     /// A resume took over with a new socket; the old one is dropped.
     Replaced(Box<Resume>),
+    /// The session is asked to move to a new process.
+    HandOver(Box<Handing>),
+}
+
+/// What a socket's turn leaves to the move to a new process.
+struct Handing {
+    /// A message half written.
+    pending: Option<Outgoing>,
+    /// The session's integration calls under way hold its permits.
+    inflight: Arc<Semaphore>,
 }
 
 /// How a suspended session ended.
@@ -112,6 +130,8 @@ enum Suspended {
     Resumed(Box<Resume>),
     /// The gateway is stopping.
     Stopping,
+    /// The session is asked to move to a new process; its window ends at this instant.
+    HandOver(Instant),
     /// The window passed or the buffer overflowed (`None`: `$disconnect` is told the code of
     /// the drop), or the connection was closed meanwhile with this code and reason.
     Over(Option<(u16, String)>),
@@ -156,6 +176,16 @@ impl std::convert::From<&Limits> for SessionLimits {
 pub(crate) enum Start {
     /// A new connection's socket halves.
     Live(SocketSink, SocketStream),
+    /// A connection the previous process handed over (`kill -USR2`), with the instant its
+    /// lifetime ends and the instant of its latest activity.
+    Moved {
+        /// The socket's halves.
+        halves: (SocketSink, SocketStream),
+        /// When `limits.max_connection_duration` ends it.
+        lifetime: Instant,
+        /// Its latest activity, for the idle timer.
+        active: Instant,
+    },
     /// Restored from `gateway.state_dir`, waiting for its resume.
     Suspended {
         /// What is left of its resume window.
@@ -202,15 +232,27 @@ pub(crate) async fn run(
     mut reliable: Option<Box<Reliable>>,
 ) {
     let ctx = handle.ctx.clone();
-    let lifetime = Instant::now() + limits.max_connection_duration;
+    let now = Instant::now();
+    let mut lifetime = now + limits.max_connection_duration;
+    let mut active = now;
     let (mut halves, mut window, mut drop_code) = match start {
-        Start::Live(sink, stream) => (Some((sink, stream)), limits.resume_window, 1006),
+        Start::Live(sink, stream) => {
+            if let Some(r) = reliable.as_deref_mut() {
+                let greeting = resume::connected(&ctx.connection_id, &r.token);
+                r.replay.open_with(greeting, Vec::new());
+            }
+            (Some((sink, stream)), limits.resume_window, 1006)
+        }
+        Start::Moved {
+            halves,
+            lifetime: ends,
+            active: last,
+        } => {
+            (lifetime, active) = (ends, last);
+            (Some(halves), limits.resume_window, 1006)
+        }
         Start::Suspended { window, code } => (None, window, code),
     };
-    if let (Some(r), Some(_)) = (reliable.as_deref_mut(), &halves) {
-        let greeting = resume::connected(&ctx.connection_id, &r.token);
-        r.replay.open_with(greeting, Vec::new());
-    }
     let keeping = services.keeping.is_some();
     let finished = loop {
         let resume = match halves.as_mut() {
@@ -221,13 +263,56 @@ pub(crate) async fn run(
                     &mut inbox,
                     &limits,
                     (sink, stream),
-                    lifetime,
+                    (lifetime, active),
                     reliable.as_deref_mut(),
                 )
                 .await;
+                active = Instant::now();
                 let resumable = reliable.is_some() && !limits.resume_window.is_zero();
                 match turn {
                     Turn::Replaced(resume) => resume,
+                    Turn::HandOver(handing) => {
+                        let Some((sink, stream)) = halves.take() else {
+                            continue;
+                        };
+                        let r = reliable.as_deref_mut();
+                        let out = move_out(
+                            &services,
+                            &handle,
+                            &mut inbox,
+                            &limits,
+                            (sink, stream),
+                            r,
+                            *handing,
+                            lifetime,
+                        );
+                        match Box::pin(out).await {
+                            Out::Stay(sink, stream) => halves = Some((sink, stream)),
+                            Out::Ended(ending, sink, stream) => {
+                                break Finished::Socket(ending, sink, stream);
+                            }
+                            Out::Gone(relay, inflight) => {
+                                Box::pin(pass_on(&services, &handle, inbox, relay, inflight)).await;
+                                return;
+                            }
+                            Out::Secure(sink, stream) if resumable => {
+                                // TLS cannot move: closed with 1012, the session moves
+                                // suspended and its client resumes with the new process.
+                                let restart = Ending::Server(1012, SERVICE_RESTART);
+                                Box::pin(finish(sink, stream, restart)).await;
+                                (window, drop_code) = (limits.resume_window, 1012);
+                                handle.outbox.hand_over();
+                            }
+                            Out::Secure(sink, stream) => {
+                                break Finished::Socket(
+                                    Ending::Server(1012, SERVICE_RESTART),
+                                    sink,
+                                    stream,
+                                );
+                            }
+                        }
+                        continue;
+                    }
                     Turn::Over(Ending::Abnormal) if resumable => {
                         debug!(connection_id = %ctx.connection_id, "socket lost: suspended until resumed");
                         (halves, window, drop_code) = (None, limits.resume_window, 1006);
@@ -252,6 +337,19 @@ pub(crate) async fn run(
                 };
                 match Box::pin(suspend(&services, &mut inbox, r, &limits, window)).await {
                     Suspended::Resumed(resume) => resume,
+                    Suspended::HandOver(ends) => {
+                        let out = move_suspended(&services, &handle, r, lifetime, ends, drop_code);
+                        match Box::pin(out).await {
+                            Some(relay) => {
+                                Box::pin(pass_on(&services, &handle, inbox, relay, None)).await;
+                                return;
+                            }
+                            None => {
+                                window = ends.saturating_duration_since(Instant::now());
+                                continue;
+                            }
+                        }
+                    }
                     Suspended::Stopping if keeping => break Finished::Kept(drop_code),
                     Suspended::Stopping => {
                         break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
@@ -351,6 +449,206 @@ fn keep(
     }
 }
 
+/// How a move to a new process ended for a session with a socket.
+enum Out {
+    /// It goes on here: no new process took it.
+    Stay(SocketSink, SocketStream),
+    /// It ended while moving (the client closed, or broke the protocol).
+    Ended(Ending, SocketSink, SocketStream),
+    /// TLS: it cannot move.
+    Secure(SocketSink, SocketStream),
+    /// The new process has it: what still arrives here is passed on, until the session's
+    /// integration calls under way (their permits) are all back.
+    Gone(Relay, Option<(Arc<Semaphore>, u32)>),
+}
+
+/// Moves a connection to the new process between two frames: routes the messages tungstenite
+/// has read already, writes everything queued (the socket never makes it wait now: what it
+/// cannot take is carried), and sends the session's state with its socket; then waits for the
+/// verdict. If the new process failed, the session goes on with the same socket.
+#[allow(clippy::too_many_arguments)]
+async fn move_out(
+    services: &Arc<SessionServices>,
+    handle: &Arc<SessionHandle>,
+    inbox: &mut Inbox,
+    limits: &SessionLimits,
+    (sink, stream): (SocketSink, SocketStream),
+    mut reliable: Option<&mut Reliable>,
+    handing: Handing,
+    lifetime: Instant,
+) -> Out {
+    let mut ws = match stream.reunite(sink) {
+        Ok(ws) => ws,
+        Err(halves) => return Out::Stay(halves.0, halves.1),
+    };
+    if !ws.get_ref().movable() {
+        let (sink, stream) = ws.split();
+        return Out::Secure(sink, stream);
+    }
+    ws.get_mut().set_handing(true);
+    let ended = |mut ws: Socket, ending: Ending| {
+        ws.get_mut().set_handing(false);
+        let (sink, stream) = ws.split();
+        Out::Ended(ending, sink, stream)
+    };
+    // Messages tungstenite holds whole are routed here; their answers are passed on.
+    while let Some(next) = ws.next().now_or_never() {
+        let replay = reliable.as_deref_mut().map(|r| &mut r.replay);
+        if let Read::End(ending) = on_read(services, handle, next, replay, &mut None) {
+            return ended(ws, ending);
+        }
+    }
+    let frame_bytes = limits.max_frame_bytes;
+    let mut pending = handing.pending;
+    loop {
+        if let Some(outgoing) = pending.as_mut() {
+            while let Some(message) = outgoing.next(frame_bytes) {
+                if ws.feed(message).await.is_err() {
+                    return ended(ws, Ending::Abnormal);
+                }
+            }
+        }
+        pending = match next_outgoing(
+            inbox,
+            reliable.as_deref_mut().map(|r| &mut r.replay),
+            frame_bytes,
+        ) {
+            Some(Ok(outgoing)) => Some(outgoing),
+            Some(Err((code, reason))) => return ended(ws, Ending::Server(code, reason)),
+            None => break,
+        };
+    }
+    if !matches!(timeout(CLOSE_HANDSHAKE, ws.flush()).await, Ok(Ok(()))) {
+        return ended(ws, Ending::Abnormal);
+    }
+    let carried = carried(handle, reliable.as_deref(), lifetime, None);
+    let parts = match ws.into_inner().into_parts() {
+        Ok(parts) => parts,
+        Err(tap) => {
+            let (sink, stream) = rebuilt(services, *tap, Vec::new()).await.split();
+            return Out::Secure(sink, stream);
+        }
+    };
+    let moving = Moving {
+        carried: carried.encode(&parts.unread, &parts.unsent),
+        socket: parts.tcp.as_fd().try_clone_to_owned().ok(),
+    };
+    let departure = match moving.socket {
+        Some(_) => services.handoff.depart(moving),
+        None => None,
+    };
+    if let Some(departure) = departure
+        && handoff::verdict(departure.verdict).await == Verdict::Taken
+    {
+        // Closing this process's descriptor leaves the connection open: the new one holds it.
+        drop(parts);
+        let inflight = handing.inflight;
+        let permits = u32::try_from(limits.max_inflight_per_connection).unwrap_or(u32::MAX);
+        return Out::Gone(departure.relay, Some((inflight, permits)));
+    }
+    let tap = Tap::handed(parts.tcp, parts.unsent);
+    let (sink, stream) = rebuilt(services, tap, parts.unread).await.split();
+    Out::Stay(sink, stream)
+}
+
+/// A session's WebSocket on `tap` again, reading `unread` first.
+async fn rebuilt(services: &SessionServices, tap: Tap, unread: Vec<u8>) -> Socket {
+    let config = crate::edge::tap::socket_config(&services.deployment.load().config.limits);
+    WebSocketStream::from_partially_read(tap, unread, Role::Server, Some(config)).await
+}
+
+/// A session's state as the new process needs it.
+fn carried(
+    handle: &SessionHandle,
+    reliable: Option<&Reliable>,
+    lifetime: Instant,
+    suspended: Option<Suspension>,
+) -> Carried {
+    let membership = handle.membership();
+    let left = lifetime.saturating_duration_since(Instant::now());
+    Carried {
+        ctx: (*handle.ctx).clone(),
+        groups: membership.groups.iter().map(|g| g.to_string()).collect(),
+        user: membership.user.as_deref().map(str::to_owned),
+        last_active_ms: handle.last_active_ms(),
+        lifetime_ends_ms: clock::now_ms() + u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+        reliable: reliable.map(|r| {
+            let (last_seq, dropped_to, kept) = r.replay.export();
+            Reliability {
+                token: r.token.clone(),
+                last_seq,
+                dropped_to,
+                kept,
+            }
+        }),
+        suspended,
+        unread: 0,
+        unsent: 0,
+    }
+}
+
+/// Moves a suspended session (no socket) to the new process; `Some` once the new process has
+/// it, `None` when it stays here.
+async fn move_suspended(
+    services: &SessionServices,
+    handle: &SessionHandle,
+    reliable: &Reliable,
+    lifetime: Instant,
+    window_ends: Instant,
+    code: u16,
+) -> Option<Relay> {
+    let left = window_ends.saturating_duration_since(Instant::now());
+    let suspension = Suspension {
+        window_ends_ms: clock::now_ms() + u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+        code,
+    };
+    let carried = carried(handle, Some(reliable), lifetime, Some(suspension));
+    let moving = Moving {
+        carried: carried.encode(&[], &[]),
+        socket: None,
+    };
+    let departure = services.handoff.depart(moving)?;
+    (handoff::verdict(departure.verdict).await == Verdict::Taken).then_some(departure.relay)
+}
+
+/// What a session that moved to the new process still does here: passes on what arrives for it
+/// (answers of its integration calls under way) until they are all back, at most for
+/// `limits.shutdown_grace`. No `$disconnect`: the connection lives on in the new process.
+async fn pass_on(
+    services: &SessionServices,
+    handle: &SessionHandle,
+    mut inbox: Inbox,
+    relay: Relay,
+    inflight: Option<(Arc<Semaphore>, u32)>,
+) {
+    let id = handle.ctx.connection_id;
+    services.hub.remove(&id);
+    let grace = services.deployment.load().config.limits.shutdown_grace;
+    let calls_done = async move {
+        if let Some((inflight, permits)) = inflight {
+            let _ = inflight.acquire_many_owned(permits).await;
+        }
+    };
+    let mut calls_done = pin!(calls_done);
+    let deadline = sleep(grace);
+    let mut deadline = pin!(deadline);
+    loop {
+        tokio::select! {
+            biased;
+            next = poll_fn(|cx| next_command(cx, &mut inbox)) => {
+                if let Next::Command(command) = next {
+                    let _ = relay.send((id, command));
+                }
+            }
+            () = &mut calls_done => break,
+            () = &mut deadline => break,
+        }
+    }
+    while let Some(command) = inbox.try_recv() {
+        let _ = relay.send((id, command));
+    }
+}
+
 /// A resume of a suspended (or replaced) session: issues the next token and queues the `resumed`
 /// frame and the messages after the client's `seq`; or says why it cannot be served.
 fn resumed(
@@ -413,8 +711,9 @@ async fn suspend(
                 None => return lost(),
             },
             command = poll_fn(|cx| next_command(cx, inbox)) => match command {
-                Command::Close(code, reason) => return Suspended::Over(Some((code, reason.to_owned()))),
-                command => {
+                Next::HandOver => return Suspended::HandOver(window.deadline()),
+                Next::Command(Command::Close(code, reason)) => return Suspended::Over(Some((code, reason.to_owned()))),
+                Next::Command(command) => {
                     reliable.replay.wrap(&command);
                     if reliable.replay.bytes() > limits.resume_buffer_bytes {
                         debug!("suspended session past limits.resume_buffer_bytes: ended");
@@ -426,13 +725,22 @@ async fn suspend(
     }
 }
 
+/// What a session without a socket is asked to do next.
+enum Next {
+    Command(Command),
+    HandOver,
+}
+
 /// The next command for a session without a socket; an urgent close comes first.
-fn next_command(cx: &mut Context<'_>, inbox: &mut Inbox) -> Poll<Command> {
+fn next_command(cx: &mut Context<'_>, inbox: &mut Inbox) -> Poll<Next> {
     if let Some((code, reason)) = inbox.take_urgent(cx) {
-        return Poll::Ready(Command::Close(code, reason));
+        return Poll::Ready(Next::Command(Command::Close(code, reason)));
+    }
+    if inbox.take_hand_over() {
+        return Poll::Ready(Next::HandOver);
     }
     match inbox.poll_recv(cx) {
-        Poll::Ready(Some(command)) => Poll::Ready(command),
+        Poll::Ready(Some(command)) => Poll::Ready(Next::Command(command)),
         _ => Poll::Pending,
     }
 }
@@ -456,10 +764,9 @@ async fn serve(
     inbox: &mut Inbox,
     limits: &SessionLimits,
     (sink, stream): (&mut SocketSink, &mut SocketStream),
-    lifetime: Instant,
+    (lifetime, active): (Instant, Instant),
     reliable: Option<&mut Reliable>,
 ) -> Turn {
-    let ctx = handle.ctx.clone();
     let (mut replay, mut resumes) = match reliable {
         Some(r) => (Some(&mut r.replay), Some(&mut r.resumes)),
         None => (None, None),
@@ -468,8 +775,8 @@ async fn serve(
 
     // The idle timer is re-armed only when it fires (from the last activity), not on every
     // message: resetting a timer per message costs a timer-wheel update each time.
-    let mut last_activity = Instant::now();
-    let idle = sleep(limits.idle_timeout);
+    let mut last_activity = active;
+    let idle = tokio::time::sleep_until(active + limits.idle_timeout);
     let lifetime = tokio::time::sleep_until(lifetime);
     let mut idle = pin!(idle);
     let mut lifetime = pin!(lifetime);
@@ -497,48 +804,19 @@ async fn serve(
                 }
                 Pumped::Close(code, reason) => break Ending::Server(code, reason),
                 Pumped::Failed => break Ending::Abnormal,
+                Pumped::HandOver => return Turn::HandOver(Box::new(Handing { pending: pending.take(), inflight })),
             },
             resume = poll_fn(|cx| next_resume(cx, resumes.as_deref_mut())), if resumes.is_some() => match resume {
                 Some(resume) => return Turn::Replaced(resume),
                 None => break Ending::Abnormal,
             },
             acquired = inflight.clone().acquire_owned(), if permit.is_none() => permit = acquired.ok(),
-            frame = stream.next(), if permit.is_some() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    handle.touch(clock::now_ms());
-                    last_activity = Instant::now();
-                    // Only a resumable session looks for acks: others route every message unread.
-                    if let Some(replay) = replay.as_deref_mut()
-                        && let Some(seq) = resume::ack(text.as_str())
-                    {
-                        replay.ack(seq);
-                        continue;
-                    }
-                    on_message(services, handle, Inbound::Text(text), &mut permit);
-                }
-                Some(Ok(Message::Binary(data))) => {
-                    if services.deployment.load().config.gateway.binary_frames == BinaryFrames::Reject {
-                        break Ending::Server(1003, "Binary frames are not supported");
-                    }
-                    handle.touch(clock::now_ms());
-                    last_activity = Instant::now();
-                    on_message(services, handle, Inbound::Binary(data), &mut permit);
-                }
-                Some(Ok(Message::Ping(_))) => {
-                    // tungstenite queues the Pong and writes it on the next read or write.
-                    if limits.control_frames_reset_idle {
-                        last_activity = Instant::now();
-                    }
-                }
-                Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(frame))) => {
-                    break match frame {
-                        Some(frame) => Ending::Client(frame.code.into(), frame.reason.to_string()),
-                        None => Ending::Client(1005, CLIENT_NO_STATUS.to_owned()),
-                    };
-                }
-                Some(Err(error)) => break read_failed(&ctx, error),
-                None => break Ending::Abnormal,
+            frame = stream.next(), if permit.is_some() => match on_read(services, handle, frame, replay.as_deref_mut(), &mut permit) {
+                Read::Data => last_activity = Instant::now(),
+                // tungstenite queues the Pong of a Ping and writes it on the next read or write.
+                Read::Ping if limits.control_frames_reset_idle => last_activity = Instant::now(),
+                Read::Ping | Read::Other => {}
+                Read::End(ending) => break ending,
             },
             () = &mut idle => {
                 let deadline = last_activity + limits.idle_timeout;
@@ -668,6 +946,28 @@ impl Outgoing {
     }
 }
 
+/// What to write next: a resumable session's greeting (and what a resume sends again) first,
+/// then the outbox; a resumable session's messages go out numbered, and are kept until
+/// acknowledged. A close is handed back.
+fn next_outgoing(
+    inbox: &mut Inbox,
+    replay: Option<&mut Replay>,
+    frame_bytes: usize,
+) -> Option<Result<Outgoing, (u16, &'static str)>> {
+    let Some(replay) = replay else {
+        return inbox.try_recv().map(|c| Outgoing::new(c, frame_bytes));
+    };
+    if let Some(front) = replay.next_front() {
+        return Some(Ok(Outgoing::Whole(Some(Message::Text(front)))));
+    }
+    let command = inbox.try_recv()?;
+    let command = match replay.wrap(&command) {
+        Some(envelope) => Command::Text(envelope),
+        None => command,
+    };
+    Some(Outgoing::new(command, frame_bytes))
+}
+
 /// Moves queued messages from the outbox into the socket. Ready when there is something for the
 /// session loop to do; pending while the socket is busy or the outbox is empty.
 fn pump<S>(
@@ -684,24 +984,14 @@ where
     if let Some((code, reason)) = inbox.take_urgent(cx) {
         return Poll::Ready(Pumped::Close(code, reason));
     }
+    if inbox.take_hand_over() {
+        return Poll::Ready(Pumped::HandOver);
+    }
     let mut wrote = false;
     loop {
         if pending.is_none() {
             // `take_urgent` registered the waker for this poll already.
-            // A resumable session writes its greeting (and what a resume sends again) first; its
-            // messages go out numbered, and are kept until acknowledged.
-            if let Some(front) = replay.as_deref_mut().and_then(Replay::next_front) {
-                *pending = Some(Outgoing::Whole(Some(Message::Text(front))));
-                continue;
-            }
-            let next = inbox.try_recv().map(|command| match replay.as_deref_mut() {
-                Some(replay) => match replay.wrap(&command) {
-                    Some(envelope) => Command::Text(envelope),
-                    None => command,
-                },
-                None => command,
-            });
-            match next.map(|c| Outgoing::new(c, frame_bytes)) {
+            match next_outgoing(inbox, replay.as_deref_mut(), frame_bytes) {
                 Some(Ok(outgoing)) => *pending = Some(outgoing),
                 Some(Err((code, reason))) => return Poll::Ready(Pumped::Close(code, reason)),
                 None => break,
@@ -848,6 +1138,60 @@ fn on_message(
         );
         drop(permit);
     });
+}
+
+/// What a read from the client was.
+enum Read {
+    /// A message (routed, or an ack).
+    Data,
+    /// A ping.
+    Ping,
+    /// Another control frame.
+    Other,
+    /// The end of the connection.
+    End(Ending),
+}
+
+/// Handles what the client sent: a message is routed (an ack, from a resumable client, is
+/// taken instead); a close, a broken stream or a binary frame where they are refused ends the
+/// connection.
+fn on_read(
+    services: &Arc<SessionServices>,
+    handle: &Arc<SessionHandle>,
+    frame: Option<Result<Message, WsError>>,
+    replay: Option<&mut Replay>,
+    permit: &mut Option<OwnedSemaphorePermit>,
+) -> Read {
+    match frame {
+        Some(Ok(Message::Text(text))) => {
+            handle.touch(clock::now_ms());
+            // Only a resumable session looks for acks: others route every message unread.
+            if let Some(replay) = replay
+                && let Some(seq) = resume::ack(text.as_str())
+            {
+                replay.ack(seq);
+                return Read::Data;
+            }
+            on_message(services, handle, Inbound::Text(text), permit);
+            Read::Data
+        }
+        Some(Ok(Message::Binary(data))) => {
+            if services.deployment.load().config.gateway.binary_frames == BinaryFrames::Reject {
+                return Read::End(Ending::Server(1003, "Binary frames are not supported"));
+            }
+            handle.touch(clock::now_ms());
+            on_message(services, handle, Inbound::Binary(data), permit);
+            Read::Data
+        }
+        Some(Ok(Message::Ping(_))) => Read::Ping,
+        Some(Ok(Message::Pong(_) | Message::Frame(_))) => Read::Other,
+        Some(Ok(Message::Close(frame))) => Read::End(match frame {
+            Some(frame) => Ending::Client(frame.code.into(), frame.reason.to_string()),
+            None => Ending::Client(1005, CLIENT_NO_STATUS.to_owned()),
+        }),
+        Some(Err(error)) => Read::End(read_failed(&handle.ctx, error)),
+        None => Read::End(Ending::Abnormal),
+    }
 }
 
 /// Who queues a reply: the session itself (which drains its outbox on its next turn, so no wake

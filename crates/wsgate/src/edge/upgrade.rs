@@ -16,10 +16,9 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tracing::{Instrument, debug, info_span, warn};
 use wsgate_core::clock;
-use wsgate_core::config::Limits;
 use wsgate_core::event::{
     self, ConnectionContext, ContextVars, Invocation, UpgradeRequest, canonical_header_name,
 };
@@ -30,6 +29,7 @@ use wsgate_core::route::RouteKey;
 
 use super::listener::Secure;
 use super::session;
+use super::tap::{Tap, socket_config};
 use crate::auth::authorizer::{Attempt, Verdict};
 use crate::hub::{self, SessionHandle};
 use crate::integration::IntegrationError;
@@ -54,17 +54,6 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-/// The socket settings for one session: a small read buffer (tungstenite's default would cost
-/// 128 KiB per idle connection), eager writes, and API Gateway's frame and message limits.
-pub(crate) fn socket_config(limits: &Limits) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(limits.read_buffer_bytes)
-        .write_buffer_size(0)
-        .max_write_buffer_size(limits.outbox_bytes.saturating_add(64 * 1024))
-        .max_frame_size(Some(limits.max_frame_bytes))
-        .max_message_size(Some(limits.max_message_bytes))
 }
 
 fn upgrade_request(request: &Parts, peer: SocketAddr, local: SocketAddr) -> UpgradeRequest {
@@ -226,6 +215,8 @@ async fn upgrade(
     let (request, _) = request.into_parts();
     let refused = Refusal::response;
     let accept = check_handshake(&request).map_err(refused)?;
+    // Plain TCP can move to a new process (`kill -USR2`); TLS cannot.
+    let movable = !request.extensions.get::<Secure>().is_some_and(|s| s.0);
     check_origin(deployment, &request.headers).map_err(refused)?;
     let admission = admit(edge, deployment, client).map_err(refused)?;
     let resumable = !deployment.config.limits.resume_window.is_zero()
@@ -236,7 +227,7 @@ async fn upgrade(
         );
     if resumable && let Some(asked) = resume_asked(&request) {
         // A resume runs neither the authorizer nor `$connect`: the connection never left.
-        hand_over(edge, asked, on_upgrade);
+        hand_over(edge, asked, on_upgrade, movable);
         return Ok(switching_protocols(
             &accept,
             Some(HeaderValue::from_static(resume::SUBPROTOCOL)),
@@ -282,6 +273,7 @@ async fn upgrade(
             admission,
             on_upgrade,
             reliable,
+            movable,
         },
     );
     Ok(switching_protocols(&accept, protocol))
@@ -510,6 +502,8 @@ struct Registration {
     on_upgrade: hyper::upgrade::OnUpgrade,
     /// The client chose `wsgate.reliable.v1`.
     reliable: bool,
+    /// Plain TCP: the connection can move to a new process.
+    movable: bool,
 }
 
 /// The connection exists from now on, as on API Gateway once `$connect` returned: a backend
@@ -523,6 +517,7 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
         admission,
         on_upgrade,
         reliable,
+        movable,
     } = registration;
     let limits = deployment.config.limits.clone();
     let services = edge.sessions.clone();
@@ -560,7 +555,7 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let ws = WebSocketStream::from_raw_socket(
-                        TokioIo::new(upgraded),
+                        Tap::upgraded(TokioIo::new(upgraded), movable),
                         Role::Server,
                         Some(socket_config),
                     )
@@ -603,6 +598,7 @@ fn hand_over(
     edge: &Arc<EdgeServices>,
     (token, seq): (String, u64),
     on_upgrade: hyper::upgrade::OnUpgrade,
+    movable: bool,
 ) {
     let services = edge.sessions.clone();
     let config = socket_config(&services.deployment.load().config.limits);
@@ -610,9 +606,8 @@ fn hand_over(
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let socket =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+        let tap = Tap::upgraded(TokioIo::new(upgraded), movable);
+        let socket = WebSocketStream::from_raw_socket(tap, Role::Server, Some(config)).await;
         let refused = match services.resumes.take(&token) {
             None => Some((socket, "unknown, used or expired resume token")),
             Some((id, session)) => match session.send(Box::new(Resume { socket, seq })).await {

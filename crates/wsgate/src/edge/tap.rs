@@ -1,0 +1,424 @@
+//! What a session's WebSocket reads from and writes to: the upgraded connection (or, after a
+//! binary upgrade, the TCP socket the previous process handed over), with two things added so a
+//! live connection can move to another process between two frames (`kill -USR2`):
+//!
+//! - it follows the client's framing as the bytes go by (headers only, payloads are skipped)
+//!   and keeps a copy of what tungstenite was given since the last whole message — the part of a
+//!   frame, or of a fragmented message, that has arrived but was not yet read as a message.
+//!   tungstenite cannot be asked for its read buffer; this copy is what the next process is given
+//!   to read first. It is empty between messages, which is nearly always: ~48 bytes per
+//!   connection and no copying for messages that arrive whole in one read;
+//! - while handing over, writes the socket cannot take are kept instead of waiting for a slow
+//!   reader, and given to the next process to write first.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use wsgate_core::config::Limits;
+
+/// The socket settings for one session: a small read buffer (tungstenite's default would cost
+/// 128 KiB per idle connection), eager writes, and API Gateway's frame and message limits.
+pub fn socket_config(limits: &Limits) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(limits.read_buffer_bytes)
+        .write_buffer_size(0)
+        .max_write_buffer_size(limits.outbox_bytes.saturating_add(64 * 1024))
+        .max_frame_size(Some(limits.max_frame_bytes))
+        .max_message_size(Some(limits.max_message_bytes))
+}
+
+/// The connection under a session's WebSocket.
+#[derive(Debug)]
+pub enum Io {
+    /// Upgraded by this process's HTTP server: plain TCP or TLS.
+    Upgraded(TokioIo<Upgraded>),
+    /// Handed over by the previous process: plain TCP.
+    Tcp(TcpStream),
+}
+
+/// A session's connection, followed as described in the module's docs.
+#[derive(Debug)]
+pub struct Tap {
+    io: Io,
+    /// Whether the connection is plain TCP (a TLS session cannot move: its keys stay here).
+    movable: bool,
+    reads: Frames,
+    /// Bytes written while handing over that the socket could not take yet.
+    unsent: Vec<u8>,
+    /// Set while handing over: reads stop (tungstenite keeps what it has, and the rest stays in
+    /// the kernel for the next process), writes never wait.
+    handing: bool,
+}
+
+/// A connection taken apart to move to another process.
+#[derive(Debug)]
+pub struct Parts {
+    /// The socket.
+    pub tcp: TcpStream,
+    /// Bytes the client sent that no message was read from yet: read them first.
+    pub unread: Vec<u8>,
+    /// Bytes for the client that were not written yet: write them first.
+    pub unsent: Vec<u8>,
+}
+
+impl Tap {
+    /// A connection this process upgraded; `movable` when it is plain TCP.
+    pub fn upgraded(io: TokioIo<Upgraded>, movable: bool) -> Self {
+        Self::new(Io::Upgraded(io), movable, Vec::new())
+    }
+
+    /// A connection handed over by the previous process, with what it had not written yet.
+    pub fn handed(tcp: TcpStream, unsent: Vec<u8>) -> Self {
+        Self::new(Io::Tcp(tcp), true, unsent)
+    }
+
+    fn new(io: Io, movable: bool, unsent: Vec<u8>) -> Self {
+        Self {
+            io,
+            movable,
+            reads: Frames::default(),
+            unsent,
+            handing: false,
+        }
+    }
+
+    /// Whether the connection can move to another process.
+    pub fn movable(&self) -> bool {
+        self.movable
+    }
+
+    /// Starts (or, when the next process failed, ends) handing over.
+    pub fn set_handing(&mut self, handing: bool) {
+        self.handing = handing;
+    }
+
+    /// Takes the connection apart; `Err` gives it back when it cannot move (TLS).
+    pub fn into_parts(self) -> Result<Parts, Box<Self>> {
+        let Self {
+            io,
+            movable,
+            reads,
+            unsent,
+            handing,
+        } = self;
+        let mut unread = reads.kept;
+        let tcp = match io {
+            Io::Tcp(tcp) => tcp,
+            Io::Upgraded(upgraded) => {
+                match upgraded.into_inner().downcast::<TokioIo<TcpStream>>() {
+                    Ok(parts) => {
+                        // What the HTTP server read past the request head and nobody read since.
+                        unread.extend_from_slice(&parts.read_buf);
+                        parts.io.into_inner()
+                    }
+                    Err(upgraded) => {
+                        let reads = Frames {
+                            kept: unread,
+                            ..reads
+                        };
+                        return Err(Box::new(Self {
+                            io: Io::Upgraded(TokioIo::new(upgraded)),
+                            movable,
+                            reads,
+                            unsent,
+                            handing,
+                        }));
+                    }
+                }
+            }
+        };
+        Ok(Parts {
+            tcp,
+            unread,
+            unsent,
+        })
+    }
+
+    /// Writes what was kept while handing over; ready once nothing is left.
+    fn poll_unsent(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.unsent.is_empty() {
+            match Pin::new(&mut self.io).poll_write(cx, &self.unsent) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.unsent.drain(..n);
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if self.unsent.capacity() > 0 {
+            self.unsent = Vec::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Tap {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.handing {
+            // Only polled, while handing over, to read the messages tungstenite holds already.
+            return Poll::Pending;
+        }
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = read {
+            this.reads.feed(&buf.filled()[before..]);
+        }
+        read
+    }
+}
+
+impl AsyncWrite for Tap {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = match this.poll_unsent(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.io).poll_write(cx, data),
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => Poll::Pending,
+        };
+        match written {
+            Poll::Pending if this.handing => {
+                this.unsent.extend_from_slice(data);
+                Poll::Ready(Ok(data.len()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match this.poll_unsent(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.io).poll_flush(cx),
+            Poll::Pending if this.handing => Poll::Ready(Ok(())),
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match this.poll_unsent(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.io).poll_shutdown(cx),
+            other => other,
+        }
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
+            Self::Tcp(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Upgraded(io) => Pin::new(io).poll_write(cx, data),
+            Self::Tcp(io) => Pin::new(io).poll_write(cx, data),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Upgraded(io) => Pin::new(io).poll_flush(cx),
+            Self::Tcp(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
+            Self::Tcp(io) => Pin::new(io).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The client's framing (RFC 6455 §5.2), followed from its headers, and a copy of the bytes
+/// since the last boundary between whole messages.
+#[derive(Debug, Default)]
+struct Frames {
+    /// The header being read.
+    head: [u8; MAX_HEAD],
+    /// Its bytes so far (0: the next byte starts a header, unless a payload is being skipped).
+    have: u8,
+    /// Payload bytes of the current frame still to come.
+    payload_left: u64,
+    /// Inside a fragmented data message (a data frame without FIN went by).
+    fragmented: bool,
+    /// The bytes since the last boundary between whole messages.
+    kept: Vec<u8>,
+}
+
+/// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
+const MAX_HEAD: usize = 14;
+
+/// The length of a header that starts with `head`, once its second byte is known.
+fn head_len(head: &[u8]) -> Option<usize> {
+    let second = *head.get(1)?;
+    let extended = match second & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    let mask = if second & 0x80 != 0 { 4 } else { 0 };
+    Some(2 + extended + mask)
+}
+
+/// The payload length a whole header gives.
+fn payload_len(head: &[u8]) -> u64 {
+    match head[1] & 0x7f {
+        126 => u64::from(u16::from_be_bytes([head[2], head[3]])),
+        127 => head[2..10]
+            .iter()
+            .fold(0u64, |n, b| (n << 8) | u64::from(*b)),
+        n => u64::from(n),
+    }
+}
+
+impl Frames {
+    /// Between two whole messages.
+    fn at_boundary(&self) -> bool {
+        self.have == 0 && self.payload_left == 0 && !self.fragmented
+    }
+
+    /// Follows `chunk`, the next bytes handed to tungstenite.
+    fn feed(&mut self, chunk: &[u8]) {
+        let mut boundary = self.at_boundary().then_some(0);
+        let mut at = 0;
+        while at < chunk.len() {
+            if self.have == 0 && self.payload_left > 0 {
+                let skip = usize::try_from(self.payload_left)
+                    .unwrap_or(usize::MAX)
+                    .min(chunk.len() - at);
+                at += skip;
+                self.payload_left -= skip as u64;
+                if self.payload_left == 0 && !self.fragmented {
+                    boundary = Some(at);
+                }
+                continue;
+            }
+            self.head[usize::from(self.have)] = chunk[at];
+            self.have += 1;
+            at += 1;
+            let have = usize::from(self.have);
+            if head_len(&self.head[..have]) != Some(have) {
+                continue;
+            }
+            let (fin, opcode) = (self.head[0] & 0x80 != 0, self.head[0] & 0x0f);
+            self.payload_left = payload_len(&self.head[..have]);
+            self.have = 0;
+            // Control frames (8 and up) may come between the fragments of a message.
+            if opcode < 8 {
+                self.fragmented = !fin;
+            }
+            if self.payload_left == 0 && !self.fragmented {
+                boundary = Some(at);
+            }
+        }
+        match boundary {
+            Some(start) => {
+                self.kept.clear();
+                self.kept.extend_from_slice(&chunk[start..]);
+                if self.kept.is_empty() && self.kept.capacity() > 0 {
+                    self.kept = Vec::new();
+                }
+            }
+            None => self.kept.extend_from_slice(chunk),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A masked client frame.
+    fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&[1, 2, 3, 4]);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn fed(chunks: &[&[u8]]) -> Frames {
+        let mut frames = Frames::default();
+        for chunk in chunks {
+            frames.feed(chunk);
+        }
+        frames
+    }
+
+    #[test]
+    fn whole_messages_leave_nothing_kept() {
+        let bytes = [frame(true, 1, b"hello"), frame(true, 2, &[0; 300])].concat();
+        assert!(fed(&[&bytes]).kept.is_empty());
+        // Split anywhere, whole messages in the end keep nothing either.
+        for cut in 0..bytes.len() {
+            assert!(
+                fed(&[&bytes[..cut], &bytes[cut..]]).kept.is_empty(),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_partial_frame_is_kept_from_its_first_byte() {
+        let whole = frame(true, 1, b"first");
+        let next = frame(true, 1, &[7; 70_000]);
+        for cut in 1..next.len() {
+            let frames = fed(&[&[whole.as_slice(), &next[..cut]].concat()]);
+            assert_eq!(frames.kept, &next[..cut], "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn a_fragmented_message_is_kept_whole_with_pings_between() {
+        let parts = [
+            frame(false, 1, b"frag"),
+            frame(true, 9, b"ping"),
+            frame(false, 0, b"ment"),
+        ];
+        let bytes = [frame(true, 1, b"done").as_slice(), &parts.concat()].concat();
+        let frames = fed(&[&bytes[..7], &bytes[7..20], &bytes[20..]]);
+        assert_eq!(frames.kept, parts.concat());
+        let mut frames = frames;
+        frames.feed(&frame(true, 0, b"ed"));
+        assert!(frames.kept.is_empty());
+    }
+}
