@@ -23,8 +23,9 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect_async
 from websockets.exceptions import ConnectionClosed
 
-from conftest import (http_call, mgmt_client, open_ws, quote_id, recv, render_config, sigv4_management,
-                      wait_close, wait_until, wsgate_bin)
+from conftest import (http_call, mgmt_client, open_slow_reader, open_ws, quote_id, recv, render_config,
+                      sigv4_management, wait_close, wait_until, wsgate_bin)
+from redis_support import cluster_section
 from test_resume import SUBPROTOCOL, drop
 from test_resume import routes as resume_routes
 from test_tls import make_cert, trusting
@@ -447,3 +448,39 @@ def test_resumable_sessions_move_live_and_suspended_and_tls_ones_resume_after_10
     assert stub.count("/connect") == 4
     for ws in (live, back, again):
         ws.close()
+
+
+def test_a_reader_too_slow_to_take_what_was_queued_moves_with_all_of_it(upgradable, stub, clients):
+    gw = upgradable.start(render_config(routes(stub), limits={"outbox_bytes": 131072}))
+    ws, event = open_slow_reader(clients, gw, stub)
+    cid = event["requestContext"]["connectionId"]
+    url = f"{gw.mgmt_url}/@connections/{quote_id(cid)}"
+    accepted = []
+    for n in range(5000):
+        message = f"{n:06d}" + "x" * 1000
+        status = http_call("POST", url, message.encode())[0]
+        if status == 429:
+            break
+        assert status == 200
+        accepted.append(message)
+    assert status == 429, "the outbox never filled"
+    upgradable.upgrade()
+    for n in range(3):
+        assert http_call("POST", url, f"after {n}".encode())[0] == 200
+        accepted.append(f"after {n}")
+    # Everything queued in the old process, and what the socket could not take, arrives in order.
+    assert [recv(ws) for _ in accepted] == accepted
+    assert disconnects(stub) == []
+
+
+def test_a_cluster_node_refuses_usr2_and_serves_on(upgradable, stub, clients, redis_server):
+    config = render_config(routes(stub)) + "\n" + cluster_section(**redis_server.cluster_config())
+    gw = upgradable.start(config)
+    ws = clients(gw.ws_url)
+    serving = upgradable.serving()
+    os.kill(serving, signal.SIGUSR2)
+    wait_until(lambda: "USR2: not upgraded" in upgradable.log(), 10, "the refusal in the log")
+    assert "cluster node" in upgradable.log().split("USR2: not upgraded")[1]
+    assert upgradable.serving() == serving
+    ws.send("still served")
+    assert recv(ws) == "still served"

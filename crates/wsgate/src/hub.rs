@@ -63,6 +63,8 @@ struct Queue {
     urgent: Mutex<Option<(u16, &'static str)>>,
     /// Set when the session is asked to move to a new process (`kill -USR2`).
     hand_over: AtomicBool,
+    /// Set while the session moves: its socket stops reading and never makes a write wait.
+    moving: AtomicBool,
 }
 
 /// The sending half of a session's queue, bounded in bytes.
@@ -149,9 +151,31 @@ impl Outbox {
         self.queue.waker.wake();
     }
 
+    /// Puts the session's socket in (or out of) the mode of moving to a new process.
+    pub fn set_moving(&self, moving: bool) {
+        self.queue.moving.store(moving, Ordering::Release);
+    }
+
+    /// What the session's socket reads that mode from.
+    pub fn move_switch(&self) -> MoveSwitch {
+        MoveSwitch(self.queue.clone())
+    }
+
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
         self.queue.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether a session is moving to a new process, as its socket reads it (see
+/// [`Outbox::set_moving`]). It shares the outbox's allocation: no extra memory per connection.
+#[derive(Debug, Clone)]
+pub struct MoveSwitch(Arc<Queue>);
+
+impl MoveSwitch {
+    /// Whether the session is moving.
+    pub fn on(&self) -> bool {
+        self.0.moving.load(Ordering::Acquire)
     }
 }
 

@@ -17,7 +17,8 @@
 //!   deployment, hands each layer its services, reloads, shuts down.
 //! - [`edge`]: the listeners (plain and TLS on one port, handshake timeout); the handshake in
 //!   named stages (checks, admission limits, the authorizer, `$connect`, register, 101); one
-//!   session task per connection (reads, writes, timers, limits, close codes, `$disconnect`).
+//!   session task per connection (reads, writes, timers, limits, close codes, `$disconnect`),
+//!   on a socket whose client framing is followed so it can move to a new process.
 //! - [`mgmt`]: the `@connections` API and its extensions, one file per operation, and its
 //!   credentials (none, SigV4, bearer tokens), each limited to some operations.
 //! - [`state`]: the [`state::Deployment`] a config builds (routes, authorizer, certificate,
@@ -37,6 +38,10 @@
 //! - [`resume`]: resumable connections (`wsgate.reliable.v1`): the protocol's frames, the replay
 //!   buffer of a session, and the desk where a resume finds its session.
 //! - [`saved`]: resumable sessions kept across a restart in `gateway.state_dir` (redb).
+//! - [`relaunch`] and [`handoff`]: upgrading the binary in place (`kill -USR2`): the rounds run
+//!   by the old and the new process, and what sessions, listeners and the management API see of
+//!   them (the phase, the verdict, the state a session carries, the Unix socket with
+//!   `SCM_RIGHTS`).
 //! - [`hub`]: this node's live connections, groups and users, and their byte-bounded outboxes.
 //! - [`limits`]: open connections in all and per address, and rate buckets (new connections per
 //!   address, management calls per credential).

@@ -365,7 +365,11 @@ pub(crate) async fn run(
             break Finished::Ended(1006, ABNORMAL.to_owned());
         };
         match resumed(&services, &ctx, r, resume.seq) {
-            Ok(()) => halves = Some(resume.socket.split()),
+            Ok(()) => {
+                let mut socket = resume.socket;
+                socket.get_mut().attach(handle.outbox.move_switch());
+                halves = Some(socket.split());
+            }
             Err(reason) => {
                 Box::pin(refuse_resume(resume.socket, reason)).await;
                 break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
@@ -477,25 +481,23 @@ async fn move_out(
     handing: Handing,
     lifetime: Instant,
 ) -> Out {
-    let mut ws = match stream.reunite(sink) {
-        Ok(ws) => ws,
-        Err(halves) => return Out::Stay(halves.0, halves.1),
-    };
-    if !ws.get_ref().movable() {
-        let (sink, stream) = ws.split();
-        return Out::Secure(sink, stream);
-    }
-    ws.get_mut().set_handing(true);
-    let ended = |mut ws: Socket, ending: Ending| {
-        ws.get_mut().set_handing(false);
-        let (sink, stream) = ws.split();
+    let (mut sink, mut stream) = (sink, stream);
+    let outbox = &handle.outbox;
+    // From here the socket reads nothing more and never makes a write wait.
+    outbox.set_moving(true);
+    let ended = |sink, stream, ending| {
+        outbox.set_moving(false);
         Out::Ended(ending, sink, stream)
     };
+    // A message the sink half holds (it takes one before the socket can) goes in first.
+    if !matches!(timeout(CLOSE_HANDSHAKE, sink.flush()).await, Ok(Ok(()))) {
+        return ended(sink, stream, Ending::Abnormal);
+    }
     // Messages tungstenite holds whole are routed here; their answers are passed on.
-    while let Some(next) = ws.next().now_or_never() {
+    while let Some(next) = stream.next().now_or_never() {
         let replay = reliable.as_deref_mut().map(|r| &mut r.replay);
         if let Read::End(ending) = on_read(services, handle, next, replay, &mut None) {
-            return ended(ws, ending);
+            return ended(sink, stream, ending);
         }
     }
     let frame_bytes = limits.max_frame_bytes;
@@ -503,29 +505,33 @@ async fn move_out(
     loop {
         if let Some(outgoing) = pending.as_mut() {
             while let Some(message) = outgoing.next(frame_bytes) {
-                if ws.feed(message).await.is_err() {
-                    return ended(ws, Ending::Abnormal);
+                if sink.feed(message).await.is_err() {
+                    return ended(sink, stream, Ending::Abnormal);
                 }
             }
         }
-        pending = match next_outgoing(
-            inbox,
-            reliable.as_deref_mut().map(|r| &mut r.replay),
-            frame_bytes,
-        ) {
+        let replay = reliable.as_deref_mut().map(|r| &mut r.replay);
+        pending = match next_outgoing(inbox, replay, frame_bytes) {
             Some(Ok(outgoing)) => Some(outgoing),
-            Some(Err((code, reason))) => return ended(ws, Ending::Server(code, reason)),
+            Some(Err((code, reason))) => return ended(sink, stream, Ending::Server(code, reason)),
             None => break,
         };
     }
-    if !matches!(timeout(CLOSE_HANDSHAKE, ws.flush()).await, Ok(Ok(()))) {
-        return ended(ws, Ending::Abnormal);
+    if !matches!(timeout(CLOSE_HANDSHAKE, sink.flush()).await, Ok(Ok(()))) {
+        return ended(sink, stream, Ending::Abnormal);
     }
+    let ws = match stream.reunite(sink) {
+        Ok(ws) => ws,
+        Err(halves) => return ended(halves.0, halves.1, Ending::Abnormal),
+    };
     let carried = carried(handle, reliable.as_deref(), lifetime, None);
     let parts = match ws.into_inner().into_parts() {
         Ok(parts) => parts,
         Err(tap) => {
-            let (sink, stream) = rebuilt(services, *tap, Vec::new()).await.split();
+            // TLS: the session stays, on the same connection.
+            outbox.set_moving(false);
+            let (tap, unread) = (*tap).unmoved();
+            let (sink, stream) = rebuilt(services, tap, unread).await.split();
             return Out::Secure(sink, stream);
         }
     };
@@ -546,7 +552,8 @@ async fn move_out(
         let permits = u32::try_from(limits.max_inflight_per_connection).unwrap_or(u32::MAX);
         return Out::Gone(departure.relay, Some((inflight, permits)));
     }
-    let tap = Tap::handed(parts.tcp, parts.unsent);
+    outbox.set_moving(false);
+    let tap = Tap::handed(parts.tcp, parts.unsent, outbox.move_switch());
     let (sink, stream) = rebuilt(services, tap, parts.unread).await.split();
     Out::Stay(sink, stream)
 }

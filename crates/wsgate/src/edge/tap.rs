@@ -22,6 +22,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use wsgate_core::config::Limits;
 
+use crate::hub::MoveSwitch;
+
 /// The socket settings for one session: a small read buffer (tungstenite's default would cost
 /// 128 KiB per idle connection), eager writes, and API Gateway's frame and message limits.
 pub fn socket_config(limits: &Limits) -> WebSocketConfig {
@@ -51,9 +53,10 @@ pub struct Tap {
     reads: Frames,
     /// Bytes written while handing over that the socket could not take yet.
     unsent: Vec<u8>,
-    /// Set while handing over: reads stop (tungstenite keeps what it has, and the rest stays in
-    /// the kernel for the next process), writes never wait.
-    handing: bool,
+    /// On while the session hands over: reads stop (tungstenite keeps what it has, and the rest
+    /// stays in the kernel for the next process), writes never wait. Shared with the session's
+    /// outbox, so it is set without the socket in hand (the session holds it split in two).
+    switch: Option<MoveSwitch>,
 }
 
 /// A connection taken apart to move to another process.
@@ -69,22 +72,22 @@ pub struct Parts {
 
 impl Tap {
     /// A connection this process upgraded; `movable` when it is plain TCP.
-    pub fn upgraded(io: TokioIo<Upgraded>, movable: bool) -> Self {
-        Self::new(Io::Upgraded(io), movable, Vec::new())
+    pub fn upgraded(io: TokioIo<Upgraded>, movable: bool, switch: Option<MoveSwitch>) -> Self {
+        Self::new(Io::Upgraded(io), movable, Vec::new(), switch)
     }
 
     /// A connection handed over by the previous process, with what it had not written yet.
-    pub fn handed(tcp: TcpStream, unsent: Vec<u8>) -> Self {
-        Self::new(Io::Tcp(tcp), true, unsent)
+    pub fn handed(tcp: TcpStream, unsent: Vec<u8>, switch: MoveSwitch) -> Self {
+        Self::new(Io::Tcp(tcp), true, unsent, Some(switch))
     }
 
-    fn new(io: Io, movable: bool, unsent: Vec<u8>) -> Self {
+    fn new(io: Io, movable: bool, unsent: Vec<u8>, switch: Option<MoveSwitch>) -> Self {
         Self {
             io,
             movable,
             reads: Frames::default(),
             unsent,
-            handing: false,
+            switch,
         }
     }
 
@@ -93,9 +96,14 @@ impl Tap {
         self.movable
     }
 
-    /// Starts (or, when the next process failed, ends) handing over.
-    pub fn set_handing(&mut self, handing: bool) {
-        self.handing = handing;
+    /// Ties the socket to the session that now owns it (a resume's socket, made before its
+    /// session was found).
+    pub fn attach(&mut self, switch: MoveSwitch) {
+        self.switch = Some(switch);
+    }
+
+    fn handing(&self) -> bool {
+        self.switch.as_ref().is_some_and(MoveSwitch::on)
     }
 
     /// Takes the connection apart; `Err` gives it back when it cannot move (TLS).
@@ -105,7 +113,7 @@ impl Tap {
             movable,
             reads,
             unsent,
-            handing,
+            switch,
         } = self;
         let mut unread = reads.kept;
         let tcp = match io {
@@ -127,7 +135,7 @@ impl Tap {
                             movable,
                             reads,
                             unsent,
-                            handing,
+                            switch,
                         }));
                     }
                 }
@@ -138,6 +146,13 @@ impl Tap {
             unread,
             unsent,
         })
+    }
+
+    /// A connection that could not move (TLS), to read again: what tungstenite had been given
+    /// but had not read as a message is read first.
+    pub fn unmoved(mut self) -> (Self, Vec<u8>) {
+        let unread = std::mem::take(&mut self.reads);
+        (self, unread.kept)
     }
 
     /// Writes what was kept while handing over; ready once nothing is left.
@@ -166,7 +181,7 @@ impl AsyncRead for Tap {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.handing {
+        if this.handing() {
             // Only polled, while handing over, to read the messages tungstenite holds already.
             return Poll::Pending;
         }
@@ -192,7 +207,7 @@ impl AsyncWrite for Tap {
             Poll::Pending => Poll::Pending,
         };
         match written {
-            Poll::Pending if this.handing => {
+            Poll::Pending if this.handing() => {
                 this.unsent.extend_from_slice(data);
                 Poll::Ready(Ok(data.len()))
             }
@@ -204,7 +219,7 @@ impl AsyncWrite for Tap {
         let this = self.get_mut();
         match this.poll_unsent(cx) {
             Poll::Ready(Ok(())) => Pin::new(&mut this.io).poll_flush(cx),
-            Poll::Pending if this.handing => Poll::Ready(Ok(())),
+            Poll::Pending if this.handing() => Poll::Ready(Ok(())),
             other => other,
         }
     }

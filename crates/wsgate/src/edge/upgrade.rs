@@ -555,7 +555,7 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let ws = WebSocketStream::from_raw_socket(
-                        Tap::upgraded(TokioIo::new(upgraded), movable),
+                        Tap::upgraded(TokioIo::new(upgraded), movable, Some(handle.outbox.move_switch())),
                         Role::Server,
                         Some(socket_config),
                     )
@@ -606,7 +606,8 @@ fn hand_over(
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let tap = Tap::upgraded(TokioIo::new(upgraded), movable);
+        // Its session is found below: it ties the socket to itself when it takes it.
+        let tap = Tap::upgraded(TokioIo::new(upgraded), movable, None);
         let socket = WebSocketStream::from_raw_socket(tap, Role::Server, Some(config)).await;
         let refused = match services.resumes.take(&token) {
             None => Some((socket, "unknown, used or expired resume token")),
