@@ -16,7 +16,7 @@ use tracing::warn;
 use wsgate_core::clock;
 
 use super::restore::register_again;
-use super::session::{self, SessionLimits, Start};
+use super::session::{self, Moved, SessionLimits, Start};
 use super::tap::{Tap, socket_config};
 use crate::handoff::wire::Carried;
 use crate::state::EdgeServices;
@@ -83,9 +83,9 @@ pub fn adopt(edge: &Arc<EdgeServices>, arrivals: Vec<Arrival>) {
                 {
                     Ok(tcp) => {
                         let idle_for = Duration::from_millis(now_ms.saturating_sub(last_active_ms));
+                        let active = now.checked_sub(idle_for).unwrap_or(now);
                         let tap = Tap::handed(tcp, unsent, handle.outbox.move_switch());
                         let lifetime = after(lifetime_ends_ms);
-                        let active = now.checked_sub(idle_for).unwrap_or(now);
                         let services = services.clone();
                         let (handle, inbox) = (handle.clone(), inbox);
                         services.lifecycle.tasks.clone().spawn(async move {
@@ -97,11 +97,11 @@ pub fn adopt(edge: &Arc<EdgeServices>, arrivals: Vec<Arrival>) {
                                 Some(config),
                             )
                             .await;
-                            let start = Start::Moved {
+                            let start = Start::Moved(Box::new(Moved {
                                 halves: ws.split(),
                                 lifetime,
                                 active,
-                            };
+                            }));
                             session::run(services, handle, inbox, session_limits, start, reliable)
                                 .await;
                         });

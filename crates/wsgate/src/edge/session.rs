@@ -176,16 +176,9 @@ impl std::convert::From<&Limits> for SessionLimits {
 pub(crate) enum Start {
     /// A new connection's socket halves.
     Live(SocketSink, SocketStream),
-    /// A connection the previous process handed over (`kill -USR2`), with the instant its
-    /// lifetime ends and the instant of its latest activity.
-    Moved {
-        /// The socket's halves.
-        halves: (SocketSink, SocketStream),
-        /// When `limits.max_connection_duration` ends it.
-        lifetime: Instant,
-        /// Its latest activity, for the idle timer.
-        active: Instant,
-    },
+    /// A connection the previous process handed over (`kill -USR2`). Boxed: every session's
+    /// future holds a `Start`.
+    Moved(Box<Moved>),
     /// Restored from `gateway.state_dir`, waiting for its resume.
     Suspended {
         /// What is left of its resume window.
@@ -193,6 +186,16 @@ pub(crate) enum Start {
         /// What `$disconnect` is told if the window passes.
         code: u16,
     },
+}
+
+/// A connection the previous process handed over: its socket, and where its timers were.
+pub(crate) struct Moved {
+    /// The socket's halves.
+    pub halves: (SocketSink, SocketStream),
+    /// When `limits.max_connection_duration` ends it.
+    pub lifetime: Instant,
+    /// Its latest activity, for the idle timer.
+    pub active: Instant,
 }
 
 /// How a session's sockets came to an end.
@@ -234,7 +237,8 @@ pub(crate) async fn run(
     let ctx = handle.ctx.clone();
     let now = Instant::now();
     let mut lifetime = now + limits.max_connection_duration;
-    let mut active = now;
+    // The latest activity of a connection handed over, for its first turn's idle timer.
+    let mut active = None;
     let (mut halves, mut window, mut drop_code) = match start {
         Start::Live(sink, stream) => {
             if let Some(r) = reliable.as_deref_mut() {
@@ -243,13 +247,9 @@ pub(crate) async fn run(
             }
             (Some((sink, stream)), limits.resume_window, 1006)
         }
-        Start::Moved {
-            halves,
-            lifetime: ends,
-            active: last,
-        } => {
-            (lifetime, active) = (ends, last);
-            (Some(halves), limits.resume_window, 1006)
+        Start::Moved(moved) => {
+            (lifetime, active) = (moved.lifetime, Some(moved.active));
+            (Some(moved.halves), limits.resume_window, 1006)
         }
         Start::Suspended { window, code } => (None, window, code),
     };
@@ -263,11 +263,10 @@ pub(crate) async fn run(
                     &mut inbox,
                     &limits,
                     (sink, stream),
-                    (lifetime, active),
+                    (lifetime, active.take()),
                     reliable.as_deref_mut(),
                 )
                 .await;
-                active = Instant::now();
                 let resumable = reliable.is_some() && !limits.resume_window.is_zero();
                 match turn {
                     Turn::Replaced(resume) => resume,
@@ -771,7 +770,7 @@ async fn serve(
     inbox: &mut Inbox,
     limits: &SessionLimits,
     (sink, stream): (&mut SocketSink, &mut SocketStream),
-    (lifetime, active): (Instant, Instant),
+    (lifetime, active): (Instant, Option<Instant>),
     reliable: Option<&mut Reliable>,
 ) -> Turn {
     let (mut replay, mut resumes) = match reliable {
@@ -782,8 +781,9 @@ async fn serve(
 
     // The idle timer is re-armed only when it fires (from the last activity), not on every
     // message: resetting a timer per message costs a timer-wheel update each time.
-    let mut last_activity = active;
-    let idle = tokio::time::sleep_until(active + limits.idle_timeout);
+    // The idle timer runs from now, or from the latest activity of a connection handed over.
+    let mut last_activity = active.unwrap_or_else(Instant::now);
+    let idle = tokio::time::sleep_until(last_activity + limits.idle_timeout);
     let lifetime = tokio::time::sleep_until(lifetime);
     let mut idle = pin!(idle);
     let mut lifetime = pin!(lifetime);

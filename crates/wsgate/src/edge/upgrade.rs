@@ -215,8 +215,6 @@ async fn upgrade(
     let (request, _) = request.into_parts();
     let refused = Refusal::response;
     let accept = check_handshake(&request).map_err(refused)?;
-    // Plain TCP can move to a new process (`kill -USR2`); TLS cannot.
-    let movable = !request.extensions.get::<Secure>().is_some_and(|s| s.0);
     check_origin(deployment, &request.headers).map_err(refused)?;
     let admission = admit(edge, deployment, client).map_err(refused)?;
     let resumable = !deployment.config.limits.resume_window.is_zero()
@@ -227,7 +225,7 @@ async fn upgrade(
         );
     if resumable && let Some(asked) = resume_asked(&request) {
         // A resume runs neither the authorizer nor `$connect`: the connection never left.
-        hand_over(edge, asked, on_upgrade, movable);
+        hand_over(edge, asked, on_upgrade);
         return Ok(switching_protocols(
             &accept,
             Some(HeaderValue::from_static(resume::SUBPROTOCOL)),
@@ -273,7 +271,6 @@ async fn upgrade(
             admission,
             on_upgrade,
             reliable,
-            movable,
         },
     );
     Ok(switching_protocols(&accept, protocol))
@@ -502,8 +499,6 @@ struct Registration {
     on_upgrade: hyper::upgrade::OnUpgrade,
     /// The client chose `wsgate.reliable.v1`.
     reliable: bool,
-    /// Plain TCP: the connection can move to a new process.
-    movable: bool,
 }
 
 /// The connection exists from now on, as on API Gateway once `$connect` returned: a backend
@@ -517,7 +512,6 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
         admission,
         on_upgrade,
         reliable,
-        movable,
     } = registration;
     let limits = deployment.config.limits.clone();
     let services = edge.sessions.clone();
@@ -555,7 +549,7 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let ws = WebSocketStream::from_raw_socket(
-                        Tap::upgraded(TokioIo::new(upgraded), movable, Some(handle.outbox.move_switch())),
+                        Tap::upgraded(TokioIo::new(upgraded), Some(handle.outbox.move_switch())),
                         Role::Server,
                         Some(socket_config),
                     )
@@ -598,7 +592,6 @@ fn hand_over(
     edge: &Arc<EdgeServices>,
     (token, seq): (String, u64),
     on_upgrade: hyper::upgrade::OnUpgrade,
-    movable: bool,
 ) {
     let services = edge.sessions.clone();
     let config = socket_config(&services.deployment.load().config.limits);
@@ -607,7 +600,7 @@ fn hand_over(
             return;
         };
         // Its session is found below: it ties the socket to itself when it takes it.
-        let tap = Tap::upgraded(TokioIo::new(upgraded), movable, None);
+        let tap = Tap::upgraded(TokioIo::new(upgraded), None);
         let socket = WebSocketStream::from_raw_socket(tap, Role::Server, Some(config)).await;
         let refused = match services.resumes.take(&token) {
             None => Some((socket, "unknown, used or expired resume token")),
