@@ -77,9 +77,10 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-# The bench holds a socket per connection and so does each gateway process.
+# The bench holds a socket per connection and per POST in flight (3,000 at most), and so does
+# each gateway process.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((connections + 2000)) ]; then
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((connections + 4000)) ]; then
     echo "ulimit -n is $(ulimit -n): too few open files for $connections connections" >&2
     exit 1
 fi
@@ -161,7 +162,8 @@ rows = [
     ("new pid in the pid file after the signal", lambda r: ms(r["new_pid_after_ms"])),
     ("old process exited after the signal (exit status)", lambda r: f"{ms(r['old_exit_after_ms'])} ({r.get('old_exit_status')})"),
     ("the upgrade window (signal → both done)", lambda r: ms(r["window_ms"])),
-    ("POSTs/s asked / sent", lambda r: f"{n(r['rate_per_s'])} / {n(r['posts_per_s'])}"),
+    ("POSTs/s asked / sent; most in flight at once", lambda r: f"{n(r['rate_per_s'])} / {n(r['posts_per_s'])}; {n(r.get('max_in_flight'))}"),
+    ("POSTs due but not sent: connection still retrying / in-flight cap", lambda r: f"{n(r['passed_over_busy'])} / {n(r['passed_over_in_flight_cap'])}"),
     ("POSTs made during the window", lambda r: n(r["window_posts"])),
     ("… answered 200", lambda r: n(r["window_posts_ok"])),
     ("… that needed a retry", lambda r: retried(r, "window_")),

@@ -63,8 +63,9 @@ pub struct Args {
     #[arg(long, default_value_t = 3000.0)]
     pub rate: f64,
     /// POSTs in flight at most (retries included); a POST due beyond that is not sent, and
-    /// counted.
-    #[arg(long, default_value_t = 1000)]
+    /// counted. The default holds a second of POSTs at the default rate: a gateway that holds
+    /// the management calls during the move for up to that long is measured, not capped.
+    #[arg(long, default_value_t = 3000)]
     pub in_flight: usize,
     /// Seconds of POSTs before the signal.
     #[arg(long, default_value_t = 2)]

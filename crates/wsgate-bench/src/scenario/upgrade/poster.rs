@@ -79,6 +79,8 @@ pub struct Pacing {
     pub busy: usize,
     /// … not sent: the cap on POSTs in flight was reached.
     pub capped: usize,
+    /// The most POSTs in flight at once, as the pacer saw it.
+    pub max_in_flight: usize,
     /// How long the pacer ran.
     pub wall: Duration,
 }
@@ -143,6 +145,7 @@ impl Poster {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut pacing = Pacing::default();
+        let cap = in_flight.available_permits();
         while !stop.load(Ordering::Relaxed) {
             tick.tick().await;
             let due = (start.elapsed().as_secs_f64() * rate) as usize;
@@ -158,6 +161,9 @@ impl Poster {
                     continue;
                 };
                 pacing.sent += 1;
+                pacing.max_in_flight = pacing
+                    .max_in_flight
+                    .max(cap - in_flight.available_permits());
                 let poster = self.clone();
                 tokio::spawn(async move {
                     poster.post_next(conn, lane, Phase::Steady).await;

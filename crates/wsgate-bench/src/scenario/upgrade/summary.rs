@@ -154,6 +154,7 @@ pub fn result_line(common: &Common, args: &Args, seen: Seen) -> Value {
         )),
     );
     out.insert("in_flight_cap".into(), json!(args.in_flight));
+    out.insert("max_in_flight".into(), json!(pacing.max_in_flight));
     out.insert("passed_over_busy".into(), json!(pacing.busy));
     out.insert("passed_over_in_flight_cap".into(), json!(pacing.capped));
     let steady = || posts.iter().filter(|p| p.phase == Phase::Steady);
