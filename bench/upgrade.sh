@@ -106,6 +106,8 @@ mkdir -p "$out"
 for f in results.jsonl commands.txt bench.txt gateway-log.txt; do : > "$out/$f"; done
 rm -f "$out/failures.txt"
 
+# The load before the runs: the clients and the gateway share the cores with whatever else runs.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 faults=0
 for rep in $(seq 1 "$reps"); do
     echo "==> run $rep of $reps" >&2
@@ -144,7 +146,11 @@ for rep in $(seq 1 "$reps"); do
     fi
     [ "$bench_exit" = 0 ] || faults=$((faults + 1))
 done
-{ machine_lines; echo "mode:      $reps run(s) of $connections connections at $rate POSTs/s; run at $(date -u +%Y-%m-%dT%H:%M:%SZ)"; } > "$out/machine.txt"
+{
+    machine_lines
+    echo "load:      $load_before before the runs (1, 5, 15 min)"
+    echo "mode:      $reps run(s) of $connections connections at $rate POSTs/s; run at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+} > "$out/machine.txt"
 
 python3 - "$out" "$invocation" <<'PY'
 import json, sys
