@@ -100,6 +100,9 @@ else
     exit 1
 fi
 
+# Read before this run empties its results folder: a rerun on the same day would otherwise count
+# the emptied, committed files as uncommitted changes of the code measured.
+machine=$(machine_lines)
 out="bench/results/$(date -u +%Y-%m-%d)-upgrade"
 [ "$signal" = 0 ] && out="$out-dry"
 mkdir -p "$out"
@@ -147,7 +150,7 @@ for rep in $(seq 1 "$reps"); do
     [ "$bench_exit" = 0 ] || faults=$((faults + 1))
 done
 {
-    machine_lines
+    echo "$machine"
     echo "load:      $load_before before the runs (1, 5, 15 min)"
     echo "mode:      $reps run(s) of $connections connections at $rate POSTs/s; run at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } > "$out/machine.txt"
