@@ -228,7 +228,7 @@ impl Poster {
                 }
                 Err(e) => {
                     connection_errors += 1;
-                    self.note(|n| &mut n.first_connection_error, || format!("{e:#}"));
+                    self.note(|n| &mut n.first_connection_error, || causes(&e));
                 }
             }
             if Instant::now() + backoff > give_up_at {
@@ -288,6 +288,18 @@ impl Poster {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+}
+
+/// An error with its causes (reqwest's own message names only the URL).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Waits until every POST holding a permit of `in_flight` (of `cap`) has ended, or `within`:
