@@ -4,9 +4,10 @@
     cluster_summary.py tag KEY=VALUE ... < LINE   # adds fields to a JSON line (a VALUE that parses
                                                   # as JSON is taken as such, else as a string)
     cluster_summary.py summary DIR                # DIR/results.jsonl -> DIR/summary.md
-    cluster_summary.py splice DIR FILE [NAME]     # DIR/summary.md -> FILE's section NAME
-                                                  # (cluster, the default, or resume), between
-                                                  # markers: replaced, or added at the end
+    cluster_summary.py splice DIR FILE [NAME]     # DIR/summary.md (README.md for upgrade) ->
+                                                  # FILE's section NAME (cluster, the default,
+                                                  # resume or upgrade), between markers:
+                                                  # replaced, or added at the end
 
 The summary puts the medians over the repetitions side by side: POSTs to a connection on the same
 node and on another node (and on one plain node), a broadcast over three nodes and on one node,
@@ -219,20 +220,28 @@ def summary(folder: Path) -> None:
 # What an earlier version wrote before the Cluster section (it then ran to the end of the file).
 LEGACY_MARK = "## Cluster\n\n<!-- bench/cluster.sh writes this section: do not edit by hand -->"
 
+# Each section: its title, the sentence under it, and the file in the results folder it comes from.
 SECTIONS = {
     "cluster": ("Cluster", "`bench/cluster.sh` (results in `{folder}/`): one redis-server, three nodes and one "
-                "plain node, fresh per repetition, all on this machine."),
+                "plain node, fresh per repetition, all on this machine.", "summary.md"),
     "resume": ("Resumable connections", "`bench/resume.sh` (results in `{folder}/`): a fresh gateway per "
-               "run, the clients on the same machine."),
+               "run, the clients on the same machine.", "summary.md"),
+    "upgrade": ("Upgrade without closing a socket (USR2)", "`bench/upgrade.sh` (results in `{folder}/`): "
+                "`kill -USR2` while every connection gets numbered POSTs, the clients on the same "
+                "machine.", "README.md"),
 }
 
 
 def splice(folder: Path, target: Path, name: str = "cluster") -> None:
     """Puts the summary in `folder` into `target` (BENCHMARKS.md) as its section `name`, headings
     one level down, between markers: replaces what an earlier run put there, else appends it."""
-    title, intro = SECTIONS[name]
+    title, intro, source = SECTIONS[name]
     begin, end = f"<!-- {name}: written by bench/{name}.sh, do not edit by hand -->", f"<!-- end of {name} -->"
-    summary_lines = (folder / "summary.md").read_text().splitlines()
+    if not (folder / source).exists():
+        # A run that stopped before writing it: the section stays as the last complete run left it.
+        print(f"{folder / source} does not exist: section {name} of {target} left as it was", file=sys.stderr)
+        return
+    summary_lines = (folder / source).read_text().splitlines()
     body = ["#" + line if line.startswith("#") else line for line in summary_lines[1:]]
     block = "\n".join([begin, f"## {title}", "", intro.format(folder=folder.as_posix()), *body, end])
     text = target.read_text() if target.exists() else ""

@@ -156,10 +156,10 @@ done
 report=BENCHMARKS.md
 if [ "$quick" = 1 ]; then report="$out/BENCHMARKS.md"; fi
 "$bench" report --results "$out" --out "$report"
-# The report is written anew: the newest full cluster run (bench/cluster.sh) and resume run
-# (bench/resume.sh) go back in.
+# The report is written anew: the newest full cluster run (bench/cluster.sh), resume run
+# (bench/resume.sh) and upgrade run (bench/upgrade.sh) go back in.
 if [ "$quick" = 0 ]; then
-    for name in cluster resume; do
+    for name in cluster resume upgrade; do
         latest=$(ls -d bench/results/*-"$name" 2>/dev/null | sort | tail -n 1)
         if [ -n "$latest" ]; then
             python3 bench/cluster_summary.py splice "$latest" "$report" "$name"

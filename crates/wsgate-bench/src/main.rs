@@ -57,6 +57,14 @@ enum Command {
         #[command(flatten)]
         args: scenario::resume::Args,
     },
+    /// A binary upgrade (SIGUSR2) while N connections get numbered POSTs: how long it took,
+    /// and that no connection closed and no message was lost. Exits non-zero when one did.
+    Upgrade {
+        #[command(flatten)]
+        common: scenario::Common,
+        #[command(flatten)]
+        args: scenario::upgrade::Args,
+    },
     /// N receivers, one sender: time until all got the message.
     Broadcast {
         #[command(flatten)]
@@ -90,6 +98,9 @@ fn main() -> anyhow::Result<()> {
             Command::Resume { common, args } => {
                 scenario::resume::run(&common, &args).await.map(Some)
             }
+            Command::Upgrade { common, args } => {
+                scenario::upgrade::run(&common, &args).await.map(Some)
+            }
             Command::Broadcast { common, args } => {
                 scenario::broadcast::run(&common, &args).await.map(Some)
             }
@@ -99,6 +110,12 @@ fn main() -> anyhow::Result<()> {
     })?;
     if let Some(line) = line {
         println!("{line}");
+        // A scenario that checks as well as measures (upgrade) says whether it found a fault:
+        // the line is printed either way, and the exit status tells scripts.
+        if line["passed"] == false {
+            let faults = line["problems"].as_array().map_or(0, Vec::len);
+            anyhow::bail!("the run found {faults} faults (its line's \"problems\")");
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod echo;
 pub mod idle;
 pub mod post;
 pub mod resume;
+pub mod upgrade;
 
 use std::time::Duration;
 
