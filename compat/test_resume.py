@@ -242,3 +242,23 @@ def test_a_state_file_that_is_not_ours_stops_the_gateway_saying_which(stub, tmp_
     assert done.returncode != 0
     assert "gateway.state_dir" in done.stderr and "sessions.redb" in done.stderr, done.stderr
     assert "panicked" not in done.stderr
+
+
+def test_a_resume_while_the_old_socket_still_looks_open_takes_over_from_it(gateway_factory, stub, clients):
+    # A half-open connection: the client gave up on it, the gateway has not noticed yet.
+    gw = start(gateway_factory, stub)
+    old, hello = connect(clients, gw)
+    cid = hello["connectionId"]
+    assert post(gw, cid, "one") == 200
+    assert frame(old) == {"type": "message", "seq": 1, "data": "one"}
+    back, resumed = connect(clients, gw, f"?resume={hello['resumeToken']}&seq=0")
+    assert resumed["type"] == "resumed" and resumed["connectionId"] == cid
+    # What the client did not acknowledge comes again; new messages go to the new socket.
+    assert frame(back) == {"type": "message", "seq": 1, "data": "one"}
+    assert post(gw, cid, "two") == 200
+    assert frame(back) == {"type": "message", "seq": 2, "data": "two"}
+    # The old socket is let go of, without a close frame; backends saw one connection throughout.
+    code, _, messages = wait_close(old)
+    assert (code, messages) == (None, [])
+    assert stub.count("/connect") == 1
+    assert disconnects(stub, cid) == []
