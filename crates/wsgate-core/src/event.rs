@@ -14,7 +14,7 @@ use crate::id::ConnectionId;
 /// What stays the same for every event of one connection. A cluster keeps a copy in Redis, so
 /// that a survivor can tell `$disconnect` of a dead node's connections as they were (one-letter
 /// keys: that copy is what Redis stores per connection).
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ConnectionContext {
     /// The connection's id.
     #[serde(rename = "i")]

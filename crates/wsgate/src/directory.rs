@@ -61,11 +61,12 @@ impl Directory {
         self.cluster.as_ref().map_or(0, |c| c.number())
     }
 
-    /// The cluster, when `id` is held by another node.
+    /// The cluster, when `id` is held by another node: its id names another, and it was not
+    /// taken over by this one (a resume).
     fn elsewhere(&self, id: &ConnectionId) -> Option<&Cluster> {
         self.cluster
             .as_deref()
-            .filter(|cluster| id.node() != cluster.number())
+            .filter(|cluster| id.node() != cluster.number() && self.hub.get(id).is_none())
     }
 
     /// Runs `what` on connection `id`, wherever it is; `data` is a POST's payload.
@@ -77,12 +78,24 @@ impl Directory {
             One::Join(group, max) => Op::Join { id, group, max },
             One::Leave(group) => Op::Leave { id, group },
         };
-        let Some(cluster) = self.elsewhere(&id) else {
-            return Ok(ops::execute(&self.hub, &op, data));
+        let answer = match self.elsewhere(&id) {
+            None => ops::execute(&self.hub, &op, data.clone()),
+            Some(cluster) => {
+                cluster.available()?;
+                cluster
+                    .call(id.node(), &op, &data)
+                    .await?
+                    .unwrap_or(Answer::Gone)
+            }
         };
-        cluster.available()?;
-        let answer = cluster.call(id.node(), &op, &data).await?;
-        Ok(answer.unwrap_or(Answer::Gone))
+        let Some(cluster) = &self.cluster else {
+            return Ok(answer);
+        };
+        match answer {
+            // Taken over by another node, or suspended with its node dead.
+            Answer::Gone if cluster.available().is_ok() => cluster.after_gone(id, &op, &data).await,
+            answer => Ok(answer),
+        }
     }
 
     /// Sends `data` to each of `ids`, each held wherever it is.
@@ -134,6 +147,14 @@ impl Directory {
         });
         for answer in futures_util::future::join_all(calls).await {
             merge(answer?)?;
+        }
+        // Those taken over by another node, or suspended with their node dead.
+        for id in std::mem::take(&mut result.gone) {
+            match cluster.after_gone(id, &Op::Post { id }, &data).await? {
+                Answer::Ok => result.sent.push(id),
+                Answer::Full => result.skipped.push(id),
+                _ => result.gone.push(id),
+            }
         }
         Ok(result)
     }

@@ -80,6 +80,14 @@ pub enum Op {
         /// The user.
         user: String,
     },
+    /// Let a resumable session go to the asking node, where its client resumes with `token`
+    /// (answered by the session itself, not on the hub: see `cluster::bus`).
+    Release {
+        /// The connection.
+        id: ConnectionId,
+        /// The resume token its client came with.
+        token: String,
+    },
     /// Up to `limit` connections after `after`, in id order, in `group` and of `user` when given.
     List {
         /// Only this group's members.
@@ -125,6 +133,9 @@ pub enum Answer {
     Closed(usize),
     /// Listing items, in id order, with their ids.
     Items(Vec<(ConnectionId, serde_json::Value)>),
+    /// The session let go, as it was; `None` when this node does not hold it (or the token
+    /// is not its).
+    Released(Option<Box<crate::saved::Saved>>),
 }
 
 /// The ids a batch sent to, found gone, and skipped (full outboxes).
@@ -205,6 +216,7 @@ pub fn execute(hub: &Hub, op: &Op, data: Bytes) -> Answer {
             close_slow,
         } => Answer::delivered(fan_out(hub, to, except, &frame(data), *close_slow)),
         Op::CloseUser { user } => Answer::Closed(close_user(hub, user)),
+        Op::Release { .. } => Answer::Released(None),
         Op::List {
             group,
             user,

@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use wsgate_core::id::ConnectionId;
 
 use crate::hub::Command;
+use crate::saved::Saved;
 
 /// The subprotocol a client offers to be resumable.
 pub const SUBPROTOCOL: &str = "wsgate.reliable.v1";
@@ -33,9 +34,34 @@ pub const RESUME_FAILED: u16 = 4410;
 /// A client's WebSocket, once upgraded.
 pub type Socket = WebSocketStream<crate::edge::tap::Tap>;
 
-/// Where a session waits for its resumes. A resume is boxed: a channel allocates room for a
+/// Where a session waits for its resumes. A knock is boxed: a channel allocates room for a
 /// block of messages up front, and every resumable session holds one.
-pub type Resumes = mpsc::Sender<Box<Resume>>;
+pub type Resumes = mpsc::Sender<Box<Knock>>;
+
+/// What comes to a resumable session's door (boxed on the way: [`Resumes`]).
+#[allow(clippy::large_enum_variant)]
+pub enum Knock {
+    /// Its client, back on a new socket.
+    Resume(Resume),
+    /// Another node of the cluster, where the client resumes: the session leaves this node
+    /// (no `$disconnect`: the connection lives on there) and hands over what it is made of.
+    Release(tokio::sync::oneshot::Sender<Saved>),
+}
+
+/// What a cluster keeps of a suspended session in Redis, so that it can be resumed on any node,
+/// the one that held it dead or alive. Sessions send these in order; the cluster writes them.
+#[derive(Debug)]
+pub enum Mirror {
+    /// The session is suspended, as it is now; it ends with its window, in `window_ms`.
+    Keep(Box<Saved>, u64),
+    /// A message for the suspended session, numbered (its envelope, as it will be sent).
+    Append(ConnectionId, Utf8Bytes),
+    /// The session resumed, left, or ended: nothing to keep.
+    Forget(ConnectionId),
+}
+
+/// Where sessions send their [`Mirror`]s: set once a cluster is joined.
+pub type Mirrors = std::sync::OnceLock<mpsc::UnboundedSender<Mirror>>;
 
 /// A resume handed to the session it resumes: the new socket, and the last `seq` the client got.
 pub struct Resume {
@@ -82,9 +108,21 @@ pub fn ack(text: &str) -> Option<u64> {
         .map(|a| a.seq)
 }
 
-/// A fresh resume token: 128 random bits.
-pub fn token() -> String {
-    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
+/// A fresh resume token for connection `id`: its id (without the final `=`), then 128 random
+/// bits. Any node of a cluster can tell whose it is; only the random part makes it worth anything.
+pub fn token(id: &ConnectionId) -> String {
+    let id = id.as_str();
+    let name = id.strip_suffix('=').unwrap_or(id);
+    format!(
+        "{name}{}",
+        URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
+    )
+}
+
+/// The connection a token was issued for; `None` for a token of another form.
+pub fn connection_of(token: &str) -> Option<ConnectionId> {
+    let name = token.get(..wsgate_core::id::ID_CHARS - 1)?;
+    ConnectionId::parse(&format!("{name}=")).ok()
 }
 
 /// Why a resume cannot be served.
@@ -215,7 +253,7 @@ pub struct Desk {
 impl Desk {
     /// Issues a token for `id`, whose session listens on `resumes`.
     pub fn issue(&self, id: ConnectionId, resumes: Resumes) -> String {
-        let token = token();
+        let token = token(&id);
         self.by_token
             .lock()
             .unwrap_or_else(|e| e.into_inner())

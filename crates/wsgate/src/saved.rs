@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use wsgate_core::event::ConnectionContext;
 
 /// What a suspended session is made of.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Saved {
     /// The connection's fixed context.
     pub ctx: ConnectionContext,

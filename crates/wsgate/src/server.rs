@@ -16,7 +16,7 @@ use wsgate_core::config::{
 };
 
 use crate::auth::replay::ReplayCache;
-use crate::cluster::{Cluster, Reaped};
+use crate::cluster::{Cluster, Reaped, Released};
 use crate::directory::Directory;
 use crate::edge;
 use crate::edge::listener;
@@ -24,7 +24,7 @@ use crate::function::{FunctionHost, HostError, HostSettings};
 use crate::hub::Hub;
 use crate::limits::{self, ConnectionCount, FirstTime, RateLimiter};
 use crate::relaunch::{self, Listening};
-use crate::resume::Desk;
+use crate::resume::{Desk, Knock};
 use crate::saved;
 use crate::state::{Deployment, EdgeServices, Lifecycle, ManagementServices, SessionServices};
 use crate::tls::{Acceptor, DevTls};
@@ -307,7 +307,7 @@ async fn build(
     let edge = services(deployment, options, local_addr, management_addr).await?;
     if let Some((dir, _)) = &edge.sessions.keeping {
         let kept = saved::take(dir).map_err(GatewayError::State)?;
-        edge::restore(&edge, kept);
+        edge::restore(&edge.sessions, kept, "the previous process");
     }
     Ok(Built {
         edge,
@@ -371,6 +371,7 @@ async fn services(
         resumes: Desk::default(),
         keeping: state_dir.map(|dir| (dir, std::sync::Mutex::new(Vec::new()))),
         handoff: crate::handoff::Handoff::default(),
+        mirrors: crate::resume::Mirrors::new(),
     });
     let cluster = match &cluster_config {
         Some(config) => Some(join_cluster(config, &sessions).await?),
@@ -405,20 +406,41 @@ async fn join_cluster(
     sessions: &Arc<SessionServices>,
 ) -> Result<Arc<Cluster>, GatewayError> {
     let told = sessions.clone();
-    let reaped: Reaped = Arc::new(move |ctx| {
+    let reaped: Reaped = Arc::new(move |ctx, taken| {
         let sessions = told.clone();
         Box::pin(async move {
-            edge::session::disconnect(&sessions, &ctx, 1006, edge::session::ABNORMAL).await;
+            match taken {
+                Some(taken) => edge::take_in(&sessions, taken, "a node that died"),
+                None => {
+                    edge::session::disconnect(&sessions, &ctx, 1006, edge::session::ABNORMAL).await
+                }
+            }
         })
     });
-    Cluster::start(
+    let asked = sessions.clone();
+    let released: Released = Arc::new(move |id, token| {
+        let sessions = asked.clone();
+        Box::pin(async move {
+            let (held, door) = sessions.resumes.take(&token)?;
+            if held != id {
+                sessions.resumes.issue_as(token, held, door);
+                return None;
+            }
+            let (to, saved) = tokio::sync::oneshot::channel();
+            door.send(Box::new(Knock::Release(to))).await.ok()?;
+            saved.await.ok()
+        })
+    });
+    let cluster = Cluster::start(
         config,
         sessions.hub.clone(),
-        reaped,
+        (reaped, released),
         sessions.lifecycle.stopping.clone(),
     )
     .await
-    .map_err(GatewayError::Cluster)
+    .map_err(GatewayError::Cluster)?;
+    let _ = sessions.mirrors.set(cluster.mirrors());
+    Ok(cluster)
 }
 
 /// Writes the sessions kept at shutdown to `gateway.state_dir`, for the next process.

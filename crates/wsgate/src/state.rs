@@ -179,6 +179,8 @@ pub struct SessionServices {
     pub keeping: Option<(std::path::PathBuf, std::sync::Mutex<Vec<Saved>>)>,
     /// Handing live connections to a new process (`kill -USR2`).
     pub handoff: crate::handoff::Handoff,
+    /// In a cluster, where suspended sessions are written to Redis (see [`crate::resume::Mirror`]).
+    pub mirrors: crate::resume::Mirrors,
 }
 
 /// What a management call needs beyond the deployment it is handled under.

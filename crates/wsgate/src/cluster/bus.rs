@@ -10,7 +10,7 @@ use tracing::{debug, warn};
 
 use super::link::Link;
 use super::wire::{self, Message};
-use crate::ops;
+use crate::ops::{self, Answer, Op};
 
 /// Handles pushes until the connection to Redis is dropped for good.
 pub(super) async fn listen(cluster: Arc<Link>, mut pushed: UnboundedReceiver<PushInfo>) {
@@ -43,17 +43,46 @@ fn on_message(cluster: &Arc<Link>, payload: Bytes) {
             if from == cluster.number() {
                 return;
             }
-            let answer = ops::execute(&cluster.hub, &op, data);
-            let message = wire::answer(cluster.number(), number, &answer);
             let channel = cluster.keys.channel(from);
             let store = cluster.store.clone();
-            tokio::spawn(async move {
-                if let Err(error) = store.publish(&channel, message).await {
-                    debug!(%error, "an answer to another node was lost");
+            let me = cluster.number();
+            // A session asked to go elsewhere answers itself: it is not on the hub's side.
+            let released = match op {
+                Op::Release { id, token } => {
+                    // Calls for it that find it gone from here look for it there from now on.
+                    let (link, release) = (cluster.clone(), (cluster.released)(id, token));
+                    Some(async move {
+                        let moved = super::sessions::moved(&link.store, &link.keys, &id, from);
+                        if let Err(error) = moved.await {
+                            warn!(connection_id = %id, %error, "a session was not let go: Redis failed");
+                            return None;
+                        }
+                        release.await
+                    })
                 }
-            });
+                op => {
+                    let answer = ops::execute(&cluster.hub, &op, data);
+                    answer_with(store.clone(), channel.clone(), me, number, answer);
+                    None
+                }
+            };
+            if let Some(released) = released {
+                tokio::spawn(async move {
+                    let answer = Answer::Released(released.await.map(Box::new));
+                    answer_with(store, channel, me, number, answer);
+                });
+            }
         }
         Some(Message::Answer { number, answer, .. }) => cluster.pending.answer(number, answer),
         None => debug!("a message on the cluster bus was not understood"),
     }
+}
+
+fn answer_with(store: super::store::Store, channel: String, me: u8, number: u64, answer: Answer) {
+    let message = wire::answer(me, number, &answer);
+    tokio::spawn(async move {
+        if let Err(error) = store.publish(&channel, message).await {
+            debug!(%error, "an answer to another node was lost");
+        }
+    });
 }

@@ -14,7 +14,6 @@ use crate::hub::Hub;
 use crate::ops::Answer;
 
 /// A node's link to the others.
-#[derive(Debug)]
 pub(super) struct Link {
     /// The connection to Redis.
     pub store: Store,
@@ -28,6 +27,16 @@ pub(super) struct Link {
     pub pending: Pending,
     /// Whether Redis answers.
     pub health: Health,
+    /// Lets a resumable session go to another node.
+    pub released: super::sessions::Released,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("number", &self.number())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Link {

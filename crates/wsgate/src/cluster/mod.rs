@@ -13,6 +13,7 @@ mod link;
 mod nodes;
 mod reaper;
 mod registry;
+mod sessions;
 mod store;
 mod wire;
 
@@ -33,6 +34,10 @@ use wsgate_core::error::MgmtError;
 use self::link::{Health, Link, Pending, Waiting};
 use self::nodes::{Beat, Table};
 pub use self::reaper::Reaped;
+use crate::resume::Mirror;
+use wsgate_core::id::ConnectionId;
+
+pub use self::sessions::{Released, Taken};
 use self::store::{Keys, Store};
 use crate::hub::Hub;
 use crate::ops::{Answer, Op};
@@ -58,6 +63,8 @@ pub struct Cluster {
     reaping: AtomicBool,
     reaped: Reaped,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Where sessions send what is kept of them in Redis.
+    mirrors: mpsc::UnboundedSender<Mirror>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -84,7 +91,7 @@ impl Cluster {
     pub async fn start(
         config: &ClusterConfig,
         hub: Arc<Hub>,
-        reaped: Reaped,
+        (reaped, released): (Reaped, Released),
         stopping: CancellationToken,
     ) -> Result<Arc<Self>, String> {
         let (pushes, pushed) = unbounded_channel();
@@ -115,7 +122,9 @@ impl Cluster {
             number: Arc::new(AtomicU8::new(number)),
             pending: Pending::default(),
             health: Health::default(),
+            released,
         });
+        let (mirrors, mirrored) = unbounded_channel();
         let cluster = Arc::new(Self {
             link,
             table,
@@ -127,9 +136,15 @@ impl Cluster {
             reaping: AtomicBool::new(false),
             reaped,
             tasks: Mutex::new(Vec::new()),
+            mirrors,
         });
         cluster.link.health.up();
         cluster.spawn_tasks(pushed, stopping);
+        tokio::spawn(sessions::write(
+            cluster.link.store.clone(),
+            cluster.link.keys.clone(),
+            mirrored,
+        ));
         info!(
             node = cluster.name,
             number,
@@ -223,6 +238,7 @@ impl Cluster {
             let cluster = self.clone();
             tokio::spawn(async move {
                 let reaper = reaper::Reaper {
+                    number: cluster.number(),
                     store: &cluster.link.store,
                     keys: &cluster.link.keys,
                     table: &cluster.table,
@@ -404,6 +420,100 @@ impl Cluster {
             }
         }
         Ok(answers)
+    }
+
+    /// Where sessions send what a cluster keeps of them while they are suspended.
+    pub fn mirrors(&self) -> mpsc::UnboundedSender<Mirror> {
+        self.mirrors.clone()
+    }
+
+    /// Takes over the session `token` resumes, held by another node: that node lets it go, or,
+    /// when it is dead, the session is taken from Redis. `None` when no node holds it any more.
+    pub async fn take_session(
+        &self,
+        id: ConnectionId,
+        token: &str,
+    ) -> Result<Option<Taken>, MgmtError> {
+        self.available()?;
+        let (store, keys) = (&self.link.store, &self.link.keys);
+        let holder = sessions::holder(store, keys, &id)
+            .await
+            .map_err(|e| redis_failed(&e))?
+            .unwrap_or(id.node());
+        if holder != self.number() {
+            let op = Op::Release {
+                id,
+                token: token.to_owned(),
+            };
+            // A node that has just died still looks alive until its entry expires: the resume
+            // waits for that (at most `node_timeout`), then takes the session from Redis.
+            let deadline = tokio::time::Instant::now() + self.timing.node_timeout;
+            loop {
+                match self.call(holder, &op, &[]).await {
+                    Ok(Some(Answer::Released(Some(saved)))) => {
+                        return Ok(Some((*saved, Vec::new())));
+                    }
+                    Ok(_) => break,
+                    Err(error) if tokio::time::Instant::now() >= deadline => return Err(error),
+                    Err(_) => tokio::time::sleep(self.timing.heartbeat).await,
+                }
+            }
+        }
+        sessions::take(store, keys, &id, token, self.number())
+            .await
+            .map_err(|e| redis_failed(&e))
+    }
+
+    /// Records that this node holds `id` now (taken over from another node).
+    pub async fn holds(&self, id: ConnectionId) -> Result<(), MgmtError> {
+        sessions::moved(&self.link.store, &self.link.keys, &id, self.number())
+            .await
+            .map_err(|e| redis_failed(&e))
+    }
+
+    /// A call for `id` that the node its id names answered "gone" (or that node is dead): the
+    /// answer of the node that took the connection over, if one did; a POST kept for a suspended
+    /// session whose node died; a 503 for another call to such a session (a survivor is taking
+    /// it over); else gone.
+    pub async fn after_gone(
+        &self,
+        id: ConnectionId,
+        op: &Op,
+        data: &[u8],
+    ) -> Result<Answer, MgmtError> {
+        let (store, keys) = (&self.link.store, &self.link.keys);
+        let holder = sessions::holder(store, keys, &id)
+            .await
+            .map_err(|e| redis_failed(&e))?;
+        match holder {
+            Some(holder) if holder == self.number() => {
+                return Ok(crate::ops::execute(
+                    &self.link.hub,
+                    op,
+                    bytes::Bytes::copy_from_slice(data),
+                ));
+            }
+            Some(holder) if holder != id.node() => {
+                return Ok(self.call(holder, op, data).await?.unwrap_or(Answer::Gone));
+            }
+            Some(_) => return Ok(Answer::Gone),
+            None => {}
+        }
+        if let Op::Post { .. } = op {
+            let kept = sessions::keep_late(store, keys, &id, data)
+                .await
+                .map_err(|e| redis_failed(&e))?;
+            return Ok(if kept { Answer::Ok } else { Answer::Gone });
+        }
+        let suspended = sessions::suspended(store, keys, &id)
+            .await
+            .map_err(|e| redis_failed(&e))?;
+        match suspended {
+            true => Err(unavailable(
+                "the node that held this connection stopped; another node is taking it over: retry",
+            )),
+            false => Ok(Answer::Gone),
+        }
     }
 
     /// The nodes other than this one that hold members of `group` (or of `user`).

@@ -179,9 +179,7 @@ impl Table {
         let start = rand::random::<u8>() % 255;
         let mut invocation = self.claim.key(&self.key);
         invocation.arg(instance).arg(name).arg(ttl_ms).arg(start);
-        let number: i64 = invoke(store, &invocation)
-            .await
-            .map_err(|e| e.to_string())?;
+        let number: i64 = store.invoke(&invocation).await.map_err(|e| e.to_string())?;
         u8::try_from(number)
             .ok()
             .filter(|n| *n > 0)
@@ -205,7 +203,7 @@ impl Table {
             .arg(name)
             .arg(ttl_ms)
             .arg(connections);
-        Ok(match invoke::<i64>(store, &invocation).await? {
+        Ok(match store.invoke::<i64>(&invocation).await? {
             0 => Beat::Renewed,
             1 => Beat::Restored,
             _ => Beat::DeclaredDead,
@@ -235,7 +233,7 @@ impl Table {
     ) -> redis::RedisResult<Option<(u8, String)>> {
         let mut invocation = self.take_dead.key(&self.key);
         invocation.arg(reaper).arg(lock_ms);
-        let taken: Option<(String, String)> = invoke(store, &invocation).await?;
+        let taken: Option<(String, String)> = store.invoke(&invocation).await?;
         Ok(taken.and_then(|(field, instance)| Some((field.parse().ok()?, instance))))
     }
 
@@ -250,21 +248,21 @@ impl Table {
     ) -> redis::RedisResult<bool> {
         let mut invocation = self.extend.key(&self.key);
         invocation.arg(number).arg(dead).arg(reaper).arg(lock_ms);
-        Ok(invoke::<i64>(store, &invocation).await? == 1)
+        Ok(store.invoke::<i64>(&invocation).await? == 1)
     }
 
     /// Frees a reaped node's number and leaves its tombstone.
     pub async fn bury(&self, store: &Store, number: u8, dead: &str) -> redis::RedisResult<()> {
         let mut invocation = self.bury.key(&self.key);
         invocation.arg(number).arg(dead);
-        invoke::<i64>(store, &invocation).await.map(|_| ())
+        store.invoke::<i64>(&invocation).await.map(|_| ())
     }
 
     /// Whether node `number` renewed its deadline in time.
     pub async fn alive(&self, store: &Store, number: u8) -> redis::RedisResult<bool> {
         let mut invocation = self.alive.key(&self.key);
         invocation.arg(number);
-        Ok(invoke::<i64>(store, &invocation).await? == 1)
+        Ok(store.invoke::<i64>(&invocation).await? == 1)
     }
 
     /// Takes `number` out of the table: a node that stops cleanly.
@@ -272,15 +270,5 @@ impl Table {
         store
             .query(redis::cmd("HDEL").arg(&self.key).arg(number))
             .await
-    }
-}
-
-async fn invoke<T: redis::FromRedisValue>(
-    store: &Store,
-    invocation: &redis::ScriptInvocation<'_>,
-) -> redis::RedisResult<T> {
-    match store {
-        Store::Standalone(c) => invocation.invoke_async(&mut c.clone()).await,
-        Store::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
     }
 }

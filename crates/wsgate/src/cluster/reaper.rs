@@ -12,14 +12,21 @@ use wsgate_core::event::ConnectionContext;
 use super::nodes::Table;
 use super::store::{Keys, Store};
 
-/// Tells `$disconnect` of a connection of a dead node (code 1006).
-pub type Reaped = Arc<dyn Fn(ConnectionContext) -> BoxFuture<'static, ()> + Send + Sync>;
+/// What becomes of a connection of a dead node: `$disconnect` (code 1006) — or, for a suspended
+/// resumable session kept in Redis, taken over by this node to wait for its client's resume.
+pub type Reaped = Arc<
+    dyn Fn(ConnectionContext, Option<super::sessions::Taken>) -> BoxFuture<'static, ()>
+        + Send
+        + Sync,
+>;
 
 /// Connections told per round.
 const ROUND: usize = 256;
 
 /// A survivor about to reap.
 pub(super) struct Reaper<'a> {
+    /// The survivor's number.
+    pub number: u8,
     /// The connection to Redis.
     pub store: &'a Store,
     /// Key names.
@@ -84,7 +91,12 @@ impl Reaper<'_> {
             for pair in flat.chunks_exact(2) {
                 ids.push(pair[0].clone());
                 match serde_json::from_str::<ConnectionContext>(&pair[1]) {
-                    Ok(ctx) => tells.push((self.reaped)(ctx)),
+                    Ok(ctx) => match self.take_suspended(&ctx.connection_id, number).await? {
+                        // Resumed on another node already: it lives on there.
+                        Suspension::Elsewhere => {}
+                        Suspension::Taken(taken) => tells.push((self.reaped)(ctx, Some(*taken))),
+                        Suspension::None => tells.push((self.reaped)(ctx, None)),
+                    },
                     Err(error) => {
                         warn!(id = pair[0], %error, "a registered connection could not be read")
                     }
@@ -105,6 +117,36 @@ impl Reaper<'_> {
         forget(self.store, self.keys, number).await?;
         self.table.bury(self.store, number, dead).await?;
         Ok(told)
+    }
+}
+
+/// What became of a dead node's connection, as Redis tells it.
+enum Suspension {
+    /// A suspended session, taken over by this node.
+    Taken(Box<super::sessions::Taken>),
+    /// Taken over by another node (its client resumed there).
+    Elsewhere,
+    /// Nothing kept: it is over.
+    None,
+}
+
+impl Reaper<'_> {
+    /// A dead node's connection: a suspended session kept in Redis is taken over by this node;
+    /// one another node took over already is left alone.
+    async fn take_suspended(
+        &self,
+        id: &wsgate_core::id::ConnectionId,
+        dead: u8,
+    ) -> redis::RedisResult<Suspension> {
+        let taken = super::sessions::take(self.store, self.keys, id, "", self.number).await?;
+        if let Some(taken) = taken {
+            return Ok(Suspension::Taken(Box::new(taken)));
+        }
+        let holder = super::sessions::holder(self.store, self.keys, id).await?;
+        Ok(match holder {
+            Some(holder) if holder != dead => Suspension::Elsewhere,
+            _ => Suspension::None,
+        })
     }
 }
 

@@ -75,6 +75,19 @@ impl Keys {
     pub fn all(&self) -> String {
         format!("{}:all", self.prefix)
     }
+
+    /// A suspended session's state, and the messages kept for it since (same slot).
+    pub fn session(&self, id: &str) -> (String, String) {
+        (
+            format!("{}:{{s:{id}}}:state", self.prefix),
+            format!("{}:{{s:{id}}}:queue", self.prefix),
+        )
+    }
+
+    /// The node that holds a connection taken over from another node.
+    pub fn moved(&self, id: &str) -> String {
+        format!("{}:{{s:{id}}}:node", self.prefix)
+    }
 }
 
 /// A connection to the cluster's Redis. Cloning shares it.
@@ -159,6 +172,17 @@ impl Store {
         match self {
             Self::Standalone(c) => cmd.query_async(&mut c.clone()).await,
             Self::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+        }
+    }
+
+    /// Runs a Lua script.
+    pub async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> RedisResult<T> {
+        match self {
+            Self::Standalone(c) => invocation.invoke_async(&mut c.clone()).await,
+            Self::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
         }
     }
 

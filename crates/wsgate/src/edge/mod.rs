@@ -9,7 +9,7 @@ pub mod tap;
 mod upgrade;
 
 pub(crate) use self::adopt::{Arrival, adopt};
-pub(crate) use self::restore::restore;
+pub(crate) use self::restore::{restore, take_in};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -13,15 +13,30 @@ use wsgate_core::clock;
 use super::session::{self, Reliable, SessionLimits, Start};
 use wsgate_core::event::ConnectionContext;
 
+use crate::cluster::Taken;
 use crate::handoff::wire::Reliability;
 use crate::hub::{self, Inbox, SessionHandle};
 use crate::resume::Replay;
 use crate::saved::Saved;
-use crate::state::{EdgeServices, SessionServices};
+use crate::state::SessionServices;
 
-/// Registers `sessions` again, each suspended for what is left of its resume window.
-pub(crate) fn restore(edge: &Arc<EdgeServices>, sessions: Vec<Saved>) {
-    let services = edge.sessions.clone();
+/// Takes in a session another node of the cluster let go, or one of a dead node taken from
+/// Redis (`from` says which, for the log): registered here, suspended for what is left of its
+/// window, with the messages posted to it after its node died queued for it.
+pub(crate) fn take_in(services: &Arc<SessionServices>, (saved, late): Taken, from: &str) {
+    let id = saved.ctx.connection_id;
+    restore(services, vec![saved], from);
+    if let Some(handle) = services.hub.get(&id) {
+        for command in late {
+            let _ = handle.outbox.push(command);
+        }
+    }
+}
+
+/// Registers `sessions` again, each suspended for what is left of its resume window; `from`
+/// says where they come from, for the log.
+pub(crate) fn restore(services: &Arc<SessionServices>, sessions: Vec<Saved>, from: &str) {
+    let services = services.clone();
     let limits = services.deployment.load().config.limits.clone();
     let session_limits = SessionLimits::from(&limits);
     let now = clock::now_ms();
@@ -67,7 +82,7 @@ pub(crate) fn restore(edge: &Arc<EdgeServices>, sessions: Vec<Saved>) {
     if waiting + expired > 0 {
         info!(
             waiting,
-            expired, "sessions kept by the previous process: waiting for their resumes"
+            expired, "sessions kept by {from}: waiting for their resumes"
         );
     }
 }
@@ -102,6 +117,7 @@ pub(super) fn register_again(
             sender,
             token: r.token,
             replay: Replay::restore(r.last_seq, r.dropped_to, r.kept),
+            mirrored: false,
         })
     });
     (handle, inbox, reliable)

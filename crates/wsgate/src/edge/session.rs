@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use futures_util::{FutureExt, Sink, SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -36,7 +36,7 @@ use crate::handoff::wire::{Carried, Reliability, Suspension};
 use crate::handoff::{self, Moving, Relay, Verdict};
 use crate::hub::{Command, Inbox, JoinError, Outbox, SessionHandle};
 use crate::integration::{Inbound, IntegrationError};
-use crate::resume::{self, Replay, Resume, Socket};
+use crate::resume::{self, Knock, Mirror, Replay, Resume, Socket};
 use crate::saved::Saved;
 use crate::state::{Deployment, RouteEntry, SessionServices};
 
@@ -97,13 +97,16 @@ enum Pumped {
 /// What a resumable session (`wsgate.reliable.v1`) carries besides its socket.
 pub(crate) struct Reliable {
     /// Where resumes of this connection arrive.
-    pub resumes: mpsc::Receiver<Box<Resume>>,
+    pub resumes: mpsc::Receiver<Box<Knock>>,
     /// The sending end, for the tokens issued after a resume.
-    pub sender: mpsc::Sender<Box<Resume>>,
+    pub sender: mpsc::Sender<Box<Knock>>,
     /// The token the client holds now.
     pub token: String,
     /// Messages the client has not acknowledged.
     pub replay: Replay,
+    /// Written to the cluster's Redis (suspended in a cluster): its mirror goes when it resumes
+    /// or ends.
+    pub mirrored: bool,
 }
 
 /// How one socket's turn of a session ended.
@@ -112,6 +115,8 @@ enum Turn {
     Over(Ending),
     /// A resume took over with a new socket; the old one is dropped.
     Replaced(Box<Resume>),
+    /// Another node of the cluster takes the session over.
+    Released(oneshot::Sender<Saved>),
     /// The session is asked to move to a new process.
     HandOver(Box<Handing>),
 }
@@ -128,6 +133,8 @@ struct Handing {
 enum Suspended {
     /// The client came back.
     Resumed(Box<Resume>),
+    /// Another node of the cluster takes the session over (its client resumes there).
+    Released(oneshot::Sender<Saved>),
     /// The gateway is stopping.
     Stopping,
     /// The session is asked to move to a new process; its window ends at this instant.
@@ -206,6 +213,8 @@ enum Finished {
     Ended(u16, String),
     /// Kept for the next process (`gateway.state_dir`); `$disconnect` is not told.
     Kept(u16),
+    /// Taken over by another node of the cluster; `$disconnect` is not told.
+    Released(oneshot::Sender<Saved>, u16),
 }
 
 /// The reason `$disconnect` is told with a close code of a session that never came back.
@@ -251,7 +260,13 @@ pub(crate) async fn run(
             (lifetime, active) = (moved.lifetime, Some(moved.active));
             (Some(moved.halves), limits.resume_window, 1006)
         }
-        Start::Suspended { window, code } => (None, window, code),
+        Start::Suspended { window, code } => {
+            // Kept by another process or node: in a cluster, any node can resume it from now on.
+            if let Some(r) = reliable.as_deref_mut() {
+                mirror_suspended(&services, &handle, &mut inbox, r, code, window);
+            }
+            (None, window, code)
+        }
     };
     let keeping = services.keeping.is_some();
     let finished = loop {
@@ -270,6 +285,8 @@ pub(crate) async fn run(
                 let resumable = reliable.is_some() && !limits.resume_window.is_zero();
                 match turn {
                     Turn::Replaced(resume) => resume,
+                    // The client resumes on another node: this socket was left behind.
+                    Turn::Released(to) => break Finished::Released(to, drop_code),
                     Turn::HandOver(handing) => {
                         let Some((sink, stream)) = halves.take() else {
                             continue;
@@ -315,6 +332,9 @@ pub(crate) async fn run(
                     Turn::Over(Ending::Abnormal) if resumable => {
                         debug!(connection_id = %ctx.connection_id, "socket lost: suspended until resumed");
                         (halves, window, drop_code) = (None, limits.resume_window, 1006);
+                        if let Some(r) = reliable.as_deref_mut() {
+                            mirror_suspended(&services, &handle, &mut inbox, r, drop_code, window);
+                        }
                         continue;
                     }
                     Turn::Over(Ending::Stopping) if resumable && keeping => {
@@ -334,8 +354,9 @@ pub(crate) async fn run(
                 let Some(r) = reliable.as_deref_mut() else {
                     break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
                 };
-                match Box::pin(suspend(&services, &mut inbox, r, &limits, window)).await {
+                match Box::pin(suspend(&services, &handle, &mut inbox, r, &limits, window)).await {
                     Suspended::Resumed(resume) => resume,
+                    Suspended::Released(to) => break Finished::Released(to, drop_code),
                     Suspended::HandOver(ends) => {
                         let out = move_suspended(&services, &handle, r, lifetime, ends, drop_code);
                         match Box::pin(out).await {
@@ -391,8 +412,13 @@ async fn end(
     if let Some(r) = &reliable {
         services.resumes.forget(&r.token);
     }
-    // A kept session takes its groups and user along; they leave the hub with it just below.
-    let membership = matches!(finished, Finished::Kept(_)).then(|| handle.membership());
+    if reliable.as_deref().is_some_and(|r| r.mirrored) {
+        mirror(services, Mirror::Forget(ctx.connection_id));
+    }
+    // A kept or released session takes its groups and user along; they leave the hub with it
+    // just below.
+    let membership =
+        matches!(finished, Finished::Kept(_) | Finished::Released(..)).then(|| handle.membership());
     // From here on the connection is gone for the management API.
     services.hub.remove(&ctx.connection_id);
     // The closing and `$disconnect` futures are boxed: they run once, at the end, but an async
@@ -403,6 +429,14 @@ async fn end(
             Box::pin(finish(sink, stream, ending)).await
         }
         Finished::Ended(code, reason) => (code, reason),
+        Finished::Released(to, code) => {
+            if let (Some(mut r), Some(membership)) = (reliable, membership) {
+                let saved = keep(handle, &mut inbox, &mut r, membership, code);
+                let _ = to.send(saved);
+                debug!(connection_id = %ctx.connection_id, "taken over by another node");
+            }
+            return;
+        }
         Finished::Kept(code) => {
             if let (Some(mut r), Some((_, keeping)), Some(membership)) =
                 (reliable, &services.keeping, membership)
@@ -423,6 +457,32 @@ async fn end(
     if !handle.reported() {
         Box::pin(disconnect(services, ctx, code, &reason)).await;
     }
+}
+
+/// Sends a mirror of the session to the cluster's Redis, when there is a cluster.
+fn mirror(services: &SessionServices, mirror: Mirror) {
+    if let Some(mirrors) = services.mirrors.get() {
+        let _ = mirrors.send(mirror);
+    }
+}
+
+/// In a cluster, a session that has just lost its socket is written to Redis as it is, so that
+/// its client can resume on any node, this one dead or alive.
+fn mirror_suspended(
+    services: &SessionServices,
+    handle: &SessionHandle,
+    inbox: &mut Inbox,
+    reliable: &mut Reliable,
+    code: u16,
+    window: Duration,
+) {
+    if services.mirrors.get().is_none() {
+        return;
+    }
+    let saved = keep(handle, inbox, reliable, handle.membership(), code);
+    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    mirror(services, Mirror::Keep(Box::new(saved), window_ms));
+    reliable.mirrored = true;
 }
 
 /// What a session kept for the next process is made of; what its outbox still held is
@@ -671,6 +731,9 @@ fn resumed(
     reliable.token = services
         .resumes
         .issue(ctx.connection_id, reliable.sender.clone());
+    if std::mem::take(&mut reliable.mirrored) {
+        mirror(services, Mirror::Forget(ctx.connection_id));
+    }
     debug!(connection_id = %ctx.connection_id, seq, resent = resend.len(), "resumed");
     let greeting = resume::resumed(&ctx.connection_id, &reliable.token);
     reliable.replay.open_with(greeting, resend);
@@ -697,6 +760,7 @@ pub(crate) async fn refuse_resume(mut socket: Socket, reason: &str) {
 /// Waits `window`, socket gone, for the client to resume: posts are numbered and kept meanwhile.
 async fn suspend(
     services: &SessionServices,
+    handle: &SessionHandle,
     inbox: &mut Inbox,
     reliable: &mut Reliable,
     limits: &SessionLimits,
@@ -712,15 +776,19 @@ async fn suspend(
             biased;
             () = &mut stopped => return Suspended::Stopping,
             () = &mut window => return lost(),
-            resume = reliable.resumes.recv() => match resume {
-                Some(resume) => return Suspended::Resumed(resume),
+            knock = reliable.resumes.recv() => match knock.map(|k| *k) {
+                Some(Knock::Resume(resume)) => return Suspended::Resumed(Box::new(resume)),
+                Some(Knock::Release(to)) => return Suspended::Released(to),
                 None => return lost(),
             },
             command = poll_fn(|cx| next_command(cx, inbox)) => match command {
                 Next::HandOver => return Suspended::HandOver(window.deadline()),
                 Next::Command(Command::Close(code, reason)) => return Suspended::Over(Some((code, reason.to_owned()))),
                 Next::Command(command) => {
-                    reliable.replay.wrap(&command);
+                    let envelope = reliable.replay.wrap(&command);
+                    if let Some(envelope) = envelope.filter(|_| reliable.mirrored) {
+                        mirror(services, Mirror::Append(handle.ctx.connection_id, envelope));
+                    }
                     if reliable.replay.bytes() > limits.resume_buffer_bytes {
                         debug!("suspended session past limits.resume_buffer_bytes: ended");
                         return lost();
@@ -754,8 +822,8 @@ fn next_command(cx: &mut Context<'_>, inbox: &mut Inbox) -> Poll<Next> {
 /// A resume, when the session is resumable (never otherwise).
 fn next_resume(
     cx: &mut Context<'_>,
-    resumes: Option<&mut mpsc::Receiver<Box<Resume>>>,
-) -> Poll<Option<Box<Resume>>> {
+    resumes: Option<&mut mpsc::Receiver<Box<Knock>>>,
+) -> Poll<Option<Box<Knock>>> {
     match resumes {
         Some(resumes) => resumes.poll_recv(cx),
         None => Poll::Pending,
@@ -814,7 +882,10 @@ async fn serve(
                 Pumped::HandOver => return Turn::HandOver(Box::new(Handing { pending: pending.take(), inflight })),
             },
             resume = poll_fn(|cx| next_resume(cx, resumes.as_deref_mut())), if resumes.is_some() => match resume {
-                Some(resume) => return Turn::Replaced(resume),
+                Some(knock) => match *knock {
+                    Knock::Resume(resume) => return Turn::Replaced(Box::new(resume)),
+                    Knock::Release(to) => return Turn::Released(to),
+                },
                 None => break Ending::Abnormal,
             },
             acquired = inflight.clone().acquire_owned(), if permit.is_none() => permit = acquired.ok(),

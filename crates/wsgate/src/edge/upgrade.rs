@@ -31,11 +31,12 @@ use super::listener::Secure;
 use super::session;
 use super::tap::{Tap, socket_config};
 use crate::auth::authorizer::{Attempt, Verdict};
+use crate::cluster::Cluster;
 use crate::hub::{self, SessionHandle};
 use crate::integration::IntegrationError;
 use crate::limits::{self, Admission};
-use crate::resume::{self, Replay, Resume};
-use crate::state::{Deployment, EdgeServices};
+use crate::resume::{self, Knock, Replay, Resume, Resumes};
+use crate::state::{Deployment, EdgeServices, SessionServices};
 
 const SEC_WEBSOCKET_PROTOCOL: &str = "sec-websocket-protocol";
 
@@ -538,6 +539,7 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
             sender,
             token,
             replay: Replay::default(),
+            mirrored: false,
         })
     });
     let socket_config = socket_config(&limits);
@@ -586,14 +588,16 @@ fn resume_asked(request: &Parts) -> Option<(String, u64)> {
 }
 
 /// Hands the upgraded socket of a resume to the suspended (or still connected) session its token
-/// names; a token that names none gets `resume-failed` and 4410. The resume's own admission ends
-/// here: the session holds the one of its first connection.
+/// names — in a cluster, taken over from the node that holds it first; a token that names none
+/// gets `resume-failed` and 4410. The resume's own admission ends here: the session holds the one
+/// of its first connection.
 fn hand_over(
     edge: &Arc<EdgeServices>,
     (token, seq): (String, u64),
     on_upgrade: hyper::upgrade::OnUpgrade,
 ) {
     let services = edge.sessions.clone();
+    let cluster = edge.management.directory.cluster().cloned();
     let config = socket_config(&services.deployment.load().config.limits);
     services.lifecycle.tasks.clone().spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
@@ -602,23 +606,57 @@ fn hand_over(
         // Its session is found below: it ties the socket to itself when it takes it.
         let tap = Tap::upgraded(TokioIo::new(upgraded), None);
         let socket = WebSocketStream::from_raw_socket(tap, Role::Server, Some(config)).await;
-        let refused = match services.resumes.take(&token) {
+        let mut door = services.resumes.take(&token);
+        if door.is_none()
+            && let Some(cluster) = &cluster
+        {
+            door = Box::pin(take_from_cluster(&services, cluster, &token)).await;
+        }
+        let refused = match door {
             None => Some((socket, "unknown, used or expired resume token")),
-            Some((id, session)) => match session.send(Box::new(Resume { socket, seq })).await {
-                Ok(()) => {
-                    debug!(connection_id = %id, seq, "resume handed to its session");
-                    None
+            Some((id, session)) => {
+                let knock = Box::new(Knock::Resume(Resume { socket, seq }));
+                match session.send(knock).await {
+                    Ok(()) => {
+                        debug!(connection_id = %id, seq, "resume handed to its session");
+                        None
+                    }
+                    Err(mpsc::error::SendError(knock)) => match *knock {
+                        Knock::Resume(resume) => Some((resume.socket, "the connection has ended")),
+                        Knock::Release(_) => None,
+                    },
                 }
-                Err(mpsc::error::SendError(resume)) => {
-                    Some((resume.socket, "the connection has ended"))
-                }
-            },
+            }
         };
         if let Some((socket, reason)) = refused {
             debug!(reason, "resume refused");
             Box::pin(session::refuse_resume(socket, reason)).await;
         }
     });
+}
+
+/// The session a token resumes, held by another node of the cluster (or kept in Redis, that node
+/// being dead): taken in here, where its client resumes.
+async fn take_from_cluster(
+    services: &Arc<SessionServices>,
+    cluster: &Cluster,
+    token: &str,
+) -> Option<(ConnectionId, Resumes)> {
+    let id = resume::connection_of(token)?;
+    match cluster.take_session(id, token).await {
+        Ok(Some(taken)) => {
+            super::restore::take_in(services, taken, "another node");
+            if let Err(error) = cluster.holds(id).await {
+                warn!(connection_id = %id, %error, "a session taken from another node is not recorded as this node's");
+            }
+            services.resumes.take(token)
+        }
+        Ok(None) => None,
+        Err(error) => {
+            warn!(connection_id = %id, %error, "a resume could not take its session from the node that holds it");
+            None
+        }
+    }
 }
 
 /// The 101 answer.

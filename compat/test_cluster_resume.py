@@ -1,0 +1,155 @@
+"""Resumable connections in a cluster: a `wsgate.reliable.v1` client resumes on any node — the
+one that held it alive (it lets the session go) or dead (the session was kept in Redis) — as the
+same connection, with every message posted meanwhile through any node, in its groups, and with
+neither `$connect` nor `$disconnect` told again. Real nodes, a real Redis (standalone and
+Cluster), real `websockets` clients whose TCP connection is reset."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from conftest import quote_id, recv, wait_close, wait_until
+from test_cluster import backend, error_type, make_cluster, wait_registered  # noqa: F401 (fixtures)
+from test_resume import SUBPROTOCOL, drop
+
+q = quote_id
+
+
+def frame(ws, timeout: float = 5.0) -> dict:
+    return json.loads(recv(ws, timeout=timeout))
+
+
+def open_reliable(c, node: int, query: str = ""):
+    """A resumable client of node `node`: (ws, its `connected` frame)."""
+    ws, cid, _ = c.open(node, query=query, subprotocols=[SUBPROTOCOL])
+    hello = frame(ws)
+    assert hello["type"] == "connected" and hello["connectionId"] == cid
+    return ws, hello
+
+
+def resume(c, node: int, hello: dict, seq: int):
+    ws = c.clients(f"{c.nodes[node].ws_url}?resume={hello['resumeToken']}&seq={seq}", subprotocols=[SUBPROTOCOL])
+    return ws, frame(ws, timeout=15)
+
+
+def post_until_accepted(c, node: int, cid: str, data: str, timeout: float = 15) -> None:
+    """POSTs until 200: a node that just died answers 503 (retry) until a survivor knows."""
+    wait_until(lambda: c.post(node, cid, data) == 200, timeout, f"POST {data!r} answered 200")
+
+
+def suspended_in_redis(backend, c, cid: str) -> bool:
+    key = f"{c.prefix}:{{s:{cid}}}:state"
+    for server in getattr(backend, "servers", [backend]):
+        try:
+            if int(server.command("EXISTS", key)):
+                return True
+        except Exception:  # another shard: MOVED
+            continue
+    return False
+
+
+def test_a_client_resumes_on_another_node_as_the_same_connection(backend, make_cluster):
+    c = make_cluster(backend)
+    ws, hello = open_reliable(c, 0, query="join=room")
+    cid = hello["connectionId"]
+    assert c.post(2, cid, "one") == 200
+    assert frame(ws) == {"type": "message", "seq": 1, "data": "one"}
+
+    drop(ws)
+    wait_until(lambda: suspended_in_redis(backend, c, cid), 5, "the suspended session in Redis")
+    assert c.post(1, cid, "while away") == 200
+    back, resumed = resume(c, 1, hello, 1)
+    assert resumed["type"] == "resumed" and resumed["connectionId"] == cid
+    assert frame(back) == {"type": "message", "seq": 2, "data": "while away"}
+
+    # Every node reaches it where it is now: the node its id names too.
+    for n, node in enumerate((0, 1, 2)):
+        assert c.post(node, cid, f"after {n}") == 200
+        assert frame(back) == {"type": "message", "seq": 3 + n, "data": f"after {n}"}
+    status, body, _ = c.call(2, "POST", "@groups/room", b"to the room")
+    assert status == 200 and body["recipients"] == 1, body
+    assert frame(back)["data"] == "to the room"
+    assert c.call(0, "GET", f"@connections/{q(cid)}")[0] == 200
+    assert [item for item in c.listed(2) if item == cid] == [cid]
+    back.send("echo")
+    assert frame(back)["data"] == "echo"
+    assert c.stub.count("/connect") == 1
+    assert c.disconnects(cid) == []
+
+    status, _, _ = c.call(0, "DELETE", f"@connections/{q(cid)}")
+    assert status == 204
+    assert wait_close(back)[0] == 1000
+    wait_until(lambda: c.disconnects(cid), 5, "$disconnect after the DELETE")
+    time.sleep(0.5)
+    [event] = c.disconnects(cid)
+    assert event["requestContext"]["disconnectStatusCode"] == 1000
+
+
+def test_a_client_whose_node_died_resumes_on_a_survivor_with_every_message(backend, make_cluster):
+    c = make_cluster(backend)
+    ws, hello = open_reliable(c, 2, query="join=room")
+    cid = hello["connectionId"]
+    wait_registered(backend, c, 2, 1)
+    assert c.post(0, cid, "before") == 200
+    assert frame(ws) == {"type": "message", "seq": 1, "data": "before"}
+    drop(ws)
+    wait_until(lambda: suspended_in_redis(backend, c, cid), 5, "the suspended session in Redis")
+
+    killed = c.nodes[2]
+    killed.proc.kill()  # SIGKILL: nothing said to Redis or to anyone
+    killed.proc.wait(timeout=5)
+    post_until_accepted(c, 0, cid, "after the crash")
+
+    back, resumed = resume(c, 1, hello, 1)
+    assert resumed["type"] == "resumed" and resumed["connectionId"] == cid, resumed
+    assert frame(back) == {"type": "message", "seq": 2, "data": "after the crash"}
+    for node in (0, 1):
+        assert c.post(node, cid, f"through {node}") == 200
+        assert frame(back)["data"] == f"through {node}"
+    status, body, _ = c.call(0, "POST", "@groups/room", b"room")
+    assert status == 200 and body["recipients"] == 1, body
+    assert frame(back)["data"] == "room"
+    # The dead node's reaping told no $disconnect for it: it lives on.
+    time.sleep(3)
+    assert c.disconnects(cid) == []
+    assert c.stub.count("/connect") == 1
+
+
+def test_a_session_of_a_dead_node_nobody_resumes_gets_one_disconnect(redis_server, make_cluster):
+    c = make_cluster(redis_server, limits={"resume_window": "4s"})
+    ws, hello = open_reliable(c, 1)
+    cid = hello["connectionId"]
+    wait_registered(redis_server, c, 1, 1)
+    drop(ws)
+    wait_until(lambda: suspended_in_redis(redis_server, c, cid), 5, "the suspended session in Redis")
+    c.nodes[1].proc.kill()
+    c.nodes[1].proc.wait(timeout=5)
+    # A survivor takes it over and waits for the rest of its window: GET answers meanwhile.
+    wait_until(lambda: c.call(0, "GET", f"@connections/{q(cid)}")[0] == 200, 10, "a survivor holds it")
+    wait_until(lambda: c.disconnects(cid), 10, "$disconnect once its window passed")
+    time.sleep(1.5)
+    [event] = c.disconnects(cid)
+    assert event["requestContext"]["disconnectStatusCode"] == 1006
+    status, _, headers = c.call(2, "GET", f"@connections/{q(cid)}")
+    assert (status, error_type(headers)) == (410, "GoneException")
+    late = c.clients(f"{c.nodes[0].ws_url}?resume={hello['resumeToken']}&seq=0", subprotocols=[SUBPROTOCOL])
+    assert frame(late)["type"] == "resume-failed"
+    assert wait_close(late)[0] == 4410
+
+
+def test_a_resume_on_another_node_takes_over_from_a_socket_that_still_looks_open(redis_server, make_cluster):
+    c = make_cluster(redis_server, 2)
+    old, hello = open_reliable(c, 0)
+    cid = hello["connectionId"]
+    assert c.post(1, cid, "first") == 200
+    assert frame(old) == {"type": "message", "seq": 1, "data": "first"}
+    # The client gave up on its connection; node 0 has not noticed.
+    back, resumed = resume(c, 1, hello, 1)
+    assert resumed["type"] == "resumed" and resumed["connectionId"] == cid
+    assert c.post(0, cid, "second") == 200
+    assert frame(back) == {"type": "message", "seq": 2, "data": "second"}
+    code, _, messages = wait_close(old)
+    assert (code, messages) == (None, [])
+    assert c.stub.count("/connect") == 1
+    assert c.disconnects(cid) == []
