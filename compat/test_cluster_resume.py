@@ -153,3 +153,35 @@ def test_a_resume_on_another_node_takes_over_from_a_socket_that_still_looks_open
     assert (code, messages) == (None, [])
     assert c.stub.count("/connect") == 1
     assert c.disconnects(cid) == []
+
+
+def test_a_live_client_of_a_node_that_crashes_resumes_on_a_survivor(backend, make_cluster):
+    c = make_cluster(backend)
+    ws, hello = open_reliable(c, 2)
+    cid = hello["connectionId"]
+    wait_registered(backend, c, 2, 1)
+    # Joined after it connected, through another node.
+    assert c.call(0, "PUT", f"@groups/late-room/connections/{q(cid)}")[0] == 204
+    for n in range(3):
+        assert c.post(1, cid, f"m{n}") == 200
+    assert [frame(ws)["seq"] for _ in range(3)] == [1, 2, 3]
+    ws.send(json.dumps({"type": "ack", "seq": 1}))
+    time.sleep(0.3)  # the ack reaches the node (and Redis) before it dies
+
+    killed = c.nodes[2]
+    killed.proc.kill()  # the client's connection dies with it
+    killed.proc.wait(timeout=5)
+    post_until_accepted(c, 0, cid, "after the crash")
+    # The client got up to 3; 2 and 3 may not have arrived for all it knows: it says 1.
+    back, resumed = resume(c, 0, hello, 1)
+    assert resumed["type"] == "resumed" and resumed["connectionId"] == cid, resumed
+    assert [frame(back) for _ in range(3)] == [
+        {"type": "message", "seq": 2, "data": "m1"},
+        {"type": "message", "seq": 3, "data": "m2"},
+        {"type": "message", "seq": 4, "data": "after the crash"}]
+    status, body, _ = c.call(1, "POST", "@groups/late-room", b"to the late room")
+    assert status == 200 and body["recipients"] == 1, body
+    assert frame(back) == {"type": "message", "seq": 5, "data": "to the late room"}
+    time.sleep(3)
+    assert c.disconnects(cid) == []
+    assert c.stub.count("/connect") == 1

@@ -388,6 +388,8 @@ pub enum Change {
     Group(Arc<str>),
     /// A user gained or lost a connection here.
     User(Arc<str>),
+    /// A connection's groups or user changed.
+    Member(ConnectionId),
 }
 
 /// The live connections of this node, sharded to keep lock contention low.
@@ -511,6 +513,7 @@ impl Hub {
             add(&self.groups, &name, *id);
             membership.groups.push(name.clone());
             self.changed(|| Change::Group(name));
+            self.changed(|| Change::Member(*id));
         }
         Ok(())
     }
@@ -524,6 +527,7 @@ impl Hub {
             if membership.groups.len() != before {
                 drop_from(&self.groups, group, id);
                 self.changed(|| Change::Group(Arc::from(group)));
+                self.changed(|| Change::Member(*id));
             }
         }
     }
@@ -545,6 +549,7 @@ impl Hub {
             membership.user = Some(name.clone());
             self.changed(|| Change::User(name));
         }
+        self.changed(|| Change::Member(*id));
         Ok(())
     }
 
@@ -747,6 +752,7 @@ pub(crate) mod tests {
                 Change::Disconnected(gone) => format!("disconnected {}", gone == id),
                 Change::Group(group) => format!("group {group}"),
                 Change::User(user) => format!("user {user}"),
+                Change::Member(member) => format!("member {}", member == id),
             });
         }
         assert_eq!(
@@ -754,7 +760,9 @@ pub(crate) mod tests {
             [
                 "connected true",
                 "group room",
+                "member true",
                 "user alice",
+                "member true",
                 "disconnected true",
                 "group room",
                 "user alice"

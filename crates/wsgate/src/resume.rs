@@ -54,8 +54,13 @@ pub enum Knock {
 pub enum Mirror {
     /// The session is suspended, as it is now; it ends with its window, in `window_ms`.
     Keep(Box<Saved>, u64),
-    /// A message for the suspended session, numbered (its envelope, as it will be sent).
+    /// The session, live: what a node that takes it over after this node died needs (its
+    /// window starts then); it lives `ttl_ms` at most.
+    KeepLive(Box<Saved>, u64),
+    /// A message for the session, numbered (its envelope, as it is or will be sent).
     Append(ConnectionId, Utf8Bytes),
+    /// The client has every message up to this `seq`.
+    Ack(ConnectionId, u64),
     /// The session resumed, left, or ended: nothing to keep.
     Forget(ConnectionId),
 }
@@ -144,6 +149,9 @@ pub struct Replay {
     /// Frames to write before anything else on the next socket: the greeting, and the messages
     /// sent again after a resume (already numbered).
     front: VecDeque<Utf8Bytes>,
+    /// In a cluster, where each message and ack is also written (to the cluster's Redis), and
+    /// the connection's id.
+    mirror: Option<(mpsc::UnboundedSender<Mirror>, ConnectionId)>,
 }
 
 impl Replay {
@@ -164,7 +172,20 @@ impl Replay {
         let text = Utf8Bytes::from(envelope.to_string());
         self.bytes += text.len();
         self.kept.push_back((seq, text.clone()));
+        if let Some((mirrors, id)) = &self.mirror {
+            let _ = mirrors.send(Mirror::Append(*id, text.clone()));
+        }
         Some(text)
+    }
+
+    /// From now on, writes each message and ack to `mirrors` too, for connection `id`.
+    pub fn mirror_to(&mut self, mirrors: mpsc::UnboundedSender<Mirror>, id: ConnectionId) {
+        self.mirror = Some((mirrors, id));
+    }
+
+    /// Stops writing to the mirror; whether it was.
+    pub fn unmirror(&mut self) -> bool {
+        self.mirror.take().is_some()
     }
 
     /// What is kept, to write it down (`gateway.state_dir`): the last `seq` given out, the last
@@ -190,6 +211,7 @@ impl Replay {
             kept,
             dropped_to,
             front: VecDeque::new(),
+            mirror: None,
         }
     }
 
@@ -207,6 +229,9 @@ impl Replay {
 
     /// The client has every message up to `seq`.
     pub fn ack(&mut self, seq: u64) {
+        if let Some((mirrors, id)) = &self.mirror {
+            let _ = mirrors.send(Mirror::Ack(*id, seq));
+        }
         while let Some((first, text)) = self.kept.front() {
             if *first > seq {
                 break;

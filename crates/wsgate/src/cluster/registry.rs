@@ -133,6 +133,17 @@ impl Writer {
                         n,
                     ));
                 }
+                Change::Member(id) => {
+                    if let Some(session) = self.hub.get(&id) {
+                        let membership = session.membership();
+                        cmds.push(super::sessions::member(
+                            &self.keys,
+                            &id,
+                            membership.groups.iter().map(|g| g.to_string()).collect(),
+                            membership.user.as_deref().map(str::to_owned),
+                        ));
+                    }
+                }
                 Change::User(user) => {
                     let held = self.hub.has_user(&user);
                     cmds.extend(index(

@@ -46,17 +46,72 @@ const MOVED_TTL_SECONDS: u64 = 48 * 3600;
 /// and numbered when the session is taken.
 const LATE: char = '\u{0}';
 
+/// The most messages kept in Redis for one session (past them the oldest go, and a resume that
+/// needs them fails, as past `limits.resume_buffer_bytes` on one node).
+const MAX_KEPT: i64 = 65_536;
+
 /// Appends to a session's list, if its state is still there, with the state's expiry.
 fn append_script() -> Script {
-    Script::new(
+    Script::new(&format!(
         r"
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], -{MAX_KEPT}, -1)
 redis.call('PEXPIRE', KEYS[2], ttl)
 return 1
-",
+"
+    ))
+}
+
+/// Drops the messages up to an acknowledged `seq` from the head of a session's list.
+fn ack_script() -> Script {
+    Script::new(
+        r#"
+local acked = tonumber(ARGV[1])
+while true do
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if not head then return 0 end
+  local seq = tonumber(string.match(head, '"seq":(%d+)'))
+  if seq == nil or seq > acked then return 0 end
+  redis.call('LPOP', KEYS[1])
+end
+"#,
     )
+}
+
+/// Writes a session's groups and user beside its state, if it is kept, with the state's expiry.
+const MEMBER_LUA: &str = r"
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
+return 1
+";
+
+/// A connection's groups and user, as kept beside its state.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Member {
+    groups: Vec<String>,
+    user: Option<String>,
+}
+
+/// The command that writes `id`'s groups and user beside its state, if it is kept (a resumable
+/// session: what a node that takes it over after this one died gives it back).
+pub(super) fn member(
+    keys: &Keys,
+    id: &ConnectionId,
+    groups: Vec<String>,
+    user: Option<String>,
+) -> redis::Cmd {
+    let (state, _) = keys.session(id.as_str());
+    let json = serde_json::to_string(&Member { groups, user }).unwrap_or_default();
+    redis::cmd("EVAL")
+        .arg(MEMBER_LUA)
+        .arg(2)
+        .arg(state)
+        .arg(keys.member(id.as_str()))
+        .arg(json)
+        .take()
 }
 
 /// Takes a session's state and list out of Redis, at once, and records the taker as its node:
@@ -69,29 +124,41 @@ local state = redis.call('GET', KEYS[1])
 if not state then return false end
 if ARGV[1] ~= '' and cjson.decode(state).token ~= ARGV[1] then return false end
 local queue = redis.call('LRANGE', KEYS[2], 0, -1)
-redis.call('DEL', KEYS[1], KEYS[2])
+local member = redis.call('GET', KEYS[4]) or ''
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
 redis.call('SET', KEYS[3], ARGV[2], 'EX', {MOVED_TTL_SECONDS})
-return {{state, queue}}
+return {{state, queue, member}}
 "
     ))
 }
 
 /// Writes what sessions send, in the order they send it.
 pub(super) async fn write(store: Store, keys: Keys, mut mirrors: UnboundedReceiver<Mirror>) {
-    let append = append_script();
+    let (append, ack) = (append_script(), ack_script());
     while let Some(mirror) = mirrors.recv().await {
         let written = match mirror {
-            Mirror::Keep(saved, window_ms) => {
-                let (state, queue) = keys.session(saved.ctx.connection_id.as_str());
+            Mirror::Keep(saved, ttl_ms) | Mirror::KeepLive(saved, ttl_ms) => {
+                let id = saved.ctx.connection_id;
+                let (state, queue) = keys.session(id.as_str());
                 let json = serde_json::to_string(&saved).unwrap_or_default();
                 let set = redis::cmd("SET")
                     .arg(&state)
                     .arg(json)
                     .arg("PX")
-                    .arg(window_ms.max(1))
+                    .arg(ttl_ms.max(1))
                     .take();
-                let clear = redis::cmd("DEL").arg(&queue).take();
+                // The state says all: what was kept since, and the groups and user, go.
+                let clear = redis::cmd("DEL")
+                    .arg(&queue)
+                    .arg(keys.member(id.as_str()))
+                    .take();
                 store.run_all(vec![clear, set]).await
+            }
+            Mirror::Ack(id, seq) => {
+                let (_, queue) = keys.session(id.as_str());
+                let mut invocation = ack.key(&queue);
+                invocation.arg(seq);
+                store.invoke::<i64>(&invocation).await.map(drop)
             }
             Mirror::Append(id, envelope) => {
                 let (state, queue) = keys.session(id.as_str());
@@ -101,8 +168,9 @@ pub(super) async fn write(store: Store, keys: Keys, mut mirrors: UnboundedReceiv
             }
             Mirror::Forget(id) => {
                 let (state, queue) = keys.session(id.as_str());
+                let member = keys.member(id.as_str());
                 store
-                    .query::<()>(redis::cmd("DEL").arg(&state).arg(&queue))
+                    .query::<()>(redis::cmd("DEL").arg(&state).arg(&queue).arg(member))
                     .await
             }
         };
@@ -128,16 +196,24 @@ pub(super) async fn take(
     invocation
         .key(&queue)
         .key(keys.moved(id.as_str()))
+        .key(keys.member(id.as_str()))
         .arg(token)
         .arg(taker);
-    let taken: Option<(String, Vec<String>)> = store.invoke(&invocation).await?;
-    let Some((state, queue)) = taken else {
+    let taken: Option<(String, Vec<String>, String)> = store.invoke(&invocation).await?;
+    let Some((state, queue, member)) = taken else {
         return Ok(None);
     };
     let Ok(mut saved) = serde_json::from_str::<Saved>(&state) else {
         warn!(connection_id = %id, "a suspended session in the cluster's Redis is unreadable");
         return Ok(None);
     };
+    // Kept while live: its window starts now, when its node is found dead.
+    if saved.suspended_at_ms == 0 {
+        saved.suspended_at_ms = wsgate_core::clock::now_ms();
+    }
+    if let Ok(member) = serde_json::from_str::<Member>(&member) {
+        (saved.groups, saved.user) = (member.groups, member.user);
+    }
     let mut late = Vec::new();
     for entry in queue {
         match entry.strip_prefix(LATE) {
@@ -153,7 +229,9 @@ pub(super) async fn take(
                 let seq = serde_json::from_str::<serde_json::Value>(&entry)
                     .ok()
                     .and_then(|v| v.get("seq").and_then(serde_json::Value::as_u64));
-                if let Some(seq) = seq {
+                if let Some(seq) =
+                    seq.filter(|s| saved.kept.last().is_none_or(|(last, _)| s > last))
+                {
                     saved.last_seq = saved.last_seq.max(seq);
                     saved.kept.push((seq, entry));
                 }

@@ -84,6 +84,11 @@ impl Keys {
         )
     }
 
+    /// A kept session's groups and user, when they changed since its state was written.
+    pub fn member(&self, id: &str) -> String {
+        format!("{}:{{s:{id}}}:member", self.prefix)
+    }
+
     /// The node that holds a connection taken over from another node.
     pub fn moved(&self, id: &str) -> String {
         format!("{}:{{s:{id}}}:node", self.prefix)

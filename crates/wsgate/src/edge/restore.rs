@@ -117,7 +117,6 @@ pub(super) fn register_again(
             sender,
             token: r.token,
             replay: Replay::restore(r.last_seq, r.dropped_to, r.kept),
-            mirrored: false,
         })
     });
     (handle, inbox, reliable)

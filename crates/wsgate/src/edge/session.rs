@@ -102,11 +102,8 @@ pub(crate) struct Reliable {
     pub sender: mpsc::Sender<Box<Knock>>,
     /// The token the client holds now.
     pub token: String,
-    /// Messages the client has not acknowledged.
+    /// Messages the client has not acknowledged (in a cluster, written to Redis as well).
     pub replay: Replay,
-    /// Written to the cluster's Redis (suspended in a cluster): its mirror goes when it resumes
-    /// or ends.
-    pub mirrored: bool,
 }
 
 /// How one socket's turn of a session ended.
@@ -253,6 +250,7 @@ pub(crate) async fn run(
             if let Some(r) = reliable.as_deref_mut() {
                 let greeting = resume::connected(&ctx.connection_id, &r.token);
                 r.replay.open_with(greeting, Vec::new());
+                mirror_live(&services, &handle, r, lifetime, limits.resume_window);
             }
             (Some((sink, stream)), limits.resume_window, 1006)
         }
@@ -354,7 +352,7 @@ pub(crate) async fn run(
                 let Some(r) = reliable.as_deref_mut() else {
                     break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
                 };
-                match Box::pin(suspend(&services, &handle, &mut inbox, r, &limits, window)).await {
+                match Box::pin(suspend(&services, &mut inbox, r, &limits, window)).await {
                     Suspended::Resumed(resume) => resume,
                     Suspended::Released(to) => break Finished::Released(to, drop_code),
                     Suspended::HandOver(ends) => {
@@ -386,6 +384,7 @@ pub(crate) async fn run(
         };
         match resumed(&services, &ctx, r, resume.seq) {
             Ok(()) => {
+                mirror_live(&services, &handle, r, lifetime, limits.resume_window);
                 let mut socket = resume.socket;
                 socket.get_mut().attach(handle.outbox.move_switch());
                 halves = Some(socket.split());
@@ -405,14 +404,19 @@ async fn end(
     services: &Arc<SessionServices>,
     handle: &Arc<SessionHandle>,
     mut inbox: Inbox,
-    reliable: Option<Box<Reliable>>,
+    mut reliable: Option<Box<Reliable>>,
     finished: Finished,
 ) {
     let ctx = &handle.ctx;
     if let Some(r) = &reliable {
         services.resumes.forget(&r.token);
     }
-    if reliable.as_deref().is_some_and(|r| r.mirrored) {
+    // A session another node took over is that node's to keep in Redis now.
+    let released = matches!(finished, Finished::Released(..));
+    if let Some(r) = reliable.as_deref_mut()
+        && r.replay.unmirror()
+        && !released
+    {
         mirror(services, Mirror::Forget(ctx.connection_id));
     }
     // A kept or released session takes its groups and user along; they leave the hub with it
@@ -482,7 +486,34 @@ fn mirror_suspended(
     let saved = keep(handle, inbox, reliable, handle.membership(), code);
     let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
     mirror(services, Mirror::Keep(Box::new(saved), window_ms));
-    reliable.mirrored = true;
+    if let Some(mirrors) = services.mirrors.get() {
+        reliable
+            .replay
+            .mirror_to(mirrors.clone(), handle.ctx.connection_id);
+    }
+}
+
+/// In a cluster, a resumable session with a socket is written to Redis as well, and then each
+/// message to it: if this node dies, a survivor takes it over, and its client resumes there.
+/// Its record lives as long as it may (the rest of its lifetime, and a resume window).
+fn mirror_live(
+    services: &SessionServices,
+    handle: &SessionHandle,
+    reliable: &mut Reliable,
+    lifetime: Instant,
+    window: Duration,
+) {
+    let Some(mirrors) = services.mirrors.get() else {
+        return;
+    };
+    // Live: its window starts when a survivor finds its node dead (suspended at "0").
+    let saved = snapshot(handle, reliable, handle.membership(), 0, 1006);
+    let ttl = lifetime.saturating_duration_since(Instant::now()) + window;
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    let _ = mirrors.send(Mirror::KeepLive(Box::new(saved), ttl_ms));
+    reliable
+        .replay
+        .mirror_to(mirrors.clone(), handle.ctx.connection_id);
 }
 
 /// What a session kept for the next process is made of; what its outbox still held is
@@ -497,6 +528,17 @@ fn keep(
     while let Some(command) = inbox.try_recv() {
         reliable.replay.wrap(&command);
     }
+    snapshot(handle, reliable, membership, clock::now_ms(), code)
+}
+
+/// A resumable session as it is now, suspended at `suspended_at_ms`.
+fn snapshot(
+    handle: &SessionHandle,
+    reliable: &Reliable,
+    membership: crate::hub::Membership,
+    suspended_at_ms: u64,
+    code: u16,
+) -> Saved {
     let (last_seq, dropped_to, kept) = reliable.replay.export();
     Saved {
         ctx: (*handle.ctx).clone(),
@@ -507,7 +549,7 @@ fn keep(
         dropped_to,
         kept,
         last_active_ms: handle.last_active_ms(),
-        suspended_at_ms: clock::now_ms(),
+        suspended_at_ms,
         code,
     }
 }
@@ -731,9 +773,7 @@ fn resumed(
     reliable.token = services
         .resumes
         .issue(ctx.connection_id, reliable.sender.clone());
-    if std::mem::take(&mut reliable.mirrored) {
-        mirror(services, Mirror::Forget(ctx.connection_id));
-    }
+
     debug!(connection_id = %ctx.connection_id, seq, resent = resend.len(), "resumed");
     let greeting = resume::resumed(&ctx.connection_id, &reliable.token);
     reliable.replay.open_with(greeting, resend);
@@ -760,7 +800,6 @@ pub(crate) async fn refuse_resume(mut socket: Socket, reason: &str) {
 /// Waits `window`, socket gone, for the client to resume: posts are numbered and kept meanwhile.
 async fn suspend(
     services: &SessionServices,
-    handle: &SessionHandle,
     inbox: &mut Inbox,
     reliable: &mut Reliable,
     limits: &SessionLimits,
@@ -785,10 +824,7 @@ async fn suspend(
                 Next::HandOver => return Suspended::HandOver(window.deadline()),
                 Next::Command(Command::Close(code, reason)) => return Suspended::Over(Some((code, reason.to_owned()))),
                 Next::Command(command) => {
-                    let envelope = reliable.replay.wrap(&command);
-                    if let Some(envelope) = envelope.filter(|_| reliable.mirrored) {
-                        mirror(services, Mirror::Append(handle.ctx.connection_id, envelope));
-                    }
+                    reliable.replay.wrap(&command);
                     if reliable.replay.bytes() > limits.resume_buffer_bytes {
                         debug!("suspended session past limits.resume_buffer_bytes: ended");
                         return lost();

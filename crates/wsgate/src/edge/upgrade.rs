@@ -539,7 +539,6 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
             sender,
             token,
             replay: Replay::default(),
-            mirrored: false,
         })
     });
     let socket_config = socket_config(&limits);
