@@ -51,8 +51,8 @@ const LATE: char = '\u{0}';
 const MAX_KEPT: i64 = 65_536;
 
 /// Appends to a session's list, if its state is still there, with the state's expiry.
-fn append_script() -> Script {
-    Script::new(&format!(
+static APPEND_LUA: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
         r"
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return 0 end
@@ -61,13 +61,11 @@ redis.call('LTRIM', KEYS[2], -{MAX_KEPT}, -1)
 redis.call('PEXPIRE', KEYS[2], ttl)
 return 1
 "
-    ))
-}
+    )
+});
 
 /// Drops the messages up to an acknowledged `seq` from the head of a session's list.
-fn ack_script() -> Script {
-    Script::new(
-        r#"
+const ACK_LUA: &str = r#"
 local acked = tonumber(ARGV[1])
 while true do
   local head = redis.call('LINDEX', KEYS[1], 0)
@@ -76,9 +74,7 @@ while true do
   if seq == nil or seq > acked then return 0 end
   redis.call('LPOP', KEYS[1])
 end
-"#,
-    )
-}
+"#;
 
 /// Writes a session's groups and user beside its state, if it is kept, with the state's expiry.
 const MEMBER_LUA: &str = r"
@@ -105,13 +101,7 @@ pub(super) fn member(
 ) -> redis::Cmd {
     let (state, _) = keys.session(id.as_str());
     let json = serde_json::to_string(&Member { groups, user }).unwrap_or_default();
-    redis::cmd("EVAL")
-        .arg(MEMBER_LUA)
-        .arg(2)
-        .arg(state)
-        .arg(keys.member(id.as_str()))
-        .arg(json)
-        .take()
+    eval(MEMBER_LUA, &[&state, &keys.member(id.as_str())], &[&json])
 }
 
 /// Takes a session's state and list out of Redis, at once, and records the taker as its node:
@@ -132,50 +122,73 @@ return {{state, queue, member}}
     ))
 }
 
-/// Writes what sessions send, in the order they send it.
+/// How many queued writes go to Redis in one round trip.
+const BATCH: usize = 512;
+
+/// Writes what sessions send, in the order they send it, many at a time.
 pub(super) async fn write(store: Store, keys: Keys, mut mirrors: UnboundedReceiver<Mirror>) {
-    let (append, ack) = (append_script(), ack_script());
-    while let Some(mirror) = mirrors.recv().await {
-        let written = match mirror {
-            Mirror::Keep(saved, ttl_ms) | Mirror::KeepLive(saved, ttl_ms) => {
-                let id = saved.ctx.connection_id;
-                let (state, queue) = keys.session(id.as_str());
-                let json = serde_json::to_string(&saved).unwrap_or_default();
-                let set = redis::cmd("SET")
+    let mut batch = Vec::with_capacity(BATCH);
+    while mirrors.recv_many(&mut batch, BATCH).await > 0 {
+        let cmds = batch
+            .drain(..)
+            .flat_map(|mirror| commands(&keys, mirror))
+            .collect();
+        if let Err(error) = store.run_all(cmds).await {
+            warn!(%error, "a resumable session could not be written to the cluster's Redis");
+        }
+    }
+}
+
+/// A script's run as a command, to go in a batch.
+fn eval(script: &str, keys: &[&str], args: &[&str]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len());
+    for key in keys {
+        cmd.arg(*key);
+    }
+    for arg in args {
+        cmd.arg(*arg);
+    }
+    cmd
+}
+
+/// The commands that write `mirror`.
+fn commands(keys: &Keys, mirror: Mirror) -> Vec<redis::Cmd> {
+    match mirror {
+        Mirror::Keep(saved, ttl_ms) | Mirror::KeepLive(saved, ttl_ms) => {
+            let id = saved.ctx.connection_id;
+            let (state, queue) = keys.session(id.as_str());
+            let json = serde_json::to_string(&saved).unwrap_or_default();
+            // The state says all: what was kept since, and the groups and user, go.
+            let clear = redis::cmd("DEL")
+                .arg(&queue)
+                .arg(keys.member(id.as_str()))
+                .take();
+            let set = redis::cmd("SET")
+                .arg(&state)
+                .arg(json)
+                .arg("PX")
+                .arg(ttl_ms.max(1))
+                .take();
+            vec![clear, set]
+        }
+        Mirror::Append(id, envelope) => {
+            let (state, queue) = keys.session(id.as_str());
+            vec![eval(&APPEND_LUA, &[&state, &queue], &[envelope.as_str()])]
+        }
+        Mirror::Ack(id, seq) => {
+            let (_, queue) = keys.session(id.as_str());
+            vec![eval(ACK_LUA, &[&queue], &[&seq.to_string()])]
+        }
+        Mirror::Forget(id) => {
+            let (state, queue) = keys.session(id.as_str());
+            vec![
+                redis::cmd("DEL")
                     .arg(&state)
-                    .arg(json)
-                    .arg("PX")
-                    .arg(ttl_ms.max(1))
-                    .take();
-                // The state says all: what was kept since, and the groups and user, go.
-                let clear = redis::cmd("DEL")
                     .arg(&queue)
                     .arg(keys.member(id.as_str()))
-                    .take();
-                store.run_all(vec![clear, set]).await
-            }
-            Mirror::Ack(id, seq) => {
-                let (_, queue) = keys.session(id.as_str());
-                let mut invocation = ack.key(&queue);
-                invocation.arg(seq);
-                store.invoke::<i64>(&invocation).await.map(drop)
-            }
-            Mirror::Append(id, envelope) => {
-                let (state, queue) = keys.session(id.as_str());
-                let mut invocation = append.key(&state);
-                invocation.key(&queue).arg(envelope.as_str());
-                store.invoke::<i64>(&invocation).await.map(drop)
-            }
-            Mirror::Forget(id) => {
-                let (state, queue) = keys.session(id.as_str());
-                let member = keys.member(id.as_str());
-                store
-                    .query::<()>(redis::cmd("DEL").arg(&state).arg(&queue).arg(member))
-                    .await
-            }
-        };
-        if let Err(error) = written {
-            warn!(%error, "a suspended session could not be written to the cluster's Redis");
+                    .take(),
+            ]
         }
     }
 }
@@ -253,10 +266,8 @@ pub(super) async fn keep_late(
         Ok(text) => format!("{LATE}T{text}"),
         Err(_) => format!("{LATE}B{}", STANDARD.encode(data)),
     };
-    let script = append_script();
-    let mut invocation = script.key(&state);
-    invocation.key(&queue).arg(entry);
-    Ok(store.invoke::<i64>(&invocation).await? == 1)
+    let append = eval(&APPEND_LUA, &[&state, &queue], &[&entry]);
+    Ok(store.query::<i64>(&append).await? == 1)
 }
 
 /// Whether a suspended session of this id is in Redis.
