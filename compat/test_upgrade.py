@@ -484,3 +484,17 @@ def test_a_cluster_node_refuses_usr2_and_serves_on(upgradable, stub, clients, re
     assert upgradable.serving() == serving
     ws.send("still served")
     assert recv(ws) == "still served"
+
+
+def test_usr2_does_not_end_wsgate_dev(dev_gateway, stub, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "wsgate.toml").write_text(render_config(routes(stub)))
+    gw = dev_gateway(["--config", str(project / "wsgate.toml")])
+    os.kill(gw.proc.pid, signal.SIGUSR2)
+    wait_until(lambda: "wsgate dev does not upgrade" in gw.stderr(), 10, "the warning in the log")
+    assert gw.proc.poll() is None
+    ws = open_ws(gw.ws_url)
+    ws.send("still here")
+    assert recv(ws) == "still here"
+    ws.close()

@@ -362,6 +362,9 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
         ..Options::default()
     };
     let mut stop = StopSignals::new()?;
+    // `kill -USR2` upgrades `wsgate serve`; here it must not end the process (its default).
+    let mut upgrade =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())?;
     let gateway = Gateway::start_with(config, options).await?;
     let addr = gateway.local_addr();
     println!(
@@ -372,6 +375,10 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
     loop {
         tokio::select! {
             () = stop.recv() => break,
+            _ = upgrade.recv() => {
+                tracing::warn!("USR2: wsgate dev does not upgrade in place (it reloads handlers and routes on its own); use wsgate serve");
+                continue;
+            }
             () = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
         }
         let now = modified(source.path());
