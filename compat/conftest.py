@@ -377,6 +377,10 @@ class StubBackend:
         class Server(ThreadingHTTPServer):
             daemon_threads = True
             block_on_close = False
+            # socketserver's default backlog is 5: hundreds of $disconnect calls at once (a test
+            # that closes 300 clients) overflowed it, and the kernel's SYN-ACK retries made some
+            # wait past the test's bounds. A real backend listens with a real backlog.
+            request_queue_size = 1024
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
