@@ -38,6 +38,17 @@ use crate::resume::Mirror;
 use wsgate_core::id::ConnectionId;
 
 pub use self::sessions::{Released, Taken};
+
+/// Where a session a resume asks for is.
+#[derive(Debug)]
+pub enum Found {
+    /// Taken over by this node.
+    Taken(Box<Taken>),
+    /// Held by this node (a number), which may not have it in its hub yet: ask again shortly.
+    Held(u8),
+    /// Nowhere: it ended, or its window passed.
+    Nowhere,
+}
 use self::store::{Keys, Store};
 use crate::hub::Hub;
 use crate::ops::{Answer, Op};
@@ -428,12 +439,8 @@ impl Cluster {
     }
 
     /// Takes over the session `token` resumes, held by another node: that node lets it go, or,
-    /// when it is dead, the session is taken from Redis. `None` when no node holds it any more.
-    pub async fn take_session(
-        &self,
-        id: ConnectionId,
-        token: &str,
-    ) -> Result<Option<Taken>, MgmtError> {
+    /// when it is dead, the session is taken from Redis.
+    pub async fn take_session(&self, id: ConnectionId, token: &str) -> Result<Found, MgmtError> {
         self.available()?;
         let (store, keys) = (&self.link.store, &self.link.keys);
         let holder = sessions::holder(store, keys, &id)
@@ -451,7 +458,7 @@ impl Cluster {
             loop {
                 match self.call(holder, &op, &[]).await {
                     Ok(Some(Answer::Released(Some(saved)))) => {
-                        return Ok(Some((*saved, Vec::new())));
+                        return Ok(Found::Taken(Box::new((*saved, Vec::new()))));
                     }
                     Ok(_) => break,
                     Err(error) if tokio::time::Instant::now() >= deadline => return Err(error),
@@ -459,9 +466,21 @@ impl Cluster {
                 }
             }
         }
-        sessions::take(store, keys, &id, token, self.number())
+        let taken = sessions::take(store, keys, &id, token, self.number())
             .await
-            .map_err(|e| redis_failed(&e))
+            .map_err(|e| redis_failed(&e))?;
+        if let Some(taken) = taken {
+            return Ok(Found::Taken(Box::new(taken)));
+        }
+        // Taken from Redis by another node (the survivor reaping a dead one) a moment ago, and
+        // not in its hub yet; or gone.
+        let holder = sessions::holder(store, keys, &id)
+            .await
+            .map_err(|e| redis_failed(&e))?;
+        Ok(match holder {
+            Some(holder) => Found::Held(holder),
+            None => Found::Nowhere,
+        })
     }
 
     /// Records that this node holds `id` now (taken over from another node).

@@ -94,7 +94,8 @@ impl Reaper<'_> {
                     Ok(ctx) => match self.take_suspended(&ctx.connection_id, number).await? {
                         // Resumed on another node already: it lives on there.
                         Suspension::Elsewhere => {}
-                        Suspension::Taken(taken) => tells.push((self.reaped)(ctx, Some(*taken))),
+                        // Registered at once: its client may be resuming right now.
+                        Suspension::Taken(taken) => (self.reaped)(ctx, Some(*taken)).await,
                         Suspension::None => tells.push((self.reaped)(ctx, None)),
                     },
                     Err(error) => {

@@ -31,7 +31,7 @@ use super::listener::Secure;
 use super::session;
 use super::tap::{Tap, socket_config};
 use crate::auth::authorizer::{Attempt, Verdict};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Found};
 use crate::hub::{self, SessionHandle};
 use crate::integration::IntegrationError;
 use crate::limits::{self, Admission};
@@ -635,28 +635,43 @@ fn hand_over(
 }
 
 /// The session a token resumes, held by another node of the cluster (or kept in Redis, that node
-/// being dead): taken in here, where its client resumes.
+/// being dead): taken in here, where its client resumes. A session a node has just taken from
+/// Redis (reaping a dead node) is asked for again until that node has it in its hub, for at most
+/// [`HELD_WAIT`].
 async fn take_from_cluster(
     services: &Arc<SessionServices>,
     cluster: &Cluster,
     token: &str,
 ) -> Option<(ConnectionId, Resumes)> {
     let id = resume::connection_of(token)?;
-    match cluster.take_session(id, token).await {
-        Ok(Some(taken)) => {
-            super::restore::take_in(services, taken, "another node");
-            if let Err(error) = cluster.holds(id).await {
-                warn!(connection_id = %id, %error, "a session taken from another node is not recorded as this node's");
+    let deadline = tokio::time::Instant::now() + HELD_WAIT;
+    loop {
+        match cluster.take_session(id, token).await {
+            Ok(Found::Taken(taken)) => {
+                super::restore::take_in(services, *taken, "another node");
+                if let Err(error) = cluster.holds(id).await {
+                    warn!(connection_id = %id, %error, "a session taken from another node is not recorded as this node's");
+                }
+                return services.resumes.take(token);
             }
-            services.resumes.take(token)
-        }
-        Ok(None) => None,
-        Err(error) => {
-            warn!(connection_id = %id, %error, "a resume could not take its session from the node that holds it");
-            None
+            Ok(Found::Held(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                // This node may be the one that took it (reaping): then it is on the desk now.
+                if let Some(door) = services.resumes.take(token) {
+                    return Some(door);
+                }
+            }
+            Ok(_) => return None,
+            Err(error) => {
+                warn!(connection_id = %id, %error, "a resume could not take its session from the node that holds it");
+                return None;
+            }
         }
     }
 }
+
+/// How long a resume waits for a node that has just taken its session to have it.
+const HELD_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The 101 answer.
 fn switching_protocols(accept: &str, protocol: Option<HeaderValue>) -> Response {
