@@ -4,7 +4,8 @@
 #   - on gw-2, which asks gw-1 over Redis to let each session go (cross-node);
 #   - on gw-1 itself: the same-node baseline, in the same cluster;
 #   - on gw-2 after gw-1 was killed with SIGKILL: the sessions are taken from Redis once gw-1's
-#     entry has expired (cluster.node_timeout 2 s here), so the time counts from the kill.
+#     entry has expired (cluster.node_timeout 2 s here), so the time counts from the kill; gw-1
+#     dies 1 s after the last POST was answered, or at once (kill-now).
 # Each run on fresh processes (one redis-server, two nodes: bench/wsgate.toml plus
 # bench/cluster-resume.toml), 127.0.0.1 only, all at once and with 100 in flight.
 #
@@ -118,10 +119,12 @@ run_case() {
         same)
             args+=(--server-pid "${node_pids[0]},${node_pids[1]},$redis_pid")
             over=gw-1+gw-2+redis; resumed_on=gw-1 ;;
-        kill)
-            # gw-1's PID, started above by this script: the bench kills it once the messages
-            # are posted. Its CPU is left out (it is dead while the clients resume).
+        kill | kill-now)
+            # gw-1's PID, started above by this script: the bench kills it 1 s after the last
+            # POST was answered (kill-now: at once). Its CPU is left out (it is dead while the
+            # clients resume).
             args+=(--resume-url "ws://$b/dev" --kill-pid "${node_pids[0]}" --server-pid "${node_pids[1]},$redis_pid")
+            if [ "$placement" = kill-now ]; then args+=(--kill-after-ms 0); fi
             over=gw-2+redis; resumed_on=gw-2; killed=gw-1 ;;
     esac
     if [ "$q" != all ]; then args+=(--concurrency "$q"); fi
@@ -140,7 +143,8 @@ run_case() {
     stop_cluster "rep $rep resume-$placement-$q" "$killed"
 }
 
-cases=("cross all" "cross 100" "same all" "same 100" "kill all" "kill 100")
+# kill-now: whether what gw-1 answered 200 for just before it died reached Redis.
+cases=("cross all" "cross 100" "same all" "same 100" "kill all" "kill 100" "kill-now all")
 for rep in $(seq 1 "$reps"); do
     echo "==> repetition $rep of $reps" >&2
     for spec in "${cases[@]}"; do

@@ -37,6 +37,10 @@ const MISSED: &str = "missed while away";
 /// SYN retransmits.
 const RESUME_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the missed message may take after the `resumed` frame: it is sent right behind it, so
+/// a client still waiting after this has lost it (and frees its place for the next resume).
+const MISSED_WAIT: Duration = Duration::from_secs(5);
+
 /// How many distinct failure reasons a result line lists.
 const REASONS_SHOWN: usize = 8;
 
@@ -136,12 +140,25 @@ async fn open_all(target: &Arc<Target>, args: &Args) -> anyhow::Result<Vec<(Opti
 }
 
 /// Resumes one session and reads its `resumed` frame, which must name the same connection, and
-/// its missed message. The errors name no connection, so that a line can count them by reason.
-async fn resume_one(target: &Target, n: usize, session: &Session) -> anyhow::Result<Duration> {
+/// its missed message, giving up at `until`. The errors name no connection, so that a line can
+/// count them by reason, and say which step did not come.
+async fn resume_one(
+    target: &Target,
+    n: usize,
+    session: &Session,
+    until: Instant,
+) -> anyhow::Result<Duration> {
     let began = Instant::now();
+    if began >= until {
+        return Err(anyhow!("not tried: the time was up before its turn"));
+    }
     let query = format!("?resume={}&seq=0", session.token);
-    let mut ws = target.connect_to(n, &query, Some(SUBPROTOCOL)).await?;
-    let first = frame(&mut ws).await?;
+    let mut ws = tokio::time::timeout_at(until, target.connect_to(n, &query, Some(SUBPROTOCOL)))
+        .await
+        .map_err(|_| anyhow!("timed out: no WebSocket handshake"))??;
+    let first = tokio::time::timeout_at(until, frame(&mut ws))
+        .await
+        .map_err(|_| anyhow!("timed out: handshake done, no resumed frame"))??;
     if first["type"] != "resumed" {
         return Err(anyhow!(
             "not resumed: {} {}",
@@ -152,7 +169,10 @@ async fn resume_one(target: &Target, n: usize, session: &Session) -> anyhow::Res
     if first["connectionId"] != session.id.as_str() {
         return Err(anyhow!("resumed as another connection"));
     }
-    let missed = frame(&mut ws).await?;
+    let wait = until.min(Instant::now() + MISSED_WAIT);
+    let missed = tokio::time::timeout_at(wait, frame(&mut ws))
+        .await
+        .map_err(|_| anyhow!("timed out: resumed, but the missed message did not come"))??;
     if missed["type"] != "message" || missed["seq"] != 1 || missed["data"] != MISSED {
         return Err(anyhow!(
             "the missed message did not come first: a {} frame, seq {}",
@@ -213,6 +233,31 @@ async fn send_kill(pid: u32) -> anyhow::Result<()> {
         .context("running kill")?;
     anyhow::ensure!(status.success(), "kill -KILL {pid} failed: {status}");
     Ok(())
+}
+
+/// Tries once more, a second after the rest, the resumes in `refused` (their tokens are still
+/// unused): how many then succeed. Not counted as resumed; it tells a refused session that was
+/// still there from one that was lost.
+async fn retry_refused(
+    target: &Arc<Target>,
+    sessions: &Arc<Vec<Session>>,
+    refused: &[usize],
+) -> usize {
+    if refused.is_empty() {
+        return 0;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let refused = Arc::new(refused.to_vec());
+    let until = Instant::now() + RESUME_TIMEOUT;
+    let retried = bounded(refused.len(), refused.len(), |i| {
+        let (target, sessions, refused) = (target.clone(), sessions.clone(), refused.clone());
+        async move {
+            let n = refused[i];
+            resume_one(&target, n, &sessions[n], until).await
+        }
+    })
+    .await;
+    retried.iter().filter(|r| r.is_ok()).count()
 }
 
 /// Failed resumes counted by reason, the most frequent first (at most [`REASONS_SHOWN`]).
@@ -286,11 +331,7 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
         args.concurrency.unwrap_or(sessions.len()),
         |n| {
             let (target, sessions) = (resume_target.clone(), sessions.clone());
-            async move {
-                tokio::time::timeout_at(until, resume_one(&target, n, &sessions[n]))
-                    .await
-                    .map_err(|_| anyhow!("not resumed within {RESUME_TIMEOUT:?} of the start"))?
-            }
+            async move { resume_one(&target, n, &sessions[n], until).await }
         },
     )
     .await;
@@ -299,12 +340,17 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     let redis_used = redis_meter.stop().await?;
     let mut latencies = Latencies::default();
     let mut errors = Vec::new();
-    for result in results {
+    let mut refused = Vec::new();
+    for (n, result) in results.into_iter().enumerate() {
         match result {
             Ok(took) => latencies.push(took),
-            Err(error) => errors.push(error),
+            Err(error) => {
+                errors.push(error);
+                refused.push(n);
+            }
         }
     }
+    let retried = retry_refused(&resume_target, &sessions, &refused).await;
 
     let mut out = common.header("resume");
     out.insert("connections".into(), json!(args.connections));
@@ -312,6 +358,7 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     out.insert("resumed".into(), json!(latencies.len()));
     out.insert("failed".into(), json!(errors.len()));
     out.insert("failure_reasons".into(), reasons(&errors));
+    out.insert("failed_then_resumed_on_retry".into(), json!(retried));
     if let Some(urls) = &args.resume_url {
         out.insert("resume_url".into(), json!(urls));
     }
