@@ -16,8 +16,9 @@
 # Results: bench/results/<UTC date>-cluster-resume[-quick]/results.jsonl (one JSON line per run,
 # tagged with rep, placement, in_flight and what the CPU is summed over), machine.txt,
 # commands.txt, gateway-log.txt (the nodes' warnings and errors), failures.txt (runs that printed
-# no result, if any) and README.md (bench/cluster_summary.py: medians), which also becomes the
-# "Resumable connections across nodes" section of BENCHMARKS.md.
+# no result, if any), README.md (bench/cluster_summary.py: medians, with the bench's commands) and
+# summary.md (the same without them), which becomes the "Resumable connections across nodes"
+# section of BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . bench/lib.sh
@@ -160,7 +161,7 @@ done
     echo "mode:      $connections clients per run, $reps repetitions; run at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } > "$out/machine.txt"
 python3 bench/cluster_summary.py cluster-resume "$out" "$invocation"
-echo "==> wrote $out/results.jsonl and $out/README.md" >&2
+echo "==> wrote $out/results.jsonl, $out/README.md and $out/summary.md" >&2
 if [ "$quick" = 0 ]; then
     python3 bench/cluster_summary.py splice "$out" BENCHMARKS.md cluster-resume
     echo "==> updated the Resumable connections across nodes section of BENCHMARKS.md" >&2

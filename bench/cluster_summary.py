@@ -5,9 +5,9 @@
                                                   # as JSON is taken as such, else as a string)
     cluster_summary.py summary DIR                # DIR/results.jsonl -> DIR/summary.md
     cluster_summary.py cluster-resume DIR CMD     # DIR/results.jsonl of bench/cluster-resume.sh,
-                                                  # run as CMD -> DIR/README.md
-    cluster_summary.py splice DIR FILE [NAME]     # DIR/summary.md (README.md for upgrade and
-                                                  # cluster-resume) -> FILE's section NAME
+                                                  # run as CMD -> DIR/README.md and DIR/summary.md
+    cluster_summary.py splice DIR FILE [NAME]     # DIR/summary.md (README.md for upgrade) ->
+                                                  # FILE's section NAME
                                                   # (cluster, the default, resume, cluster-resume
                                                   # or upgrade), between markers: replaced, or
                                                   # added at the end
@@ -213,17 +213,17 @@ RESUME_ROWS = [("cross", "gw-2 (the session's node, gw-1, lets it go)"),
 
 
 def cluster_resume(folder: Path, invocation: str) -> None:
-    """README.md of a bench/cluster-resume.sh run: medians over the repetitions."""
+    """README.md of a bench/cluster-resume.sh run (medians over the repetitions, with the bench's
+    commands), and summary.md, the same without the commands, for BENCHMARKS.md."""
     runs = [json.loads(l) for l in (folder / "results.jsonl").read_text().splitlines() if l.strip()]
     machine = (folder / "machine.txt").read_text().rstrip() if (folder / "machine.txt").exists() else ""
     commands = (folder / "commands.txt").read_text().strip()
     ms = lambda v: "–" if v is None else f"{v:,.0f} ms" if v >= 100 else f"{v:.1f} ms"
-    out = ["# Resumable connections across nodes", "",
-           f"Made by `{invocation}`: medians over {len({r.get('rep') for r in runs})} repetitions, each "
-           "run on fresh processes (one redis-server, two nodes gw-1 and gw-2 with `bench/wsgate.toml` "
-           "and `bench/cluster-resume.toml`: heartbeat 200 ms, node_timeout 2 s, release build). The "
-           "bench's commands (addresses and PIDs are the first repetition's own):", "",
-           "```", commands, "```", "", "```", machine, "```", "",
+    made = (f"Made by `{invocation}`: medians over {len({r.get('rep') for r in runs})} repetitions, "
+            "each run on fresh processes (one redis-server, two nodes gw-1 and gw-2 with "
+            "`bench/wsgate.toml` and `bench/cluster-resume.toml`: heartbeat 200 ms, node_timeout 2 s, "
+            f"release build), {runs[0]['connections'] if runs else 0:,} clients connected to gw-1.")
+    out = ["", "```", machine, "```", "",
            "| resumed on | in flight | resumed (of) | failed (then resumed on retry) | all resumed in "
            "| resume p50 | resume p99 "
            "| server CPU / resume | CPU summed over | Redis commands / resume |",
@@ -235,7 +235,7 @@ def cluster_resume(folder: Path, invocation: str) -> None:
                 continue
             m = partial(median, rs)
             out.append(f"| {label} | {q} | {min(r['resumed'] for r in rs):,} ({rs[0]['connections']:,}) "
-                       f"| {sum(r['failed'] for r in rs)} ({sum(r.get('failed_then_resumed_on_retry', 0) for r in rs)}) "
+                       f"| {sum(r['failed'] for r in rs):,} ({sum(r.get('failed_then_resumed_on_retry', 0) for r in rs):,}) "
                        f"| {ms(m('resume_all_ms'))} "
                        f"| {ms(m('resume_p50_ms'))} | {ms(m('resume_p99_ms'))} "
                        f"| {num(m('server_cpu_us_per_op'), 0)} µs | {rs[0].get('cpu_summed_over', '')} "
@@ -270,6 +270,14 @@ def cluster_resume(folder: Path, invocation: str) -> None:
                         f"a retry 1 s later): {json.dumps(r.get('failure_reasons'))}")
         if r.get("posted_while_away") != r.get("connections"):
             seen.append(f"- {where}: {r.get('posted_while_away')} of {r.get('connections')} POSTs sent")
+    reasons = {reason for r in runs for reason in (r.get("failure_reasons") or {})}
+    if any("resume token" in reason for reason in reasons):
+        seen.append("- `resume-failed unknown, used or expired resume token` (close 4410) for sessions that a "
+                    "retry with the same token then resumed (see the counts): the session was there, "
+                    "the resume was refused")
+    if any("missed message did not come" in reason for reason in reasons):
+        seen.append("- `resumed, but the missed message did not come`: the session came back without the "
+                    "message gw-1 had answered 200 for: that message was lost")
     failures = folder / "failures.txt"
     if failures.exists():
         seen.append(f"- runs that printed no result: see failures.txt ({failures.read_text().count('wsgate-bench')})")
@@ -277,7 +285,12 @@ def cluster_resume(folder: Path, invocation: str) -> None:
     if log.exists() and log.read_text().strip():
         seen.append("- the nodes logged warnings or errors: see gateway-log.txt")
     out += ["## Problems seen", "", *(seen or ["None: every client resumed with its missed message."]), ""]
-    (folder / "README.md").write_text("\n".join(out))
+    title = ["# Resumable connections across nodes", ""]
+    readme = [*title, made + " The bench's commands (addresses and PIDs are the first "
+              "repetition's own):", "", "```", commands, "```", *out]
+    (folder / "README.md").write_text("\n".join(readme))
+    (folder / "summary.md").write_text("\n".join([*title, made + " The bench's exact commands are in "
+                                                  "that folder's README.md.", *out]))
 
 
 def summary(folder: Path) -> None:
@@ -306,7 +319,7 @@ SECTIONS = {
     "cluster-resume": ("Resumable connections across nodes", "`bench/cluster-resume.sh` (results in "
                        "`{folder}/`): clients of one node resume on another, on the same one, and on "
                        "another after the first was killed; the clients on the same machine.",
-                       "README.md"),
+                       "summary.md"),
     "upgrade": ("Upgrade without closing a socket (USR2)", "`bench/upgrade.sh` (results in `{folder}/`): "
                 "`kill -USR2` while every connection gets numbered POSTs, the clients on the same "
                 "machine.", "README.md"),
