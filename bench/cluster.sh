@@ -45,27 +45,6 @@ mkdir -p "$out"
 rm -f "$out/failures.txt"
 tmp=$(mktemp -d)
 pids=()
-# Whether PID still runs (a child that ended is a zombie until waited for).
-running() {
-    local state
-    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
-}
-
-# Ends every process in `pids`, the last started first (the nodes before their Redis, so that they
-# leave the cluster cleanly): SIGTERM, then SIGKILL after 10 s.
-stop_pids() {
-    local i p
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        p=${pids[i]}
-        kill "$p" 2>/dev/null || true
-        for _ in $(seq 1 100); do running "$p" || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    pids=()
-}
-
 cleanup() {
     # A held idle run ends at once when its release file appears.
     touch "$tmp/release" 2>/dev/null || true
@@ -85,24 +64,6 @@ echo "==> building release binaries" >&2
 cargo build --release --locked -p wsgate -p wsgate-bench >&2
 bin=$(release_dir)
 bench=$bin/wsgate-bench
-
-rcli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
-
-# One redis-server on a free port, nothing written to disk; sets $redis_port and $redis_pid.
-start_redis() {
-    redis_port=$(free_port)
-    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-        > "$tmp/redis.log" 2>&1 &
-    redis_pid=$!
-    pids+=("$redis_pid")
-    for _ in $(seq 1 100); do
-        [ "$(rcli ping 2>/dev/null)" = PONG ] && return 0
-        sleep 0.1
-    done
-    echo "redis-server does not answer on $redis_port" >&2
-    cat "$tmp/redis.log" >&2
-    return 1
-}
 
 # How many nodes GET /@cluster of node gw-1 lists.
 nodes_seen() {
@@ -270,7 +231,7 @@ broadcasts() {
 
 for rep in $(seq 1 "$reps"); do
     echo "==> repetition $rep of $reps" >&2
-    start_redis
+    start_redis "$tmp/redis.log"
     start_nodes
     cluster_urls="ws://${node_addrs[0]}/dev,ws://${node_addrs[1]}/dev,ws://${node_addrs[2]}/dev"
     cluster_pids="${node_pids[0]},${node_pids[1]},${node_pids[2]}"

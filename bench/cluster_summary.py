@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""The helpers of bench/cluster.sh (standard library only).
+"""The helpers of bench/cluster.sh and bench/cluster-resume.sh (standard library only).
 
     cluster_summary.py tag KEY=VALUE ... < LINE   # adds fields to a JSON line (a VALUE that parses
                                                   # as JSON is taken as such, else as a string)
     cluster_summary.py summary DIR                # DIR/results.jsonl -> DIR/summary.md
+    cluster_summary.py cluster-resume DIR CMD     # DIR/results.jsonl of bench/cluster-resume.sh,
+                                                  # run as CMD -> DIR/README.md and DIR/summary.md
     cluster_summary.py splice DIR FILE [NAME]     # DIR/summary.md (README.md for upgrade) ->
-                                                  # FILE's section NAME (cluster, the default,
-                                                  # resume or upgrade), between markers:
-                                                  # replaced, or added at the end
+                                                  # FILE's section NAME
+                                                  # (cluster, the default, resume, cluster-resume
+                                                  # or upgrade), between markers: replaced, or
+                                                  # added at the end
 
 The summary puts the medians over the repetitions side by side: POSTs to a connection on the same
 node and on another node (and on one plain node), a broadcast over three nodes and on one node,
@@ -203,6 +206,93 @@ def problems(r: Results, folder: Path) -> list[str]:
     return ["## Problems seen", "", *(seen or ["None: every POST arrived, every round was complete."]), ""]
 
 
+RESUME_ROWS = [("cross", "gw-2 (the session's node, gw-1, lets it go)"),
+               ("same", "gw-1 (same node, in the same cluster)"),
+               ("kill", "gw-2 after SIGKILL of gw-1 (taken from Redis)"),
+               ("kill-now", "gw-2 after SIGKILL of gw-1 at once after the POSTs")]
+
+
+def cluster_resume(folder: Path, invocation: str) -> None:
+    """README.md of a bench/cluster-resume.sh run (medians over the repetitions, with the bench's
+    commands), and summary.md, the same without the commands, for BENCHMARKS.md."""
+    runs = [json.loads(l) for l in (folder / "results.jsonl").read_text().splitlines() if l.strip()]
+    machine = (folder / "machine.txt").read_text().rstrip() if (folder / "machine.txt").exists() else ""
+    commands = (folder / "commands.txt").read_text().strip()
+    ms = lambda v: "–" if v is None else f"{v:,.0f} ms" if v >= 100 else f"{v:.1f} ms"
+    made = (f"Made by `{invocation}`: medians over {len({r.get('rep') for r in runs})} repetitions, "
+            "each run on fresh processes (one redis-server, two nodes gw-1 and gw-2 with "
+            "`bench/wsgate.toml` and `bench/cluster-resume.toml`: heartbeat 200 ms, node_timeout 2 s, "
+            f"release build), {runs[0]['connections'] if runs else 0:,} clients connected to gw-1.")
+    out = ["", "```", machine, "```", "",
+           "| resumed on | in flight | resumed (of) | failed (then resumed on retry) | all resumed in "
+           "| resume p50 | resume p99 "
+           "| server CPU / resume | CPU summed over | Redis commands / resume |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    for placement, label in RESUME_ROWS:
+        for q in ("all", "100"):
+            rs = [r for r in runs if r.get("placement") == placement and str(r.get("in_flight")) == q]
+            if not rs:
+                continue
+            m = partial(median, rs)
+            out.append(f"| {label} | {q} | {min(r['resumed'] for r in rs):,} ({rs[0]['connections']:,}) "
+                       f"| {sum(r['failed'] for r in rs):,} ({sum(r.get('failed_then_resumed_on_retry', 0) for r in rs):,}) "
+                       f"| {ms(m('resume_all_ms'))} "
+                       f"| {ms(m('resume_p50_ms'))} | {ms(m('resume_p99_ms'))} "
+                       f"| {num(m('server_cpu_us_per_op'), 0)} µs | {rs[0].get('cpu_summed_over', '')} "
+                       f"| {num(m('redis_commands_per_resume'), 1)} |")
+    live = median(runs, "redis_bytes_per_live_connection")
+    away = median(runs, "redis_bytes_per_suspended_session")
+    out += ["", "`resumed` is the fewest over the repetitions, `failed` the sum. A client counts as "
+            "resumed once it got its `resumed` frame naming its own connection id and then, as seq 1, "
+            "the message posted to it while it was away (`POST @connections` to gw-1). A failed resume "
+            "is tried once more a second later with the same token, to tell a refused session from a "
+            "lost one (not counted as resumed: a real client gets close code 4410 and connects anew). "
+            "Each client drops its socket with a reset, as a lost network does. With every client at "
+            "once, their connection burst overflows the node's listen queue and many connects wait "
+            "for a SYN retransmit (1 s): that sets the p50 and p99 of those rows on this machine, "
+            "cross-node or not, so compare the rows with 100 in flight. With SIGKILL, the bench kills gw-1 "
+            "1 s after the last POST was answered (gw-1 writes to Redis in batches, after answering), "
+            "or at once (`kill-now`: does what gw-1 answered 200 for survive its death?), and times "
+            "count from the kill: they include the wait for gw-1's entry to expire "
+            "(node_timeout 2 s after its last heartbeat). CPU is user + system time of the processes "
+            "named, summed; Redis commands come from `INFO commandstats` over the resumes (heartbeats "
+            "included).", "",
+            "| Redis memory (`used_memory`, after − before, / clients) | median |", "|---|---:|",
+            f"| per live resumable connection (all {runs[0]['connections']:,} open at once) | "
+            f"{num(live, 0)} B |" if runs else "| per live resumable connection | – |",
+            f"| per suspended session (dropped, nothing posted yet) | {num(away, 0)} B |", "",
+            "Both include the registry's entry that every connection of a cluster node has.", ""]
+    seen = []
+    for r in runs:
+        where = f"rep {r.get('rep')} {r.get('case')}"
+        if r.get("failed"):
+            seen.append(f"- {where}: {r['failed']} failed ({r.get('failed_then_resumed_on_retry')} resumed on "
+                        f"a retry 1 s later): {json.dumps(r.get('failure_reasons'))}")
+        if r.get("posted_while_away") != r.get("connections"):
+            seen.append(f"- {where}: {r.get('posted_while_away')} of {r.get('connections')} POSTs sent")
+    reasons = {reason for r in runs for reason in (r.get("failure_reasons") or {})}
+    if any("resume token" in reason for reason in reasons):
+        seen.append("- `resume-failed unknown, used or expired resume token` (close 4410) for sessions that a "
+                    "retry with the same token then resumed (see the counts): the session was there, "
+                    "the resume was refused")
+    if any("missed message did not come" in reason for reason in reasons):
+        seen.append("- `resumed, but the missed message did not come`: the session came back without the "
+                    "message gw-1 had answered 200 for: that message was lost")
+    failures = folder / "failures.txt"
+    if failures.exists():
+        seen.append(f"- runs that printed no result: see failures.txt ({failures.read_text().count('wsgate-bench')})")
+    log = folder / "gateway-log.txt"
+    if log.exists() and log.read_text().strip():
+        seen.append("- the nodes logged warnings or errors: see gateway-log.txt")
+    out += ["## Problems seen", "", *(seen or ["None: every client resumed with its missed message."]), ""]
+    title = ["# Resumable connections across nodes", ""]
+    readme = [*title, made + " The bench's commands (addresses and PIDs are the first "
+              "repetition's own):", "", "```", commands, "```", *out]
+    (folder / "README.md").write_text("\n".join(readme))
+    (folder / "summary.md").write_text("\n".join([*title, made + " The bench's exact commands are in "
+                                                  "that folder's README.md.", *out]))
+
+
 def summary(folder: Path) -> None:
     lines = [json.loads(l) for l in (folder / "results.jsonl").read_text().splitlines() if l.strip()]
     r = Results(lines)
@@ -226,6 +316,10 @@ SECTIONS = {
                 "plain node, fresh per repetition, all on this machine.", "summary.md"),
     "resume": ("Resumable connections", "`bench/resume.sh` (results in `{folder}/`): a fresh gateway per "
                "run, the clients on the same machine.", "summary.md"),
+    "cluster-resume": ("Resumable connections across nodes", "`bench/cluster-resume.sh` (results in "
+                       "`{folder}/`): clients of one node resume on another, on the same one, and on "
+                       "another after the first was killed; the clients on the same machine.",
+                       "summary.md"),
     "upgrade": ("Upgrade without closing a socket (USR2)", "`bench/upgrade.sh` (results in `{folder}/`): "
                 "`kill -USR2` while every connection gets numbered POSTs, the clients on the same "
                 "machine.", "README.md"),
@@ -261,6 +355,8 @@ def main() -> None:
         tag(sys.argv[2:])
     elif len(sys.argv) == 3 and sys.argv[1] == "summary":
         summary(Path(sys.argv[2]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "cluster-resume":
+        cluster_resume(Path(sys.argv[2]), sys.argv[3])
     elif len(sys.argv) in (4, 5) and sys.argv[1] == "splice":
         splice(Path(sys.argv[2]), Path(sys.argv[3]), *sys.argv[4:])
     else:

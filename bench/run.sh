@@ -157,10 +157,12 @@ report=BENCHMARKS.md
 if [ "$quick" = 1 ]; then report="$out/BENCHMARKS.md"; fi
 "$bench" report --results "$out" --out "$report"
 # The report is written anew: the newest full cluster run (bench/cluster.sh), resume run
-# (bench/resume.sh) and upgrade run (bench/upgrade.sh) go back in.
+# (bench/resume.sh), cluster resume run (bench/cluster-resume.sh) and upgrade run
+# (bench/upgrade.sh) go back in.
 if [ "$quick" = 0 ]; then
-    for name in cluster resume upgrade; do
-        latest=$(ls -d bench/results/*-"$name" 2>/dev/null | sort | tail -n 1)
+    for name in cluster resume cluster-resume upgrade; do
+        # The date, then the name: *-resume alone would also match *-cluster-resume.
+        latest=$(ls -d bench/results/[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]-"$name" 2>/dev/null | sort | tail -n 1)
         if [ -n "$latest" ]; then
             python3 bench/cluster_summary.py splice "$latest" "$report" "$name"
         fi

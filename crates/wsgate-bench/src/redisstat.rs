@@ -1,6 +1,7 @@
 //! The commands a Redis server ran over one measured phase, from `INFO commandstats` before and
-//! after it (a cluster's Redis: how many PUBLISHes and commands in all an operation costs). One
-//! RESP request on a fresh connection, no Redis client library.
+//! after it (a cluster's Redis: how many PUBLISHes and commands in all an operation costs), and
+//! the memory it holds (`INFO memory`). One RESP request on a fresh connection, no Redis client
+//! library.
 
 use std::collections::HashMap;
 
@@ -16,13 +17,32 @@ type Calls = HashMap<String, u64>;
 
 /// `INFO commandstats` of the Redis at `addr` (`HOST:PORT`).
 async fn command_calls(addr: &str) -> anyhow::Result<Calls> {
+    Ok(parse(&info(addr, "commandstats").await?))
+}
+
+/// `used_memory` of `INFO memory` of the Redis at `addr`: the bytes its allocator holds.
+pub async fn used_memory(addr: &str) -> anyhow::Result<u64> {
+    parse_used_memory(&info(addr, "memory").await?)
+}
+
+/// The `used_memory:N` line of `INFO memory` → N.
+fn parse_used_memory(info: &str) -> anyhow::Result<u64> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .ok_or_else(|| anyhow!("no used_memory in INFO memory"))?
+        .trim()
+        .parse()
+        .context("used_memory is not a number")
+}
+
+/// The text of `INFO SECTION` of the Redis at `addr`.
+async fn info(addr: &str, section: &str) -> anyhow::Result<String> {
     let stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connect to Redis at {addr}"))?;
     let mut stream = BufReader::new(stream);
-    stream
-        .write_all(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
-        .await?;
+    let request = format!("*2\r\n$4\r\nINFO\r\n${}\r\n{section}\r\n", section.len());
+    stream.write_all(request.as_bytes()).await?;
     let mut header = String::new();
     stream.read_line(&mut header).await?;
     let len: usize = header
@@ -33,7 +53,7 @@ async fn command_calls(addr: &str) -> anyhow::Result<Calls> {
     let mut body = vec![0; len + 2];
     stream.read_exact(&mut body).await?;
     body.truncate(len);
-    Ok(parse(&String::from_utf8_lossy(&body)))
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// `cmdstat_publish:calls=3,usec=...` lines → `{"publish": 3}`.
@@ -126,5 +146,13 @@ mod tests {
         assert_eq!(calls.get("publish"), Some(&12));
         assert_eq!(calls.get("hset"), Some(&5));
         assert_eq!(calls.len(), 2);
+    }
+
+    #[test]
+    fn reads_used_memory_not_its_neighbours() {
+        let info = "# Memory\r\nused_memory:1056784\r\nused_memory_human:1.01M\r\n\
+                    used_memory_rss:7340032\r\n";
+        assert_eq!(parse_used_memory(info).expect("a figure"), 1_056_784);
+        assert!(parse_used_memory("# Memory\r\nused_memory_rss:1\r\n").is_err());
     }
 }
