@@ -49,6 +49,23 @@ def suspended_in_redis(backend, c, cid: str) -> bool:
     return False
 
 
+def wait_group_on(backend, c, group: str, node: int) -> None:
+    """Waits until Redis names node `node` among the holders of `group` (the registry is written
+    a moment after a connection joins, or is taken over, there)."""
+    number = str(c.view(node)["number"])
+    key = f"{c.prefix}:{{g:{group}}}:nodes"
+
+    def held() -> bool:
+        for server in getattr(backend, "servers", [backend]):
+            try:
+                if number in [str(m) for m in server.command("SMEMBERS", key)]:
+                    return True
+            except Exception:  # another shard: MOVED
+                continue
+        return False
+    wait_until(held, 5, f"node {node} among the holders of {group}")
+
+
 def test_a_client_resumes_on_another_node_as_the_same_connection(backend, make_cluster):
     c = make_cluster(backend)
     ws, hello = open_reliable(c, 0, query="join=room")
@@ -67,6 +84,7 @@ def test_a_client_resumes_on_another_node_as_the_same_connection(backend, make_c
     for n, node in enumerate((0, 1, 2)):
         assert c.post(node, cid, f"after {n}") == 200
         assert frame(back) == {"type": "message", "seq": 3 + n, "data": f"after {n}"}
+    wait_group_on(backend, c, "room", 1)
     status, body, _ = c.call(2, "POST", "@groups/room", b"to the room")
     assert status == 200 and body["recipients"] == 1, body
     assert frame(back)["data"] == "to the room"
@@ -107,6 +125,7 @@ def test_a_client_whose_node_died_resumes_on_a_survivor_with_every_message(backe
     for node in (0, 1):
         assert c.post(node, cid, f"through {node}") == 200
         assert frame(back)["data"] == f"through {node}"
+    wait_group_on(backend, c, "room", 1)
     status, body, _ = c.call(0, "POST", "@groups/room", b"room")
     assert status == 200 and body["recipients"] == 1, body
     assert frame(back)["data"] == "room"
@@ -179,9 +198,29 @@ def test_a_live_client_of_a_node_that_crashes_resumes_on_a_survivor(backend, mak
         {"type": "message", "seq": 2, "data": "m1"},
         {"type": "message", "seq": 3, "data": "m2"},
         {"type": "message", "seq": 4, "data": "after the crash"}]
+    wait_group_on(backend, c, "late-room", 0)
     status, body, _ = c.call(1, "POST", "@groups/late-room", b"to the late room")
     assert status == 200 and body["recipients"] == 1, body
     assert frame(back) == {"type": "message", "seq": 5, "data": "to the late room"}
     time.sleep(3)
     assert c.disconnects(cid) == []
     assert c.stub.count("/connect") == 1
+
+
+def test_a_message_answered_just_before_its_node_crashes_is_not_lost(backend, make_cluster):
+    c = make_cluster(backend)
+    live, live_hello = open_reliable(c, 2)
+    away, away_hello = open_reliable(c, 2)
+    wait_registered(backend, c, 2, 2)
+    drop(away)
+    wait_until(lambda: suspended_in_redis(backend, c, away_hello["connectionId"]), 5, "the suspended session")
+    # Answered 200 by the node that holds them (directly and through another node), which is
+    # killed at once: no time for anything but what was done before answering.
+    assert c.post(2, live_hello["connectionId"], "last words") == 200
+    assert c.post(0, away_hello["connectionId"], "last words too") == 200
+    c.nodes[2].proc.kill()
+    c.nodes[2].proc.wait(timeout=5)
+    for hello, text in ((live_hello, "last words"), (away_hello, "last words too")):
+        back, resumed = resume(c, 1, hello, 0)
+        assert resumed["type"] == "resumed", resumed
+        assert frame(back, timeout=10)["data"] == text

@@ -78,9 +78,10 @@ impl Directory {
             One::Join(group, max) => Op::Join { id, group, max },
             One::Leave(group) => Op::Leave { id, group },
         };
-        let answer = match self.elsewhere(&id) {
-            None => ops::execute(&self.hub, &op, data.clone()),
-            Some(cluster) => {
+        let answer = match (self.elsewhere(&id), &self.cluster) {
+            (None, None) => ops::execute(&self.hub, &op, data.clone()),
+            (None, Some(cluster)) => cluster.execute_here(&op, data.clone()).await,
+            (Some(cluster), _) => {
                 cluster.available()?;
                 cluster
                     .call(id.node(), &op, &data)
@@ -128,7 +129,11 @@ impl Directory {
             cluster.available()?;
         }
         if !here.is_empty() {
-            merge(ops::execute(&self.hub, &batch(here), data.clone()))?;
+            let op = batch(here);
+            merge(match &self.cluster {
+                Some(cluster) => cluster.execute_here(&op, data.clone()).await,
+                None => ops::execute(&self.hub, &op, data.clone()),
+            })?;
         }
         let Some(cluster) = &self.cluster else {
             return Ok(result);

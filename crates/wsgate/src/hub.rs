@@ -256,6 +256,9 @@ pub struct SessionHandle {
     /// Set once a cluster's registry holds this connection: only then can a survivor tell
     /// `$disconnect` of it.
     registered: AtomicBool,
+    /// Set while a cluster keeps this (resumable) session in Redis: a POST to it is written
+    /// there before it is answered.
+    mirrored: AtomicBool,
 }
 
 /// What a connection belongs to.
@@ -280,7 +283,18 @@ impl SessionHandle {
             membership: Mutex::new(Membership::default()),
             reported: AtomicBool::new(false),
             registered: AtomicBool::new(false),
+            mirrored: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the session as kept in the cluster's Redis (or no longer).
+    pub fn set_mirrored(&self, mirrored: bool) {
+        self.mirrored.store(mirrored, Ordering::Release);
+    }
+
+    /// Whether the cluster keeps this session in Redis.
+    pub fn mirrored(&self) -> bool {
+        self.mirrored.load(Ordering::Acquire)
     }
 
     /// Marks `$disconnect` as told already (see [`SessionHandle::reported`]).

@@ -57,8 +57,9 @@ pub enum Mirror {
     /// The session, live: what a node that takes it over after this node died needs (its
     /// window starts then); it lives `ttl_ms` at most.
     KeepLive(Box<Saved>, u64),
-    /// A message for the session, numbered (its envelope, as it is or will be sent).
-    Append(ConnectionId, Utf8Bytes),
+    /// A message for the session, numbered (its envelope, as it is or will be sent), and the
+    /// message itself (a POST wrote it down before it was answered: that copy goes).
+    Append(ConnectionId, Utf8Bytes, bytes::Bytes),
     /// The client has every message up to this `seq`.
     Ack(ConnectionId, u64),
     /// The session resumed, left, or ended: nothing to keep.
@@ -173,7 +174,12 @@ impl Replay {
         self.bytes += text.len();
         self.kept.push_back((seq, text.clone()));
         if let Some((mirrors, id)) = &self.mirror {
-            let _ = mirrors.send(Mirror::Append(*id, text.clone()));
+            let raw = match command {
+                Command::Text(text) => bytes::Bytes::from(text.clone()),
+                Command::Binary(data) => data.clone(),
+                Command::Close(..) => bytes::Bytes::new(),
+            };
+            let _ = mirrors.send(Mirror::Append(*id, text.clone(), raw));
         }
         Some(text)
     }

@@ -60,6 +60,15 @@ fn on_message(cluster: &Arc<Link>, payload: Bytes) {
                         release.await
                     })
                 }
+                // A POST to a session kept in Redis is written there before it is answered.
+                op if writes_first(cluster, &op) => {
+                    let (link, store, channel) = (cluster.clone(), store.clone(), channel.clone());
+                    tokio::spawn(async move {
+                        let answer = link.execute(&op, data).await;
+                        answer_with(store, channel, me, number, answer);
+                    });
+                    None
+                }
                 op => {
                     let answer = ops::execute(&cluster.hub, &op, data);
                     answer_with(store.clone(), channel.clone(), me, number, answer);
@@ -85,4 +94,14 @@ fn answer_with(store: super::store::Store, channel: String, me: u8, number: u64,
             debug!(%error, "an answer to another node was lost");
         }
     });
+}
+
+/// Whether `op` sends to a resumable session this node keeps in Redis.
+fn writes_first(link: &Link, op: &Op) -> bool {
+    let kept = |id| link.hub.get(id).is_some_and(|h| h.mirrored());
+    match op {
+        Op::Post { id } => kept(id),
+        Op::Batch { ids, .. } => ids.iter().any(kept),
+        _ => false,
+    }
 }

@@ -11,7 +11,11 @@ use tokio::time::Instant;
 
 use super::store::{Keys, Store};
 use crate::hub::Hub;
-use crate::ops::Answer;
+use bytes::Bytes;
+use tracing::warn;
+use wsgate_core::id::ConnectionId;
+
+use crate::ops::{self, Answer, Op};
 
 /// A node's link to the others.
 pub(super) struct Link {
@@ -40,6 +44,52 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
+    /// Runs `op` on this node's connections. A POST (or batch) to resumable sessions the cluster
+    /// keeps in Redis writes the message there before it is queued and answered: if this node
+    /// dies before the session has numbered it, the node that takes the session over still sends
+    /// it. (Without Redis, the message is queued all the same.)
+    pub async fn execute(&self, op: &Op, data: Bytes) -> Answer {
+        let ids: &[ConnectionId] = match op {
+            Op::Post { id } => std::slice::from_ref(id),
+            Op::Batch { ids, .. } => ids,
+            _ => return ops::execute(&self.hub, op, data),
+        };
+        let kept: Vec<ConnectionId> = ids
+            .iter()
+            .filter(|id| self.hub.get(id).is_some_and(|h| h.mirrored()))
+            .copied()
+            .collect();
+        if kept.is_empty() {
+            return ops::execute(&self.hub, op, data);
+        }
+        let written = match super::sessions::post(&self.store, &self.keys, &kept, &data).await {
+            Ok(written) => written,
+            Err(error) => {
+                warn!(%error, "a POST to resumable sessions could not be written to Redis first");
+                vec![false; kept.len()]
+            }
+        };
+        let answer = ops::execute(&self.hub, op, data.clone());
+        let queued = |id: &ConnectionId| match &answer {
+            Answer::Ok => true,
+            Answer::Batch(result) => result.sent.contains(id),
+            _ => false,
+        };
+        let taken_back: Vec<ConnectionId> = kept
+            .iter()
+            .zip(&written)
+            .filter(|(id, written)| **written && !queued(id))
+            .map(|(id, _)| *id)
+            .collect();
+        if !taken_back.is_empty()
+            && let Err(error) =
+                super::sessions::unpost(&self.store, &self.keys, &taken_back, &data).await
+        {
+            warn!(%error, "a POST not queued stays written down in Redis");
+        }
+        answer
+    }
+
     /// This node's number.
     pub fn number(&self) -> u8 {
         self.number.load(Ordering::Relaxed)

@@ -483,6 +483,12 @@ impl Cluster {
         })
     }
 
+    /// Runs `op` on this node's connections; a POST to a resumable session kept in Redis is
+    /// written there first (see [`link::Link::execute`]).
+    pub async fn execute_here(&self, op: &Op, data: bytes::Bytes) -> Answer {
+        self.link.execute(op, data).await
+    }
+
     /// Records that this node holds `id` now (taken over from another node).
     pub async fn holds(&self, id: ConnectionId) -> Result<(), MgmtError> {
         sessions::moved(&self.link.store, &self.link.keys, &id, self.number())
@@ -519,10 +525,14 @@ impl Cluster {
             None => {}
         }
         if let Op::Post { .. } = op {
-            let kept = sessions::keep_late(store, keys, &id, data)
+            let kept = sessions::post(store, keys, &[id], data)
                 .await
                 .map_err(|e| redis_failed(&e))?;
-            return Ok(if kept { Answer::Ok } else { Answer::Gone });
+            return Ok(if kept.first() == Some(&true) {
+                Answer::Ok
+            } else {
+                Answer::Gone
+            });
         }
         let suspended = sessions::suspended(store, keys, &id)
             .await

@@ -13,8 +13,6 @@
 //! Per suspended session: one string (its state, as JSON) and one list (the messages kept since),
 //! both expiring with its resume window; nothing for a live one.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use redis::Script;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::warn;
@@ -42,16 +40,13 @@ pub type Taken = (Saved, Vec<Command>);
 /// connection can: its entry is read only when the node its id names does not hold it).
 const MOVED_TTL_SECONDS: u64 = 48 * 3600;
 
-/// A message kept in Redis for a session whose node died before a survivor took it: marked so,
-/// and numbered when the session is taken.
-const LATE: char = '\u{0}';
-
 /// The most messages kept in Redis for one session (past them the oldest go, and a resume that
 /// needs them fails, as past `limits.resume_buffer_bytes` on one node).
 const MAX_KEPT: i64 = 65_536;
 
-/// Appends to a session's list, if its state is still there, with the state's expiry.
-static APPEND_LUA: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+/// A script that pushes `ARGV[1]` onto the list `KEYS[2]` of a session whose state `KEYS[1]` is
+/// still there, with the state's expiry (at most [`MAX_KEPT`] entries), then runs `then`.
+fn push_script(then: &str) -> String {
     format!(
         r"
 local ttl = redis.call('PTTL', KEYS[1])
@@ -59,10 +54,20 @@ if ttl <= 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('LTRIM', KEYS[2], -{MAX_KEPT}, -1)
 redis.call('PEXPIRE', KEYS[2], ttl)
+{then}
 return 1
 "
     )
+}
+
+/// Appends a numbered message to a session's list; the copy a POST wrote down of it (`KEYS[3]`,
+/// `ARGV[2]`) goes.
+static APPEND_LUA: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    push_script("if ARGV[2] ~= '' then redis.call('LREM', KEYS[3], 1, ARGV[2]) end")
 });
+
+/// Writes down a message POSTed to a session, before the POST is answered.
+static POSTED_LUA: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| push_script(""));
 
 /// Drops the messages up to an acknowledged `seq` from the head of a session's list.
 const ACK_LUA: &str = r#"
@@ -101,7 +106,11 @@ pub(super) fn member(
 ) -> redis::Cmd {
     let (state, _) = keys.session(id.as_str());
     let json = serde_json::to_string(&Member { groups, user }).unwrap_or_default();
-    eval(MEMBER_LUA, &[&state, &keys.member(id.as_str())], &[&json])
+    eval(
+        MEMBER_LUA,
+        &[&state, &keys.member(id.as_str())],
+        &[json.as_bytes()],
+    )
 }
 
 /// Takes a session's state and list out of Redis, at once, and records the taker as its node:
@@ -115,9 +124,10 @@ if not state then return false end
 if ARGV[1] ~= '' and cjson.decode(state).token ~= ARGV[1] then return false end
 local queue = redis.call('LRANGE', KEYS[2], 0, -1)
 local member = redis.call('GET', KEYS[4]) or ''
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
+local posted = redis.call('LRANGE', KEYS[5], 0, -1)
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4], KEYS[5])
 redis.call('SET', KEYS[3], ARGV[2], 'EX', {MOVED_TTL_SECONDS})
-return {{state, queue, member}}
+return {{state, queue, member, posted}}
 "
     ))
 }
@@ -140,7 +150,7 @@ pub(super) async fn write(store: Store, keys: Keys, mut mirrors: UnboundedReceiv
 }
 
 /// A script's run as a command, to go in a batch.
-fn eval(script: &str, keys: &[&str], args: &[&str]) -> redis::Cmd {
+fn eval(script: &str, keys: &[&str], args: &[&[u8]]) -> redis::Cmd {
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(script).arg(keys.len());
     for key in keys {
@@ -172,13 +182,18 @@ fn commands(keys: &Keys, mirror: Mirror) -> Vec<redis::Cmd> {
                 .take();
             vec![clear, set]
         }
-        Mirror::Append(id, envelope) => {
+        Mirror::Append(id, envelope, raw) => {
             let (state, queue) = keys.session(id.as_str());
-            vec![eval(&APPEND_LUA, &[&state, &queue], &[envelope.as_str()])]
+            let posted = keys.posted(id.as_str());
+            vec![eval(
+                &APPEND_LUA,
+                &[&state, &queue, &posted],
+                &[envelope.as_bytes(), &raw],
+            )]
         }
         Mirror::Ack(id, seq) => {
             let (_, queue) = keys.session(id.as_str());
-            vec![eval(ACK_LUA, &[&queue], &[&seq.to_string()])]
+            vec![eval(ACK_LUA, &[&queue], &[seq.to_string().as_bytes()])]
         }
         Mirror::Forget(id) => {
             let (state, queue) = keys.session(id.as_str());
@@ -187,6 +202,7 @@ fn commands(keys: &Keys, mirror: Mirror) -> Vec<redis::Cmd> {
                     .arg(&state)
                     .arg(&queue)
                     .arg(keys.member(id.as_str()))
+                    .arg(keys.posted(id.as_str()))
                     .take(),
             ]
         }
@@ -210,10 +226,12 @@ pub(super) async fn take(
         .key(&queue)
         .key(keys.moved(id.as_str()))
         .key(keys.member(id.as_str()))
+        .key(keys.posted(id.as_str()))
         .arg(token)
         .arg(taker);
-    let taken: Option<(String, Vec<String>, String)> = store.invoke(&invocation).await?;
-    let Some((state, queue, member)) = taken else {
+    type Raw = (String, Vec<String>, String, Vec<Vec<u8>>);
+    let taken: Option<Raw> = store.invoke(&invocation).await?;
+    let Some((state, queue, member, posted)) = taken else {
         return Ok(None);
     };
     let Ok(mut saved) = serde_json::from_str::<Saved>(&state) else {
@@ -227,47 +245,65 @@ pub(super) async fn take(
     if let Ok(member) = serde_json::from_str::<Member>(&member) {
         (saved.groups, saved.user) = (member.groups, member.user);
     }
-    let mut late = Vec::new();
     for entry in queue {
-        match entry.strip_prefix(LATE) {
-            Some(text) if text.starts_with('T') => {
-                late.push(Command::Text(text[1..].to_owned().into()))
-            }
-            Some(data) => {
-                if let Ok(bytes) = STANDARD.decode(data.get(1..).unwrap_or_default()) {
-                    late.push(Command::Binary(bytes.into()));
-                }
-            }
-            None => {
-                let seq = serde_json::from_str::<serde_json::Value>(&entry)
-                    .ok()
-                    .and_then(|v| v.get("seq").and_then(serde_json::Value::as_u64));
-                if let Some(seq) =
-                    seq.filter(|s| saved.kept.last().is_none_or(|(last, _)| s > last))
-                {
-                    saved.last_seq = saved.last_seq.max(seq);
-                    saved.kept.push((seq, entry));
-                }
-            }
+        let seq = serde_json::from_str::<serde_json::Value>(&entry)
+            .ok()
+            .and_then(|v| v.get("seq").and_then(serde_json::Value::as_u64));
+        if let Some(seq) = seq.filter(|s| saved.kept.last().is_none_or(|(last, _)| s > last)) {
+            saved.last_seq = saved.last_seq.max(seq);
+            saved.kept.push((seq, entry));
         }
     }
+    // POSTed, answered 200, and not numbered by the session before its node died.
+    let late = posted
+        .into_iter()
+        .map(|data| match String::from_utf8(data) {
+            Ok(text) => Command::Text(text.into()),
+            Err(data) => Command::Binary(data.into_bytes().into()),
+        })
+        .collect();
     Ok(Some((saved, late)))
 }
 
-/// Keeps a POST for a suspended session whose node died: `true` when the session is in Redis.
-pub(super) async fn keep_late(
+/// Writes down a message POSTed to a kept session, before the POST is answered: `true` when the
+/// session is kept (its node may be this one, or a dead one).
+pub(super) async fn post(
     store: &Store,
     keys: &Keys,
-    id: &ConnectionId,
+    ids: &[ConnectionId],
     data: &[u8],
-) -> redis::RedisResult<bool> {
-    let (state, queue) = keys.session(id.as_str());
-    let entry = match std::str::from_utf8(data) {
-        Ok(text) => format!("{LATE}T{text}"),
-        Err(_) => format!("{LATE}B{}", STANDARD.encode(data)),
-    };
-    let append = eval(&APPEND_LUA, &[&state, &queue], &[&entry]);
-    Ok(store.query::<i64>(&append).await? == 1)
+) -> redis::RedisResult<Vec<bool>> {
+    let cmds = ids
+        .iter()
+        .map(|id| {
+            let (state, _) = keys.session(id.as_str());
+            eval(&POSTED_LUA, &[&state, &keys.posted(id.as_str())], &[data])
+        })
+        .collect();
+    store
+        .query_all::<i64>(cmds)
+        .await
+        .map(|written| written.into_iter().map(|w| w == 1).collect())
+}
+
+/// Takes back what [`post`] wrote down for a message that was not queued after all.
+pub(super) async fn unpost(
+    store: &Store,
+    keys: &Keys,
+    ids: &[ConnectionId],
+    data: &[u8],
+) -> redis::RedisResult<()> {
+    let cmds = ids
+        .iter()
+        .map(|id| {
+            redis::cmd("LREM")
+                .arg(keys.posted(id.as_str()))
+                .arg(-1)
+                .arg(data)
+                .take()
+        })
+        .collect();
+    store.run_all(cmds).await
 }
 
 /// Whether a suspended session of this id is in Redis.

@@ -84,6 +84,12 @@ impl Keys {
         )
     }
 
+    /// Messages POSTed to a kept session and not yet numbered by it (written before the POST is
+    /// answered, so that a node's crash does not lose them).
+    pub fn posted(&self, id: &str) -> String {
+        format!("{}:{{s:{id}}}:posted", self.prefix)
+    }
+
     /// A kept session's groups and user, when they changed since its state was written.
     pub fn member(&self, id: &str) -> String {
         format!("{}:{{s:{id}}}:member", self.prefix)
@@ -208,6 +214,27 @@ impl Store {
                     result?;
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// Runs commands and returns their replies, in order (one round trip on a standalone
+    /// server; on a Redis Cluster each goes to its own slot's server, all at once).
+    pub async fn query_all<T: FromRedisValue>(&self, cmds: Vec<Cmd>) -> RedisResult<Vec<T>> {
+        match self {
+            Self::Standalone(c) => {
+                let mut pipe = redis::pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd);
+                }
+                pipe.query_async(&mut c.clone()).await
+            }
+            Self::Cluster(_) => {
+                let runs = cmds.iter().map(|cmd| self.query::<T>(cmd));
+                futures_util::future::join_all(runs)
+                    .await
+                    .into_iter()
+                    .collect()
             }
         }
     }

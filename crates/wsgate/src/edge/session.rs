@@ -413,6 +413,7 @@ async fn end(
     }
     // A session another node took over is that node's to keep in Redis now.
     let released = matches!(finished, Finished::Released(..));
+    handle.set_mirrored(false);
     if let Some(r) = reliable.as_deref_mut()
         && r.replay.unmirror()
         && !released
@@ -490,6 +491,7 @@ fn mirror_suspended(
         reliable
             .replay
             .mirror_to(mirrors.clone(), handle.ctx.connection_id);
+        handle.set_mirrored(true);
     }
 }
 
@@ -514,6 +516,7 @@ fn mirror_live(
     reliable
         .replay
         .mirror_to(mirrors.clone(), handle.ctx.connection_id);
+    handle.set_mirrored(true);
 }
 
 /// What a session kept for the next process is made of; what its outbox still held is
