@@ -59,7 +59,7 @@ impl Reaper<'_> {
             };
             warn!(
                 number,
-                "a node stopped renewing its heartbeat: telling $disconnect of its connections"
+                "a node stopped renewing its heartbeat: taking over its resumable sessions and telling $disconnect of its other connections"
             );
             match self.reap_node(number, &dead).await {
                 Ok(told) => info!(number, connections = told, "reaped a dead node"),
