@@ -78,19 +78,18 @@ impl Directory {
             One::Join(group, max) => Op::Join { id, group, max },
             One::Leave(group) => Op::Leave { id, group },
         };
-        let answer = match (self.elsewhere(&id), &self.cluster) {
-            (None, None) => ops::execute(&self.hub, &op, data.clone()),
-            (None, Some(cluster)) => cluster.execute_here(&op, data.clone()).await,
-            (Some(cluster), _) => {
+        let Some(cluster) = &self.cluster else {
+            return Ok(ops::execute(&self.hub, &op, data));
+        };
+        let answer = match self.elsewhere(&id) {
+            None => cluster.execute_here(&op, data.clone()).await,
+            Some(_) => {
                 cluster.available()?;
                 cluster
                     .call(id.node(), &op, &data)
                     .await?
                     .unwrap_or(Answer::Gone)
             }
-        };
-        let Some(cluster) = &self.cluster else {
-            return Ok(answer);
         };
         match answer {
             // Taken over by another node, or suspended with its node dead.
