@@ -255,19 +255,20 @@ impl Directory {
         })
     }
 
-    /// Up to `limit` live connections after `after` in id order, in `group` and of `user` when
-    /// given, from every node; and whether more follow.
+    /// Up to `limit` live connections after `after` in id order, in `group`, of `user` and from
+    /// `ip` when given, from every node; and whether more follow.
     pub async fn list(
         &self,
         group: Option<String>,
         user: Option<String>,
-        after: Option<ConnectionId>,
-        limit: usize,
+        ip: Option<String>,
+        (after, limit): (Option<ConnectionId>, usize),
     ) -> Result<(Vec<Value>, bool), MgmtError> {
         // One more than asked tells whether another page follows.
         let op = Op::List {
             group,
             user,
+            ip,
             after,
             limit: limit + 1,
         };

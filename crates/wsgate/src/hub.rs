@@ -416,6 +416,27 @@ pub struct Hub {
     users: Index,
     /// Where changes go when a cluster watches (never set on one node).
     changes: OnceLock<tokio::sync::mpsc::UnboundedSender<Change>>,
+    /// Messages that found a full outbox here, for `wsgate_outbox_overflows_total`.
+    pub overflows: Overflows,
+}
+
+/// Messages that found a full outbox: a POST refused with 429, a fan-out that skipped the
+/// connection or closed it with 1008.
+#[derive(Debug, Default)]
+pub struct Overflows {
+    /// POSTs answered 429.
+    pub refused: AtomicU64,
+    /// Fan-out recipients skipped.
+    pub skipped: AtomicU64,
+    /// Fan-out recipients closed.
+    pub closed: AtomicU64,
+}
+
+impl Overflows {
+    /// The three counts: refused, skipped, closed.
+    pub fn counts(&self) -> [u64; 3] {
+        [&self.refused, &self.skipped, &self.closed].map(|n| n.load(Ordering::Relaxed))
+    }
 }
 
 impl Default for Hub {
@@ -427,6 +448,7 @@ impl Default for Hub {
             groups: Index::default(),
             users: Index::default(),
             changes: OnceLock::new(),
+            overflows: Overflows::default(),
         }
     }
 }
@@ -662,6 +684,11 @@ impl Hub {
                 Err(PushError::Closed) => {}
             }
         };
+        let count = |n: usize, counter: &AtomicU64| {
+            if n > 0 {
+                counter.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        };
         match ids {
             Some(ids) => {
                 for id in ids {
@@ -679,6 +706,8 @@ impl Hub {
                 }
             }
         }
+        count(delivery.skipped, &self.overflows.skipped);
+        count(delivery.closed, &self.overflows.closed);
         delivery
     }
 

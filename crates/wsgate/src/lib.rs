@@ -52,6 +52,7 @@
 //! Ids, events, route selection, proxy results, authorizer outputs, error shapes and the config
 //! model live in the pure `wsgate-core` crate.
 
+pub mod admin;
 pub mod auth;
 pub mod cluster;
 pub mod directory;
@@ -61,6 +62,7 @@ pub mod handoff;
 pub mod hub;
 pub mod integration;
 pub mod limits;
+pub mod metrics;
 pub mod mgmt;
 pub mod ops;
 pub mod relaunch;

@@ -3,6 +3,8 @@
 //! and a cluster sends it to the node that holds them, which runs it with [`execute`] and
 //! answers with an [`Answer`]: one code path whichever node a call lands on.
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -94,6 +96,9 @@ pub enum Op {
         group: Option<String>,
         /// Only this user's connections.
         user: Option<String>,
+        /// Only connections from this source IP.
+        #[serde(default)]
+        ip: Option<String>,
         /// The last id of the previous page.
         after: Option<ConnectionId>,
         /// At most this many.
@@ -183,7 +188,10 @@ pub fn execute(hub: &Hub, op: &Op, data: Bytes) -> Answer {
             None => Answer::Gone,
             Some(session) => match session.outbox.push(frame(data)) {
                 Ok(()) => Answer::Ok,
-                Err(PushError::Full) => Answer::Full,
+                Err(PushError::Full) => {
+                    hub.overflows.refused.fetch_add(1, Ordering::Relaxed);
+                    Answer::Full
+                }
                 Err(PushError::Closed) => Answer::Gone,
             },
         },
@@ -220,9 +228,16 @@ pub fn execute(hub: &Hub, op: &Op, data: Bytes) -> Answer {
         Op::List {
             group,
             user,
+            ip,
             after,
             limit,
-        } => Answer::Items(list(hub, group.as_deref(), user.as_deref(), *after, *limit)),
+        } => Answer::Items(list(
+            hub,
+            group.as_deref(),
+            user.as_deref(),
+            ip.as_deref(),
+            (*after, *limit),
+        )),
     }
 }
 
@@ -267,6 +282,11 @@ fn batch(hub: &Hub, ids: &[ConnectionId], frame: &Command, close_slow: bool) -> 
             Ok(()) => result.sent.push(*id),
             Err(PushError::Closed) => result.gone.push(*id),
             Err(PushError::Full) => {
+                let counter = match close_slow {
+                    true => &hub.overflows.closed,
+                    false => &hub.overflows.skipped,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 if close_slow {
                     session.outbox.close_now(1008, SLOW_CONSUMER);
                 }
@@ -297,8 +317,8 @@ fn list(
     hub: &Hub,
     group: Option<&str>,
     user: Option<&str>,
-    after: Option<ConnectionId>,
-    limit: usize,
+    ip: Option<&str>,
+    (after, limit): (Option<ConnectionId>, usize),
 ) -> Vec<(ConnectionId, serde_json::Value)> {
     let mut ids = match group {
         Some(group) => hub.group_members(group),
@@ -319,8 +339,11 @@ fn list(
         let Some(session) = hub.get(id) else {
             continue;
         };
-        let membership = session.membership();
         let ctx = &session.ctx;
+        if ip.is_some_and(|ip| ip != ctx.source_ip) {
+            continue;
+        }
+        let membership = session.membership();
         items.push((
             *id,
             serde_json::json!({
@@ -330,6 +353,7 @@ fn list(
                 "lastActiveAt": clock::iso8601(session.last_active_ms()),
                 "groups": membership.groups.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
                 "user": membership.user.as_deref(),
+                "authorizer": ctx.authorizer,
             }),
         ));
     }

@@ -23,6 +23,7 @@ use crate::edge::listener;
 use crate::function::{FunctionHost, HostError, HostSettings};
 use crate::hub::Hub;
 use crate::limits::{self, ConnectionCount, FirstTime, RateLimiter};
+use crate::metrics::Metrics;
 use crate::relaunch::{self, Listening};
 use crate::resume::{Desk, Knock};
 use crate::saved;
@@ -124,6 +125,7 @@ struct Prepared {
     client: reqwest::Client,
     functions: FunctionHost,
     region: String,
+    metrics: Arc<Metrics>,
 }
 
 /// Sets up the functions (told where the management API is) and builds the deployment: TLS
@@ -140,6 +142,7 @@ fn prepare(
         .clone()
         .or_else(|| std::env::var("AWS_REGION").ok())
         .unwrap_or_else(|| "us-east-1".into());
+    let metrics = Arc::new(Metrics::new());
     let functions = FunctionHost::new(HostSettings {
         management_endpoint: format!("http://{management_addr}/{}", config.gateway.stage),
         region: region.clone(),
@@ -150,14 +153,17 @@ fn prepare(
             .chain(options.tls.iter().flat_map(DevTls::handler_env))
             .collect(),
         watch: options.watch_code,
+        metrics: metrics.clone(),
     })?;
-    let deployment =
-        Deployment::build_after(config, validated, &client, &functions, &region, None)?;
+    let deployment = Deployment::build_after(
+        config, validated, &client, &functions, &region, &metrics, None,
+    )?;
     Ok((
         Prepared {
             client,
             functions,
             region,
+            metrics,
         },
         deployment,
     ))
@@ -269,6 +275,7 @@ impl Built {
             client,
             functions,
             region,
+            metrics: _,
         } = self.prepared;
         RunningGateway {
             edge: self.edge,
@@ -304,7 +311,14 @@ async fn build(
         options,
         management_addr.unwrap_or(local_addr),
     )?;
-    let edge = services(deployment, options, local_addr, management_addr).await?;
+    let edge = services(
+        deployment,
+        prepared.metrics.clone(),
+        options,
+        local_addr,
+        management_addr,
+    )
+    .await?;
     if let Some((dir, _)) = &edge.sessions.keeping {
         let kept = saved::take(dir).map_err(GatewayError::State)?;
         edge::restore(&edge.sessions, kept, "the previous process");
@@ -357,6 +371,7 @@ fn serve(
 /// Each layer's services, around the first deployment; with `[cluster]`, after joining it.
 async fn services(
     deployment: Deployment,
+    metrics: Arc<Metrics>,
     options: &Options,
     local_addr: SocketAddr,
     management_addr: Option<SocketAddr>,
@@ -372,6 +387,7 @@ async fn services(
         keeping: state_dir.map(|dir| (dir, std::sync::Mutex::new(Vec::new()))),
         handoff: crate::handoff::Handoff::default(),
         mirrors: crate::resume::Mirrors::new(),
+        metrics: metrics.clone(),
     });
     let cluster = match &cluster_config {
         Some(config) => Some(join_cluster(config, &sessions).await?),
@@ -385,6 +401,7 @@ async fn services(
             failures: RateLimiter::default(),
             body_reads: ConnectionCount::new(),
             replays: ReplayCache::default(),
+            metrics,
         },
         connections: ConnectionCount::new(),
         connect_rate: RateLimiter::default(),
@@ -568,6 +585,7 @@ impl RunningGateway {
             &self.client,
             &self.functions,
             &self.region,
+            &self.edge.sessions.metrics,
             Some(&current.load()),
         )?;
         current.store(Arc::new(deployment));
@@ -608,7 +626,9 @@ impl RunningGateway {
             relaying.abort();
         }
         drop(given.verdict);
-        self.shutdown().await;
+        // Nothing is left to drain: the new process serves the listeners already.
+        self.drain();
+        self.stop().await;
     }
 
     /// Stops accepting, closes every client with 1001, runs their `$disconnect`s, and returns once
@@ -617,7 +637,24 @@ impl RunningGateway {
     /// Handshakes are tracked like sessions: one still inside `$connect` when the gateway stops
     /// either finishes (its client gets the 101, then 1001 and a `$disconnect`) or, if it had not
     /// started, is refused with 503 — never a 101 after this has stopped waiting.
+    ///
+    /// First, for `limits.shutdown_delay`, it drains: `/readyz` answers 503 while everything is
+    /// still served, so load balancers stop sending new clients before any is refused.
     pub async fn shutdown(self) {
+        self.drain();
+        let delay = self.edge.deployment().config.limits.shutdown_delay;
+        if !delay.is_zero() {
+            tracing::info!(?delay, "draining: /readyz answers 503; still serving");
+            tokio::time::sleep(delay).await;
+        }
+        self.stop().await;
+    }
+
+    fn drain(&self) {
+        self.edge.sessions.lifecycle.draining.cancel();
+    }
+
+    async fn stop(self) {
         let sessions = &self.edge.sessions;
         let grace = sessions.deployment.load().config.limits.shutdown_grace;
         tracing::info!(open = sessions.hub.len(), ?grace, "shutting down");

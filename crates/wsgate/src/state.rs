@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wsgate_core::config::{Config, ConfigError, Plaintext, Validated};
 use wsgate_core::forwarded::TrustedProxies;
+use wsgate_core::proxy::ProxyResult;
 use wsgate_core::route::{RouteKey, SelectionExpression};
 
 use crate::auth::authorizer::Authorizer;
@@ -21,8 +22,9 @@ use crate::auth::token::ManagementToken;
 use crate::directory::Directory;
 use crate::function::FunctionHost;
 use crate::hub::Hub;
-use crate::integration::Integration;
+use crate::integration::{Integration, IntegrationError};
 use crate::limits::{ConnectionCount, FirstTime, RateLimiter};
+use crate::metrics::{self, Metrics, RouteMeter};
 use crate::resume::Desk;
 use crate::saved::Saved;
 use crate::tls::{self, Acceptor};
@@ -36,6 +38,30 @@ pub struct RouteEntry {
     pub integration: Integration,
     /// Whether the answer goes back to the sender.
     pub route_response: bool,
+    /// Its counters.
+    pub meter: RouteMeter,
+    /// Where its failures are kept for the console.
+    metrics: Arc<Metrics>,
+}
+
+impl RouteEntry {
+    /// Calls the backend with the event, timed and counted (see [`Integration::invoke`]).
+    pub async fn invoke(&self, event: Vec<u8>) -> Result<ProxyResult, IntegrationError> {
+        let started = tokio::time::Instant::now();
+        let outcome = self.integration.invoke(event).await;
+        self.meter
+            .latency
+            .observe(metrics::seconds(started.elapsed()));
+        if let Err(error) = &outcome {
+            self.metrics.integration_failed(
+                &self.meter,
+                &self.key.0,
+                error.kind(),
+                error.to_string(),
+            );
+        }
+        outcome
+    }
 }
 
 /// Everything a config file decides, built once per (re)load and swapped atomically: routes keep
@@ -67,9 +93,10 @@ impl Deployment {
         client: &reqwest::Client,
         functions: &FunctionHost,
         region: &str,
+        metrics: &Arc<Metrics>,
     ) -> Result<Self, ConfigError> {
         let validated = config.validate()?;
-        Self::build_after(config, validated, client, functions, region, None)
+        Self::build_after(config, validated, client, functions, region, metrics, None)
     }
 
     /// [`Deployment::build`] of a config already validated, with what its validation parsed; on
@@ -81,6 +108,7 @@ impl Deployment {
         client: &reqwest::Client,
         functions: &FunctionHost,
         region: &str,
+        metrics: &Arc<Metrics>,
         previous: Option<&Deployment>,
     ) -> Result<Self, ConfigError> {
         let mut routes = HashMap::new();
@@ -101,6 +129,8 @@ impl Deployment {
                 key: RouteKey(key.clone()),
                 integration,
                 route_response: route.route_response(),
+                meter: metrics.route(key),
+                metrics: metrics.clone(),
             };
             routes.insert(key.clone(), Arc::new(entry));
         }
@@ -160,6 +190,9 @@ pub struct Lifecycle {
     pub tasks: TaskTracker,
     /// Cancelled when the gateway stops.
     pub stopping: CancellationToken,
+    /// Cancelled when shutdown begins, `limits.shutdown_delay` before `stopping`: `/readyz`
+    /// answers 503 from then on.
+    pub draining: CancellationToken,
 }
 
 /// What every session needs: the routes of the moment, this node's live connections (where a
@@ -181,6 +214,8 @@ pub struct SessionServices {
     pub handoff: crate::handoff::Handoff,
     /// In a cluster, where suspended sessions are written to Redis (see [`crate::resume::Mirror`]).
     pub mirrors: crate::resume::Mirrors,
+    /// This gateway's counters.
+    pub metrics: Arc<Metrics>,
 }
 
 /// What a management call needs beyond the deployment it is handled under.
@@ -196,6 +231,8 @@ pub struct ManagementServices {
     pub body_reads: Arc<ConnectionCount>,
     /// Signatures already used (`management.reject_replayed_signatures`).
     pub replays: ReplayCache,
+    /// This gateway's counters.
+    pub metrics: Arc<Metrics>,
 }
 
 /// What the listeners and the handshake need: sessions' services, the management API's, and the

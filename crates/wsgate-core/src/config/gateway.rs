@@ -128,6 +128,13 @@ impl GatewayConfig {
                 "1 to 128 characters of letters, digits, '-' and '_'",
             ));
         }
+        // `/healthz`, `/readyz` and `/metrics` are served on the gateway's port.
+        if ["healthz", "readyz", "metrics"].contains(&stage.as_str()) {
+            return Err(err(
+                "gateway.stage",
+                format!("{stage:?} is taken by /{stage} (health and metrics); choose another"),
+            ));
+        }
         if self.api_id.is_empty() {
             return Err(err("gateway.api_id", "must not be empty"));
         }

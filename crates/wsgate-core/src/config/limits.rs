@@ -44,6 +44,11 @@ pub struct Limits {
     /// Default 10 s.
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
+    /// On SIGTERM/SIGINT, how long `/readyz` answers 503 while the gateway still serves
+    /// everything, before it stops accepting: time for a load balancer's health check to take
+    /// the node out (its interval times its failure threshold). Default 0 s.
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_delay: Duration,
     /// Open connections at most; upgrades past it get 503. 0 = unlimited. Default 100000.
     pub max_connections: usize,
     /// Open connections from one IP address at most; upgrades past it get 429. 0 = unlimited.
@@ -96,6 +101,7 @@ impl Default for Limits {
             control_frames_reset_idle: false,
             fanout_overflow: FanoutOverflow::Skip,
             shutdown_grace: Duration::from_secs(10),
+            shutdown_delay: Duration::ZERO,
             max_connections: 100_000,
             max_connections_per_ip: 1000,
             new_connections_per_ip_per_second: 100,
@@ -148,6 +154,7 @@ impl Limits {
             ),
             ("limits.integration_timeout", self.integration_timeout),
             ("limits.shutdown_grace", self.shutdown_grace),
+            ("limits.shutdown_delay", self.shutdown_delay),
             ("management.max_clock_skew", management.max_clock_skew),
             ("limits.handshake_timeout", self.handshake_timeout),
             ("limits.resume_window", self.resume_window),

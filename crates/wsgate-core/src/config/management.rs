@@ -54,6 +54,10 @@ pub enum Operation {
     OpenApi,
     /// `GET @cluster`: the live nodes.
     Cluster,
+    /// `GET /metrics`: the Prometheus metrics.
+    Metrics,
+    /// `GET @console/overview`: what the web console shows (counts, routes, functions, errors).
+    Console,
 }
 
 /// `[[management.credentials]]`: a SigV4 key.

@@ -100,6 +100,8 @@ impl Link {
 #[derive(Debug, Default)]
 pub(super) struct Health {
     up_since: Mutex<Option<Instant>>,
+    /// Times Redis failed or did not answer in time, for `wsgate_redis_errors_total`.
+    errors: AtomicU64,
 }
 
 impl Health {
@@ -111,7 +113,13 @@ impl Health {
     }
 
     pub fn down(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
         *self.up_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// How many times Redis failed.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
     }
 
     /// How long Redis has answered without a break; `None` while it does not.

@@ -564,6 +564,26 @@ impl Cluster {
         Ok(nodes.into_iter().filter(|n| *n != me).collect())
     }
 
+    /// This node's name (`cluster.node_id`, or the one it was given).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether Redis answered the latest heartbeat (or request) of this node.
+    pub fn redis_up(&self) -> bool {
+        self.link.health.up_for().is_some()
+    }
+
+    /// How many times a request to Redis failed or timed out on this node.
+    pub fn redis_errors(&self) -> u64 {
+        self.link.health.errors()
+    }
+
+    /// How many nodes are alive, this one included; 0 when Redis does not answer.
+    pub async fn live_nodes(&self) -> usize {
+        self.view().await["nodes"].as_array().map_or(0, Vec::len)
+    }
+
     /// `GET @cluster`'s body: this node, whether Redis answers, and the live nodes.
     pub async fn view(&self) -> Value {
         let read = async {

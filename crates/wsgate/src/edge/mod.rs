@@ -20,6 +20,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use wsgate_core::error::MgmtError;
 
+use crate::admin;
 use crate::handoff::Phase;
 use crate::mgmt;
 use crate::state::EdgeServices;
@@ -43,6 +44,18 @@ async fn dispatch(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response {
+    // Health answers at once, whatever the phase; the console only where management is served.
+    let page = admin::Page::of(
+        request.uri().path(),
+        &edge.deployment().config.gateway.stage,
+    );
+    if let Some(page) = page {
+        let here = port == Port::Management || edge.management_addr.is_none();
+        if page == admin::Page::Console && !here {
+            return mgmt::error_response(&MgmtError::Forbidden);
+        }
+        return admin::serve(&edge, page, request.method());
+    }
     if let Some(refused) = while_handing_over(&edge).await {
         return refused;
     }

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use wsgate_core::clock;
 use wsgate_core::config::{BinaryFrames, Limits};
 use wsgate_core::event::{self, ConnectionContext, ContextVars, Invocation};
@@ -84,8 +84,8 @@ fn read_failed(ctx: &ConnectionContext, error: WsError) -> Ending {
 
 /// What the write pump reports to the loop.
 enum Pumped {
-    /// A message went to the socket.
-    Wrote,
+    /// Messages (or fragments) went to the socket: how many, and their bytes.
+    Wrote(u32, u64),
     /// Someone asked the session to close.
     Close(u16, &'static str),
     /// The socket can no longer be written.
@@ -267,13 +267,14 @@ pub(crate) async fn run(
         }
     };
     let keeping = services.keeping.is_some();
+    let mut tally = Tally::default();
     let finished = loop {
         let resume = match halves.as_mut() {
             Some((sink, stream)) => {
                 let turn = serve(
                     &services,
                     &handle,
-                    &mut inbox,
+                    (&mut inbox, &mut tally),
                     &limits,
                     (sink, stream),
                     (lifetime, active.take()),
@@ -395,7 +396,67 @@ pub(crate) async fn run(
             }
         }
     };
-    end(&services, &handle, inbox, reliable, finished).await;
+    end(&services, &handle, inbox, reliable, finished, tally).await;
+}
+
+/// What one connection exchanged, for the line logged when it ends (kept in the session's own
+/// state: 24 bytes, no atomics).
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    messages_in: u32,
+    messages_out: u32,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl Tally {
+    fn sent(&mut self, messages: u32, bytes: u64) {
+        self.messages_out = self.messages_out.saturating_add(messages);
+        self.bytes_out = self.bytes_out.saturating_add(bytes);
+    }
+
+    /// Counts a message the client sent, and hands the read on.
+    fn received(
+        &mut self,
+        frame: Option<Result<Message, WsError>>,
+    ) -> Option<Result<Message, WsError>> {
+        if let Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) = &frame {
+            self.messages_in = self.messages_in.saturating_add(1);
+            self.bytes_in = self.bytes_in.saturating_add(message.len() as u64);
+        }
+        frame
+    }
+}
+
+/// Who ended a connection, for its log line.
+fn closed_by(finished: &Finished) -> &'static str {
+    match finished {
+        Finished::Socket(Ending::Client(..), ..) => "client",
+        Finished::Socket(Ending::Abnormal, ..) | Finished::Ended(..) => "network",
+        Finished::Socket(..) => "gateway",
+        Finished::Kept(_) | Finished::Released(..) => "moved",
+    }
+}
+
+/// The line logged once per ended connection.
+fn log_ended(handle: &SessionHandle, tally: Tally, code: u16, reason: &str, by: &'static str) {
+    let ctx = &handle.ctx;
+    let duration_ms = clock::now_ms().saturating_sub(ctx.connected_at);
+    let user = handle.membership().user;
+    info!(
+        connection_id = %ctx.connection_id,
+        source_ip = %ctx.source_ip,
+        user = user.as_deref().unwrap_or(""),
+        duration_ms,
+        messages_in = tally.messages_in,
+        messages_out = tally.messages_out,
+        bytes_in = tally.bytes_in,
+        bytes_out = tally.bytes_out,
+        code,
+        reason,
+        closed_by = by,
+        "connection ended"
+    );
 }
 
 /// The end of a session: out of the hub and of the resume desk, its socket closed, and
@@ -406,8 +467,10 @@ async fn end(
     mut inbox: Inbox,
     mut reliable: Option<Box<Reliable>>,
     finished: Finished,
+    tally: Tally,
 ) {
     let ctx = &handle.ctx;
+    let by = closed_by(&finished);
     if let Some(r) = &reliable {
         services.resumes.forget(&r.token);
     }
@@ -457,7 +520,8 @@ async fn end(
             (code, reason_of(code).to_owned())
         }
     };
-    debug!(connection_id = %ctx.connection_id, code, reason, "connection closed");
+    services.metrics.disconnect(code);
+    log_ended(handle, tally, code, &reason, by);
     // A cluster that took this node for dead told `$disconnect` already.
     if !handle.reported() {
         Box::pin(disconnect(services, ctx, code, &reason)).await;
@@ -874,7 +938,7 @@ fn next_resume(
 async fn serve(
     services: &Arc<SessionServices>,
     handle: &Arc<SessionHandle>,
-    inbox: &mut Inbox,
+    (inbox, tally): (&mut Inbox, &mut Tally),
     limits: &SessionLimits,
     (sink, stream): (&mut SocketSink, &mut SocketStream),
     (lifetime, active): (Instant, Option<Instant>),
@@ -909,7 +973,9 @@ async fn serve(
             biased;
             () = &mut cancelled => break Ending::Stopping,
             pumped = poll_fn(|cx| pump(cx, &mut *sink, inbox, &mut pending, frame_bytes, replay.as_deref_mut())) => match pumped {
-                Pumped::Wrote => {
+                Pumped::Wrote(n, bytes) => {
+                    services.metrics.sent(u64::from(n));
+                    tally.sent(n, bytes);
                     handle.touch(clock::now_ms());
                     last_activity = Instant::now();
                     if let Some(replay) = replay.as_deref_mut() {
@@ -928,7 +994,7 @@ async fn serve(
                 None => break Ending::Abnormal,
             },
             acquired = inflight.clone().acquire_owned(), if permit.is_none() => permit = acquired.ok(),
-            frame = stream.next(), if permit.is_some() => match on_read(services, handle, frame, replay.as_deref_mut(), &mut permit) {
+            frame = stream.next(), if permit.is_some() => match on_read(services, handle, tally.received(frame), replay.as_deref_mut(), &mut permit) {
                 Read::Data => last_activity = Instant::now(),
                 // tungstenite queues the Pong of a Ping and writes it on the next read or write.
                 Read::Ping if limits.control_frames_reset_idle => last_activity = Instant::now(),
@@ -1104,7 +1170,7 @@ where
     if inbox.take_hand_over() {
         return Poll::Ready(Pumped::HandOver);
     }
-    let mut wrote = false;
+    let (mut wrote, mut bytes) = (0u32, 0u64);
     loop {
         if pending.is_none() {
             // `take_urgent` registered the waker for this poll already.
@@ -1119,10 +1185,11 @@ where
                 let next = pending.as_mut().and_then(|p| p.next(frame_bytes));
                 match next {
                     Some(message) => {
+                        bytes += message.len() as u64;
                         if Pin::new(&mut *sink).start_send(message).is_err() {
                             return Poll::Ready(Pumped::Failed);
                         }
-                        wrote = true;
+                        wrote += 1;
                     }
                     None => *pending = None,
                 }
@@ -1134,8 +1201,8 @@ where
     if let Poll::Ready(Err(_)) = Pin::new(&mut *sink).poll_flush(cx) {
         return Poll::Ready(Pumped::Failed);
     }
-    if wrote {
-        Poll::Ready(Pumped::Wrote)
+    if wrote > 0 {
+        Poll::Ready(Pumped::Wrote(wrote, bytes))
     } else {
         Poll::Pending
     }
@@ -1181,8 +1248,10 @@ fn on_message(
         Inbound::Binary(_) => "",
     };
     let Some((key, route)) = route_of(&deployment, handle, text) else {
+        services.metrics.unrouted();
         return;
     };
+    route.meter.messages.inc();
     if route.integration.echoes() {
         // The answer is the message itself: send it back as it came, without a copy.
         if route.route_response {
@@ -1244,7 +1313,7 @@ fn on_message(
     let route = route.clone();
     let task_services = services.clone();
     services.lifecycle.tasks.spawn(async move {
-        let answer = route.integration.invoke(event).await;
+        let answer = route.invoke(event).await;
         deliver(
             &task_services,
             &handle,
@@ -1424,7 +1493,7 @@ pub(crate) async fn disconnect(
         time_ms: clock::now_ms(),
     };
     let event = event::disconnect(ctx, &invocation, code, reason);
-    if let Err(error) = route.integration.invoke(event).await {
+    if let Err(error) = route.invoke(event).await {
         warn!(connection_id = %ctx.connection_id, kind = error.kind(), %error, "$disconnect integration failed");
     }
 }

@@ -35,6 +35,7 @@ use crate::cluster::{Cluster, Found};
 use crate::hub::{self, SessionHandle};
 use crate::integration::IntegrationError;
 use crate::limits::{self, Admission};
+use crate::metrics::ConnectResult;
 use crate::resume::{self, Knock, Replay, Resume, Resumes};
 use crate::state::{Deployment, EdgeServices, SessionServices};
 
@@ -127,6 +128,20 @@ enum Refusal {
 }
 
 impl Refusal {
+    /// How the refusal is counted in `wsgate_connects_total`.
+    fn result(&self) -> ConnectResult {
+        match self {
+            Self::ShuttingDown | Self::TooMany(_) | Self::Full => ConnectResult::limited,
+            Self::NotAnUpgrade | Self::NotWebSocket | Self::Version | Self::MissingKey => {
+                ConnectResult::invalid
+            }
+            Self::Origin => ConnectResult::unauthorized,
+            Self::Authorizer(status) if status.is_client_error() => ConnectResult::unauthorized,
+            Self::Authorizer(_) | Self::Integration(_) => ConnectResult::error,
+            Self::Connect(_) => ConnectResult::refused,
+        }
+    }
+
     fn response(self) -> Response {
         let mut extra = None;
         let (status, text) = match self {
@@ -194,11 +209,20 @@ pub(crate) async fn handle(
     // Shutdown waits for every handshake that holds a token; one that starts after the gateway
     // began stopping is refused (the token is taken before the check, so none slips between).
     let _handshake = edge.sessions.lifecycle.tasks.token();
+    let metrics = &edge.sessions.metrics;
     if edge.sessions.lifecycle.stopping.is_cancelled() {
+        metrics.connect(ConnectResult::limited);
         return Refusal::ShuttingDown.response();
     }
     match upgrade(&edge, &deployment, peer, client, request).await {
-        Ok(response) | Err(response) => response,
+        Ok((response, result)) => {
+            metrics.connect(result);
+            response
+        }
+        Err(refusal) => {
+            metrics.connect(refusal.result());
+            refusal.response()
+        }
     }
 }
 
@@ -209,15 +233,14 @@ async fn upgrade(
     peer: SocketAddr,
     client: IpAddr,
     mut request: Request<Body>,
-) -> Result<Response, Response> {
+) -> Result<(Response, ConnectResult), Refusal> {
     // Taken first, so that what follows holds only the request's head (which is `Sync`) across
     // its awaits; dropped unused when the upgrade is refused.
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (request, _) = request.into_parts();
-    let refused = Refusal::response;
-    let accept = check_handshake(&request).map_err(refused)?;
-    check_origin(deployment, &request.headers).map_err(refused)?;
-    let admission = admit(edge, deployment, client).map_err(refused)?;
+    let accept = check_handshake(&request)?;
+    check_origin(deployment, &request.headers)?;
+    let admission = admit(edge, deployment, client)?;
     let resumable = !deployment.config.limits.resume_window.is_zero()
         && has_token(
             &request.headers,
@@ -227,10 +250,9 @@ async fn upgrade(
     if resumable && let Some(asked) = resume_asked(&request) {
         // A resume runs neither the authorizer nor `$connect`: the connection never left.
         hand_over(edge, asked, on_upgrade);
-        return Ok(switching_protocols(
-            &accept,
-            Some(HeaderValue::from_static(resume::SUBPROTOCOL)),
-        ));
+        let response =
+            switching_protocols(&accept, Some(HeaderValue::from_static(resume::SUBPROTOCOL)));
+        return Ok((response, ConnectResult::resumed));
     }
     let mut ctx = connection_context(edge, deployment, &request.headers, client);
     let span = info_span!("connection", connection_id = %ctx.connection_id);
@@ -240,8 +262,7 @@ async fn upgrade(
         let event = upgrade.insert(upgrade_request(&request, peer, edge.local_addr));
         authorized = authorize(authorizer, &request, &mut ctx, event)
             .instrument(span.clone())
-            .await
-            .map_err(refused)?;
+            .await?;
     }
     let connected = run_connect(
         deployment,
@@ -252,8 +273,7 @@ async fn upgrade(
         edge.local_addr,
     )
     .instrument(span.clone())
-    .await
-    .map_err(refused)?;
+    .await?;
     // `$connect` or the authorizer may choose the subprotocol; else a resumable client gets its.
     let protocol = connected
         .as_ref()
@@ -274,7 +294,10 @@ async fn upgrade(
             reliable,
         },
     );
-    Ok(switching_protocols(&accept, protocol))
+    Ok((
+        switching_protocols(&accept, protocol),
+        ConnectResult::accepted,
+    ))
 }
 
 /// A WebSocket upgrade request, by RFC 6455; the `Sec-WebSocket-Accept` it is answered with.
@@ -475,7 +498,7 @@ async fn run_connect(
         None => {
             let upgrade = upgrade.get_or_insert_with(|| upgrade_request(request, peer, local));
             let event = event::connect(ctx, &invocation, upgrade);
-            route.integration.invoke(event).await
+            route.invoke(event).await
         }
     };
     match outcome {

@@ -46,6 +46,8 @@ pub struct HostSettings {
     pub extra_env: Vec<(String, String)>,
     /// Watch handler code and restart processes when it changes.
     pub watch: bool,
+    /// Where pools count invocations, cold starts and errors.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// All function pools of a gateway; pools survive config reloads when their function is unchanged.
@@ -208,7 +210,8 @@ impl FunctionHost {
             }
             pool.stop();
         }
-        let pool = Pool::start(spec.clone());
+        let meter = self.settings.metrics.function(&spec.name);
+        let pool = Pool::start(spec.clone(), meter);
         pools.insert(spec.name, pool.clone());
         pool
     }
@@ -245,6 +248,7 @@ mod tests {
             region: "us-east-1".into(),
             extra_env: Vec::new(),
             watch: false,
+            metrics: Arc::default(),
         })
         .expect("host")
     }

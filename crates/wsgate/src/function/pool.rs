@@ -19,6 +19,7 @@ use super::peer::WorkerListener;
 use super::runtime_api::{self, Invocation, Queue};
 use super::spec::Spec;
 use super::watch;
+use crate::metrics::FunctionMeter;
 
 /// An invocation waiting for a process.
 #[derive(Debug)]
@@ -59,11 +60,12 @@ pub struct Pool {
     next_worker: AtomicU64,
     generation: AtomicU64,
     stop: CancellationToken,
+    meter: FunctionMeter,
 }
 
 impl Pool {
     /// A pool with no process yet (they start on the first invocation).
-    pub fn start(spec: Spec) -> Arc<Self> {
+    pub fn start(spec: Spec, meter: FunctionMeter) -> Arc<Self> {
         let pool = Arc::new(Self {
             spec,
             jobs: Mutex::new(VecDeque::new()),
@@ -72,6 +74,7 @@ impl Pool {
             next_worker: AtomicU64::new(1),
             generation: AtomicU64::new(0),
             stop: CancellationToken::new(),
+            meter,
         });
         if pool.spec.watch {
             let weak = Arc::downgrade(&pool);
@@ -92,6 +95,15 @@ impl Pool {
 
     /// Runs one invocation: the event in, the handler's raw JSON result out.
     pub async fn invoke(self: &Arc<Self>, payload: Vec<u8>) -> Result<Bytes, FunctionError> {
+        self.meter.invocations.inc();
+        let outcome = self.run(payload).await;
+        if outcome.is_err() {
+            self.meter.errors.inc();
+        }
+        outcome
+    }
+
+    async fn run(self: &Arc<Self>, payload: Vec<u8>) -> Result<Bytes, FunctionError> {
         let (reply, result) = oneshot::channel();
         let request_id = uuid_like();
         let timeout = self.spec.timeout;
@@ -162,7 +174,10 @@ impl Pool {
 
     /// One process's life: its Runtime API listener, the process, and the clean-up after it.
     async fn run_worker(self: Arc<Self>, id: u64, kill: CancellationToken) {
+        self.meter.cold_starts.inc();
+        self.meter.processes.inc();
         let outcome = self.clone().serve_worker(id, kill.clone()).await;
+        self.meter.processes.dec();
         let (held, left) = {
             let mut state = self.state();
             state.workers.remove(&id);

@@ -31,14 +31,15 @@ pub enum IntegrationError {
 }
 
 impl IntegrationError {
-    /// A short, stable name of the failure, for logs and metrics.
+    /// A short, stable name of the failure, for logs and metrics (one of
+    /// [`crate::metrics::ERROR_KINDS`]).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Timeout(_) => "timeout",
-            Self::Connect(_) => "connect",
+            Self::Connect(_) => "refused",
             Self::Broken(_) => "broken",
-            Self::BadResponse(_) => "bad_response",
-            Self::Raised(_) => "raised",
+            Self::BadResponse(_) => "bad_answer",
+            Self::Raised(_) => "handler_error",
             Self::FunctionFailed(_) => "function_failed",
         }
     }

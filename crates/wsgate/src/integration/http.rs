@@ -158,6 +158,6 @@ mod tests {
             .call(b"{}".to_vec())
             .await
             .expect_err("a string status");
-        assert_eq!(error.kind(), "bad_response", "{error}");
+        assert_eq!(error.kind(), "bad_answer", "{error}");
     }
 }

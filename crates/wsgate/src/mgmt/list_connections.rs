@@ -1,5 +1,6 @@
-//! `GET @connections?group=&user=&limit=&next=`: live connections with what `GET
-//! @connections/{id}` returns plus `connectionId`, `groups` and `user`, in pages ordered by id, from every node.
+//! `GET @connections?group=&user=&ip=&limit=&next=`: live connections with what `GET
+//! @connections/{id}` returns plus `connectionId`, `groups`, `user` and `authorizer`, in pages
+//! ordered by id, from every node; `ip` keeps those whose `identity.sourceIp` it is.
 //! `next` is the last id of the previous page.
 
 use axum::response::Response;
@@ -58,7 +59,18 @@ pub(super) async fn page(
         .as_deref()
         .map(connection_id)
         .transpose()?;
-    let (items, more) = directory.list(group, user, after, limit).await?;
+    let ip = match param(parts, "ip") {
+        None => None,
+        Some(text) => match text.parse::<std::net::IpAddr>() {
+            Ok(ip) => Some(ip.to_string()),
+            Err(_) => {
+                return Err(MgmtError::BadRequest(format!(
+                    "Invalid ip: {text} (an IPv4 or IPv6 address)"
+                )));
+            }
+        },
+    };
+    let (items, more) = directory.list(group, user, ip, (after, limit)).await?;
     let next = more
         .then(|| {
             items

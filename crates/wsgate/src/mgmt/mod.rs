@@ -12,7 +12,9 @@ mod delete_connection;
 mod get_connection;
 mod groups;
 mod list_connections;
+mod metrics;
 mod openapi;
+mod overview;
 mod params;
 mod post_to_connection;
 mod post_to_connections;
@@ -59,6 +61,8 @@ fn operation_name(operation: Operation) -> &'static str {
         Operation::DeleteUser => "delete_user",
         Operation::OpenApi => "openapi",
         Operation::Cluster => "cluster",
+        Operation::Metrics => "metrics",
+        Operation::Console => "console",
     }
 }
 
@@ -70,13 +74,22 @@ pub async fn handle(
     peer: IpAddr,
     request: Request<Body>,
 ) -> Response {
-    match handle_inner(services, deployment, target, peer, request).await {
+    let operation = match &target {
+        Target::WrongStage => None,
+        other => other.operation(request.method()),
+    };
+    let response = match handle_inner(services, deployment, target, peer, request).await {
         Ok(response) => response,
         Err(error) => {
             tracing::debug!(%error, status = error.status(), "management call refused");
             error_response(&error)
         }
-    }
+    };
+    let name = operation.map_or("unknown", operation_name);
+    services
+        .metrics
+        .management(name, response.status().as_u16());
+    response
 }
 
 async fn handle_inner(
@@ -125,6 +138,8 @@ async fn handle_inner(
     }
     let limits = &deployment.config.limits;
     let call = Call {
+        deployment,
+        metrics: &services.metrics,
         directory: &services.directory,
         parts: &parts,
         body,
@@ -183,6 +198,8 @@ async fn read_body(
 
 /// An authorized call: what its operation works on and reads.
 struct Call<'a> {
+    deployment: &'a Deployment,
+    metrics: &'a crate::metrics::Metrics,
     directory: &'a Directory,
     parts: &'a Parts,
     body: Bytes,
@@ -198,6 +215,8 @@ async fn run(
     call: Call<'_>,
 ) -> Option<Result<Response, MgmtError>> {
     let Call {
+        deployment,
+        metrics,
         directory,
         parts,
         body,
@@ -253,6 +272,8 @@ async fn run(
         },
         (Operation::OpenApi, _) => Ok(openapi::document()),
         (Operation::Cluster, _) => Ok(cluster::view(directory).await),
+        (Operation::Metrics, _) => Ok(metrics::run(directory, metrics, parts).await),
+        (Operation::Console, _) => Ok(overview::run(directory, metrics, deployment)),
         _ => return None,
     })
 }

@@ -23,6 +23,10 @@ pub enum Target {
     OpenApi,
     /// `@cluster`.
     Cluster,
+    /// `/metrics` (no stage prefix).
+    Metrics,
+    /// `@console/overview`.
+    Overview,
     /// A management path that names no operation.
     Unknown,
     /// A management path under another stage.
@@ -40,12 +44,16 @@ const ROOTS: &[&str] = &[
     "@users",
     "@openapi.json",
     "@cluster",
+    "@console",
 ];
 
 impl Target {
     /// Reads a raw (percent-encoded) path; `None` when it is not a management path. Every path
     /// works with and without the `/{stage}` prefix.
     pub fn parse(path: &str, stage: &str) -> Option<Self> {
+        if path == "/metrics" {
+            return Some(Self::Metrics);
+        }
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let is_root = |s: &str| ROOTS.contains(&decoded(s).as_ref());
         let rest: &[&str] = match segments.as_slice() {
@@ -74,6 +82,7 @@ impl Target {
             ("@users", [user]) => named(user).map_or(Self::Unknown, Self::User),
             ("@openapi.json", []) => Self::OpenApi,
             ("@cluster", []) => Self::Cluster,
+            ("@console", ["overview"]) => Self::Overview,
             _ => Self::Unknown,
         })
     }
@@ -95,6 +104,8 @@ impl Target {
             (Self::User(_), &Method::DELETE) => Operation::DeleteUser,
             (Self::OpenApi, &Method::GET) => Operation::OpenApi,
             (Self::Cluster, &Method::GET) => Operation::Cluster,
+            (Self::Metrics, &Method::GET) => Operation::Metrics,
+            (Self::Overview, &Method::GET) => Operation::Console,
             _ => return None,
         })
     }
