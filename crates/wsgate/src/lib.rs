@@ -15,6 +15,8 @@
 //!
 //! - `server` (top; only this file and `main.rs` use it): binds the listeners, builds the first
 //!   deployment, hands each layer its services, reloads, shuts down.
+//! - [`admin`]: `/healthz`, `/readyz` and the web console's page (`/@console`), answered by the
+//!   edge before anything else.
 //! - [`edge`]: the listeners (plain and TLS on one port, handshake timeout); the handshake in
 //!   named stages (checks, admission limits, the authorizer, `$connect`, register, 101); one
 //!   session task per connection (reads, writes, timers, limits, close codes, `$disconnect`),
@@ -46,6 +48,8 @@
 //! - [`limits`]: open connections in all and per address, and rate buckets (new connections per
 //!   address, management calls per credential).
 //! - [`tls`]: certificates from files, and the development CA of `wsgate dev`.
+//! - [`metrics`]: the counters of one gateway (an explicit Prometheus registry), with the
+//!   per-route handles a deployment looks up once; `mgmt` serves them as `GET /metrics`.
 //! - [`scratch`] (bottom): private folders under the temporary directory, for the development CA
 //!   and the built-in bootstraps.
 //!

@@ -12,6 +12,17 @@ use wsgate_core::import;
 
 /// Environment variable for the log filter (tracing's `EnvFilter` syntax).
 const ENV_LOG: &str = "WSGATE_LOG";
+/// Environment variable for the log format (`--log-format`).
+const ENV_LOG_FORMAT: &str = "WSGATE_LOG_FORMAT";
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// For people: one line per event, colored on a terminal.
+    Text,
+    /// For log pipelines: one JSON object per line, the event's fields at the top level.
+    Json,
+}
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +33,10 @@ const ENV_LOG: &str = "WSGATE_LOG";
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text or as one JSON object per line (levels: WSGATE_LOG, e.g. "debug" or
+    /// "info,wsgate::edge=debug").
+    #[arg(long, global = true, env = ENV_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -126,10 +141,16 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_env(ENV_LOG).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            logs.with_ansi(std::io::stderr().is_terminal()).init();
+        }
+        LogFormat::Json => logs.json().flatten_event(true).with_span_list(false).init(),
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

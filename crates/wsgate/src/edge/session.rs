@@ -439,14 +439,18 @@ fn closed_by(finished: &Finished) -> &'static str {
 }
 
 /// The line logged once per ended connection.
-fn log_ended(handle: &SessionHandle, tally: Tally, code: u16, reason: &str, by: &'static str) {
+fn log_ended(
+    handle: &SessionHandle,
+    user: Option<&str>,
+    tally: Tally,
+    (code, reason, by): (u16, &str, &'static str),
+) {
     let ctx = &handle.ctx;
     let duration_ms = clock::now_ms().saturating_sub(ctx.connected_at);
-    let user = handle.membership().user;
     info!(
         connection_id = %ctx.connection_id,
         source_ip = %ctx.source_ip,
-        user = user.as_deref().unwrap_or(""),
+        user,
         duration_ms,
         messages_in = tally.messages_in,
         messages_out = tally.messages_out,
@@ -471,6 +475,8 @@ async fn end(
 ) {
     let ctx = &handle.ctx;
     let by = closed_by(&finished);
+    // Read before the hub lets go of the connection's user.
+    let user = handle.membership().user;
     if let Some(r) = &reliable {
         services.resumes.forget(&r.token);
     }
@@ -521,7 +527,7 @@ async fn end(
         }
     };
     services.metrics.disconnect(code);
-    log_ended(handle, tally, code, &reason, by);
+    log_ended(handle, user.as_deref(), tally, (code, &reason, by));
     // A cluster that took this node for dead told `$disconnect` already.
     if !handle.reported() {
         Box::pin(disconnect(services, ctx, code, &reason)).await;

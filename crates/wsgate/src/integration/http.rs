@@ -119,7 +119,7 @@ mod tests {
             .call(b"{}".to_vec())
             .await
             .expect_err("nobody listens");
-        assert_eq!(error.kind(), "connect", "{error}");
+        assert_eq!(error.kind(), "refused", "{error}");
     }
 
     /// A backend that reads one request, writes `answer` (maybe nothing) and hangs up.
