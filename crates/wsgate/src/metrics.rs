@@ -502,3 +502,57 @@ pub struct Totals {
 pub fn seconds(duration: Duration) -> f64 {
     duration.as_secs_f64()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scrape_names_every_family_and_counts_what_was_counted() {
+        let metrics = Metrics::new();
+        let route = metrics.route("sendmessage");
+        route.messages.inc();
+        route.latency.observe(0.003);
+        metrics.integration_failed(&route, "sendmessage", "timeout", "slow".into());
+        metrics.connect(ConnectResult::accepted);
+        metrics.unrouted();
+        metrics.disconnect(4001);
+        metrics.management("post_to_connection", 410);
+        let now = Snapshot {
+            connections: 3,
+            overflows: [1, 2, 0],
+            ..Snapshot::default()
+        };
+        let text = metrics.render(&now, false);
+        for line in [
+            "wsgate_connections 3",
+            "wsgate_connects_total{result=\"accepted\"} 1",
+            "wsgate_messages_total{route=\"sendmessage\"} 1",
+            "wsgate_messages_total{route=\"$none\"} 1",
+            "wsgate_disconnects_total{code=\"4001\"} 1",
+            "wsgate_management_requests_total{operation=\"post_to_connection\",status=\"410\"} 1",
+            "wsgate_integration_errors_total{route=\"sendmessage\",kind=\"timeout\"} 1",
+            "wsgate_integration_latency_seconds_count{route=\"sendmessage\"} 1",
+            "wsgate_outbox_overflows_total{action=\"skipped\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        let totals = metrics.totals();
+        assert_eq!((totals.messages, totals.integration_errors), (2, 1));
+        assert_eq!(metrics.recent_errors()[0].kind, "timeout");
+        assert!(metrics.render(&now, true).ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn only_the_latest_integration_errors_are_kept() {
+        let metrics = Metrics::new();
+        let route = metrics.route("r");
+        for n in 0..RECENT_ERRORS + 5 {
+            metrics.integration_failed(&route, "r", "refused", n.to_string());
+        }
+        let recent = metrics.recent_errors();
+        assert_eq!(recent.len(), RECENT_ERRORS);
+        assert_eq!(recent[0].error, (RECENT_ERRORS + 4).to_string());
+        assert_eq!(route.errors[0].get(), (RECENT_ERRORS + 5) as u64);
+    }
+}
