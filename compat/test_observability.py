@@ -143,8 +143,11 @@ interpreter = "{sys.executable}"
     assert value(s, "wsgate_integration_latency_seconds_bucket", route="slow", le="0.512") == 1
     assert value(s, "wsgate_function_invocations_total", function="fn") == 2
     assert value(s, "wsgate_function_errors_total", function="fn") == 1
-    assert value(s, "wsgate_function_cold_starts_total", function="fn") == 1
-    assert value(s, "wsgate_function_processes", function="fn") == 1
+    # One process, or two when the second message came while the first process was between its
+    # answer and its next `/next` (the pool then starts another, as Lambda would).
+    cold_starts = value(s, "wsgate_function_cold_starts_total", function="fn")
+    assert 1 <= cold_starts <= 2
+    assert 1 <= value(s, "wsgate_function_processes", function="fn") <= cold_starts
     assert value(s, "wsgate_management_requests_total", operation="post_to_connection", status="200") == 2
     assert value(s, "wsgate_management_requests_total", operation="post_to_connection", status="410") == 1
     assert value(s, "wsgate_management_requests_total", operation="get_connection", status="200") == 1
