@@ -436,6 +436,45 @@ async fn message_route_results_join_groups_before_the_route_response() {
 }
 
 #[tokio::test]
+async fn delete_user_with_code_and_reason_closes_each_connection_with_them() {
+    let (gw, stub) = gateway("").await;
+    stub.on(
+        "/connect",
+        Behavior::Json(200, json!({"statusCode": 200, "wsgate": {"user": "carol"}})),
+    );
+    let (mut c1, _) = connect_with_id(&gw, &stub).await;
+    let (mut c2, _) = connect_with_id(&gw, &stub).await;
+    for bad in ["code=abc", "code=1001", "reason=x&code=2000"] {
+        let response = http()
+            .delete(format!("{}?{bad}", mgmt(&gw, "@users/carol")))
+            .send()
+            .await
+            .expect("delete");
+        assert_eq!(response.status().as_u16(), 400, "{bad}");
+        assert_eq!(
+            response.headers()["x-amzn-errortype"],
+            "BadRequestException"
+        );
+    }
+    assert!(nothing_for(&mut c1, Duration::from_millis(100)).await);
+    let response = http()
+        .delete(format!(
+            "{}?code=4003&reason=banned",
+            mgmt(&gw, "@users/carol")
+        ))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(json_of(response).await, json!({"closed": 2}));
+    for client in [&mut c1, &mut c2] {
+        assert_eq!(close_of(client).await, (4003, "banned".to_owned()));
+    }
+    for event in stub.wait_events("/disconnect", 2).await {
+        assert_disconnect_reports(&event, 4003, "banned");
+    }
+}
+
+#[tokio::test]
 async fn every_close_path_cleans_the_indexes() {
     let (gw, stub) = gateway("").await;
     stub.on(
