@@ -1,4 +1,5 @@
-//! Closes a caller chooses: `DELETE @connections/{id}?code=&reason=` (and `@users/{user}`).
+//! Closes a caller chooses: `DELETE @connections/{id}?code=&reason=` (and `@users/{user}`), and
+//! `"wsgate": {"close": {"code": ..., "reason": ...}}` in an integration's result.
 
 use std::borrow::Cow;
 

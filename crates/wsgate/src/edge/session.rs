@@ -1338,7 +1338,8 @@ fn queue(outbox: &Outbox, command: Command, from: From) {
 }
 
 /// Applies the answer's `"wsgate"` directives (groups, user) to the calling connection; joins
-/// past `limits.max_groups_per_connection` are left out with a warning.
+/// past `limits.max_groups_per_connection` are left out with a warning. A `close` is the
+/// caller's to apply, after what it sends.
 pub(crate) fn apply_directives(
     services: &SessionServices,
     ctx: &ConnectionContext,
@@ -1374,7 +1375,7 @@ pub(crate) fn apply_directives(
 }
 
 /// Applies the answer's directives, then sends a route response, or the error frame API Gateway
-/// sends (on one-way routes too).
+/// sends (on one-way routes too); then closes the connection if the directives say so.
 fn deliver(
     services: &SessionServices,
     handle: &SessionHandle,
@@ -1384,35 +1385,51 @@ fn deliver(
     from: From,
 ) {
     let (outbox, ctx) = (&handle.outbox, &*handle.ctx);
-    let error = match answer {
-        Ok(result) => {
+    let (reply, close) = match answer {
+        Ok(mut result) => {
             // Before the route response: a client told "joined" is in the group.
             apply_directives(services, ctx, &result);
-            if !route.route_response {
-                return;
-            }
-            let Some(body) = result.body else {
-                return;
-            };
-            if !result.is_base64_encoded {
-                queue(outbox, Command::Text(Utf8Bytes::from(body)), from);
-                return;
-            }
-            match STANDARD.decode(body.as_bytes()) {
-                Ok(data) => {
-                    queue(outbox, Command::Binary(Bytes::from(data)), from);
-                    return;
-                }
-                Err(e) => IntegrationError::BadResponse(format!(
-                    "isBase64Encoded body is not base64: {e}"
-                )),
-            }
+            let close = result.directives.as_mut().and_then(|d| d.close.take());
+            (route_response(route, result), close)
         }
-        Err(error) => error,
+        Err(error) => (Err(error), None),
     };
-    warn!(connection_id = %ctx.connection_id, route = %route.key, kind = error.kind(), %error, "integration failed");
-    let frame = event::error_frame(error.client_message(), &ctx.connection_id, request_id);
-    queue(outbox, Command::Text(Utf8Bytes::from(frame)), from);
+    match reply {
+        Ok(Some(response)) => queue(outbox, response, from),
+        Ok(None) => {}
+        Err(error) => {
+            warn!(connection_id = %ctx.connection_id, route = %route.key, kind = error.kind(), %error, "integration failed");
+            let frame = event::error_frame(error.client_message(), &ctx.connection_id, request_id);
+            queue(outbox, Command::Text(Utf8Bytes::from(frame)), from);
+        }
+    }
+    // Queued after the route response, so the client reads the response first.
+    if let Some(close) = close {
+        services.hub.close(&ctx.connection_id, close);
+    }
+}
+
+/// The route response to `result`: none when the route has none or the body is empty; an error
+/// when the body is said to be base64 and is not.
+fn route_response(
+    route: &RouteEntry,
+    result: ProxyResult,
+) -> Result<Option<Command>, IntegrationError> {
+    if !route.route_response {
+        return Ok(None);
+    }
+    let Some(body) = result.body else {
+        return Ok(None);
+    };
+    if !result.is_base64_encoded {
+        return Ok(Some(Command::Text(Utf8Bytes::from(body))));
+    }
+    match STANDARD.decode(body.as_bytes()) {
+        Ok(data) => Ok(Some(Command::Binary(Bytes::from(data)))),
+        Err(e) => Err(IntegrationError::BadResponse(format!(
+            "isBase64Encoded body is not base64: {e}"
+        ))),
+    }
 }
 
 /// Tells `$disconnect` (best effort, after the socket is gone).
