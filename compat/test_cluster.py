@@ -194,6 +194,22 @@ def test_post_get_delete_reach_a_connection_through_any_node(backend, make_clust
     assert len(c.disconnects(cid0)) == 1
 
 
+def test_delete_with_a_close_code_reaches_a_connection_held_by_another_node(redis_server, make_cluster):
+    c = make_cluster(redis_server, 2)
+    ws, cid, _ = c.open(0)
+    status, body, headers = c.call(1, "DELETE", f"@connections/{q(cid)}?code=1001")
+    assert (status, error_type(headers)) == (400, "BadRequestException"), body
+    assert c.post(1, cid, "still open") == 200 and recv(ws) == "still open"
+
+    status, body, _ = c.call(1, "DELETE", f"@connections/{q(cid)}?code=4001&reason=kicked%20by%20B")
+    assert status == 204, body
+    assert wait_close(ws)[:2] == (4001, "kicked by B")
+    event = c.stub.wait_for("/disconnect", lambda e: e["requestContext"]["connectionId"] == cid)
+    assert (event["requestContext"]["disconnectStatusCode"], event["requestContext"]["disconnectReason"]) == (
+        4001, "kicked by B")
+    assert c.post(1, cid, "late") == 410
+
+
 def signed_get(url: str, region: str = "eu-west-1"):
     """A GET signed as boto3 signs for execute-api: (status, JSON body)."""
     request = AWSRequest(method="GET", url=url)

@@ -2,12 +2,15 @@
 
 import datetime
 import time
+import urllib.parse
 
 import pytest
 from botocore.exceptions import ClientError
 
 from conftest import (assert_no_message, connect_tagged, mgmt_client, open_slow_reader,
                       post_until_limit_exceeded, recv, render_config, wait_close)
+from conftest import http_call as call
+from conftest import quote_id as q
 
 
 def mgmt_config(stub):
@@ -101,11 +104,34 @@ def test_delete_connection_closes_client_with_1000_and_disconnect_gets_1000(env)
     ws, cid, _ = env.open()
     response = env.client.delete_connection(ConnectionId=cid)
     assert 200 <= response["ResponseMetadata"]["HTTPStatusCode"] < 300
-    code, _reason, _ = wait_close(ws)
-    assert code == 1000
+    code, reason, _ = wait_close(ws)
+    assert (code, reason) == (1000, "Connection Closed Normally")
     event = env.stub.wait_for("/disconnect", lambda e: e["requestContext"]["connectionId"] == cid)
     assert event["requestContext"]["disconnectStatusCode"] == 1000
     assert event["requestContext"]["disconnectReason"] == "Connection Closed Normally"
+
+
+def test_delete_with_code_and_reason_closes_with_them_and_disconnect_reports_them(env):
+    ws, cid, _ = env.open()
+    reason = urllib.parse.quote("kicked \u270b")
+    status, _, _ = call("DELETE", f"{env.gw.mgmt_url}/@connections/{q(cid)}?code=4001&reason={reason}")
+    assert status == 204
+    code, reason, _ = wait_close(ws)
+    assert (code, reason) == (4001, "kicked \u270b")
+    event = env.stub.wait_for("/disconnect", lambda e: e["requestContext"]["connectionId"] == cid)
+    assert event["requestContext"]["disconnectStatusCode"] == 4001
+    assert event["requestContext"]["disconnectReason"] == "kicked \u270b"
+
+
+@pytest.mark.parametrize("query", ["code=999", "code=1001", "code=1005", "code=2999", "code=5000", "code=abc",
+                                   "code=4000&reason=" + "r" * 124, "reason=" + "r" * 124])
+def test_delete_with_a_bad_close_is_bad_request_and_the_connection_stays_open(env, query):
+    ws, cid, _ = env.open()
+    status, body, headers = call("DELETE", f"{env.gw.mgmt_url}/@connections/{q(cid)}?{query}")
+    assert (status, headers["x-amzn-errortype"]) == (400, "BadRequestException")
+    assert "1000 or 3000-4999" in body["message"] or "at most 123 bytes" in body["message"], body
+    env.client.post_to_connection(ConnectionId=cid, Data=b"still open")
+    assert recv(ws) == "still open"
 
 
 @pytest.mark.parametrize("operation", ["post_to_connection", "get_connection", "delete_connection"])

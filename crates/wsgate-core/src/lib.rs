@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`id`]: connection, request and message ids in API Gateway's 16-character form.
 //! - [`clock`]: epoch milliseconds, CLF and ISO-8601 formats.
+//! - [`close`]: the close codes and reasons a caller may ask for.
 //! - [`route`]: selection expressions and picking a route for a message.
 //! - [`event`]: the CONNECT / MESSAGE / DISCONNECT events and the error frames.
 //! - [`proxy`]: reading an integration's answer as a Lambda proxy result, with wsgate's
@@ -19,6 +20,7 @@
 
 pub mod authorizer;
 pub mod clock;
+pub mod close;
 pub mod config;
 pub mod error;
 pub mod event;

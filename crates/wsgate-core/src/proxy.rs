@@ -6,6 +6,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::close::Close;
+
 /// An integration's answer, whatever its kind.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProxyResult {
@@ -18,12 +20,13 @@ pub struct ProxyResult {
     pub body: Option<String>,
     /// True when `body` is base64 of binary data.
     pub is_base64_encoded: bool,
-    /// wsgate's extension: groups to join and leave and the user to set, for the calling
+    /// wsgate's extension: groups to join and leave, the user to set and a close, for the calling
     /// connection. API Gateway ignores the unknown key, so the same handler works there.
     pub directives: Option<Directives>,
 }
 
-/// `"wsgate": {"join": [...], "leave": [...], "user": "..."}` in a proxy result.
+/// `"wsgate": {"join": [...], "leave": [...], "user": "...", "close": {"code": 4002, "reason":
+/// "..."}}` in a proxy result.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Directives {
     /// Groups the connection joins.
@@ -32,6 +35,31 @@ pub struct Directives {
     pub leave: Vec<String>,
     /// The connection's user, if set.
     pub user: Option<String>,
+    /// Close the connection, after the route response.
+    pub close: Option<Close>,
+}
+
+/// `"close": {"code": 4002, "reason": "bye"}`: the same choices as `DELETE
+/// @connections/{id}?code=&reason=` (see [`Close::asked`]).
+fn close_of(value: Option<&Value>) -> Result<Option<Close>, String> {
+    let object = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(object)) => object,
+        Some(other) => return Err(format!("close must be an object, got {other}")),
+    };
+    let code = match object.get("code") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(other) => return Err(format!("close: code must be a number, got {other}")),
+    };
+    let reason = match object.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(reason)) => Some(reason.as_str()),
+        Some(other) => return Err(format!("close: reason must be a string, got {other}")),
+    };
+    Close::asked(code.as_deref(), reason)
+        .map(Some)
+        .map_err(|e| format!("close: {e}"))
 }
 
 fn directives_of(value: Option<&Value>) -> Result<Option<Directives>, ProxyError> {
@@ -72,6 +100,7 @@ fn directives_of(value: Option<&Value>) -> Result<Option<Directives>, ProxyError
         join: names("join")?,
         leave: names("leave")?,
         user,
+        close: close_of(object.get("close")).map_err(|why| bad(&why))?,
     }))
 }
 
@@ -230,7 +259,8 @@ mod tests {
             Some(Directives {
                 join: vec!["a".into(), "b".into()],
                 leave: vec!["c".into()],
-                user: Some("u-1".into())
+                user: Some("u-1".into()),
+                close: None,
             })
         );
         assert_eq!(
@@ -248,6 +278,38 @@ mod tests {
         );
         assert!(from_http(200, br#"{"statusCode": 200, "wsgate": {"user": 5}}"#).is_err());
         assert!(from_http(200, br#"{"statusCode": 200, "wsgate": []}"#).is_err());
+    }
+
+    #[test]
+    fn a_close_directive_is_checked_like_a_delete_query() {
+        let close = |json: &str| {
+            from_http(
+                200,
+                format!(r#"{{"statusCode": 200, "wsgate": {{"close": {json}}}}}"#).as_bytes(),
+            )
+            .map(|r| r.directives.and_then(|d| d.close))
+        };
+        let bye = close(r#"{"code": 4002, "reason": "bye"}"#)
+            .expect("valid")
+            .expect("a close");
+        assert_eq!((bye.code(), bye.reason()), (4002, "bye"));
+        assert_eq!(close("{}"), Ok(Some(Close::NORMAL)));
+        assert_eq!(close("null"), Ok(None));
+        let long = format!(r#"{{"code": 4000, "reason": "{}"}}"#, "x".repeat(124));
+        for bad in [
+            r#"{"code": 1001}"#,
+            r#"{"code": 5000}"#,
+            r#"{"code": "4000"}"#,
+            r#"{"code": 4000.5}"#,
+            r#"{"reason": 7}"#,
+            r#"4000"#,
+            &long,
+        ] {
+            assert!(
+                matches!(close(bad), Err(ProxyError::BadDirectives(why)) if why.starts_with("close")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

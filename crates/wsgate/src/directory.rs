@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value;
+use wsgate_core::close::Close;
 use wsgate_core::error::MgmtError;
 use wsgate_core::id::ConnectionId;
 
@@ -28,8 +29,8 @@ pub enum One {
     Post,
     /// Describe it.
     Get,
-    /// Close it.
-    Delete,
+    /// Close it so.
+    Delete(Close),
     /// Join a group (at most `max`).
     Join(String, usize),
     /// Leave a group.
@@ -74,7 +75,7 @@ impl Directory {
         let op = match what {
             One::Post => Op::Post { id },
             One::Get => Op::Get { id },
-            One::Delete => Op::Delete { id },
+            One::Delete(close) => Op::Delete { id, close },
             One::Join(group, max) => Op::Join { id, group, max },
             One::Leave(group) => Op::Leave { id, group },
         };
@@ -222,7 +223,7 @@ impl Directory {
                 to: Audience::User(user),
                 ..
             }
-            | Op::CloseUser { user } => Some(Holders::User(user)),
+            | Op::CloseUser { user, .. } => Some(Holders::User(user)),
             Op::List {
                 group: Some(group), ..
             } => Some(Holders::Group(group)),
@@ -243,10 +244,11 @@ impl Directory {
         }
     }
 
-    /// Closes `user`'s connections on every node; how many.
-    pub async fn close_user(&self, user: &str) -> Result<usize, MgmtError> {
+    /// Closes `user`'s connections on every node, as `close` says; how many.
+    pub async fn close_user(&self, user: &str, close: Close) -> Result<usize, MgmtError> {
         let op = Op::CloseUser {
             user: user.to_owned(),
+            close,
         };
         let answers = self.everywhere(&op, Bytes::new()).await?;
         answers.into_iter().try_fold(0, |sum, answer| match answer {

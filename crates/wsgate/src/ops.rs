@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use wsgate_core::clock;
+use wsgate_core::close::Close;
 use wsgate_core::config::FanoutOverflow;
 use wsgate_core::id::ConnectionId;
 
@@ -40,10 +41,13 @@ pub enum Op {
         /// The connection.
         id: ConnectionId,
     },
-    /// Close with 1000.
+    /// Close.
     Delete {
         /// The connection.
         id: ConnectionId,
+        /// How (1000 "Connection Closed Normally" when a node of an older version asks).
+        #[serde(default)]
+        close: Close,
     },
     /// Join a group, unless in `max` groups already.
     Join {
@@ -77,10 +81,13 @@ pub enum Op {
         /// Close slow readers (else skip them).
         close_slow: bool,
     },
-    /// Close a user's connections with 1000.
+    /// Close a user's connections.
     CloseUser {
         /// The user.
         user: String,
+        /// How (1000 "Connection Closed Normally" when a node of an older version asks).
+        #[serde(default)]
+        close: Close,
     },
     /// Let a resumable session go to the asking node, where its client resumes with `token`
     /// (answered by the session itself, not on the hub: see `cluster::bus`).
@@ -197,17 +204,13 @@ pub fn execute(hub: &Hub, op: &Op, data: Bytes) -> Answer {
         },
         Op::Get { id } => info(hub, id),
         // Removed at once, so a second DELETE or a POST right after gets 410.
-        Op::Delete { id } => match hub.remove(id) {
-            Some(session)
-                if session
-                    .outbox
-                    .push(Command::Close(1000, "Connection Closed Normally"))
-                    .is_ok() =>
-            {
+        Op::Delete { id, close } => {
+            if hub.close(id, close.clone()) {
                 Answer::Ok
+            } else {
+                Answer::Gone
             }
-            _ => Answer::Gone,
-        },
+        }
         Op::Join { id, group, max } => match hub.join_at_most(id, group, *max) {
             Ok(()) => Answer::Ok,
             Err(JoinError::Gone) => Answer::Gone,
@@ -223,7 +226,7 @@ pub fn execute(hub: &Hub, op: &Op, data: Bytes) -> Answer {
             except,
             close_slow,
         } => Answer::delivered(fan_out(hub, to, except, &frame(data), *close_slow)),
-        Op::CloseUser { user } => Answer::Closed(close_user(hub, user)),
+        Op::CloseUser { user, close } => Answer::Closed(close_user(hub, user, close)),
         Op::Release { .. } => Answer::Released(None),
         Op::List {
             group,
@@ -297,20 +300,12 @@ fn batch(hub: &Hub, ids: &[ConnectionId], frame: &Command, close_slow: bool) -> 
     result
 }
 
-fn close_user(hub: &Hub, user: &str) -> usize {
-    let mut closed = 0;
-    for id in hub.user_connections(user) {
-        // Removed at once, like DELETE @connections/{id}: a POST right after gets 410.
-        if let Some(session) = hub.remove(&id)
-            && session
-                .outbox
-                .push(Command::Close(1000, "Connection Closed Normally"))
-                .is_ok()
-        {
-            closed += 1;
-        }
-    }
-    closed
+fn close_user(hub: &Hub, user: &str, close: &Close) -> usize {
+    // Removed at once, like DELETE @connections/{id}: a POST right after gets 410.
+    hub.user_connections(user)
+        .iter()
+        .filter(|id| hub.close(id, close.clone()))
+        .count()
 }
 
 fn list(

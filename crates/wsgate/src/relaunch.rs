@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{info, warn};
+use wsgate_core::close::Close;
 use wsgate_core::id::ConnectionId;
 
 use crate::edge::{self, Arrival};
@@ -281,15 +282,21 @@ async fn pass_on(
     mut relayed: mpsc::UnboundedReceiver<(ConnectionId, Command)>,
 ) {
     while let Some((id, command)) = relayed.recv().await {
-        let (kind_name, code, data) = match command {
-            Command::Text(text) => ("text", None, bytes::Bytes::from(text)),
-            Command::Binary(data) => ("binary", None, data),
-            Command::Close(code, _) => ("close", Some(code), bytes::Bytes::new()),
+        let (kind_name, code, reason, data) = match command {
+            Command::Text(text) => ("text", None, None, bytes::Bytes::from(text)),
+            Command::Binary(data) => ("binary", None, None, data),
+            Command::Close(code, reason) => (
+                "close",
+                Some(code),
+                Some(reason.into_owned()),
+                bytes::Bytes::new(),
+            ),
         };
         let header = Relayed {
             id: id.as_str().to_owned(),
             kind: kind_name.into(),
             code,
+            reason,
         };
         let header = serde_json::to_vec(&header).unwrap_or_default();
         if let Err(error) = channel.send(kind::RELAY, &header, &data, &[]).await {
@@ -420,7 +427,14 @@ pub async fn taken(edge: Arc<EdgeServices>, mut channel: Channel) -> Result<(), 
                     Err(_) => continue,
                 },
                 "binary" => Command::Binary(message.data.into()),
-                _ => Command::Close(relayed.code.unwrap_or(1000), "Connection Closed Normally"),
+                _ => match (relayed.code, relayed.reason) {
+                    (Some(code), Some(reason)) => Command::Close(code, reason.into()),
+                    // A process of an older version relays only DELETE's 1000.
+                    _ => {
+                        let (code, reason) = Close::NORMAL.into_parts();
+                        Command::Close(code, reason)
+                    }
+                },
             };
             let Ok(id) = ConnectionId::parse(&relayed.id) else {
                 continue;

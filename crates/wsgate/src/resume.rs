@@ -338,7 +338,7 @@ mod tests {
             second.as_str(),
             r#"{"type":"message","seq":2,"dataBase64":"AP8="}"#
         );
-        assert!(replay.wrap(&Command::Close(1000, "bye")).is_none());
+        assert!(replay.wrap(&Command::Close(1000, "bye".into())).is_none());
         replay.wrap(&Command::Text(Utf8Bytes::from_static("three")));
         replay.ack(1);
         assert_eq!(replay.after(1).expect("kept").len(), 2);

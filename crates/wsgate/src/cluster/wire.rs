@@ -98,6 +98,7 @@ pub fn decode(message: Bytes) -> Option<Message> {
 
 #[cfg(test)]
 mod tests {
+    use wsgate_core::close::Close;
     use wsgate_core::id::ConnectionId;
 
     use super::*;
@@ -142,6 +143,33 @@ mod tests {
             }) => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_delete_carries_its_close_code_and_reason() {
+        let id = ConnectionId::generate(3);
+        let close = Close::new(4001, "kicked").expect("valid");
+        let op = Op::Delete {
+            id,
+            close: close.clone(),
+        };
+        match decode(Bytes::from(request(1, 5, &op, b""))) {
+            Some(Message::Request { op: got, .. }) => assert_eq!(got, op),
+            other => panic!("{other:?}"),
+        }
+        // A node of an older version asks for a plain DELETE.
+        let older = format!(r#"{{"op":"delete","id":"{id}"}}"#);
+        let message = encode(REQUEST, 1, 6, older.as_bytes(), b"");
+        match decode(Bytes::from(message)) {
+            Some(Message::Request {
+                op: Op::Delete { close, .. },
+                ..
+            }) => assert_eq!(close, Close::NORMAL),
+            other => panic!("{other:?}"),
+        }
+        // A close no caller may ask for is not run.
+        let bad = format!(r#"{{"op":"delete","id":"{id}","close":{{"code":1001,"reason":""}}}}"#);
+        assert!(decode(Bytes::from(encode(REQUEST, 1, 7, bad.as_bytes(), b""))).is_none());
     }
 
     #[test]

@@ -34,7 +34,7 @@ use wsgate_core::route::{RouteKey, Selection, select};
 use crate::edge::tap::Tap;
 use crate::handoff::wire::{Carried, Reliability, Suspension};
 use crate::handoff::{self, Moving, Relay, Verdict};
-use crate::hub::{Command, Inbox, JoinError, Outbox, SessionHandle};
+use crate::hub::{Command, Inbox, JoinError, Outbox, Reason, SessionHandle};
 use crate::integration::{Inbound, IntegrationError};
 use crate::resume::{self, Knock, Mirror, Replay, Resume, Socket};
 use crate::saved::Saved;
@@ -54,7 +54,7 @@ enum Ending {
     /// 1012 and its state written down.
     Stopping,
     /// The gateway closes with this code and reason.
-    Server(u16, &'static str),
+    Server(u16, Reason),
     /// The gateway closes because reading failed (too big, bad UTF-8, protocol error): the
     /// WebSocket stream can no longer be read, so the rest is drained from the socket itself.
     ReadFailed(u16, &'static str),
@@ -87,7 +87,7 @@ enum Pumped {
     /// Messages (or fragments) went to the socket: how many, and their bytes.
     Wrote(u32, u64),
     /// Someone asked the session to close.
-    Close(u16, &'static str),
+    Close(u16, Reason),
     /// The socket can no longer be written.
     Failed,
     /// The session is asked to move to a new process (`kill -USR2`).
@@ -313,14 +313,14 @@ pub(crate) async fn run(
                             Out::Secure(sink, stream) if resumable => {
                                 // TLS cannot move: closed with 1012, the session moves
                                 // suspended and its client resumes with the new process.
-                                let restart = Ending::Server(1012, SERVICE_RESTART);
+                                let restart = Ending::Server(1012, SERVICE_RESTART.into());
                                 Box::pin(finish(sink, stream, restart)).await;
                                 (window, drop_code) = (limits.resume_window, 1012);
                                 handle.outbox.hand_over();
                             }
                             Out::Secure(sink, stream) => {
                                 break Finished::Socket(
-                                    Ending::Server(1012, SERVICE_RESTART),
+                                    Ending::Server(1012, SERVICE_RESTART.into()),
                                     sink,
                                     stream,
                                 );
@@ -338,7 +338,7 @@ pub(crate) async fn run(
                     }
                     Turn::Over(Ending::Stopping) if resumable && keeping => {
                         if let Some((sink, stream)) = halves.take() {
-                            let restart = Ending::Server(1012, SERVICE_RESTART);
+                            let restart = Ending::Server(1012, SERVICE_RESTART.into());
                             Box::pin(finish(sink, stream, restart)).await;
                         }
                         break Finished::Kept(1012);
@@ -895,7 +895,7 @@ async fn suspend(
             },
             command = poll_fn(|cx| next_command(cx, inbox)) => match command {
                 Next::HandOver => return Suspended::HandOver(window.deadline()),
-                Next::Command(Command::Close(code, reason)) => return Suspended::Over(Some((code, reason.to_owned()))),
+                Next::Command(Command::Close(code, reason)) => return Suspended::Over(Some((code, reason.into_owned()))),
                 Next::Command(command) => {
                     reliable.replay.wrap(&command);
                     if reliable.replay.bytes() > limits.resume_buffer_bytes {
@@ -917,7 +917,7 @@ enum Next {
 /// The next command for a session without a socket; an urgent close comes first.
 fn next_command(cx: &mut Context<'_>, inbox: &mut Inbox) -> Poll<Next> {
     if let Some((code, reason)) = inbox.take_urgent(cx) {
-        return Poll::Ready(Next::Command(Command::Close(code, reason)));
+        return Poll::Ready(Next::Command(Command::Close(code, reason.into())));
     }
     if inbox.take_hand_over() {
         return Poll::Ready(Next::HandOver);
@@ -1012,10 +1012,10 @@ async fn serve(
                 if deadline > Instant::now() {
                     idle.as_mut().reset(deadline);
                 } else {
-                    break Ending::Server(1001, GOING_AWAY);
+                    break Ending::Server(1001, GOING_AWAY.into());
                 }
             }
-            () = &mut lifetime => break Ending::Server(1001, GOING_AWAY),
+            () = &mut lifetime => break Ending::Server(1001, GOING_AWAY.into()),
         }
     };
     Turn::Over(ending)
@@ -1030,23 +1030,24 @@ pub(crate) type SocketStream = futures_util::stream::SplitStream<Socket>;
 /// `$disconnect` reports. Bounded by [`CLOSE_HANDSHAKE`].
 async fn finish(mut sink: SocketSink, mut stream: SocketStream, ending: Ending) -> (u16, String) {
     let ending = match ending {
-        Ending::Stopping => Ending::Server(1001, GOING_AWAY),
+        Ending::Stopping => Ending::Server(1001, GOING_AWAY.into()),
         other => other,
     };
     match ending {
         Ending::Server(code, reason) => {
+            let frame = close_frame(code, reason.clone());
             let closing = async {
-                if sink.send(close_frame(code, reason)).await.is_ok() {
+                if sink.send(frame).await.is_ok() {
                     // Wait for the client's Close so the handshake completes cleanly.
                     while let Some(Ok(_)) = stream.next().await {}
                 }
             };
             let _ = timeout(CLOSE_HANDSHAKE, closing).await;
-            (code, reason.to_owned())
+            (code, reason.into_owned())
         }
         Ending::ReadFailed(code, reason) => {
             let closing = async move {
-                if sink.send(close_frame(code, reason)).await.is_err() {
+                if sink.send(close_frame(code, reason.into())).await.is_err() {
                     return;
                 }
                 // The client may still be sending (the rest of a message that was too big).
@@ -1072,10 +1073,14 @@ async fn finish(mut sink: SocketSink, mut stream: SocketStream, ending: Ending) 
     }
 }
 
-fn close_frame(code: u16, reason: &'static str) -> Message {
+fn close_frame(code: u16, reason: Reason) -> Message {
+    let reason = match reason {
+        Reason::Borrowed(fixed) => Utf8Bytes::from_static(fixed),
+        Reason::Owned(chosen) => Utf8Bytes::from(chosen),
+    };
     Message::Close(Some(CloseFrame {
         code: CloseCode::from(code),
-        reason: Utf8Bytes::from_static(reason),
+        reason,
     }))
 }
 
@@ -1094,7 +1099,7 @@ enum Outgoing {
 
 impl Outgoing {
     /// What to write for `command`; a close is handed back.
-    fn new(command: Command, frame_bytes: usize) -> Result<Self, (u16, &'static str)> {
+    fn new(command: Command, frame_bytes: usize) -> Result<Self, (u16, Reason)> {
         let (kind, data) = match command {
             Command::Text(text) if text.len() <= frame_bytes => {
                 return Ok(Self::Whole(Some(Message::Text(text))));
@@ -1142,7 +1147,7 @@ fn next_outgoing(
     inbox: &mut Inbox,
     replay: Option<&mut Replay>,
     frame_bytes: usize,
-) -> Option<Result<Outgoing, (u16, &'static str)>> {
+) -> Option<Result<Outgoing, (u16, Reason)>> {
     let Some(replay) = replay else {
         return inbox.try_recv().map(|c| Outgoing::new(c, frame_bytes));
     };
@@ -1171,7 +1176,7 @@ where
     S: Sink<Message, Error = WsError> + Unpin,
 {
     if let Some((code, reason)) = inbox.take_urgent(cx) {
-        return Poll::Ready(Pumped::Close(code, reason));
+        return Poll::Ready(Pumped::Close(code, reason.into()));
     }
     if inbox.take_hand_over() {
         return Poll::Ready(Pumped::HandOver);
@@ -1369,7 +1374,10 @@ fn on_read(
         }
         Some(Ok(Message::Binary(data))) => {
             if services.deployment.load().config.gateway.binary_frames == BinaryFrames::Reject {
-                return Read::End(Ending::Server(1003, "Binary frames are not supported"));
+                return Read::End(Ending::Server(
+                    1003,
+                    "Binary frames are not supported".into(),
+                ));
             }
             handle.touch(clock::now_ms());
             on_message(services, handle, Inbound::Binary(data), permit);
@@ -1405,7 +1413,8 @@ fn queue(outbox: &Outbox, command: Command, from: From) {
 }
 
 /// Applies the answer's `"wsgate"` directives (groups, user) to the calling connection; joins
-/// past `limits.max_groups_per_connection` are left out with a warning.
+/// past `limits.max_groups_per_connection` are left out with a warning. A `close` is the
+/// caller's to apply, after what it sends.
 pub(crate) fn apply_directives(
     services: &SessionServices,
     ctx: &ConnectionContext,
@@ -1441,7 +1450,7 @@ pub(crate) fn apply_directives(
 }
 
 /// Applies the answer's directives, then sends a route response, or the error frame API Gateway
-/// sends (on one-way routes too).
+/// sends (on one-way routes too); then closes the connection if the directives say so.
 fn deliver(
     services: &SessionServices,
     handle: &SessionHandle,
@@ -1451,35 +1460,51 @@ fn deliver(
     from: From,
 ) {
     let (outbox, ctx) = (&handle.outbox, &*handle.ctx);
-    let error = match answer {
-        Ok(result) => {
+    let (reply, close) = match answer {
+        Ok(mut result) => {
             // Before the route response: a client told "joined" is in the group.
             apply_directives(services, ctx, &result);
-            if !route.route_response {
-                return;
-            }
-            let Some(body) = result.body else {
-                return;
-            };
-            if !result.is_base64_encoded {
-                queue(outbox, Command::Text(Utf8Bytes::from(body)), from);
-                return;
-            }
-            match STANDARD.decode(body.as_bytes()) {
-                Ok(data) => {
-                    queue(outbox, Command::Binary(Bytes::from(data)), from);
-                    return;
-                }
-                Err(e) => IntegrationError::BadResponse(format!(
-                    "isBase64Encoded body is not base64: {e}"
-                )),
-            }
+            let close = result.directives.as_mut().and_then(|d| d.close.take());
+            (route_response(route, result), close)
         }
-        Err(error) => error,
+        Err(error) => (Err(error), None),
     };
-    warn!(connection_id = %ctx.connection_id, route = %route.key, kind = error.kind(), %error, "integration failed");
-    let frame = event::error_frame(error.client_message(), &ctx.connection_id, request_id);
-    queue(outbox, Command::Text(Utf8Bytes::from(frame)), from);
+    match reply {
+        Ok(Some(response)) => queue(outbox, response, from),
+        Ok(None) => {}
+        Err(error) => {
+            warn!(connection_id = %ctx.connection_id, route = %route.key, kind = error.kind(), %error, "integration failed");
+            let frame = event::error_frame(error.client_message(), &ctx.connection_id, request_id);
+            queue(outbox, Command::Text(Utf8Bytes::from(frame)), from);
+        }
+    }
+    // Queued after the route response, so the client reads the response first.
+    if let Some(close) = close {
+        services.hub.close(&ctx.connection_id, close);
+    }
+}
+
+/// The route response to `result`: none when the route has none or the body is empty; an error
+/// when the body is said to be base64 and is not.
+fn route_response(
+    route: &RouteEntry,
+    result: ProxyResult,
+) -> Result<Option<Command>, IntegrationError> {
+    if !route.route_response {
+        return Ok(None);
+    }
+    let Some(body) = result.body else {
+        return Ok(None);
+    };
+    if !result.is_base64_encoded {
+        return Ok(Some(Command::Text(Utf8Bytes::from(body))));
+    }
+    match STANDARD.decode(body.as_bytes()) {
+        Ok(data) => Ok(Some(Command::Binary(Bytes::from(data)))),
+        Err(e) => Err(IntegrationError::BadResponse(format!(
+            "isBase64Encoded body is not base64: {e}"
+        ))),
+    }
 }
 
 /// Tells `$disconnect` (best effort, after the socket is gone).

@@ -552,6 +552,11 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
     if let Some(result) = &connected {
         session::apply_directives(&services, &handle.ctx, result);
     }
+    // A `"close"` too: the client reads the 101, then the close, as after a DELETE this early.
+    // A browser sees a close code, where a refused upgrade shows it no status at all.
+    if let Some(close) = connected.and_then(|r| r.directives?.close) {
+        services.hub.close(&handle.ctx.connection_id, close);
+    }
     let reliable = reliable.then(|| {
         let (sender, resumes) = mpsc::channel(1);
         let token = services

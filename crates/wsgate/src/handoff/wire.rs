@@ -92,6 +92,9 @@ pub struct Relayed {
     pub kind: String,
     /// The close code, for a close.
     pub code: Option<u16>,
+    /// The close reason, for a close (none from a process of an older version: 1000's).
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]

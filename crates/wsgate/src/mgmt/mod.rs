@@ -234,7 +234,7 @@ async fn run(
             Err(error) => Err(error),
         },
         (Operation::DeleteConnection, Target::Connection(id)) => match connection_id(&id) {
-            Ok(id) => delete_connection::run(directory, id).await,
+            Ok(id) => delete_connection::run(directory, id, parts).await,
             Err(error) => Err(error),
         },
         (Operation::PostToConnections, _) => {
@@ -267,7 +267,7 @@ async fn run(
             Err(error) => Err(error),
         },
         (Operation::DeleteUser, Target::User(user)) => match name("user", &user) {
-            Ok(user) => users::close(directory, &user).await,
+            Ok(user) => users::close(directory, &user, parts).await,
             Err(error) => Err(error),
         },
         (Operation::OpenApi, _) => Ok(openapi::document()),

@@ -1,7 +1,8 @@
 //! What management operations read from a request: connection ids, group and user names, the
-//! `except` list.
+//! `except` list, a close's `code` and `reason`.
 
 use http::request::Parts;
+use wsgate_core::close::Close;
 use wsgate_core::error::MgmtError;
 use wsgate_core::id::ConnectionId;
 use wsgate_core::query;
@@ -30,4 +31,18 @@ pub(super) fn except(parts: &Parts) -> Result<Vec<ConnectionId>, MgmtError> {
         .filter(|(k, _)| k == "except")
         .map(|(_, v)| connection_id(&v))
         .collect()
+}
+
+/// The `code` and `reason` query parameters of a DELETE: the close they ask for (see
+/// [`Close::asked`]); a bad one is a 400 and closes nothing.
+pub(super) fn close(parts: &Parts) -> Result<Close, MgmtError> {
+    let pairs = query::pairs(parts.uri.query().unwrap_or_default());
+    let first = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    Close::asked(first("code"), first("reason"))
+        .map_err(|e| MgmtError::BadRequest(format!("Invalid close: {e}")))
 }

@@ -1,5 +1,6 @@
 //! Users: `POST @users/{user}` sends to all the user's connections; `DELETE @users/{user}` closes
-//! them with 1000, as `DELETE @connections/{id}` does — on every node that holds any.
+//! them as `DELETE @connections/{id}` does (1000, or the query's `code` and `reason`) — on every
+//! node that holds any.
 
 use axum::response::Response;
 use bytes::Bytes;
@@ -8,7 +9,7 @@ use http::request::Parts;
 use serde_json::json;
 use wsgate_core::error::MgmtError;
 
-use super::params::except;
+use super::params::{self, except};
 use super::reply::{self, delivery_response};
 use crate::directory::Directory;
 use crate::ops::Audience;
@@ -28,8 +29,12 @@ pub(super) async fn send(
 }
 
 /// Answers `{"closed": N}`.
-pub(super) async fn close(directory: &Directory, user: &str) -> Result<Response, MgmtError> {
-    let closed = directory.close_user(user).await?;
+pub(super) async fn close(
+    directory: &Directory,
+    user: &str,
+    parts: &Parts,
+) -> Result<Response, MgmtError> {
+    let closed = directory.close_user(user, params::close(parts)?).await?;
     Ok(reply::ok(
         StatusCode::OK,
         Some(json!({"closed": closed}).to_string()),

@@ -266,6 +266,30 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Asserts that a `$disconnect` event reports this close code and reason.
+pub fn assert_disconnect_reports(event: &Value, code: u16, reason: &str) {
+    let context = &event["requestContext"];
+    assert_eq!(
+        (
+            &context["disconnectStatusCode"],
+            &context["disconnectReason"]
+        ),
+        (&Value::from(code), &Value::from(reason)),
+        "{event}"
+    );
+}
+
+/// POSTs `body` to connection `id`; the status.
+pub async fn post_to(gateway: &Running, id: &str, body: &str) -> u16 {
+    let response = http()
+        .post(gateway.connection_url(id))
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("post");
+    response.status().as_u16()
+}
+
 /// Connects through a `$connect` http route that the stub records; returns the client and its id.
 pub async fn connect_with_id(gateway: &Running, stub: &Stub) -> (Client, String) {
     let before = stub.events("/connect").len();

@@ -436,6 +436,113 @@ async fn message_route_results_join_groups_before_the_route_response() {
 }
 
 #[tokio::test]
+async fn a_close_directive_sends_the_route_response_then_closes_with_its_code() {
+    let (gw, stub) = gateway("").await;
+    stub.on(
+        "/join",
+        Behavior::Json(
+            200,
+            json!({"statusCode": 200, "body": "see you", "wsgate": {"close": {"code": 4002, "reason": "bye"}}}),
+        ),
+    );
+    let (mut client, id) = connect_with_id(&gw, &stub).await;
+    send(&mut client, r#"{"action":"join"}"#).await;
+    assert_eq!(next_text(&mut client).await, "see you");
+    assert_eq!(close_of(&mut client).await, (4002, "bye".to_owned()));
+    let event = &stub.wait_events("/disconnect", 1).await[0];
+    assert_eq!(event["requestContext"]["connectionId"], id.as_str());
+    assert_disconnect_reports(event, 4002, "bye");
+    // Gone for the management API as soon as the answer came, as after a DELETE.
+    assert_eq!(post_to(&gw, &id, "x").await, 410);
+}
+
+#[tokio::test]
+async fn a_bad_close_directive_is_a_malformed_result_and_closes_nothing() {
+    let (gw, stub) = gateway("").await;
+    let (mut client, id) = connect_with_id(&gw, &stub).await;
+    for close in [
+        json!({"code": 1001}),
+        json!({"code": 5000, "reason": "x"}),
+        json!({"code": "4000"}),
+        json!({"code": 4000, "reason": "r".repeat(124)}),
+    ] {
+        stub.on(
+            "/join",
+            Behavior::Json(
+                200,
+                json!({"statusCode": 200, "body": "not sent", "wsgate": {"close": close}}),
+            ),
+        );
+        send(&mut client, r#"{"action":"join"}"#).await;
+        let frame: Value = serde_json::from_str(&next_text(&mut client).await).expect("json");
+        assert_eq!(frame["message"], "Internal server error", "{close}");
+        assert_eq!(frame["connectionId"], id.as_str());
+    }
+    assert_eq!(post_to(&gw, &id, "still open").await, 200);
+    assert_eq!(next_text(&mut client).await, "still open");
+    assert!(stub.events("/disconnect").is_empty());
+}
+
+#[tokio::test]
+async fn a_close_directive_from_connect_closes_right_after_the_upgrade() {
+    let (gw, stub) = gateway("").await;
+    stub.on(
+        "/connect",
+        Behavior::Json(
+            200,
+            json!({"statusCode": 200, "wsgate": {"close": {"code": 4401, "reason": "sign in first"}}}),
+        ),
+    );
+    let (mut client, id) = connect_with_id(&gw, &stub).await;
+    assert_eq!(
+        close_of(&mut client).await,
+        (4401, "sign in first".to_owned())
+    );
+    let event = &stub.wait_events("/disconnect", 1).await[0];
+    assert_eq!(event["requestContext"]["connectionId"], id.as_str());
+    assert_disconnect_reports(event, 4401, "sign in first");
+}
+
+#[tokio::test]
+async fn delete_user_with_code_and_reason_closes_each_connection_with_them() {
+    let (gw, stub) = gateway("").await;
+    stub.on(
+        "/connect",
+        Behavior::Json(200, json!({"statusCode": 200, "wsgate": {"user": "carol"}})),
+    );
+    let (mut c1, _) = connect_with_id(&gw, &stub).await;
+    let (mut c2, _) = connect_with_id(&gw, &stub).await;
+    for bad in ["code=abc", "code=1001", "reason=x&code=2000"] {
+        let response = http()
+            .delete(format!("{}?{bad}", mgmt(&gw, "@users/carol")))
+            .send()
+            .await
+            .expect("delete");
+        assert_eq!(response.status().as_u16(), 400, "{bad}");
+        assert_eq!(
+            response.headers()["x-amzn-errortype"],
+            "BadRequestException"
+        );
+    }
+    assert!(nothing_for(&mut c1, Duration::from_millis(100)).await);
+    let response = http()
+        .delete(format!(
+            "{}?code=4003&reason=banned",
+            mgmt(&gw, "@users/carol")
+        ))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(json_of(response).await, json!({"closed": 2}));
+    for client in [&mut c1, &mut c2] {
+        assert_eq!(close_of(client).await, (4003, "banned".to_owned()));
+    }
+    for event in stub.wait_events("/disconnect", 2).await {
+        assert_disconnect_reports(&event, 4003, "banned");
+    }
+}
+
+#[tokio::test]
 async fn every_close_path_cleans_the_indexes() {
     let (gw, stub) = gateway("").await;
     stub.on(

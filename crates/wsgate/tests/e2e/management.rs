@@ -19,6 +19,24 @@ async fn gateway_with_ids(extra: &str) -> (Running, Stub) {
     (gw, stub)
 }
 
+/// A gateway whose `$connect` and `$disconnect` the stub records.
+async fn gateway_with_disconnect() -> (Running, Stub) {
+    let stub = Stub::start().await;
+    let gw = TestGateway::builder()
+        .http("$connect", &stub.url("/connect"), false)
+        .http("$disconnect", &stub.url("/disconnect"), false)
+        .start()
+        .await;
+    (gw, stub)
+}
+
+/// DELETEs `url` (204), then the close code and reason the client receives.
+async fn closed_by_delete(url: String, client: &mut Client) -> (u16, String) {
+    let response = http().delete(url).send().await.expect("delete");
+    assert_eq!(response.status().as_u16(), 204);
+    close_of(client).await
+}
+
 fn assert_error(response: &reqwest::Response, status: u16, kind: &str) {
     assert_eq!(response.status().as_u16(), status);
     assert_eq!(response.headers()["x-amzn-errortype"], kind);
@@ -320,32 +338,14 @@ async fn get_returns_connection_info() {
 
 #[tokio::test]
 async fn delete_closes_with_1000_and_disconnect_reports_it() {
-    let (gw, stub) = gateway_with_ids("").await;
-    let gw = {
-        drop(gw);
-        TestGateway::builder()
-            .http("$connect", &stub.url("/connect"), false)
-            .http("$disconnect", &stub.url("/disconnect"), false)
-            .start()
-            .await
-    };
+    let (gw, stub) = gateway_with_disconnect().await;
     let (mut client, id) = connect_with_id(&gw, &stub).await;
-    let response = http()
-        .delete(gw.connection_url(&id))
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(response.status().as_u16(), 204);
     assert_eq!(
-        close_of(&mut client).await,
+        closed_by_delete(gw.connection_url(&id), &mut client).await,
         (1000, "Connection Closed Normally".to_owned())
     );
     let event = &stub.wait_events("/disconnect", 1).await[0];
-    assert_eq!(event["requestContext"]["disconnectStatusCode"], 1000);
-    assert_eq!(
-        event["requestContext"]["disconnectReason"],
-        "Connection Closed Normally"
-    );
+    assert_disconnect_reports(event, 1000, "Connection Closed Normally");
     assert_eq!(event["requestContext"]["connectionId"], id.as_str());
     for method in [
         reqwest::Method::POST,
@@ -359,6 +359,68 @@ async fn delete_closes_with_1000_and_disconnect_reports_it() {
             .expect("call");
         assert_error(&response, 410, "GoneException");
     }
+}
+
+#[tokio::test]
+async fn delete_with_code_and_reason_closes_with_them_and_disconnect_reports_them() {
+    let (gw, stub) = gateway_with_disconnect().await;
+    let (mut client, id) = connect_with_id(&gw, &stub).await;
+    let url = format!(
+        "{}?code=4001&reason=kicked%20out%20%E2%9C%8B",
+        gw.connection_url(&id)
+    );
+    assert_eq!(
+        closed_by_delete(url, &mut client).await,
+        (4001, "kicked out ✋".to_owned())
+    );
+    let event = &stub.wait_events("/disconnect", 1).await[0];
+    assert_disconnect_reports(event, 4001, "kicked out ✋");
+    // Without the stage, and a reason alone: 1000 with that reason.
+    let (mut client, id) = connect_with_id(&gw, &stub).await;
+    let url = format!(
+        "http://{}/@connections/{}?reason=bye",
+        gw.addr(),
+        id.replace('=', "%3D")
+    );
+    assert_eq!(
+        closed_by_delete(url, &mut client).await,
+        (1000, "bye".to_owned())
+    );
+    let event = &stub.wait_events("/disconnect", 2).await[1];
+    assert_disconnect_reports(event, 1000, "bye");
+}
+
+#[tokio::test]
+async fn delete_with_a_bad_code_or_reason_is_400_and_the_connection_stays_open() {
+    let (gw, stub) = gateway_with_ids("").await;
+    let (mut client, id) = connect_with_id(&gw, &stub).await;
+    let longest = "r".repeat(123);
+    let too_long = "r".repeat(124);
+    for (query, says) in [
+        ("code=999".to_owned(), "1000 or 3000-4999, got 999"),
+        ("code=1001".to_owned(), "got 1001"),
+        ("code=1005".to_owned(), "got 1005"),
+        ("code=2999".to_owned(), "got 2999"),
+        ("code=5000&reason=x".to_owned(), "got 5000"),
+        ("code=x".to_owned(), "got x"),
+        (format!("code=4000&reason={too_long}"), "at most 123 bytes"),
+        (format!("reason={too_long}"), "got 124 bytes"),
+    ] {
+        let response = http()
+            .delete(format!("{}?{query}", gw.connection_url(&id)))
+            .send()
+            .await
+            .expect("delete");
+        assert_error(&response, 400, "BadRequestException");
+        let message: Value = response.json().await.expect("json");
+        let message = message["message"].as_str().expect("a message");
+        assert!(message.contains(says), "{query}: {message}");
+    }
+    // Still open: it gets a POST, and a valid DELETE still closes it.
+    assert_eq!(post_to(&gw, &id, "still here").await, 200);
+    assert_eq!(next_text(&mut client).await, "still here");
+    let url = format!("{}?code=3000&reason={longest}", gw.connection_url(&id));
+    assert_eq!(closed_by_delete(url, &mut client).await, (3000, longest));
 }
 
 // --- SigV4 -----------------------------------------------------------------------------------
