@@ -23,7 +23,7 @@ pub enum Target {
     OpenApi,
     /// `@cluster`.
     Cluster,
-    /// `/metrics` (no stage prefix).
+    /// `/metrics`.
     Metrics,
     /// `@console/overview`.
     Overview,
@@ -51,7 +51,13 @@ impl Target {
     /// Reads a raw (percent-encoded) path; `None` when it is not a management path. Every path
     /// works with and without the `/{stage}` prefix.
     pub fn parse(path: &str, stage: &str) -> Option<Self> {
-        if path == "/metrics" {
+        // `/metrics`, where scrapers look by default; like every management path, also under
+        // the stage.
+        let unstaged = path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(stage))
+            .unwrap_or(path);
+        if path == "/metrics" || unstaged == "/metrics" {
             return Some(Self::Metrics);
         }
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -170,6 +176,9 @@ mod tests {
             Target::parse("/dev/@connections/a/b", "dev"),
             Some(Target::Unknown)
         );
+        assert_eq!(Target::parse("/metrics", "dev"), Some(Target::Metrics));
+        assert_eq!(Target::parse("/dev/metrics", "dev"), Some(Target::Metrics));
+        assert_eq!(Target::parse("/prod/metrics", "dev"), None);
         assert_eq!(Target::parse("/dev", "dev"), None);
         assert_eq!(Target::parse("/dev/other", "dev"), None);
     }
