@@ -595,19 +595,27 @@ def assert_no_message(ws, within: float = 0.3) -> None:
 
 
 def http_call(method: str, url: str, body: bytes | None = None, json_body: Any = None):
-    """A raw management call, as any backend makes it: (status, JSON body or None, headers with
-    lower-case names). HTTP errors are answers, not exceptions."""
+    """A raw management call, as any backend makes it: (status, JSON body, text for a body that is
+    not JSON (`/metrics`), or None; headers with lower-case names). HTTP errors are answers, not
+    exceptions."""
     data = json.dumps(json_body).encode() if json_body is not None else body
     request = urllib.request.Request(url, data=data, method=method)
     if json_body is not None:
         request.add_header("Content-Type", "application/json")
+
+    def parsed(text: bytes):
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text.decode(errors="replace")
+
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            text = response.read()
-            return response.status, (json.loads(text) if text else None), {k.lower(): v for k, v in response.headers.items()}
+            return response.status, parsed(response.read()), {k.lower(): v for k, v in response.headers.items()}
     except urllib.error.HTTPError as error:
-        text = error.read()
-        return error.code, (json.loads(text) if text else None), {k.lower(): v for k, v in error.headers.items()}
+        return error.code, parsed(error.read()), {k.lower(): v for k, v in error.headers.items()}
 
 
 def quote_id(cid: str) -> str:
