@@ -24,7 +24,7 @@ import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
-import { ECHO_DEFAULT, launchChromium, startGateway, stopGroup, tearDown, withTimeout } from "./support.mjs";
+import { ECHO_DEFAULT, launchChromium, launchGateway, stopGroup, tearDown, withTimeout } from "./support.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..");
@@ -65,12 +65,13 @@ describe("the web console", { timeout: 60_000 }, () => {
   /** Runs `body` with a gateway on `management`, stopped afterwards whatever happens. */
   async function withGateway(name, management, body) {
     const dir = fs.mkdtempSync(path.join(tmp, `${name}-`));
+    const configPath = path.join(dir, "wsgate.toml");
+    fs.writeFileSync(configPath, config(management));
     const log = [];
-    const launched = await startGateway(WSGATE_BIN, dir, config(management), log, STEP_MS).catch((e) => {
-      throw new Error(`${e.message}\n${log.join("")}`);
-    });
+    // The child is held at once, so that it is stopped even when it never says it listens.
+    const launched = launchGateway(WSGATE_BIN, configPath, dir, log, STEP_MS);
     try {
-      await body(launched.port);
+      await body(await launched.port);
     } catch (e) {
       e.message += `\n--- wsgate log ---\n${log.join("").slice(-4000)}`;
       throw e;
