@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the browser tests: Debian's headless Chromium, driven by playwright-core, against the wsgate
-# release binary (or $WSGATE_BIN): wss with a JWT in the subprotocol, and web pages of other sites
-# attacking the unauthenticated management API.
+# release binary (or $WSGATE_BIN): wss with a JWT in the subprotocol, web pages of other sites
+# attacking the unauthenticated management API, and the web console under each management auth.
 #   browser/run.sh
 # Installs what is missing (Debian's chromium, `npm ci` here); builds nothing: build the gateway
 # first with `cargo build --release -p wsgate`. No browser is downloaded by npm (playwright-core
