@@ -135,7 +135,8 @@ fn runtime(
             },
         ];
     }
-    Deployment::build(config, client, functions, REGION).expect("the fuzz config builds")
+    Deployment::build(config, client, functions, REGION, &Arc::default())
+        .expect("the fuzz config builds")
 }
 
 fn state() -> &'static Mutex<State> {
@@ -147,6 +148,7 @@ fn state() -> &'static Mutex<State> {
             region: "us-east-1".into(),
             extra_env: Vec::new(),
             watch: false,
+            metrics: Arc::default(),
         })
         .expect("function host");
         // The host writes its bootstraps to a temporary folder that only function routes use
@@ -161,6 +163,7 @@ fn state() -> &'static Mutex<State> {
             failures: RateLimiter::default(),
             body_reads: wsgate::limits::ConnectionCount::new(),
             replays: wsgate::auth::replay::ReplayCache::default(),
+            metrics: Arc::default(),
         };
         let trace = std::env::var_os("MGMT_REQUEST_TRACE").is_some();
         Mutex::new(State {
