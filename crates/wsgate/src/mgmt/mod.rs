@@ -74,18 +74,20 @@ pub async fn handle(
     peer: IpAddr,
     request: Request<Body>,
 ) -> Response {
+    // `None` under another stage, `Some(None)` for a method the path does not take.
     let operation = match &target {
         Target::WrongStage => None,
-        other => other.operation(request.method()),
+        other => Some(other.operation(request.method())),
     };
-    let response = match handle_inner(services, deployment, target, peer, request).await {
-        Ok(response) => response,
-        Err(error) => {
-            tracing::debug!(%error, status = error.status(), "management call refused");
-            error_response(&error)
-        }
-    };
-    let name = operation.map_or("unknown", operation_name);
+    let response =
+        match handle_inner(services, deployment, (target, operation), peer, request).await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::debug!(%error, status = error.status(), "management call refused");
+                error_response(&error)
+            }
+        };
+    let name = operation.flatten().map_or("unknown", operation_name);
     services
         .metrics
         .management(name, response.status().as_u16());
@@ -95,7 +97,7 @@ pub async fn handle(
 async fn handle_inner(
     services: &ManagementServices,
     deployment: &Deployment,
-    target: Target,
+    (target, operation): (Target, Option<Option<Operation>>),
     peer: IpAddr,
     request: Request<Body>,
 ) -> Result<Response, MgmtError> {
@@ -105,10 +107,7 @@ async fn handle_inner(
         path: parts.uri.path().to_owned(),
         method: parts.method.to_string(),
     };
-    let operation = match &target {
-        Target::WrongStage => None,
-        other => Some(other.operation(&parts.method).ok_or_else(no_route)),
-    };
+    let operation = operation.map(|operation| operation.ok_or_else(no_route));
     // Whatever can be refused from the headers is refused before the body is read.
     let from_headers = caller::from_headers(deployment, &parts, peer)
         .map_err(|e| failed(services, deployment, peer, e))?;

@@ -23,7 +23,9 @@ pub(super) fn run(directory: &Directory, metrics: &Metrics, deployment: &Deploym
                 .routes
                 .get(key)
                 .and_then(|route| route.integration.as_ref())
-                .map_or(json!({"type": "none"}), describe);
+                .map_or(json!({"type": "none"}), |integration| {
+                    describe(integration, entry.integration.echoes())
+                });
             json!({
                 "key": key,
                 "integration": integration,
@@ -70,9 +72,9 @@ pub(super) fn run(directory: &Directory, metrics: &Metrics, deployment: &Deploym
     reply::ok(StatusCode::OK, Some(body.to_string()))
 }
 
-/// An integration as the console lists it; an HTTP backend's URL without its credentials and
-/// query, which may hold secrets.
-fn describe(integration: &Integration) -> Value {
+/// An integration as the console lists it (`echoes`: a mock that answers the message itself); an
+/// HTTP backend's URL without its credentials and query, which may hold secrets.
+fn describe(integration: &Integration, echoes: bool) -> Value {
     match integration {
         Integration::Http { url, timeout, .. } => {
             let shown = reqwest::Url::parse(url).map_or_else(
@@ -89,8 +91,8 @@ fn describe(integration: &Integration) -> Value {
             json!({"type": "http", "url": shown, "timeoutMs": timeout.map(|t| t.as_millis() as u64)})
         }
         Integration::Function { function, .. } => json!({"type": "function", "function": function}),
-        Integration::Mock { status, body, .. } => {
-            json!({"type": "mock", "status": status, "echo": body.as_deref() == Some("${request.body}")})
+        Integration::Mock { status, .. } => {
+            json!({"type": "mock", "status": status, "echo": echoes})
         }
     }
 }
