@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -496,11 +495,6 @@ pub struct Totals {
     pub sent: u64,
     /// Failed integration calls.
     pub integration_errors: u64,
-}
-
-/// A duration in seconds, for histograms.
-pub fn seconds(duration: Duration) -> f64 {
-    duration.as_secs_f64()
 }
 
 #[cfg(test)]

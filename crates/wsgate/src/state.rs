@@ -24,7 +24,7 @@ use crate::function::FunctionHost;
 use crate::hub::Hub;
 use crate::integration::{Integration, IntegrationError};
 use crate::limits::{ConnectionCount, FirstTime, RateLimiter};
-use crate::metrics::{self, Metrics, RouteMeter};
+use crate::metrics::{Metrics, RouteMeter};
 use crate::resume::Desk;
 use crate::saved::Saved;
 use crate::tls::{self, Acceptor};
@@ -49,9 +49,7 @@ impl RouteEntry {
     pub async fn invoke(&self, event: Vec<u8>) -> Result<ProxyResult, IntegrationError> {
         let started = tokio::time::Instant::now();
         let outcome = self.integration.invoke(event).await;
-        self.meter
-            .latency
-            .observe(metrics::seconds(started.elapsed()));
+        self.meter.latency.observe(started.elapsed().as_secs_f64());
         if let Err(error) = &outcome {
             self.metrics.integration_failed(
                 &self.meter,
