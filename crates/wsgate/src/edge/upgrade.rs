@@ -210,11 +210,11 @@ pub(crate) async fn handle(
     // began stopping is refused (the token is taken before the check, so none slips between).
     let _handshake = edge.sessions.lifecycle.tasks.token();
     let metrics = &edge.sessions.metrics;
-    if edge.sessions.lifecycle.stopping.is_cancelled() {
-        metrics.connect(ConnectResult::limited);
-        return Refusal::ShuttingDown.response();
-    }
-    match upgrade(&edge, &deployment, peer, client, request).await {
+    let outcome = match edge.sessions.lifecycle.stopping.is_cancelled() {
+        true => Err(Refusal::ShuttingDown),
+        false => upgrade(&edge, &deployment, peer, client, request).await,
+    };
+    match outcome {
         Ok((response, result)) => {
             metrics.connect(result);
             response
