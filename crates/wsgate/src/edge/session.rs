@@ -475,8 +475,10 @@ async fn end(
 ) {
     let ctx = &handle.ctx;
     let by = closed_by(&finished);
-    // Read before the hub lets go of the connection's user.
-    let user = handle.membership().user;
+    // Read once, before the hub lets go of them: a kept or released session takes its groups and
+    // user along; an ended one's user goes into its log line.
+    let membership = handle.membership();
+    let user = membership.user.clone();
     if let Some(r) = &reliable {
         services.resumes.forget(&r.token);
     }
@@ -489,10 +491,8 @@ async fn end(
     {
         mirror(services, Mirror::Forget(ctx.connection_id));
     }
-    // A kept or released session takes its groups and user along; they leave the hub with it
-    // just below.
     let membership =
-        matches!(finished, Finished::Kept(_) | Finished::Released(..)).then(|| handle.membership());
+        matches!(finished, Finished::Kept(_) | Finished::Released(..)).then_some(membership);
     // From here on the connection is gone for the management API.
     services.hub.remove(&ctx.connection_id);
     // The closing and `$disconnect` futures are boxed: they run once, at the end, but an async
