@@ -132,10 +132,13 @@ for rep in $(seq 1 "$reps"); do
     run "$rep" echo --case echo-http --integration http --route echohttp --target wsgate --url "ws://$wsgate_addr/dev" --server-pid "$wsgate_pid" --connections "$echo_c" --messages "$echo_m"
 
     run "$rep" post --target wsgate --url "ws://$wsgate_addr/dev" --mgmt "http://$wsgate_addr/dev" --server-pid "$wsgate_pid" --requests "$post_n"
+    run "$rep" post --target baseline --url "ws://$baseline_addr/" --mgmt "http://$baseline_addr" --server-pid "$baseline_pid" --requests "$post_n"
     [ "$peer" = 1 ] && run "$rep" post --target serverless-offline --url "$peer_ws" --mgmt "$peer_mgmt" --server-pid "$peer_pid" --requests "$post_peer_n"
     run "$rep" post --case post-sigv4 --target wsgate --url "ws://$signed_addr/dev" --mgmt "http://$signed_addr/dev" --server-pid "$signed_pid" --requests "$post_n" --sigv4 "$sigv4_key"
 
     run "$rep" broadcast --target wsgate --url "ws://$wsgate_addr/dev" --mgmt "http://$wsgate_addr/dev" --server-pid "$wsgate_pid" --receivers "$bcast_n" --rounds "$bcast_rounds"
+    # The baseline documents @broadcast too (its GET @openapi.json), so both send one POST.
+    run "$rep" broadcast --target baseline --url "ws://$baseline_addr/" --mgmt "http://$baseline_addr" --server-pid "$baseline_pid" --receivers "$bcast_n" --rounds "$bcast_rounds"
     # The same result with one POST per receiver, side by side with the fan-out API.
     run "$rep" broadcast --case broadcast-posts --mode posts --target wsgate --url "ws://$wsgate_addr/dev" --mgmt "http://$wsgate_addr/dev" --server-pid "$wsgate_pid" --receivers "$bcast_n" --rounds "$bcast_rounds"
     run "$rep" broadcast --case group --group room --target wsgate --url "ws://$wsgate_addr/dev" --mgmt "http://$wsgate_addr/dev" --server-pid "$wsgate_pid" --receivers "$group_n" --idle "$group_idle" --rounds "$bcast_rounds"
