@@ -31,8 +31,13 @@ struct Case {
     name: &'static str,
     title: &'static str,
     metrics: &'static [(&'static str, &'static str)],
-    /// The throughput metric the ratios compare (higher is better).
+    /// The throughput metric compared with serverless-offline's (higher is better).
     rate: &'static str,
+    /// The case of the baseline's runs that wsgate's figures are divided by, when the baseline
+    /// runs one: the signed POSTs are set against the baseline's plain ones (it has no auth).
+    baseline: Option<&'static str>,
+    /// The metrics followed by a "× baseline" column: wsgate's median over the baseline's.
+    against_baseline: &'static [&'static str],
 }
 
 const CASES: &[Case] = &[
@@ -48,6 +53,8 @@ const CASES: &[Case] = &[
             ("server_cpu_us_per_op", "server CPU µs / connect"),
         ],
         rate: "connect_rate_per_s",
+        baseline: Some("idle"),
+        against_baseline: &["rss_per_connection_kib", "connect_rate_per_s"],
     },
     Case {
         name: "connect",
@@ -61,6 +68,8 @@ const CASES: &[Case] = &[
             ("client_cpu_us_per_op", "client CPU µs / op"),
         ],
         rate: "connects_per_s",
+        baseline: Some("connect"),
+        against_baseline: &["connects_per_s", "server_cpu_us_per_op"],
     },
     Case {
         name: "echo-mock",
@@ -76,6 +85,8 @@ const CASES: &[Case] = &[
             ("client_cpu_us_per_op", "client CPU µs / msg"),
         ],
         rate: "msgs_per_s",
+        baseline: Some("echo-mock"),
+        against_baseline: &["msgs_per_s", "server_cpu_us_per_op"],
     },
     Case {
         name: "echo-http",
@@ -89,6 +100,8 @@ const CASES: &[Case] = &[
             ("client_cpu_us_per_op", "client CPU µs / msg"),
         ],
         rate: "msgs_per_s",
+        baseline: None,
+        against_baseline: &[],
     },
     Case {
         name: "function-echo",
@@ -105,6 +118,8 @@ const CASES: &[Case] = &[
             ),
         ],
         rate: "msgs_per_s",
+        baseline: None,
+        against_baseline: &[],
     },
     Case {
         name: "post",
@@ -119,6 +134,8 @@ const CASES: &[Case] = &[
             ("all_arrived", "all arrived"),
         ],
         rate: "req_per_s",
+        baseline: Some("post"),
+        against_baseline: &["req_per_s", "server_cpu_us_per_op"],
     },
     Case {
         name: "post-sigv4",
@@ -133,6 +150,8 @@ const CASES: &[Case] = &[
             ("all_arrived", "all arrived"),
         ],
         rate: "req_per_s",
+        baseline: Some("post"),
+        against_baseline: &["req_per_s", "server_cpu_us_per_op"],
     },
     Case {
         name: "broadcast",
@@ -146,6 +165,8 @@ const CASES: &[Case] = &[
             ("server_cpu_us_per_op", "server CPU µs / delivery"),
         ],
         rate: "deliveries_per_s",
+        baseline: Some("broadcast"),
+        against_baseline: &["deliveries_per_s", "server_cpu_us_per_op"],
     },
     Case {
         name: "broadcast-posts",
@@ -159,6 +180,8 @@ const CASES: &[Case] = &[
             ("server_cpu_us_per_op", "server CPU µs / delivery"),
         ],
         rate: "deliveries_per_s",
+        baseline: None,
+        against_baseline: &[],
     },
     Case {
         name: "group",
@@ -172,6 +195,8 @@ const CASES: &[Case] = &[
             ("server_cpu_us_per_op", "server CPU µs / delivery"),
         ],
         rate: "deliveries_per_s",
+        baseline: None,
+        against_baseline: &[],
     },
 ];
 
@@ -324,7 +349,8 @@ fn case_section<'a>(
     case_charts(md, case, &present, runs, results, relative);
 }
 
-/// The table of a case: a row per target with its metrics, wsgate's rate against the others', and
+/// The table of a case: a row per target with its metrics, on wsgate's row the figures compared
+/// with the baseline's ("× baseline" after each) and its rate against serverless-offline's, and
 /// whether the client limited the rate.
 fn case_table<'a>(
     md: &mut String,
@@ -332,48 +358,71 @@ fn case_table<'a>(
     present: &[&str],
     runs: &dyn Fn(&str, &str) -> Option<&'a Runs>,
 ) {
+    let compared = |key: &str| case.baseline.is_some() && case.against_baseline.contains(&key);
     let mut header = String::from("| target |");
     let mut rule = String::from("|---|");
-    for (_, heading) in case.metrics {
+    for (key, heading) in case.metrics {
         let _ = write!(header, " {heading} |");
         rule.push_str("---:|");
+        if compared(key) {
+            header.push_str(" × baseline |");
+            rule.push_str("---:|");
+        }
     }
-    header.push_str(" vs baseline | vs serverless-offline | client-limited |");
-    rule.push_str("---:|---:|---|");
+    header.push_str(" vs serverless-offline | client-limited |");
+    rule.push_str("---:|---|");
     let _ = writeln!(md, "{header}\n{rule}");
-    let wsgate_rate = runs(case.name, "wsgate").and_then(|r| median(r, case.rate));
+    let baseline = case.baseline.and_then(|name| runs(name, "baseline"));
     for target in present {
         let Some(r) = runs(case.name, target) else {
             continue;
         };
+        let ours = *target == "wsgate";
         let mut row = format!("| {target} |");
         for (key, _) in case.metrics {
             let _ = write!(row, " {} |", cell(r, key));
+            if compared(key) {
+                let theirs = baseline.and_then(|b| median(b, key));
+                let ratio = if ours {
+                    fmt_ratio(ratio(median(r, key), theirs))
+                } else {
+                    String::new()
+                };
+                let _ = write!(row, " {ratio} |");
+            }
         }
-        let ratio = |other: &str| -> String {
-            if *target != "wsgate" {
-                return String::new();
-            }
-            match (
-                wsgate_rate,
-                runs(case.name, other).and_then(|o| median(o, case.rate)),
-            ) {
-                (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", ours / theirs),
-                _ => "–".into(),
-            }
+        let peer = if ours {
+            fmt_ratio(ratio(
+                median(r, case.rate),
+                runs(case.name, "serverless-offline").and_then(|o| median(o, case.rate)),
+            ))
+        } else {
+            String::new()
         };
         let limited = r
             .iter()
             .any(|x| x["client_limited"].as_bool().unwrap_or(false));
-        let _ = writeln!(
-            row,
-            " {} | {} | {} |",
-            ratio("baseline"),
-            ratio("serverless-offline"),
-            if limited { "yes" } else { "no" }
-        );
+        let _ = writeln!(row, " {peer} | {} |", if limited { "yes" } else { "no" });
         md.push_str(&row);
     }
+    if let Some(name) = case.baseline.filter(|name| *name != case.name) {
+        let _ = writeln!(
+            md,
+            "\n× baseline: against the baseline's `{name}` runs (it has no such case of its own)."
+        );
+    }
+}
+
+/// `ours / theirs`, when both were measured and `theirs` is not zero.
+fn ratio(ours: Option<f64>, theirs: Option<f64>) -> Option<f64> {
+    match (ours, theirs) {
+        (Some(ours), Some(theirs)) if theirs > 0.0 => Some(ours / theirs),
+        _ => None,
+    }
+}
+
+fn fmt_ratio(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "–".into(), |r| format!("{r:.2}×"))
 }
 
 /// Each present target's median of `key` in a case, for a chart.
@@ -459,6 +508,10 @@ enum Met {
     Unknown,
     /// Measured at a smaller scale than the target names (`--quick`): how many there were.
     Smaller(String),
+    /// wsgate was measured, the baseline it is compared with was not.
+    NoBaseline,
+    /// A figure stated beside a target, with no bound of its own.
+    Stated,
 }
 
 impl Met {
@@ -470,15 +523,31 @@ impl Met {
         }
     }
 
-    /// A target that holds only at `full` (receivers, members): a run with fewer, `n`, says so
-    /// instead of yes or no.
-    fn at_scale(ok: Option<bool>, n: Option<f64>, full: f64, what: &str) -> Self {
+    /// For a target that holds only at `full` (receivers, members): a run with fewer, `n`,
+    /// says so instead of anything else.
+    fn at_scale(self, n: Option<f64>, full: f64, what: &str) -> Self {
         match n {
             Some(n) if n < full => Self::Smaller(format!(
                 "not measured at full size ({} {what})",
                 fmt_number(n)
             )),
-            _ => Self::from(ok),
+            _ => self,
+        }
+    }
+
+    /// A ratio to the baseline, `ours / theirs`, against `bound` (`None`: stated only).
+    fn of_ratio(
+        ours: Option<f64>,
+        theirs: Option<f64>,
+        bound: Option<Bound>,
+    ) -> (Option<f64>, Self) {
+        match (ours, ratio(ours, theirs)) {
+            (_, Some(r)) => (
+                Some(r),
+                bound.map_or(Self::Stated, |b| Self::from(Some(b.met(r)))),
+            ),
+            (Some(_), None) => (None, Self::NoBaseline),
+            (None, None) => (None, Self::Unknown),
         }
     }
 }
@@ -501,6 +570,8 @@ fn target_row(
         Met::No => "**no**".to_owned(),
         Met::Unknown => "–".to_owned(),
         Met::Smaller(why) => why,
+        Met::NoBaseline => "not measured: no baseline run".to_owned(),
+        Met::Stated => "no bound (stated)".to_owned(),
     };
     let _ = writeln!(md, "| {what} | {wanted} | {measured} | {met} |");
 }
@@ -537,6 +608,26 @@ impl TargetsTable<'_, '_, '_> {
         (self.runs)(case, "wsgate").and_then(|r| median(r, key))
     }
 
+    /// The baseline's median of `key` in `case`.
+    fn baseline(&self, case: &str, key: &str) -> Option<f64> {
+        (self.runs)(case, "baseline").and_then(|r| median(r, key))
+    }
+
+    /// wsgate's `key` in `case` over the baseline's, against `bound` (`None`: stated only).
+    fn against_baseline(
+        &self,
+        case: &str,
+        baseline_case: &str,
+        key: &str,
+        bound: Option<Bound>,
+    ) -> (Option<f64>, Met) {
+        Met::of_ratio(
+            self.get(case, key),
+            self.baseline(baseline_case, key),
+            bound,
+        )
+    }
+
     /// A figure of wsgate's against a bound.
     fn limit(&mut self, case: &str, key: &str, what: &str, wanted: &str, unit: &str, bound: Bound) {
         let value = self.get(case, key);
@@ -550,7 +641,8 @@ impl TargetsTable<'_, '_, '_> {
         );
     }
 
-    /// Idle memory and connections; echo's CPU per message and its rate against the baseline.
+    /// Idle connections and their memory; echo's CPU per message and its rate against the
+    /// baseline's.
     fn idle_and_echo_rows(&mut self) {
         self.limit(
             "idle",
@@ -568,6 +660,21 @@ impl TargetsTable<'_, '_, '_> {
             "KiB",
             Bound::AtMost(8.0),
         );
+        // Userspace only: the kernel's socket buffers are not in the process's RSS.
+        let rss = self.get("idle", "rss_per_connection_kib");
+        let held = self.get("idle", "connections");
+        target_row(
+            self.md,
+            "idle: RSS per connection at 15,000 (userspace)",
+            "≤ 4 KiB",
+            rss,
+            "KiB",
+            Met::from(rss.map(|kib| Bound::AtMost(4.0).met(kib))).at_scale(
+                held,
+                15_000.0,
+                "connections",
+            ),
+        );
         self.limit(
             "echo-mock",
             "server_cpu_us_per_op",
@@ -576,20 +683,24 @@ impl TargetsTable<'_, '_, '_> {
             "µs",
             Bound::AtMost(15.0),
         );
-        let ours = self.get("echo-mock", "msgs_per_s");
-        let raw = (self.runs)("echo-mock", "baseline").and_then(|r| median(r, "msgs_per_s"));
-        let ratio = ours.zip(raw).map(|(a, b)| a / b.max(1e-9));
+        let (rate, met) = self.against_baseline(
+            "echo-mock",
+            "echo-mock",
+            "msgs_per_s",
+            Some(Bound::AtLeast(0.8)),
+        );
         target_row(
             self.md,
             "echo (mock): msgs/s vs the raw baseline",
             "≥ 0.8×",
-            ratio,
+            rate,
             "×",
-            Met::from(ratio.map(|r| r >= 0.8)),
+            met,
         );
     }
 
-    /// POST @connections: CPU, rate and p99; connect + close: CPU.
+    /// POST @connections: CPU (alone and against the baseline's), rate and p99; connect + close:
+    /// CPU.
     fn post_and_connect_rows(&mut self) {
         self.limit(
             "post",
@@ -598,6 +709,20 @@ impl TargetsTable<'_, '_, '_> {
             "≤ 10 µs",
             "µs",
             Bound::AtMost(10.0),
+        );
+        let (cpu, met) = self.against_baseline(
+            "post",
+            "post",
+            "server_cpu_us_per_op",
+            Some(Bound::AtMost(1.25)),
+        );
+        target_row(
+            self.md,
+            "post: server CPU per POST vs the raw baseline",
+            "≤ 1.25×",
+            cpu,
+            "×",
+            met,
         );
         self.limit(
             "post",
@@ -625,7 +750,7 @@ impl TargetsTable<'_, '_, '_> {
         );
     }
 
-    /// Broadcast to all receivers and send to a group.
+    /// Broadcast to all receivers (alone and against the baseline) and send to a group.
     fn scale_rows(&mut self) {
         // These two only count at the scale the target names: a smaller run (`--quick`) says
         // so rather than yes or no.
@@ -637,7 +762,32 @@ impl TargetsTable<'_, '_, '_> {
             "≤ 30 ms (≥ 500,000/s)",
             bcast,
             "ms",
-            Met::at_scale(bcast.map(|ms| ms <= 30.0), bcast_n, 15_000.0, "receivers"),
+            Met::from(bcast.map(|ms| ms <= 30.0)).at_scale(bcast_n, 15_000.0, "receivers"),
+        );
+        // Both at the same count: bench/run.sh gives the two the same --receivers.
+        let (rate, met) = self.against_baseline(
+            "broadcast",
+            "broadcast",
+            "deliveries_per_s",
+            Some(Bound::AtLeast(0.8)),
+        );
+        target_row(
+            self.md,
+            "broadcast to 15,000: deliveries/s vs the raw baseline",
+            "≥ 0.8×",
+            rate,
+            "×",
+            met.at_scale(bcast_n, 15_000.0, "receivers"),
+        );
+        let (cpu, met) =
+            self.against_baseline("broadcast", "broadcast", "server_cpu_us_per_op", None);
+        target_row(
+            self.md,
+            "broadcast to 15,000: server CPU per delivery vs the raw baseline",
+            "stated beside the rate",
+            cpu,
+            "×",
+            met.at_scale(bcast_n, 15_000.0, "receivers"),
         );
         let group_p99 = self.get("group", "delay_p99_ms");
         let group_n = self.get("group", "receivers");
@@ -647,7 +797,7 @@ impl TargetsTable<'_, '_, '_> {
             "≤ 20 ms",
             group_p99,
             "ms",
-            Met::at_scale(group_p99.map(|p| p <= 20.0), group_n, 1000.0, "members"),
+            Met::from(group_p99.map(|p| p <= 20.0)).at_scale(group_n, 1000.0, "members"),
         );
     }
 }
@@ -696,18 +846,196 @@ fn bar_chart(path: &Path, title: &str, bars: &[(String, f64)]) -> anyhow::Result
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    /// Results as `read_results` gives them: one line per (case, target, fields).
+    fn results(lines: &[(&str, &str, Value)]) -> BTreeMap<(String, String), Runs> {
+        let mut by_case: BTreeMap<(String, String), Runs> = BTreeMap::new();
+        for (case, target, fields) in lines {
+            by_case
+                .entry(((*case).to_owned(), (*target).to_owned()))
+                .or_default()
+                .push(fields.clone());
+        }
+        by_case
+    }
+
+    fn targets(by_case: &BTreeMap<(String, String), Runs>) -> String {
+        let runs = |case: &str, target: &str| by_case.get(&(case.to_owned(), target.to_owned()));
+        let mut md = String::new();
+        targets_table(&mut md, &runs);
+        md
+    }
+
+    /// The targets table's row that starts with `what`.
+    fn row<'a>(md: &'a str, what: &str) -> &'a str {
+        md.lines()
+            .find(|l| l.starts_with(&format!("| {what} |")))
+            .unwrap_or_else(|| panic!("no row {what} in\n{md}"))
+    }
+
+    fn case(name: &str) -> &'static Case {
+        CASES
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no case {name}"))
+    }
+
+    #[test]
+    fn signed_posts_are_set_against_the_baselines_plain_posts() {
+        let by_case = results(&[
+            (
+                "post",
+                "baseline",
+                json!({"req_per_s": 40000.0, "server_cpu_us_per_op": 5.0}),
+            ),
+            (
+                "post-sigv4",
+                "wsgate",
+                json!({"req_per_s": 20000.0, "server_cpu_us_per_op": 15.0}),
+            ),
+        ]);
+        let runs = |case: &str, target: &str| by_case.get(&(case.to_owned(), target.to_owned()));
+        let mut md = String::new();
+        case_table(&mut md, case("post-sigv4"), &["wsgate"], &runs);
+        let header = md.lines().next().unwrap_or_default();
+        assert!(
+            header.contains("| req/s | × baseline |")
+                && header.contains("| server CPU µs / POST | × baseline |"),
+            "{md}"
+        );
+        let wsgate = md.lines().nth(2).unwrap_or_default();
+        assert!(wsgate.contains("| 0.50× |"), "{md}");
+        assert!(wsgate.contains("| 3.00× |"), "{md}");
+        assert!(md.contains("against the baseline's `post` runs"), "{md}");
+    }
+
+    #[test]
+    fn only_wsgates_row_carries_ratios_and_a_case_without_baseline_has_no_column() {
+        let by_case = results(&[
+            (
+                "echo-mock",
+                "wsgate",
+                json!({"msgs_per_s": 900.0, "server_cpu_us_per_op": 6.0}),
+            ),
+            (
+                "echo-mock",
+                "baseline",
+                json!({"msgs_per_s": 1000.0, "server_cpu_us_per_op": 4.0}),
+            ),
+            ("echo-http", "wsgate", json!({"msgs_per_s": 500.0})),
+        ]);
+        let runs = |case: &str, target: &str| by_case.get(&(case.to_owned(), target.to_owned()));
+        let mut md = String::new();
+        case_table(&mut md, case("echo-mock"), &["wsgate", "baseline"], &runs);
+        let rows: Vec<&str> = md.lines().collect();
+        assert!(
+            rows[2].contains("| 0.90× |") && rows[2].contains("| 1.50× |"),
+            "{md}"
+        );
+        assert!(!rows[3].contains('×'), "{md}");
+        let mut md = String::new();
+        case_table(&mut md, case("echo-http"), &["wsgate"], &runs);
+        assert!(!md.contains("× baseline"), "{md}");
+    }
+
+    #[test]
+    fn post_cpu_over_a_quarter_above_the_baseline_misses_its_target() {
+        let post = |cpu: f64| {
+            results(&[
+                ("post", "wsgate", json!({"server_cpu_us_per_op": cpu})),
+                ("post", "baseline", json!({"server_cpu_us_per_op": 8.0})),
+            ])
+        };
+        let what = "post: server CPU per POST vs the raw baseline";
+        assert!(row(&targets(&post(10.4)), what).ends_with("| 1.30 × | **no** |"));
+        assert!(row(&targets(&post(9.6)), what).ends_with("| 1.20 × | yes |"));
+        let alone = results(&[("post", "wsgate", json!({"server_cpu_us_per_op": 9.0}))]);
+        assert!(
+            row(&targets(&alone), what)
+                .ends_with("| not measured | not measured: no baseline run |")
+        );
+    }
+
+    #[test]
+    fn broadcast_against_the_baseline_is_judged_at_15000_receivers_only() {
+        let bcast = |n: f64, ours: f64| {
+            results(&[
+                (
+                    "broadcast",
+                    "wsgate",
+                    json!({"receivers": n, "deliveries_per_s": ours, "server_cpu_us_per_op": 0.6}),
+                ),
+                (
+                    "broadcast",
+                    "baseline",
+                    json!({"receivers": n, "deliveries_per_s": 1_000_000.0, "server_cpu_us_per_op": 0.4}),
+                ),
+            ])
+        };
+        let rate = "broadcast to 15,000: deliveries/s vs the raw baseline";
+        let cpu = "broadcast to 15,000: server CPU per delivery vs the raw baseline";
+        let full = targets(&bcast(15_000.0, 700_000.0));
+        assert!(row(&full, rate).ends_with("| 0.70 × | **no** |"), "{full}");
+        assert!(
+            row(&full, cpu).ends_with("| 1.50 × | no bound (stated) |"),
+            "{full}"
+        );
+        let met = targets(&bcast(15_000.0, 850_000.0));
+        assert!(row(&met, rate).ends_with("| 0.85 × | yes |"), "{met}");
+        let quick = targets(&bcast(2000.0, 700_000.0));
+        assert!(
+            row(&quick, rate).ends_with("| 0.70 × | not measured at full size (2,000 receivers) |"),
+            "{quick}"
+        );
+        assert!(
+            row(&quick, cpu).contains("not measured at full size"),
+            "{quick}"
+        );
+    }
+
+    #[test]
+    fn idle_memory_is_held_to_4_kib_at_15000_connections() {
+        let idle = |n: f64, kib: f64| {
+            targets(&results(&[(
+                "idle",
+                "wsgate",
+                json!({"connections": n, "rss_per_connection_kib": kib}),
+            )]))
+        };
+        let what = "idle: RSS per connection at 15,000 (userspace)";
+        assert!(row(&idle(15_000.0, 3.9), what).ends_with("| 3.90 KiB | yes |"));
+        assert!(row(&idle(15_000.0, 6.7), what).ends_with("| 6.70 KiB | **no** |"));
+        assert!(
+            row(&idle(2000.0, 3.9), what)
+                .ends_with("| not measured at full size (2,000 connections) |")
+        );
+    }
+
+    #[test]
+    fn a_zero_or_missing_baseline_gives_no_ratio() {
+        assert_eq!(ratio(Some(1.0), Some(0.0)), None);
+        assert_eq!(ratio(None, Some(2.0)), None);
+        assert_eq!(ratio(Some(1.0), Some(2.0)), Some(0.5));
+        assert_eq!(Met::of_ratio(None, Some(2.0), None), (None, Met::Unknown));
+        assert_eq!(
+            Met::of_ratio(Some(1.0), None, Some(Bound::AtMost(1.25))),
+            (None, Met::NoBaseline)
+        );
+    }
 
     #[test]
     fn a_run_smaller_than_the_target_says_so_instead_of_no() {
-        let small = Met::at_scale(Some(false), Some(2000.0), 15_000.0, "receivers");
+        let small = Met::No.at_scale(Some(2000.0), 15_000.0, "receivers");
         assert!(matches!(&small, Met::Smaller(why) if why.contains("not measured at full size")));
         assert_eq!(
-            Met::at_scale(Some(false), Some(15_000.0), 15_000.0, "receivers"),
+            Met::No.at_scale(Some(15_000.0), 15_000.0, "receivers"),
             Met::No
         );
         assert_eq!(
-            Met::at_scale(Some(true), Some(20_000.0), 15_000.0, "receivers"),
+            Met::Yes.at_scale(Some(20_000.0), 15_000.0, "receivers"),
             Met::Yes
         );
         let mut md = String::new();
