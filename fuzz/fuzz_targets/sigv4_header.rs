@@ -13,7 +13,7 @@
 use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use wsgate::auth::sigv4::verify_at;
+use wsgate::auth::sigv4::{SigningKeys, verify_at};
 use wsgate_core::config::Credential;
 use wsgate_core::sigv4::{Authorization, parse_amz_date};
 
@@ -55,8 +55,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (parts, ()) = request.into_parts();
+    // Fresh keys for each input, so an input's result does not depend on the ones before it.
+    let keys = SigningKeys::default();
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let _ = verify_at(&credentials(), &parts, body, Duration::from_secs(900), now);
+    let _ = verify_at(&credentials(), &keys, &parts, body, Duration::from_secs(900), now);
     // The same request at the time it claims to be signed at, so any date reaches the signer.
     if let Some(signed_at) = parts
         .headers
@@ -66,6 +68,6 @@ fuzz_target!(|data: &[u8]| {
         .and_then(|s| u64::try_from(s).ok())
     {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(signed_at);
-        let _ = verify_at(&credentials(), &parts, body, Duration::from_secs(900), at);
+        let _ = verify_at(&credentials(), &keys, &parts, body, Duration::from_secs(900), at);
     }
 });

@@ -12,7 +12,7 @@
 //!   `"wsgate"` directives.
 //! - [`query`]: query strings, group and user names.
 //! - [`error`]: the management API's errors and their AWS shapes.
-//! - [`sigv4`]: parsing SigV4 headers (the gateway computes signatures with `aws-sigv4`).
+//! - [`sigv4`]: parsing SigV4 headers and `X-Amz-Date` (the gateway checks the signatures).
 //! - [`config`]: the TOML model, its defaults and validation.
 //! - [`import`]: a `serverless.yml` or SAM / CloudFormation template as a [`config::Config`] (a
 //!   folder: YAML reading, the CloudFormation evaluator, serverless variables, one file or more

@@ -1,8 +1,8 @@
-//! Parsing the SigV4 `Authorization` header and `X-Amz-Date` (no cryptography here: the
-//! signature itself is computed by the gateway with the `aws-sigv4` crate).
+//! Parsing the SigV4 `Authorization` header and `X-Amz-Date` (no cryptography here: the gateway
+//! builds the canonical request and checks the signature).
 
-use time::PrimitiveDateTime;
 use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// The algorithm every SDK uses for SigV4.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -101,6 +101,22 @@ pub fn parse_amz_date(text: &str) -> Result<i64, SigV4Error> {
         .map_err(|_| SigV4Error::Date)
 }
 
+/// Formats Unix seconds as `X-Amz-Date` (`20240524T140215Z`), as a signer writes the time it
+/// signed at. Seconds past the year 9999, which [`parse_amz_date`] never returns, format as the
+/// epoch.
+pub fn format_amz_date(secs: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +164,14 @@ mod tests {
     fn amz_dates_parse() {
         assert_eq!(parse_amz_date("20240524T140215Z"), Ok(1_716_559_335));
         assert_eq!(parse_amz_date("2024-05-24"), Err(SigV4Error::Date));
+    }
+
+    #[test]
+    fn amz_dates_format_as_they_parse() {
+        assert_eq!(format_amz_date(1_716_559_335), "20240524T140215Z");
+        assert_eq!(format_amz_date(0), "19700101T000000Z");
+        for text in ["20240229T235959Z", "00010101T000000Z", "99991231T235959Z"] {
+            assert_eq!(format_amz_date(parse_amz_date(text).expect("parses")), text);
+        }
     }
 }

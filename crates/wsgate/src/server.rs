@@ -16,6 +16,7 @@ use wsgate_core::config::{
 };
 
 use crate::auth::replay::ReplayCache;
+use crate::auth::sigv4::SigningKeys;
 use crate::cluster::{Cluster, Reaped, Released};
 use crate::directory::Directory;
 use crate::edge;
@@ -400,6 +401,7 @@ async fn services(
             rate: RateLimiter::default(),
             failures: RateLimiter::default(),
             body_reads: ConnectionCount::new(),
+            signing_keys: SigningKeys::default(),
             replays: ReplayCache::default(),
             metrics,
         },

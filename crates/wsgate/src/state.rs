@@ -18,6 +18,7 @@ use wsgate_core::route::{RouteKey, SelectionExpression};
 
 use crate::auth::authorizer::Authorizer;
 use crate::auth::replay::ReplayCache;
+use crate::auth::sigv4::SigningKeys;
 use crate::auth::token::ManagementToken;
 use crate::directory::Directory;
 use crate::function::FunctionHost;
@@ -227,6 +228,8 @@ pub struct ManagementServices {
     pub failures: RateLimiter<IpAddr>,
     /// Bodies being read, per address (`management.max_body_reads_per_ip`).
     pub body_reads: Arc<ConnectionCount>,
+    /// The SigV4 signing keys of signatures accepted lately.
+    pub signing_keys: SigningKeys,
     /// Signatures already used (`management.reject_replayed_signatures`).
     pub replays: ReplayCache,
     /// This gateway's counters.

@@ -1,20 +1,22 @@
 //! Verifying AWS Signature Version 4 on management calls, as boto3 and the AWS SDKs sign them.
 //!
 //! We parse the request and enforce the policy (known key, `execute-api` scope, clock skew, the
-//! signed headers present); the `aws-sigv4` crate recomputes the signature from exactly the
-//! headers the client listed in `SignedHeaders`. Its default double percent-encoding of the path
-//! is what non-S3 services use: the id's `%3D` on the wire is signed as `%253D`, and `@` as `%40`.
+//! signed headers present), then recompute the signature over exactly the headers the client
+//! listed in `SignedHeaders` ([`canonical_request`](super::canonical_request)). The signing key
+//! and the final HMAC come from the `aws-sigv4` crate; the key of an accepted signature is kept
+//! ([`SigningKeys`]), as it only changes with the day, the region and the secret.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4::SigningParams;
-use aws_smithy_runtime_api::client::identity::Identity;
+use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
 use http::request::Parts;
 use sha2::{Digest, Sha256};
 use wsgate_core::config::Credential;
-use wsgate_core::sigv4::{Authorization, SigV4Error, parse_amz_date};
+use wsgate_core::sigv4::{Authorization, SigV4Error, format_amz_date, parse_amz_date};
+
+use super::canonical_request::CanonicalRequest;
 
 /// The signing name of API Gateway's management API.
 pub const SERVICE: &str = "execute-api";
@@ -52,9 +54,6 @@ pub enum SignatureFailure {
     /// The signature is wrong.
     #[error("signature does not match")]
     Mismatch,
-    /// The signer refused the request.
-    #[error("cannot compute signature: {0}")]
-    Signer(String),
 }
 
 /// The whole check at a given time, in one call ([`check_claim`] then [`verify_claim`]): for the
@@ -62,29 +61,141 @@ pub enum SignatureFailure {
 /// the body read in between.
 pub fn verify_at<'c>(
     credentials: &'c [Credential],
+    keys: &SigningKeys,
     parts: &Parts,
     body: &[u8],
     max_skew: Duration,
     now: SystemTime,
 ) -> Result<&'c Credential, SignatureFailure> {
     let claim = check_claim(credentials, parts, max_skew, now)?;
-    verify_claim(&claim, parts, body)
+    verify_claim(&claim, keys, parts, body)
 }
 
 /// Checks a request's signature over its body, once its headers passed [`check_claim`].
 pub fn verify_claim<'c>(
     claim: &Claim<'c>,
+    keys: &SigningKeys,
     parts: &Parts,
     body: &[u8],
 ) -> Result<&'c Credential, SignatureFailure> {
-    let signed = signed_headers(&claim.auth, parts)?;
-    let body = signable_body(parts, body)?;
-    let expected = signature(claim, parts, &signed, body)?;
-    if constant_time_eq(expected.as_bytes(), claim.auth.signature.as_bytes()) {
-        Ok(claim.credential)
-    } else {
-        Err(SignatureFailure::Mismatch)
+    let headers = signed_headers(&claim.auth, parts)?;
+    let payload_hash = payload_hash(parts, body)?;
+    // Signed as the SDK signed it: at the time `X-Amz-Date` says, written back the same way.
+    let signed_at = claim.signed_at.max(0);
+    let date_time = format_amz_date(signed_at);
+    let date = &date_time[..8];
+    let request = CanonicalRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &headers,
+        date_time: &date_time,
+        payload_hash: &payload_hash,
+    };
+    let region = &claim.auth.region;
+    let string_to_sign = request.string_to_sign(&format!("{date}/{region}/{SERVICE}/aws4_request"));
+    let scope = KeyScope {
+        access_key_id: &claim.credential.access_key_id,
+        secret: &claim.credential.secret_access_key,
+        date,
+        region,
+    };
+    let (key, cached) = match keys.get(&scope) {
+        Some(key) => (key, true),
+        None => {
+            let time = UNIX_EPOCH + Duration::from_secs(signed_at.unsigned_abs());
+            (derive_key(scope.secret, time, region), false)
+        }
+    };
+    let expected = calculate_signature(key, string_to_sign.as_bytes());
+    if !constant_time_eq(expected.as_bytes(), claim.auth.signature.as_bytes()) {
+        return Err(SignatureFailure::Mismatch);
     }
+    if !cached {
+        keys.insert(&scope, key);
+    }
+    Ok(claim.credential)
+}
+
+/// A derived signing key: HMAC-SHA256 output.
+type SigningKey = [u8; 32];
+
+/// What a signing key is derived from (the service is always `execute-api`).
+struct KeyScope<'a> {
+    access_key_id: &'a str,
+    secret: &'a str,
+    /// `YYYYMMDD`.
+    date: &'a str,
+    region: &'a str,
+}
+
+impl KeyScope<'_> {
+    /// The map key. None of the three has a `/`: they come from one `/`-separated scope.
+    fn id(&self) -> String {
+        format!("{}/{}/{}", self.date, self.region, self.access_key_id)
+    }
+}
+
+/// The signing keys of signatures accepted lately, by day, region and access key.
+///
+/// Deriving a key is four HMACs; a client signs with the same key all day, so it is derived once.
+/// Only a key that verified a signature is kept, so a caller without the secret cannot fill
+/// the map with regions it makes up. The secret is kept beside its key: a reload that changes
+/// the secret of an access key makes the old key useless rather than valid.
+#[derive(Default)]
+pub struct SigningKeys {
+    keys: Mutex<HashMap<String, (String, SigningKey)>>,
+}
+
+impl SigningKeys {
+    /// Keys kept at most; past it the map starts over. An entry is about 200 bytes (the map's
+    /// key, the secret, 32 bytes of key), so at most about 200 KiB; in use it holds one entry
+    /// per access key, region and day.
+    pub const MAX_KEYS: usize = 1024;
+
+    fn get(&self, scope: &KeyScope<'_>) -> Option<SigningKey> {
+        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        keys.get(&scope.id())
+            .filter(|(secret, _)| secret == scope.secret)
+            .map(|(_, key)| *key)
+    }
+
+    fn insert(&self, scope: &KeyScope<'_>, key: SigningKey) {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= Self::MAX_KEYS {
+            // Past days' keys go with the rest; the ones in use are derived again when next used.
+            keys.clear();
+        }
+        keys.insert(scope.id(), (scope.secret.to_owned(), key));
+    }
+
+    /// How many keys are kept.
+    pub fn len(&self) -> usize {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no key is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Secrets and keys stay out of logs: only how many there are.
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeys")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// The key `aws-sigv4` derives for `execute-api` in `region` on the day of `time`.
+fn derive_key(secret: &str, time: SystemTime, region: &str) -> SigningKey {
+    let derived = generate_signing_key(secret, time, region, SERVICE);
+    let mut key = SigningKey::default();
+    // An HMAC-SHA256 output, 32 bytes whatever the input.
+    key.copy_from_slice(derived.as_ref());
+    key
 }
 
 /// What a signed request's headers claim, checked without its body: a key we know, for this
@@ -159,88 +270,51 @@ pub fn check_claim<'c>(
     })
 }
 
-/// Exactly the headers the client signed; repeated headers are joined with commas.
-fn signed_headers(
-    auth: &Authorization,
-    parts: &Parts,
-) -> Result<Vec<(String, String)>, SignatureFailure> {
-    let mut signed: Vec<(String, String)> = Vec::with_capacity(auth.signed_headers.len());
+/// Exactly the headers the client signed, one entry per value, in the order they came (values
+/// that are not visible ASCII are left out).
+fn signed_headers<'p>(
+    auth: &'p Authorization,
+    parts: &'p Parts,
+) -> Result<Vec<(&'p str, &'p str)>, SignatureFailure> {
+    let mut signed = Vec::with_capacity(auth.signed_headers.len());
     for name in &auth.signed_headers {
-        let values: Vec<&str> = parts
-            .headers
-            .get_all(name.as_str())
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        if values.is_empty() {
+        let before = signed.len();
+        let values = parts.headers.get_all(name.as_str()).iter();
+        signed.extend(
+            values
+                .filter_map(|v| v.to_str().ok())
+                .map(|v| (name.as_str(), v)),
+        );
+        if signed.len() == before {
             return Err(SignatureFailure::MissingSignedHeader(name.clone()));
         }
-        signed.push((name.clone(), values.join(",")));
     }
     Ok(signed)
 }
 
-/// The body as the signature covers it: unsigned, its declared hash (checked), or its bytes.
-fn signable_body<'b>(parts: &Parts, body: &'b [u8]) -> Result<SignableBody<'b>, SignatureFailure> {
+/// The body as the signature covers it: unsigned, its declared hash (checked), or its bytes'
+/// hash.
+fn payload_hash(parts: &Parts, body: &[u8]) -> Result<String, SignatureFailure> {
     let content_hash = parts
         .headers
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok());
+    let actual = || hex::encode(Sha256::digest(body));
     Ok(match content_hash {
-        Some("UNSIGNED-PAYLOAD") => SignableBody::UnsignedPayload,
+        Some(UNSIGNED_PAYLOAD) => UNSIGNED_PAYLOAD.to_owned(),
         Some(declared) => {
-            let actual = hex::encode(Sha256::digest(body));
+            let actual = actual();
             if !declared.eq_ignore_ascii_case(&actual) {
                 return Err(SignatureFailure::BodyHash);
             }
-            SignableBody::Precomputed(actual)
+            actual
         }
-        None => SignableBody::Bytes(body),
+        None => actual(),
     })
 }
 
-/// The signature the claimed key makes of this request, computed by `aws-sigv4`.
-fn signature(
-    claim: &Claim<'_>,
-    parts: &Parts,
-    signed: &[(String, String)],
-    body: SignableBody<'_>,
-) -> Result<String, SignatureFailure> {
-    let identity: Identity = Credentials::new(
-        claim.auth.access_key_id.clone(),
-        claim.credential.secret_access_key.clone(),
-        None,
-        None,
-        "wsgate",
-    )
-    .into();
-    let mut settings = SigningSettings::default();
-    // Sign exactly what the client listed, user-agent included if it did.
-    settings.excluded_headers = Some(Vec::new());
-    let params = SigningParams::builder()
-        .identity(&identity)
-        .region(&claim.auth.region)
-        .name(SERVICE)
-        .time(UNIX_EPOCH + Duration::from_secs(claim.signed_at.max(0) as u64))
-        .settings(settings)
-        .build()
-        .map_err(|e| SignatureFailure::Signer(e.to_string()))?
-        .into();
-    let uri = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let request = SignableRequest::new(
-        parts.method.as_str(),
-        uri,
-        signed.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        body,
-    )
-    .map_err(|e| SignatureFailure::Signer(e.to_string()))?;
-    let output = sign(request, &params).map_err(|e| SignatureFailure::Signer(e.to_string()))?;
-    Ok(output.signature().to_owned())
-}
+/// What `x-amz-content-sha256` says when the body is not signed.
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// Compares secrets without an early exit.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -250,6 +324,10 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_credential_types::Credentials;
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4::SigningParams;
+    use aws_smithy_runtime_api::client::identity::Identity;
     use serde_json::Value;
 
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -311,6 +389,7 @@ mod tests {
         for (parts, body, at) in &requests {
             verify_at(
                 &credentials(),
+                &SigningKeys::default(),
                 parts,
                 body,
                 SKEW,
@@ -324,13 +403,27 @@ mod tests {
     fn a_changed_body_path_or_secret_fails() {
         let (parts, body, at) = captured().remove(0);
         assert!(matches!(
-            verify_at(&credentials(), &parts, b"{\"hello\":\"there\"}", SKEW, at),
+            verify_at(
+                &credentials(),
+                &SigningKeys::default(),
+                &parts,
+                b"{\"hello\":\"there\"}",
+                SKEW,
+                at
+            ),
             Err(SignatureFailure::Mismatch)
         ));
         let mut moved = parts.clone();
         moved.uri = "/dev/@connections/TWegAcC4EowCHnA%3D".parse().expect("uri");
         assert!(matches!(
-            verify_at(&credentials(), &moved, &body, SKEW, at),
+            verify_at(
+                &credentials(),
+                &SigningKeys::default(),
+                &moved,
+                &body,
+                SKEW,
+                at
+            ),
             Err(SignatureFailure::Mismatch)
         ));
         let wrong = vec![Credential {
@@ -339,11 +432,11 @@ mod tests {
             operations: None,
         }];
         assert!(matches!(
-            verify_at(&wrong, &parts, &body, SKEW, at),
+            verify_at(&wrong, &SigningKeys::default(), &parts, &body, SKEW, at),
             Err(SignatureFailure::Mismatch)
         ));
         assert!(matches!(
-            verify_at(&[], &parts, &body, SKEW, at),
+            verify_at(&[], &SigningKeys::default(), &parts, &body, SKEW, at),
             Err(SignatureFailure::UnknownKey(_))
         ));
     }
@@ -354,6 +447,7 @@ mod tests {
         assert!(
             verify_at(
                 &credentials(),
+                &SigningKeys::default(),
                 &parts,
                 &body,
                 SKEW,
@@ -364,6 +458,7 @@ mod tests {
         assert!(matches!(
             verify_at(
                 &credentials(),
+                &SigningKeys::default(),
                 &parts,
                 &body,
                 SKEW,
@@ -374,6 +469,7 @@ mod tests {
         assert!(matches!(
             verify_at(
                 &credentials(),
+                &SigningKeys::default(),
                 &parts,
                 &body,
                 SKEW,
@@ -389,7 +485,14 @@ mod tests {
         let mut no_date = parts.clone();
         no_date.headers.remove("x-amz-date");
         assert!(matches!(
-            verify_at(&credentials(), &no_date, &body, SKEW, at),
+            verify_at(
+                &credentials(),
+                &SigningKeys::default(),
+                &no_date,
+                &body,
+                SKEW,
+                at
+            ),
             Err(SignatureFailure::MissingDate)
         ));
         parts.headers.insert(
@@ -397,13 +500,371 @@ mod tests {
             "Bearer abc".parse().expect("value"),
         );
         assert!(matches!(
-            verify_at(&credentials(), &parts, &body, SKEW, at),
+            verify_at(
+                &credentials(),
+                &SigningKeys::default(),
+                &parts,
+                &body,
+                SKEW,
+                at
+            ),
             Err(SignatureFailure::Malformed(_))
         ));
         parts.headers.remove(http::header::AUTHORIZATION);
         assert!(matches!(
-            verify_at(&credentials(), &parts, &body, SKEW, at),
+            verify_at(
+                &credentials(),
+                &SigningKeys::default(),
+                &parts,
+                &body,
+                SKEW,
+                at
+            ),
             Err(SignatureFailure::Missing)
         ));
+    }
+
+    /// A small deterministic generator (splitmix64): a failing case is the same on every run.
+    struct Dice(u64);
+
+    impl Dice {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+            items[self.below(items.len())]
+        }
+    }
+
+    const METHODS: &[&str] = &["GET", "POST", "DELETE", "PUT", "PATCH", "HEAD"];
+    const REGIONS: &[&str] = &["us-east-1", "eu-west-1", "ap-southeast-2", "local"];
+
+    /// How the body is declared.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Payload {
+        /// No `x-amz-content-sha256`: the body's bytes are hashed.
+        Bytes,
+        /// `x-amz-content-sha256` carries the hash.
+        Declared,
+        /// `x-amz-content-sha256: UNSIGNED-PAYLOAD`.
+        Unsigned,
+    }
+
+    /// A request signed by `aws-sigv4`'s own signer, as an SDK sends it.
+    struct Signed {
+        method: String,
+        path: String,
+        query: Option<String>,
+        /// In the order sent; the ones the signer did not see come last.
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        payload: Payload,
+        at: SystemTime,
+    }
+
+    impl Signed {
+        fn parts(&self) -> Parts {
+            let uri = match &self.query {
+                Some(query) => format!("{}?{query}", self.path),
+                None => self.path.clone(),
+            };
+            let mut builder = http::Request::builder()
+                .method(self.method.as_str())
+                .uri(uri);
+            for (name, value) in &self.headers {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
+            builder.body(()).expect("request").into_parts().0
+        }
+
+        fn header_mut(&mut self, name: &str) -> &mut String {
+            let (_, value) = self
+                .headers
+                .iter_mut()
+                .find(|(n, _)| n == name)
+                .expect("header");
+            value
+        }
+    }
+
+    fn generate(dice: &mut Dice) -> Signed {
+        let method = dice.pick(METHODS).to_string();
+        // Spaces, unicode, `%` and `=` as a client's URL library sends them, dot and empty
+        // segments, and the characters a path may carry unencoded.
+        let segments = [
+            "@connections",
+            "dev",
+            "TWegAcC4EowCHnA%3D",
+            "a%20b",
+            "%E2%9C%93",
+            "caf%C3%A9",
+            "%25",
+            "x=y",
+            "a+b",
+            "~user",
+            "!$&'()*,;:@",
+            ".",
+            "..",
+            "",
+        ];
+        let mut path = String::new();
+        for _ in 0..=dice.below(5) {
+            path.push('/');
+            path.push_str(dice.pick(&segments));
+        }
+        if dice.below(4) == 0 {
+            path.push('/');
+        }
+        let keys = [
+            "a",
+            "b",
+            "a",
+            "X-Amz-Meta",
+            "sp%20ace",
+            "plus+sign",
+            "%E2%9C%93",
+            "eq%3D",
+        ];
+        let values = [
+            "",
+            "1",
+            "two%20words",
+            "a+b",
+            "%3D%3D",
+            "x=y",
+            "%7E",
+            "%C3%A9",
+        ];
+        let query = match dice.below(4) {
+            0 => None,
+            1 => Some(String::new()),
+            _ => {
+                let mut pairs = Vec::new();
+                for _ in 0..=dice.below(5) {
+                    let key = dice.pick(&keys);
+                    pairs.push(match dice.below(5) {
+                        0 => key.to_owned(),
+                        1 => String::new(),
+                        _ => format!("{key}={}", dice.pick(&values)),
+                    });
+                }
+                Some(pairs.join("&"))
+            }
+        };
+        let host = dice.pick(&["localhost:8080", "example.com", "abc.execute-api.local:443"]);
+        let mut signed_headers = vec![("host".to_owned(), host.to_owned())];
+        let header_values = [
+            "application/json",
+            "  padded  ",
+            "a   b    c",
+            "tab\tinside",
+            "v1,v2",
+            "",
+            "UPPER lower",
+        ];
+        for _ in 0..dice.below(5) {
+            let name = dice.pick(&["content-type", "x-amz-meta-a", "x-custom", "x-repeat"]);
+            signed_headers.push((name.to_owned(), dice.pick(&header_values).to_string()));
+        }
+        let body: Vec<u8> = (0..dice.below(64)).map(|_| dice.next() as u8).collect();
+        let payload = dice.pick(&[Payload::Bytes, Payload::Declared, Payload::Unsigned]);
+        let declared = match payload {
+            Payload::Bytes => None,
+            Payload::Declared => Some(hex::encode(Sha256::digest(&body))),
+            Payload::Unsigned => Some(UNSIGNED_PAYLOAD.to_owned()),
+        };
+        // The declared hash is signed or not, as the client chose.
+        let mut unsigned_headers = vec![("user-agent".to_owned(), "test/1.0".to_owned())];
+        if let Some(declared) = &declared {
+            let header = ("x-amz-content-sha256".to_owned(), declared.clone());
+            if dice.below(2) == 0 {
+                signed_headers.push(header);
+            } else {
+                unsigned_headers.push(header);
+            }
+        }
+        // Three days, so the kept signing keys are used again and also change.
+        let at = UNIX_EPOCH + Duration::from_secs(1_716_508_800 + dice.below(3 * 86_400) as u64);
+        let (access_key_id, token) = dice.pick(&[
+            ("AKIDEXAMPLE", None),
+            ("ASIAEXAMPLE", Some("session-token")),
+        ]);
+        let identity: Identity = Credentials::new(
+            access_key_id,
+            SECRET,
+            token.map(str::to_owned),
+            None,
+            "test",
+        )
+        .into();
+        let mut settings = SigningSettings::default();
+        settings.excluded_headers = Some(Vec::new());
+        let params = SigningParams::builder()
+            .identity(&identity)
+            .region(dice.pick(REGIONS))
+            .name(SERVICE)
+            .time(at)
+            .settings(settings)
+            .build()
+            .expect("params")
+            .into();
+        let uri = match &query {
+            Some(query) => format!("{path}?{query}"),
+            None => path.clone(),
+        };
+        let body_to_sign = match &declared {
+            None => SignableBody::Bytes(&body),
+            Some(hash) if hash == UNSIGNED_PAYLOAD => SignableBody::UnsignedPayload,
+            Some(hash) => SignableBody::Precomputed(hash.clone()),
+        };
+        let request = SignableRequest::new(
+            &method,
+            uri.as_str(),
+            signed_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            body_to_sign,
+        )
+        .expect("signable");
+        let (instructions, _) = sign(request, &params).expect("signs").into_parts();
+        let mut headers = signed_headers;
+        for (name, value) in instructions.headers() {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+        headers.extend(unsigned_headers);
+        Signed {
+            method,
+            path,
+            query,
+            headers,
+            body,
+            payload,
+            at,
+        }
+    }
+
+    /// One change that the signature covers.
+    fn mutate(dice: &mut Dice, request: &mut Signed) -> &'static str {
+        match dice.below(6) {
+            0 => {
+                let method = loop {
+                    let method = dice.pick(METHODS);
+                    if method != request.method {
+                        break method;
+                    }
+                };
+                request.method = method.to_string();
+                "method"
+            }
+            1 => {
+                request.path.push('a');
+                "path"
+            }
+            2 => {
+                let query = request.query.get_or_insert_with(String::new);
+                query.push_str("&zz=1");
+                "query"
+            }
+            3 if request.payload != Payload::Unsigned => {
+                request.body.push(b'!');
+                "body"
+            }
+            4 => {
+                request.header_mut("host").push('x');
+                "host"
+            }
+            _ => {
+                let signature = request.header_mut("authorization");
+                let last = if signature.ends_with('0') { '1' } else { '0' };
+                signature.pop();
+                signature.push(last);
+                "signature"
+            }
+        }
+    }
+
+    #[test]
+    fn requests_signed_by_the_sdk_verify_and_changed_ones_do_not() {
+        let credentials = credentials();
+        let keys = SigningKeys::default();
+        let mut dice = Dice(16);
+        let mut reused = 0;
+        for case in 0..2000 {
+            let mut request = generate(&mut dice);
+            let parts = request.parts();
+            let kept = keys.len();
+            let verified = verify_at(&credentials, &keys, &parts, &request.body, SKEW, request.at);
+            assert!(
+                verified.is_ok(),
+                "case {case}: {} {} {:?}: {verified:?}",
+                request.method,
+                parts.uri,
+                request.headers
+            );
+            if keys.len() == kept {
+                reused += 1;
+            }
+            let what = mutate(&mut dice, &mut request);
+            let parts = request.parts();
+            let verified = verify_at(&credentials, &keys, &parts, &request.body, SKEW, request.at);
+            assert!(
+                verified.is_err(),
+                "case {case}: a changed {what} verifies: {} {} {:?}",
+                request.method,
+                parts.uri,
+                request.headers
+            );
+        }
+        // 2 keys, 4 regions, 3 days: most cases sign with a key kept from an earlier one.
+        assert!(keys.len() <= 24, "{}", keys.len());
+        assert!(reused > 1900, "{reused}");
+    }
+
+    #[test]
+    fn a_kept_signing_key_is_not_used_for_a_changed_secret() {
+        let keys = SigningKeys::default();
+        let (parts, body, at) = captured().remove(0);
+        assert!(verify_at(&credentials(), &keys, &parts, &body, SKEW, at).is_ok());
+        assert_eq!(keys.len(), 1);
+        let rotated = vec![Credential {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "rotated".into(),
+            operations: None,
+        }];
+        assert!(matches!(
+            verify_at(&rotated, &keys, &parts, &body, SKEW, at),
+            Err(SignatureFailure::Mismatch)
+        ));
+        assert!(verify_at(&credentials(), &keys, &parts, &body, SKEW, at).is_ok());
+    }
+
+    #[test]
+    fn a_refused_signature_leaves_no_key_and_the_keys_are_bounded() {
+        let keys = SigningKeys::default();
+        let (parts, body, at) = captured().remove(0);
+        let other = vec![Credential {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "other".into(),
+            operations: None,
+        }];
+        assert!(verify_at(&other, &keys, &parts, &body, SKEW, at).is_err());
+        assert!(keys.is_empty());
+        for day in 0..SigningKeys::MAX_KEYS + 1 {
+            let scope = KeyScope {
+                access_key_id: "AKIDEXAMPLE",
+                secret: SECRET,
+                date: &format!("{day:08}"),
+                region: "r",
+            };
+            keys.insert(&scope, SigningKey::default());
+            assert!(keys.len() <= SigningKeys::MAX_KEYS);
+        }
     }
 }

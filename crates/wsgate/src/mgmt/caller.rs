@@ -12,7 +12,7 @@ use wsgate_core::config::{ManagementAuth, Operation};
 use wsgate_core::error::MgmtError;
 
 use crate::auth::replay::{Replay, ReplayCache};
-use crate::auth::sigv4::{self, Claim};
+use crate::auth::sigv4::{self, Claim, SigningKeys};
 use crate::limits;
 use crate::state::Deployment;
 
@@ -64,20 +64,21 @@ pub(super) fn from_headers<'a>(
     }
 }
 
-/// The second step, once the body is in: a SigV4 signature over it, used once when
-/// `reject_replayed_signatures` is on.
+/// The second step, once the body is in: a SigV4 signature over it (with the signing key kept
+/// from an earlier call of the day), used once when `reject_replayed_signatures` is on.
 pub(super) fn with_body<'a>(
     from_headers: FromHeaders<'a>,
     deployment: &Deployment,
     parts: &Parts,
     body: &[u8],
+    keys: &SigningKeys,
     replays: &ReplayCache,
 ) -> Result<Caller<'a>, MgmtError> {
     let claim = match from_headers {
         FromHeaders::Known(caller) => return Ok(caller),
         FromHeaders::Signed(claim) => claim,
     };
-    let credential = sigv4::verify_claim(&claim, parts, body).map_err(|failure| {
+    let credential = sigv4::verify_claim(&claim, keys, parts, body).map_err(|failure| {
         tracing::debug!(%failure, "signature rejected");
         MgmtError::Forbidden
     })?;

@@ -119,8 +119,15 @@ async fn handle_inner(
         _ => management.max_payload_bytes,
     };
     let body = read_body(services, deployment, &parts, body, peer, limit).await?;
-    let caller = caller::with_body(from_headers, deployment, &parts, &body, &services.replays)
-        .map_err(|e| failed(services, deployment, peer, e))?;
+    let caller = caller::with_body(
+        from_headers,
+        deployment,
+        &parts,
+        &body,
+        &services.signing_keys,
+        &services.replays,
+    )
+    .map_err(|e| failed(services, deployment, peer, e))?;
     let operation = match operation {
         None => return Err(MgmtError::Forbidden),
         Some(operation) => operation?,
