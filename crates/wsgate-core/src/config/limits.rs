@@ -31,8 +31,9 @@ pub struct Limits {
     /// Integration calls one connection may have in flight; past it the gateway stops reading
     /// from that client until one finishes. Default 32.
     pub max_inflight_per_connection: usize,
-    /// Per-connection read buffer in bytes. tungstenite's default of 128 KiB would cost that much
-    /// per idle connection. Default 4096.
+    /// The most read from a socket at once, in bytes. Sockets are read into a buffer shared by
+    /// the connections of a worker thread, so an idle connection holds no read buffer; only bytes
+    /// read ahead of a message stay with their connection until it takes them. Default 4096.
     pub read_buffer_bytes: usize,
     /// Whether client Ping frames reset the idle timer. API Gateway's behaviour is unknown; off by
     /// default (only data messages count).

@@ -84,7 +84,12 @@ pub fn adopt(edge: &Arc<EdgeServices>, arrivals: Vec<Arrival>) {
                     Ok(tcp) => {
                         let idle_for = Duration::from_millis(now_ms.saturating_sub(last_active_ms));
                         let active = now.checked_sub(idle_for).unwrap_or(now);
-                        let tap = Tap::handed(tcp, unsent, handle.outbox.move_switch());
+                        let tap = Tap::handed(
+                            tcp,
+                            limits.read_buffer_bytes,
+                            unsent,
+                            handle.outbox.move_switch(),
+                        );
                         let lifetime = after(lifetime_ends_ms);
                         let services = services.clone();
                         let (handle, inbox) = (handle.clone(), inbox);

@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_util::sync::PollSemaphore;
 use tracing::{debug, info, warn};
 use wsgate_core::clock;
 use wsgate_core::config::{BinaryFrames, Limits};
@@ -232,171 +233,184 @@ const SERVICE_RESTART: &str = "Service Restart";
 /// resumable session whose socket breaks is suspended for `limits.resume_window` instead of
 /// ending, and goes on with the socket of the client's resume; when the gateway stops with
 /// `gateway.state_dir`, it is closed with 1012 and kept for the next process.
-pub(crate) async fn run(
+///
+/// Not an `async fn`, nor is [`serve`]: an `async fn` keeps its arguments in its future twice
+/// (as received, and moved into the body), and every idle connection would carry the copies.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn run(
     services: Arc<SessionServices>,
     handle: Arc<SessionHandle>,
     mut inbox: Inbox,
     limits: SessionLimits,
     start: Start,
     mut reliable: Option<Box<Reliable>>,
-) {
-    let ctx = handle.ctx.clone();
-    let now = Instant::now();
-    let mut lifetime = now + limits.max_connection_duration;
-    // The latest activity of a connection handed over, for its first turn's idle timer.
-    let mut active = None;
-    let (mut halves, mut window, mut drop_code) = match start {
-        Start::Live(sink, stream) => {
-            if let Some(r) = reliable.as_deref_mut() {
-                let greeting = resume::connected(&ctx.connection_id, &r.token);
-                r.replay.open_with(greeting, Vec::new());
-                mirror_live(&services, &handle, r, lifetime, limits.resume_window);
+) -> impl Future<Output = ()> {
+    async move {
+        let ctx = handle.ctx.clone();
+        let now = Instant::now();
+        let mut lifetime = now + limits.max_connection_duration;
+        // The latest activity of a connection handed over, for its first turn's idle timer.
+        let mut active = None;
+        let (mut halves, mut window, mut drop_code) = match start {
+            Start::Live(sink, stream) => {
+                if let Some(r) = reliable.as_deref_mut() {
+                    let greeting = resume::connected(&ctx.connection_id, &r.token);
+                    r.replay.open_with(greeting, Vec::new());
+                    mirror_live(&services, &handle, r, lifetime, limits.resume_window);
+                }
+                (Some((sink, stream)), limits.resume_window, 1006)
             }
-            (Some((sink, stream)), limits.resume_window, 1006)
-        }
-        Start::Moved(moved) => {
-            (lifetime, active) = (moved.lifetime, Some(moved.active));
-            (Some(moved.halves), limits.resume_window, 1006)
-        }
-        Start::Suspended { window, code } => {
-            // Kept by another process or node: in a cluster, any node can resume it from now on.
-            if let Some(r) = reliable.as_deref_mut() {
-                mirror_suspended(&services, &handle, &mut inbox, r, code, window);
+            Start::Moved(moved) => {
+                (lifetime, active) = (moved.lifetime, Some(moved.active));
+                (Some(moved.halves), limits.resume_window, 1006)
             }
-            (None, window, code)
-        }
-    };
-    let keeping = services.keeping.is_some();
-    let mut tally = Tally::default();
-    let finished = loop {
-        let resume = match halves.as_mut() {
-            Some((sink, stream)) => {
-                let turn = serve(
-                    &services,
-                    &handle,
-                    (&mut inbox, &mut tally),
-                    &limits,
-                    (sink, stream),
-                    (lifetime, active.take()),
-                    reliable.as_deref_mut(),
-                )
-                .await;
-                let resumable = reliable.is_some() && !limits.resume_window.is_zero();
-                match turn {
-                    Turn::Replaced(resume) => resume,
-                    // The client resumes on another node: this socket was left behind.
-                    Turn::Released(to) => break Finished::Released(to, drop_code),
-                    Turn::HandOver(handing) => {
-                        let Some((sink, stream)) = halves.take() else {
+            Start::Suspended { window, code } => {
+                // Kept by another process or node: in a cluster, any node can resume it from
+                // now on.
+                if let Some(r) = reliable.as_deref_mut() {
+                    mirror_suspended(&services, &handle, &mut inbox, r, code, window);
+                }
+                (None, window, code)
+            }
+        };
+        let keeping = services.keeping.is_some();
+        let mut tally = Tally::default();
+        let finished = loop {
+            let resume = match halves.as_mut() {
+                Some((sink, stream)) => {
+                    let turn = serve(
+                        &services,
+                        &handle,
+                        (&mut inbox, &mut tally),
+                        &limits,
+                        (sink, stream),
+                        (lifetime, active.take()),
+                        reliable.as_deref_mut(),
+                    )
+                    .await;
+                    let resumable = reliable.is_some() && !limits.resume_window.is_zero();
+                    match turn {
+                        Turn::Replaced(resume) => resume,
+                        // The client resumes on another node: this socket was left behind.
+                        Turn::Released(to) => break Finished::Released(to, drop_code),
+                        Turn::HandOver(handing) => {
+                            let Some((sink, stream)) = halves.take() else {
+                                continue;
+                            };
+                            let r = reliable.as_deref_mut();
+                            let out = move_out(
+                                &services,
+                                &handle,
+                                &mut inbox,
+                                &limits,
+                                (sink, stream),
+                                r,
+                                *handing,
+                                lifetime,
+                            );
+                            match Box::pin(out).await {
+                                Out::Stay(sink, stream) => halves = Some((sink, stream)),
+                                Out::Ended(ending, sink, stream) => {
+                                    break Finished::Socket(ending, sink, stream);
+                                }
+                                Out::Gone(relay, inflight) => {
+                                    Box::pin(pass_on(&services, &handle, inbox, relay, inflight))
+                                        .await;
+                                    return;
+                                }
+                                Out::Secure(sink, stream) if resumable => {
+                                    // TLS cannot move: closed with 1012, the session moves
+                                    // suspended and its client resumes with the new process.
+                                    let restart = Ending::Server(1012, SERVICE_RESTART.into());
+                                    Box::pin(finish(sink, stream, restart)).await;
+                                    (window, drop_code) = (limits.resume_window, 1012);
+                                    handle.outbox.hand_over();
+                                }
+                                Out::Secure(sink, stream) => {
+                                    break Finished::Socket(
+                                        Ending::Server(1012, SERVICE_RESTART.into()),
+                                        sink,
+                                        stream,
+                                    );
+                                }
+                            }
                             continue;
-                        };
-                        let r = reliable.as_deref_mut();
-                        let out = move_out(
-                            &services,
-                            &handle,
-                            &mut inbox,
-                            &limits,
-                            (sink, stream),
-                            r,
-                            *handing,
-                            lifetime,
-                        );
-                        match Box::pin(out).await {
-                            Out::Stay(sink, stream) => halves = Some((sink, stream)),
-                            Out::Ended(ending, sink, stream) => {
-                                break Finished::Socket(ending, sink, stream);
-                            }
-                            Out::Gone(relay, inflight) => {
-                                Box::pin(pass_on(&services, &handle, inbox, relay, inflight)).await;
-                                return;
-                            }
-                            Out::Secure(sink, stream) if resumable => {
-                                // TLS cannot move: closed with 1012, the session moves
-                                // suspended and its client resumes with the new process.
-                                let restart = Ending::Server(1012, SERVICE_RESTART.into());
-                                Box::pin(finish(sink, stream, restart)).await;
-                                (window, drop_code) = (limits.resume_window, 1012);
-                                handle.outbox.hand_over();
-                            }
-                            Out::Secure(sink, stream) => {
-                                break Finished::Socket(
-                                    Ending::Server(1012, SERVICE_RESTART.into()),
-                                    sink,
-                                    stream,
+                        }
+                        Turn::Over(Ending::Abnormal) if resumable => {
+                            debug!(connection_id = %ctx.connection_id, "socket lost: suspended until resumed");
+                            (halves, window, drop_code) = (None, limits.resume_window, 1006);
+                            if let Some(r) = reliable.as_deref_mut() {
+                                mirror_suspended(
+                                    &services, &handle, &mut inbox, r, drop_code, window,
                                 );
                             }
+                            continue;
                         }
-                        continue;
-                    }
-                    Turn::Over(Ending::Abnormal) if resumable => {
-                        debug!(connection_id = %ctx.connection_id, "socket lost: suspended until resumed");
-                        (halves, window, drop_code) = (None, limits.resume_window, 1006);
-                        if let Some(r) = reliable.as_deref_mut() {
-                            mirror_suspended(&services, &handle, &mut inbox, r, drop_code, window);
+                        Turn::Over(Ending::Stopping) if resumable && keeping => {
+                            if let Some((sink, stream)) = halves.take() {
+                                let restart = Ending::Server(1012, SERVICE_RESTART.into());
+                                Box::pin(finish(sink, stream, restart)).await;
+                            }
+                            break Finished::Kept(1012);
                         }
-                        continue;
+                        Turn::Over(ending) => match halves.take() {
+                            Some((sink, stream)) => break Finished::Socket(ending, sink, stream),
+                            None => break Finished::Ended(1006, ABNORMAL.to_owned()),
+                        },
                     }
-                    Turn::Over(Ending::Stopping) if resumable && keeping => {
-                        if let Some((sink, stream)) = halves.take() {
-                            let restart = Ending::Server(1012, SERVICE_RESTART.into());
-                            Box::pin(finish(sink, stream, restart)).await;
-                        }
-                        break Finished::Kept(1012);
-                    }
-                    Turn::Over(ending) => match halves.take() {
-                        Some((sink, stream)) => break Finished::Socket(ending, sink, stream),
-                        None => break Finished::Ended(1006, ABNORMAL.to_owned()),
-                    },
                 }
-            }
-            None => {
-                let Some(r) = reliable.as_deref_mut() else {
+                None => {
+                    let Some(r) = reliable.as_deref_mut() else {
+                        break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
+                    };
+                    match Box::pin(suspend(&services, &mut inbox, r, &limits, window)).await {
+                        Suspended::Resumed(resume) => resume,
+                        Suspended::Released(to) => break Finished::Released(to, drop_code),
+                        Suspended::HandOver(ends) => {
+                            let out =
+                                move_suspended(&services, &handle, r, lifetime, ends, drop_code);
+                            match Box::pin(out).await {
+                                Some(relay) => {
+                                    Box::pin(pass_on(&services, &handle, inbox, relay, None)).await;
+                                    return;
+                                }
+                                None => {
+                                    window = ends.saturating_duration_since(Instant::now());
+                                    continue;
+                                }
+                            }
+                        }
+                        Suspended::Stopping if keeping => break Finished::Kept(drop_code),
+                        Suspended::Stopping => {
+                            break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
+                        }
+                        Suspended::Over(None) => {
+                            break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
+                        }
+                        Suspended::Over(Some((code, reason))) => {
+                            break Finished::Ended(code, reason);
+                        }
+                    }
+                }
+            };
+            let Some(r) = reliable.as_deref_mut() else {
+                break Finished::Ended(1006, ABNORMAL.to_owned());
+            };
+            match resumed(&services, &ctx, r, resume.seq) {
+                Ok(()) => {
+                    mirror_live(&services, &handle, r, lifetime, limits.resume_window);
+                    let mut socket = resume.socket;
+                    socket.get_mut().attach(handle.outbox.move_switch());
+                    halves = Some(socket.split());
+                }
+                Err(reason) => {
+                    Box::pin(refuse_resume(resume.socket, reason)).await;
                     break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
-                };
-                match Box::pin(suspend(&services, &mut inbox, r, &limits, window)).await {
-                    Suspended::Resumed(resume) => resume,
-                    Suspended::Released(to) => break Finished::Released(to, drop_code),
-                    Suspended::HandOver(ends) => {
-                        let out = move_suspended(&services, &handle, r, lifetime, ends, drop_code);
-                        match Box::pin(out).await {
-                            Some(relay) => {
-                                Box::pin(pass_on(&services, &handle, inbox, relay, None)).await;
-                                return;
-                            }
-                            None => {
-                                window = ends.saturating_duration_since(Instant::now());
-                                continue;
-                            }
-                        }
-                    }
-                    Suspended::Stopping if keeping => break Finished::Kept(drop_code),
-                    Suspended::Stopping => {
-                        break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
-                    }
-                    Suspended::Over(None) => {
-                        break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
-                    }
-                    Suspended::Over(Some((code, reason))) => break Finished::Ended(code, reason),
                 }
             }
         };
-        let Some(r) = reliable.as_deref_mut() else {
-            break Finished::Ended(1006, ABNORMAL.to_owned());
-        };
-        match resumed(&services, &ctx, r, resume.seq) {
-            Ok(()) => {
-                mirror_live(&services, &handle, r, lifetime, limits.resume_window);
-                let mut socket = resume.socket;
-                socket.get_mut().attach(handle.outbox.move_switch());
-                halves = Some(socket.split());
-            }
-            Err(reason) => {
-                Box::pin(refuse_resume(resume.socket, reason)).await;
-                break Finished::Ended(drop_code, reason_of(drop_code).to_owned());
-            }
-        }
-    };
-    end(&services, &handle, inbox, reliable, finished, tally).await;
+        end(&services, &handle, inbox, reliable, finished, tally).await;
+    }
 }
 
 /// What one connection exchanged, for the line logged when it ends (kept in the session's own
@@ -727,7 +741,8 @@ async fn move_out(
         return Out::Gone(departure.relay, Some((inflight, permits)));
     }
     outbox.set_moving(false);
-    let tap = Tap::handed(parts.tcp, parts.unsent, outbox.move_switch());
+    let read_size = services.deployment.load().config.limits.read_buffer_bytes;
+    let tap = Tap::handed(parts.tcp, read_size, parts.unsent, outbox.move_switch());
     let (sink, stream) = rebuilt(services, tap, parts.unread).await.split();
     Out::Stay(sink, stream)
 }
@@ -941,84 +956,90 @@ fn next_resume(
 
 /// One socket's turn: reads and routes messages, writes what the outbox holds, keeps the timers
 /// (the lifetime runs across resumes), until the connection ends or a resume takes over.
-async fn serve(
-    services: &Arc<SessionServices>,
-    handle: &Arc<SessionHandle>,
-    (inbox, tally): (&mut Inbox, &mut Tally),
-    limits: &SessionLimits,
-    (sink, stream): (&mut SocketSink, &mut SocketStream),
+#[allow(clippy::manual_async_fn)] // Not an `async fn`: see [`run`].
+fn serve<'a>(
+    services: &'a Arc<SessionServices>,
+    handle: &'a Arc<SessionHandle>,
+    (inbox, tally): (&'a mut Inbox, &'a mut Tally),
+    limits: &'a SessionLimits,
+    (sink, stream): (&'a mut SocketSink, &'a mut SocketStream),
     (lifetime, active): (Instant, Option<Instant>),
-    reliable: Option<&mut Reliable>,
-) -> Turn {
-    let (mut replay, mut resumes) = match reliable {
-        Some(r) => (Some(&mut r.replay), Some(&mut r.resumes)),
-        None => (None, None),
-    };
-    let resume_bytes = limits.resume_buffer_bytes;
+    reliable: Option<&'a mut Reliable>,
+) -> impl Future<Output = Turn> + 'a {
+    async move {
+        let (mut replay, mut resumes) = match reliable {
+            Some(r) => (Some(&mut r.replay), Some(&mut r.resumes)),
+            None => (None, None),
+        };
+        let resume_bytes = limits.resume_buffer_bytes;
 
-    // The idle timer is re-armed only when it fires (from the last activity), not on every
-    // message: resetting a timer per message costs a timer-wheel update each time.
-    // The idle timer runs from now, or from the latest activity of a connection handed over.
-    let mut last_activity = active.unwrap_or_else(Instant::now);
-    let idle = tokio::time::sleep_until(last_activity + limits.idle_timeout);
-    let lifetime = tokio::time::sleep_until(lifetime);
-    let mut idle = pin!(idle);
-    let mut lifetime = pin!(lifetime);
-    let inflight = Arc::new(Semaphore::new(limits.max_inflight_per_connection));
-    let mut permit: Option<OwnedSemaphorePermit> = inflight.clone().try_acquire_owned().ok();
-    let mut pending: Option<Outgoing> = None;
-    let frame_bytes = limits.max_frame_bytes;
+        // One timer for both the idle timeout and the lifetime, set to whichever ends first. It is
+        // re-armed only when it fires (from the last activity), not on every message: resetting a
+        // timer per message costs a timer-wheel update each time.
+        // The idle timer runs from now, or from the latest activity of a connection handed over.
+        let mut last_activity = active.unwrap_or_else(Instant::now);
+        let mut timer = pin!(tokio::time::sleep_until(
+            (last_activity + limits.idle_timeout).min(lifetime)
+        ));
+        let inflight = Arc::new(Semaphore::new(limits.max_inflight_per_connection));
+        // Waits for a permit without a future per loop turn: it allocates one only while every
+        // permit is taken.
+        let mut permits = PollSemaphore::new(inflight.clone());
+        let mut permit: Option<OwnedSemaphorePermit> = inflight.clone().try_acquire_owned().ok();
+        let mut pending: Option<Outgoing> = None;
+        let frame_bytes = limits.max_frame_bytes;
 
-    // Created once: a fresh `cancelled()` per loop turn would register with and leave the
-    // gateway-wide shutdown notifier, under its lock, for every message of every session.
-    let shutdown = services.lifecycle.stopping.clone();
-    let mut cancelled = pin!(shutdown.cancelled());
+        // Created once: a fresh `cancelled()` per loop turn would register with and leave the
+        // gateway-wide shutdown notifier, under its lock, for every message of every session.
+        let shutdown = services.lifecycle.stopping.clone();
+        let mut cancelled = pin!(shutdown.cancelled());
 
-    let ending = loop {
-        tokio::select! {
-            biased;
-            () = &mut cancelled => break Ending::Stopping,
-            pumped = poll_fn(|cx| pump(cx, &mut *sink, inbox, &mut pending, frame_bytes, replay.as_deref_mut())) => match pumped {
-                Pumped::Wrote(n, bytes) => {
-                    services.metrics.sent(u64::from(n));
-                    tally.sent(n, bytes);
-                    handle.touch(clock::now_ms());
-                    last_activity = Instant::now();
-                    if let Some(replay) = replay.as_deref_mut() {
-                        replay.trim_to(resume_bytes);
+        let ending = loop {
+            tokio::select! {
+                biased;
+                () = &mut cancelled => break Ending::Stopping,
+                pumped = poll_fn(|cx| pump(cx, &mut *sink, inbox, &mut pending, frame_bytes, replay.as_deref_mut())) => match pumped {
+                    Pumped::Wrote(n, bytes) => {
+                        services.metrics.sent(u64::from(n));
+                        tally.sent(n, bytes);
+                        handle.touch(clock::now_ms());
+                        last_activity = Instant::now();
+                        if let Some(replay) = replay.as_deref_mut() {
+                            replay.trim_to(resume_bytes);
+                        }
+                    }
+                    Pumped::Close(code, reason) => break Ending::Server(code, reason),
+                    Pumped::Failed => break Ending::Abnormal,
+                    Pumped::HandOver => return Turn::HandOver(Box::new(Handing { pending: pending.take(), inflight })),
+                },
+                resume = poll_fn(|cx| next_resume(cx, resumes.as_deref_mut())), if resumes.is_some() => match resume {
+                    Some(knock) => match *knock {
+                        Knock::Resume(resume) => return Turn::Replaced(Box::new(resume)),
+                        Knock::Release(to) => return Turn::Released(to),
+                    },
+                    None => break Ending::Abnormal,
+                },
+                acquired = poll_fn(|cx| permits.poll_acquire(cx)), if permit.is_none() => permit = acquired,
+                frame = stream.next(), if permit.is_some() => match on_read(services, handle, tally.received(frame), replay.as_deref_mut(), &mut permit) {
+                    Read::Data => last_activity = Instant::now(),
+                    // tungstenite queues the Pong of a Ping and writes it on the next read or write.
+                    Read::Ping if limits.control_frames_reset_idle => last_activity = Instant::now(),
+                    Read::Ping | Read::Other => {}
+                    Read::End(ending) => break ending,
+                },
+                () = &mut timer => {
+                    let idle_ends = last_activity + limits.idle_timeout;
+                    let now = Instant::now();
+                    if idle_ends > now && lifetime > now {
+                        timer.as_mut().reset(idle_ends.min(lifetime));
+                    } else {
+                        break Ending::Server(1001, GOING_AWAY.into());
                     }
                 }
-                Pumped::Close(code, reason) => break Ending::Server(code, reason),
-                Pumped::Failed => break Ending::Abnormal,
-                Pumped::HandOver => return Turn::HandOver(Box::new(Handing { pending: pending.take(), inflight })),
-            },
-            resume = poll_fn(|cx| next_resume(cx, resumes.as_deref_mut())), if resumes.is_some() => match resume {
-                Some(knock) => match *knock {
-                    Knock::Resume(resume) => return Turn::Replaced(Box::new(resume)),
-                    Knock::Release(to) => return Turn::Released(to),
-                },
-                None => break Ending::Abnormal,
-            },
-            acquired = inflight.clone().acquire_owned(), if permit.is_none() => permit = acquired.ok(),
-            frame = stream.next(), if permit.is_some() => match on_read(services, handle, tally.received(frame), replay.as_deref_mut(), &mut permit) {
-                Read::Data => last_activity = Instant::now(),
-                // tungstenite queues the Pong of a Ping and writes it on the next read or write.
-                Read::Ping if limits.control_frames_reset_idle => last_activity = Instant::now(),
-                Read::Ping | Read::Other => {}
-                Read::End(ending) => break ending,
-            },
-            () = &mut idle => {
-                let deadline = last_activity + limits.idle_timeout;
-                if deadline > Instant::now() {
-                    idle.as_mut().reset(deadline);
-                } else {
-                    break Ending::Server(1001, GOING_AWAY.into());
-                }
             }
-            () = &mut lifetime => break Ending::Server(1001, GOING_AWAY.into()),
-        }
-    };
-    Turn::Over(ending)
+        };
+        Turn::Over(ending)
+    }
 }
 
 /// The writing half of a session's socket.

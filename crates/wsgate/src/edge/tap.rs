@@ -10,7 +10,13 @@
 //!   connection and no copying for messages that arrive whole in one read;
 //! - while handing over, writes the socket cannot take are kept instead of waiting for a slow
 //!   reader, and given to the next process to write first.
+//!
+//! It also keeps an idle connection from holding a read buffer: the socket is read into a buffer
+//! shared by every connection on the worker thread (`limits.read_buffer_bytes`), tungstenite is
+//! given what its small buffer ([`MESSAGE_READ`]) takes, and only bytes read ahead of it stay with
+//! the connection, until tungstenite takes them. Between messages a connection holds none.
 
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -24,11 +30,17 @@ use wsgate_core::config::Limits;
 
 use crate::hub::MoveSwitch;
 
+/// What tungstenite reads at once, and the buffer every connection holds for it: small, as the
+/// socket is read into a buffer of the thread's ([`Tap`]). A message up to this size (nearly every
+/// message of a chat or a game) is one copy; a longer one is read into its own buffer in steps of
+/// this size, which costs a copy each but no system call.
+pub const MESSAGE_READ: usize = 256;
+
 /// The socket settings for one session: a small read buffer (tungstenite's default would cost
 /// 128 KiB per idle connection), eager writes, and API Gateway's frame and message limits.
 pub fn socket_config(limits: &Limits) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(limits.read_buffer_bytes)
+        .read_buffer_size(MESSAGE_READ)
         .write_buffer_size(0)
         .max_write_buffer_size(limits.outbox_bytes.saturating_add(64 * 1024))
         .max_frame_size(Some(limits.max_frame_bytes))
@@ -49,6 +61,10 @@ pub enum Io {
 pub struct Tap {
     io: Io,
     reads: Frames,
+    /// Bytes read from the socket that tungstenite did not take yet. Boxed: nearly always none.
+    ahead: Option<Box<Ahead>>,
+    /// The most read from the socket at once (`limits.read_buffer_bytes`).
+    read_size: u32,
     /// Bytes written while handing over that the socket could not take yet. Boxed: nearly always
     /// none, and every connection holds the field (8 bytes instead of a `Vec`'s 24).
     #[allow(clippy::box_collection)]
@@ -57,6 +73,19 @@ pub struct Tap {
     /// stays in the kernel for the next process), writes never wait. Shared with the session's
     /// outbox, so it is set without the socket in hand (the session holds it split in two).
     switch: Option<MoveSwitch>,
+}
+
+/// Bytes read from the socket ahead of tungstenite.
+#[derive(Debug)]
+struct Ahead {
+    bytes: Vec<u8>,
+    /// Where the bytes tungstenite has not taken start.
+    at: usize,
+}
+
+thread_local! {
+    /// The buffer sockets are read into on this thread, sized by the largest `read_size` seen.
+    static READ: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A connection taken apart to move to another process.
@@ -71,20 +100,23 @@ pub struct Parts {
 }
 
 impl Tap {
-    /// A connection this process upgraded (plain TCP or TLS).
-    pub fn upgraded(io: TokioIo<Upgraded>, switch: Option<MoveSwitch>) -> Self {
-        Self::new(Io::Upgraded(io), Vec::new(), switch)
+    /// A connection this process upgraded (plain TCP or TLS), read `read_size` bytes at most at
+    /// once (`limits.read_buffer_bytes`).
+    pub fn upgraded(io: TokioIo<Upgraded>, read_size: usize, switch: Option<MoveSwitch>) -> Self {
+        Self::new(Io::Upgraded(io), read_size, Vec::new(), switch)
     }
 
     /// A connection handed over by the previous process, with what it had not written yet.
-    pub fn handed(tcp: TcpStream, unsent: Vec<u8>, switch: MoveSwitch) -> Self {
-        Self::new(Io::Tcp(tcp), unsent, Some(switch))
+    pub fn handed(tcp: TcpStream, read_size: usize, unsent: Vec<u8>, switch: MoveSwitch) -> Self {
+        Self::new(Io::Tcp(tcp), read_size, unsent, Some(switch))
     }
 
-    fn new(io: Io, unsent: Vec<u8>, switch: Option<MoveSwitch>) -> Self {
+    fn new(io: Io, read_size: usize, unsent: Vec<u8>, switch: Option<MoveSwitch>) -> Self {
         Self {
             io,
             reads: Frames::default(),
+            ahead: None,
+            read_size: u32::try_from(read_size.max(1)).unwrap_or(u32::MAX),
             unsent: (!unsent.is_empty()).then(|| Box::new(unsent)),
             switch,
         }
@@ -105,10 +137,16 @@ impl Tap {
         let Self {
             io,
             reads,
+            ahead,
+            read_size,
             unsent,
             switch,
         } = self;
         let mut unread = reads.kept;
+        let kept = unread.len();
+        if let Some(ahead) = &ahead {
+            unread.extend_from_slice(&ahead.bytes[ahead.at..]);
+        }
         let tcp = match io {
             Io::Tcp(tcp) => tcp,
             Io::Upgraded(upgraded) => {
@@ -119,6 +157,7 @@ impl Tap {
                         parts.io.into_inner()
                     }
                     Err(upgraded) => {
+                        unread.truncate(kept);
                         let reads = Frames {
                             kept: unread,
                             ..reads
@@ -126,6 +165,8 @@ impl Tap {
                         return Err(Box::new(Self {
                             io: Io::Upgraded(TokioIo::new(upgraded)),
                             reads,
+                            ahead,
+                            read_size,
                             unsent,
                             switch,
                         }));
@@ -180,11 +221,50 @@ impl AsyncRead for Tap {
             return Poll::Pending;
         }
         let before = buf.filled().len();
-        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        let read = this.poll_ahead(cx, buf);
         if let Poll::Ready(Ok(())) = read {
             this.reads.feed(&buf.filled()[before..]);
         }
         read
+    }
+}
+
+impl Tap {
+    /// Fills `buf` with what was read ahead, else from the socket through the thread's buffer,
+    /// keeping what `buf` cannot take.
+    fn poll_ahead(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if let Some(ahead) = &mut self.ahead {
+            let n = buf.remaining().min(ahead.bytes.len() - ahead.at);
+            buf.put_slice(&ahead.bytes[ahead.at..ahead.at + n]);
+            ahead.at += n;
+            if ahead.at == ahead.bytes.len() {
+                self.ahead = None;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        let size = self.read_size as usize;
+        if buf.remaining() >= size {
+            return Pin::new(&mut self.io).poll_read(cx, buf);
+        }
+        READ.with_borrow_mut(|shared| {
+            if shared.len() < size {
+                shared.resize(size, 0);
+            }
+            let mut read = ReadBuf::new(&mut shared[..size]);
+            let polled = Pin::new(&mut self.io).poll_read(cx, &mut read);
+            if let Poll::Ready(Ok(())) = polled {
+                let got = read.filled();
+                let n = buf.remaining().min(got.len());
+                buf.put_slice(&got[..n]);
+                if n < got.len() {
+                    self.ahead = Some(Box::new(Ahead {
+                        bytes: got[n..].to_vec(),
+                        at: 0,
+                    }));
+                }
+            }
+            polled
+        })
     }
 }
 
@@ -366,6 +446,9 @@ impl Frames {
 
 #[cfg(test)]
 mod tests {
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
     use super::*;
 
     /// A masked client frame.
@@ -431,5 +514,82 @@ mod tests {
         let mut frames = frames;
         frames.feed(&frame(true, 0, b"ed"));
         assert!(frames.kept.is_empty());
+    }
+
+    /// A server-side tap on a loopback connection reading `read_size` at most at once, and the
+    /// client's end.
+    async fn pair(read_size: usize) -> (Tap, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let client = TcpStream::connect(listener.local_addr().expect("address"));
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        let (outbox, _inbox) = crate::hub::outbox(1024);
+        let tap = Tap::handed(
+            accepted.expect("accepts").0,
+            read_size,
+            Vec::new(),
+            outbox.move_switch(),
+        );
+        (tap, client.expect("connects"))
+    }
+
+    #[tokio::test]
+    async fn reads_smaller_than_the_socket_read_come_in_order_with_nothing_lost() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut tap, mut client) = pair(64).await;
+        let sent: Vec<u8> = (0..=255).cycle().take(1000).collect();
+        client.write_all(&sent).await.expect("writes");
+        let mut got = Vec::new();
+        let mut small = [0; 10];
+        while got.len() < sent.len() {
+            let n = tap.read(&mut small).await.expect("reads");
+            assert!(n > 0);
+            got.extend_from_slice(&small[..n]);
+        }
+        assert_eq!(got, sent);
+        assert!(tap.ahead.is_none());
+    }
+
+    #[tokio::test]
+    async fn messages_larger_than_tungstenites_buffer_arrive_whole() {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let (tap, mut client) = pair(4096).await;
+        let texts = ["a".repeat(200), "hi".to_owned(), "b".repeat(30_000)];
+        // `frame` masks with 1, 2, 3, 4: the payload is masked here so that the server reads it.
+        let masked = |text: &str| -> Vec<u8> {
+            let bytes = text.bytes().enumerate();
+            bytes.map(|(i, b)| b ^ (i % 4 + 1) as u8).collect()
+        };
+        let bytes: Vec<u8> = texts
+            .iter()
+            .flat_map(|t| frame(true, 1, &masked(t)))
+            .collect();
+        client.write_all(&bytes).await.expect("writes");
+        let config = socket_config(&Limits::default());
+        let mut ws = WebSocketStream::from_raw_socket(tap, Role::Server, Some(config)).await;
+        for text in &texts {
+            let message = ws.next().await.expect("a message").expect("reads");
+            assert_eq!(message.into_text().expect("text").as_str(), text);
+        }
+    }
+
+    #[tokio::test]
+    async fn bytes_read_ahead_go_with_the_parts_after_those_kept() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut tap, mut client) = pair(4096).await;
+        let whole = frame(true, 1, b"first");
+        let next = frame(true, 1, &[7; 300]);
+        let sent = [whole.as_slice(), &next].concat();
+        client.write_all(&sent).await.expect("writes");
+        // Wait until the whole write is there, so that one socket read takes it all.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut first = vec![0; whole.len() + 10];
+        let n = tap.read(&mut first).await.expect("reads");
+        assert_eq!(n, first.len());
+        let parts = tap.into_parts().expect("plain TCP moves");
+        // What the reads kept (the start of the partial frame), then what was read ahead.
+        assert_eq!(parts.unread, next);
     }
 }

@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::{Instrument, debug, info_span, warn};
 use wsgate_core::clock;
 use wsgate_core::event::{
@@ -28,7 +28,7 @@ use wsgate_core::query;
 use wsgate_core::route::RouteKey;
 
 use super::listener::Secure;
-use super::session;
+use super::session::{self, SessionLimits};
 use super::tap::{Tap, socket_config};
 use crate::auth::authorizer::{Attempt, Verdict};
 use crate::cluster::{Cluster, Found};
@@ -537,7 +537,7 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
         on_upgrade,
         reliable,
     } = registration;
-    let limits = deployment.config.limits.clone();
+    let limits = &deployment.config.limits;
     let services = edge.sessions.clone();
     let (outbox, inbox) = hub::outbox(limits.outbox_bytes);
     let handle = Arc::new(SessionHandle::new(Arc::new(ctx), outbox));
@@ -569,40 +569,64 @@ fn register(edge: &Arc<EdgeServices>, deployment: &Deployment, registration: Reg
             replay: Replay::default(),
         })
     });
-    let socket_config = socket_config(&limits);
+    // What the session needs of the limits, boxed: what the task captures stays in its future
+    // for as long as the connection lives, while what it takes out of the box is gone once the
+    // session starts.
+    let setup = Box::new(Setup {
+        socket: socket_config(limits),
+        session: SessionLimits::from(limits),
+        read_size: limits.read_buffer_bytes,
+    });
     let tasks = services.lifecycle.tasks.clone();
-    tasks.spawn(
-        async move {
-            // The connection counts against the limits until its session is over.
-            let _admission = admission;
-            match on_upgrade.await {
-                Ok(upgraded) => {
-                    let ws = WebSocketStream::from_raw_socket(
-                        Tap::upgraded(TokioIo::new(upgraded), Some(handle.outbox.move_switch())),
-                        Role::Server,
-                        Some(socket_config),
-                    )
-                    .await;
-                    // Split here: a whole socket passed on would sit in the session's future
-                    // for as long as the connection lives.
-                    let (sink, stream) = ws.split();
-                    let start = session::Start::Live(sink, stream);
-                    session::run(services, handle, inbox, (&limits).into(), start, reliable).await;
-                }
-                Err(error) => {
-                    debug!(connection_id = %handle.ctx.connection_id, %error, "upgrade did not complete");
-                    if let Some(reliable) = &reliable {
-                        services.resumes.forget(&reliable.token);
-                    }
-                    services.hub.remove(&handle.ctx.connection_id);
-                    Box::pin(session::disconnect(&services, &handle.ctx, 1006, session::ABNORMAL))
-                        .await;
-                }
+    // No span around the session: a span lives in the subscriber's registry for as long as the
+    // connection, which idle connections would pay for. Events carry the id.
+    tasks.spawn(async move {
+        // The connection counts against the limits until its session is over.
+        let _admission = &admission;
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    Tap::upgraded(
+                        TokioIo::new(upgraded),
+                        setup.read_size,
+                        Some(handle.outbox.move_switch()),
+                    ),
+                    Role::Server,
+                    Some(setup.socket),
+                )
+                .await;
+                // Split here: a whole socket passed on would sit in the session's future
+                // for as long as the connection lives.
+                let (sink, stream) = ws.split();
+                let start = session::Start::Live(sink, stream);
+                session::run(services, handle, inbox, setup.session, start, reliable).await;
             }
-        },
-        // No span around the session: a span lives in the subscriber's registry for as long
-        // as the connection, which idle connections would pay for. Events carry the id.
-    );
+            Err(error) => {
+                debug!(connection_id = %handle.ctx.connection_id, %error, "upgrade did not complete");
+                if let Some(reliable) = &reliable {
+                    services.resumes.forget(&reliable.token);
+                }
+                services.hub.remove(&handle.ctx.connection_id);
+                Box::pin(session::disconnect(
+                    &services,
+                    &handle.ctx,
+                    1006,
+                    session::ABNORMAL,
+                ))
+                .await;
+            }
+        }
+    });
+}
+
+/// What a session's task takes from the limits when it starts.
+struct Setup {
+    /// The WebSocket settings.
+    socket: WebSocketConfig,
+    /// The limits the session reads.
+    session: SessionLimits,
+    /// `limits.read_buffer_bytes`.
+    read_size: usize,
 }
 
 /// `?resume=TOKEN&seq=N` of a resume request: the token and the last seq the client got.
@@ -625,13 +649,15 @@ fn hand_over(
 ) {
     let services = edge.sessions.clone();
     let cluster = edge.management.directory.cluster().cloned();
-    let config = socket_config(&services.deployment.load().config.limits);
+    let deployment = services.deployment.load();
+    let limits = &deployment.config.limits;
+    let (config, read_size) = (socket_config(limits), limits.read_buffer_bytes);
     services.lifecycle.tasks.clone().spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
         // Its session is found below: it ties the socket to itself when it takes it.
-        let tap = Tap::upgraded(TokioIo::new(upgraded), None);
+        let tap = Tap::upgraded(TokioIo::new(upgraded), read_size, None);
         let socket = WebSocketStream::from_raw_socket(tap, Role::Server, Some(config)).await;
         let mut door = services.resumes.take(&token);
         if door.is_none()
