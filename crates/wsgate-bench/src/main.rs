@@ -3,6 +3,7 @@
 //! prints one JSON line; `report` turns a results folder into BENCHMARKS.md and charts.
 
 mod client;
+mod kernelmem;
 mod procstat;
 mod redisstat;
 mod report;
@@ -21,7 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Open N connections and hold them: RSS per connection, connect rate and times.
+    /// Open N connections and hold them: RSS and kernel socket memory per connection, connect
+    /// rate and times.
     Idle {
         #[command(flatten)]
         common: scenario::Common,

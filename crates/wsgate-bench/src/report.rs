@@ -47,6 +47,11 @@ const CASES: &[Case] = &[
         metrics: &[
             ("connections", "connections"),
             ("rss_per_connection_kib", "RSS KiB / conn"),
+            (
+                "kernel_socket_slab_bytes_per_end",
+                "kernel socket slabs B / end",
+            ),
+            ("kernel_tcp_mem_bytes_per_end", "kernel TCP buffers B / end"),
             ("connect_rate_per_s", "connects/s"),
             ("connect_p50_ms", "connect p50 ms"),
             ("connect_p99_ms", "connect p99 ms"),
@@ -910,6 +915,34 @@ mod tests {
         assert!(wsgate.contains("| 0.50× |"), "{md}");
         assert!(wsgate.contains("| 3.00× |"), "{md}");
         assert!(md.contains("against the baseline's `post` runs"), "{md}");
+    }
+
+    #[test]
+    fn idle_shows_the_kernels_bytes_per_end_and_a_dash_where_slabinfo_was_unreadable() {
+        let by_case = results(&[
+            (
+                "idle",
+                "wsgate",
+                json!({"rss_per_connection_kib": 3.6, "kernel_socket_slab_bytes_per_end": 3950.0,
+                       "kernel_tcp_mem_bytes_per_end": 0.0}),
+            ),
+            (
+                "idle",
+                "baseline",
+                json!({"rss_per_connection_kib": 2.2, "kernel_socket_slab_bytes_per_end": null,
+                       "kernel_tcp_mem_bytes_per_end": 0.0}),
+            ),
+        ]);
+        let runs = |case: &str, target: &str| by_case.get(&(case.to_owned(), target.to_owned()));
+        let mut md = String::new();
+        case_table(&mut md, case("idle"), &["wsgate", "baseline"], &runs);
+        let rows: Vec<&str> = md.lines().collect();
+        assert!(
+            rows[0].contains("| kernel socket slabs B / end | kernel TCP buffers B / end |"),
+            "{md}"
+        );
+        assert!(rows[2].contains("| 3,950 | 0.00 |"), "{md}");
+        assert!(rows[3].contains("| – | 0.00 |"), "{md}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `idle`: open N connections, hold them, report the server's RSS per connection and the
-//! connect rate and times.
+//! `idle`: open N connections, hold them, report the server's RSS per connection, the kernel's
+//! socket memory per connection end, and the connect rate and times.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::{Common, bounded};
 use crate::client::{Target, Ws};
+use crate::kernelmem;
 use crate::procstat::{CpuMeter, rss_kib};
 use crate::redisstat::redis_fields;
 use crate::stats::{Latencies, cpu_fields, round3};
@@ -24,7 +25,7 @@ pub struct Args {
     /// Connects in flight at once.
     #[arg(long, default_value_t = 128)]
     pub concurrency: usize,
-    /// Seconds to hold the connections before reading RSS.
+    /// Seconds to hold the connections before reading RSS and the kernel's socket memory.
     #[arg(long, default_value_t = 2)]
     pub hold_secs: u64,
     /// After that, hold them until this file exists (or the deadline passes): lets a script
@@ -85,6 +86,7 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     let target = Arc::new(Target::new(&common.url, common.sources)?);
     let pid = common.pid();
     let rss_before = pid.map(rss_kib).transpose()?;
+    let kernel_before = kernelmem::Snapshot::take();
     let redis = common.redis_meter().await?;
     let meter = CpuMeter::start(pid);
     let start = Instant::now();
@@ -98,6 +100,7 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
     let cpu = meter.stop(pid);
     tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
     let rss_after = pid.map(rss_kib).transpose()?;
+    let kernel_after = kernelmem::Snapshot::take();
     let redis = redis.stop().await?;
     let opened = latencies.len();
 
@@ -117,6 +120,8 @@ pub async fn run(common: &Common, args: &Args) -> anyhow::Result<Value> {
             )),
         );
     }
+    // Client and server share this machine: the kernel holds both ends of every connection.
+    kernelmem::fields(&kernel_before, &kernel_after, 2 * opened, &mut out);
     out.insert(
         "connect_rate_per_s".into(),
         json!(round3(opened as f64 / wall.as_secs_f64())),
