@@ -81,3 +81,21 @@ machine_lines() {
     echo "rustc:     $(rustc --version)"
     echo "wsgate:    $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
 }
+
+# settle PID... : waits (at most 30 s) until none of the processes used CPU for a whole second,
+# so that a server still starting (a Node process loading its modules after it listens) does not
+# share the cores with the first scenario.
+settle() {
+    local last now p ticks
+    last=""
+    for _ in $(seq 1 30); do
+        now=""
+        for p in "$@"; do
+            ticks=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo gone)
+            now="$now $ticks"
+        done
+        if [ "$now" = "$last" ]; then return 0; fi
+        last=$now
+        sleep 1
+    done
+}

@@ -113,6 +113,7 @@ run() {
 for rep in $(seq 1 "$reps"); do
     echo "==> repetition $rep of $reps" >&2
     start_servers
+    settle "${pids[@]}" ${peer_pid:+"$peer_pid"}
     # Idle first, on fresh processes, so freed memory of earlier scenarios cannot hide its cost.
     run "$rep" idle --target wsgate --url "ws://$wsgate_addr/dev" --server-pid "$wsgate_pid" --connections "$idle_n"
     run "$rep" idle --target baseline --url "ws://$baseline_addr/" --server-pid "$baseline_pid" --connections "$idle_n"
