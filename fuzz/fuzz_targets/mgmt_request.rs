@@ -163,6 +163,7 @@ fn state() -> &'static Mutex<State> {
             failures: RateLimiter::default(),
             body_reads: wsgate::limits::ConnectionCount::new(),
             replays: wsgate::auth::replay::ReplayCache::default(),
+            signing_keys: wsgate::auth::sigv4::SigningKeys::default(),
             metrics: Arc::default(),
         };
         let trace = std::env::var_os("MGMT_REQUEST_TRACE").is_some();
