@@ -138,6 +138,20 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// An error and its causes, each once: many errors name their cause in their own message already
+/// (`cannot listen on 127.0.0.1:80: Address already in use`), and anyhow's `{:#}` would repeat it.
+fn described(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_env(ENV_LOG).unwrap_or_else(|_| EnvFilter::new("info"));
@@ -154,7 +168,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("wsgate: {error:#}");
+            eprintln!("wsgate: {}", described(&error));
             ExitCode::FAILURE
         }
     }
@@ -298,7 +312,7 @@ async fn serve(
                 };
                 match read().and_then(reload) {
                     Ok(()) => tracing::info!(open = gateway.hub().len(), "SIGHUP: reloaded; connections kept"),
-                    Err(error) => tracing::error!("SIGHUP: not reloaded, the previous config stays: {error:#}"),
+                    Err(error) => tracing::error!("SIGHUP: not reloaded, the previous config stays: {}", described(&error)),
                 }
             }
         }
@@ -423,7 +437,7 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
                 }
             }
             Err(error) => tracing::error!(
-                error = format!("{error:#}"),
+                error = described(&error),
                 "not reloaded; the previous routes stay"
             ),
         }
@@ -455,5 +469,23 @@ impl StopSignals {
             _ = self.terminate.recv() => {}
             _ = self.interrupt.recv() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_the_message_names_already_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let named = anyhow::Error::new(io).context("cannot listen: Address already in use");
+        assert_eq!(described(&named), "cannot listen: Address already in use");
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file (os error 2)");
+        let unnamed = anyhow::Error::new(io).context("cannot read wsgate.toml");
+        assert_eq!(
+            described(&unnamed),
+            "cannot read wsgate.toml: No such file (os error 2)"
+        );
     }
 }

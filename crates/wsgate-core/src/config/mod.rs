@@ -96,35 +96,77 @@ pub struct Validated {
     pub authorizer_sources: BTreeMap<String, Vec<RequestSource>>,
 }
 
-/// The dotted key at a byte offset of a TOML text: the last `[table]` header above it, plus the
-/// key of its line (`limits.idle_timeout`). Errors from serde carry only a span; users want the key.
+/// The dotted key at a byte offset of a TOML text (`limits.idle_timeout`,
+/// `routes."$connect".authorizer`, `management.credentials[0].secret_access_key`): the deepest
+/// key whose name or value spans the offset. Errors from serde carry only a span; users want the
+/// key. Read by toml's own parser, so comments, quoted keys, dotted keys and inline tables count as
+/// TOML says; a text that does not parse gives what could be read of it.
 fn key_at(text: &str, offset: usize) -> Option<String> {
-    let mut table = String::new();
-    let mut start = 0;
-    for line in text.split_inclusive('\n') {
-        let end = start + line.len();
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            table = trimmed
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .trim()
-                .to_owned();
-        }
-        if offset < end || end == text.len() {
-            if trimmed.starts_with('[') {
-                return Some(table);
+    let (table, _) = toml::de::DeTable::parse_recoverable(text);
+    let mut deepest = None;
+    key_in(table.get_ref(), offset, "", &mut deepest);
+    deepest.map(|(_, path)| path)
+}
+
+/// Walks `table` for [`key_at`], keeping in `deepest` the longest path found so far.
+fn key_in(
+    table: &toml::de::DeTable<'_>,
+    offset: usize,
+    prefix: &str,
+    deepest: &mut Option<(usize, String)>,
+) {
+    let depth = prefix.matches(['.', '[']).count();
+    for (key, value) in table {
+        let name = key.get_ref();
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let name = if plain {
+            name.to_string()
+        } else {
+            format!("\"{name}\"")
+        };
+        let path = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}.{name}")
+        };
+        if key.span().contains(&offset) || value.span().contains(&offset) {
+            let better = deepest.as_ref().is_none_or(|(d, _)| depth + 1 > *d);
+            if better {
+                *deepest = Some((depth + 1, path.clone()));
             }
-            let key = trimmed.split_once('=').map(|(k, _)| k.trim())?;
-            return Some(if table.is_empty() {
-                key.to_owned()
-            } else {
-                format!("{table}.{key}")
-            });
         }
-        start = end;
+        // Tables' spans do not always cover their keys (a `[header]`'s covers the header):
+        // every table is searched.
+        value_in(value.get_ref(), offset, &path, deepest);
     }
-    None
+}
+
+/// The tables inside a value, for [`key_in`]: an array's items are numbered (`[0]`).
+fn value_in(
+    value: &toml::de::DeValue<'_>,
+    offset: usize,
+    path: &str,
+    deepest: &mut Option<(usize, String)>,
+) {
+    match value {
+        toml::de::DeValue::Table(table) => key_in(table, offset, path, deepest),
+        toml::de::DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("{path}[{i}]");
+                if item.span().contains(&offset) {
+                    let depth = path.matches(['.', '[']).count() + 1;
+                    if deepest.as_ref().is_none_or(|(d, _)| depth > *d) {
+                        *deepest = Some((depth, path.clone()));
+                    }
+                }
+                value_in(item.get_ref(), offset, &path, deepest);
+            }
+        }
+        _ => {}
+    }
 }
 
 impl Config {
@@ -270,6 +312,29 @@ route_response = true
         assert_eq!(config.limits.max_frame_bytes, 32_768);
         assert_eq!(config.limits.max_message_bytes, 131_072);
         assert_eq!(config.management.max_payload_bytes, 131_072);
+    }
+
+    #[test]
+    fn a_key_is_named_exactly_whatever_surrounds_it() {
+        let key = |text: &str| Config::from_toml(text).expect_err("an unknown key").key;
+        // A table header with a comment, as the README's own example has.
+        let text = "[limits]  # defaults are API Gateway's quotas\nidle_timout = \"10m\"\n";
+        assert_eq!(key(text), "limits.idle_timout");
+        assert_eq!(
+            key("[routes.\"$connect\"]  # the door\ntyp = \"mock\"\n"),
+            "routes.\"$connect\".typ"
+        );
+        assert_eq!(key("limits.idle_timout = \"1m\"\n"), "limits.idle_timout");
+        assert_eq!(
+            key("[limits]\n# a comment = with an equals sign\nmax_frame = 1\n"),
+            "limits.max_frame"
+        );
+        let credentials = "[management]\n[[management.credentials]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\n[[management.credentials]]\naccess_key_id = \"B\"\nsecret = 1\n";
+        assert_eq!(key(credentials), "management.credentials[1].secret");
+        let e = Config::from_toml("[limits]\nmax_frame_bytes = \"big\"  # bytes\n")
+            .expect_err("a string");
+        assert_eq!(e.key, "limits.max_frame_bytes");
+        assert!(e.to_string().contains("line 2"), "{e}");
     }
 
     #[test]
