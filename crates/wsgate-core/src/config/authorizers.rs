@@ -146,6 +146,16 @@ pub enum RequestSource {
     Query(String),
 }
 
+/// As written in the config: `route.request.header.NAME`, `route.request.querystring.NAME`.
+impl std::fmt::Display for RequestSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Header(name) => write!(f, "route.request.header.{name}"),
+            Self::Query(name) => write!(f, "route.request.querystring.{name}"),
+        }
+    }
+}
+
 impl RequestSource {
     /// Parses a source expression.
     pub fn parse(text: &str) -> Result<Self, String> {

@@ -14,7 +14,7 @@ use http::StatusCode;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
-use tracing::{debug, warn};
+use tracing::{info, warn};
 use wsgate_core::authorizer;
 use wsgate_core::config::{self, Config, ExpectedClaim, RequestSource};
 
@@ -258,7 +258,12 @@ impl JwtAuthorizer {
     /// Checks the token of one upgrade.
     pub async fn authorize(&self, attempt: &Attempt<'_>) -> Verdict {
         let Some((token, protocol)) = self.token(attempt) else {
-            debug!(connection_id = %attempt.ctx.connection_id, "no token: 401");
+            let looked_in: Vec<String> = self.sources.iter().map(ToString::to_string).collect();
+            info!(
+                connection_id = %attempt.ctx.connection_id,
+                looked_in = looked_in.join(", "),
+                "refused with 401: no token"
+            );
             return Verdict::Refuse(StatusCode::UNAUTHORIZED);
         };
         match self.verify(&token).await {
@@ -267,7 +272,7 @@ impl JwtAuthorizer {
                 protocol,
             },
             Err(Refusal::Invalid(why)) => {
-                debug!(connection_id = %attempt.ctx.connection_id, %why, "token refused: 401");
+                info!(connection_id = %attempt.ctx.connection_id, %why, "refused with 401: token not accepted");
                 Verdict::Refuse(StatusCode::UNAUTHORIZED)
             }
             Err(Refusal::NoKeys(why)) => {

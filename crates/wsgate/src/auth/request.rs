@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use http::StatusCode;
-use tracing::{debug, warn};
+use tracing::{info, warn};
 use wsgate_core::authorizer::{self, Decision};
 use wsgate_core::config::{self, Config, RequestSource};
 use wsgate_core::event;
@@ -102,9 +102,11 @@ impl RequestAuthorizer {
             match attempt.source(source) {
                 Some(value) => identity.push(value),
                 None => {
-                    debug!(
-                        ?source,
-                        "identity source missing: 401 without calling the authorizer"
+                    // Every source is required: one missing refuses, even when others are there.
+                    info!(
+                        connection_id = %attempt.ctx.connection_id,
+                        %source,
+                        "refused with 401: identity source missing (every one listed is required); the authorizer was not called"
                     );
                     return Verdict::Refuse(StatusCode::UNAUTHORIZED);
                 }
@@ -125,8 +127,14 @@ impl RequestAuthorizer {
         );
         let output = match self.call(event).await {
             Ok(output) => output,
-            Err(CallError::Unauthorized) => return Verdict::Refuse(StatusCode::UNAUTHORIZED),
-            Err(CallError::Forbidden) => return Verdict::Refuse(StatusCode::FORBIDDEN),
+            Err(CallError::Unauthorized) => {
+                info!(connection_id = %attempt.ctx.connection_id, "refused with 401: the authorizer answered Unauthorized");
+                return Verdict::Refuse(StatusCode::UNAUTHORIZED);
+            }
+            Err(CallError::Forbidden) => {
+                info!(connection_id = %attempt.ctx.connection_id, "refused with 403: the authorizer answered Forbidden");
+                return Verdict::Refuse(StatusCode::FORBIDDEN);
+            }
             Err(CallError::Failed(why)) => {
                 warn!(connection_id = %attempt.ctx.connection_id, %why, "authorizer failed: 500");
                 return Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR);

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 use wsgate_core::clock;
 use wsgate_core::event::{
     self, ConnectionContext, ContextVars, Invocation, UpgradeRequest, canonical_header_name,
@@ -504,7 +504,7 @@ async fn run_connect(
     match outcome {
         Ok(result) if result.is_success() => Ok(Some(result)),
         Ok(result) => {
-            debug!(status = result.status, "$connect refused the connection");
+            info!(connection_id = %ctx.connection_id, status = result.status, "refused: the $connect route answered a status other than 2xx");
             Err(Refusal::Connect(result.status))
         }
         Err(error) => {
