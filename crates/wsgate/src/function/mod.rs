@@ -18,7 +18,7 @@ mod spec;
 mod watch;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tempfile::TempDir;
@@ -98,21 +98,27 @@ impl FunctionHost {
     }
 
     /// The command line of `function`'s processes: the interpreter and its built-in bootstrap, or
-    /// the function's own `command`.
-    fn command(&self, function: &Function) -> Vec<String> {
+    /// the function's own `command`. A program given as a relative path (`.venv/bin/python`,
+    /// `./bootstrap`) is found from `base`, the config file's folder, as `dir` is; a bare name
+    /// (`python3`) on the `PATH`.
+    fn command(&self, function: &Function, base: &Path) -> Vec<String> {
         let bootstrap = |file: &str| self.bootstraps.path().join(file).display().to_string();
         let interpreter = |default: &str| {
-            function
-                .interpreter
-                .clone()
-                .unwrap_or_else(|| default.into())
+            let program = function.interpreter.as_deref().unwrap_or(default);
+            program_path(program, base)
         };
         match function.runtime {
             FunctionRuntime::Python => {
                 vec![interpreter("python3"), "-u".into(), bootstrap("python.py")]
             }
             FunctionRuntime::Node => vec![interpreter("node"), bootstrap("node.cjs")],
-            FunctionRuntime::Command => function.command.clone(),
+            FunctionRuntime::Command => {
+                let mut command = function.command.clone();
+                if let Some(program) = command.first_mut() {
+                    *program = program_path(program, base);
+                }
+                command
+            }
         }
     }
 
@@ -128,7 +134,9 @@ impl FunctionHost {
             ));
         }
         let handler = function.handler.clone().unwrap_or_default();
-        let command = self.command(function);
+        let base =
+            std::path::absolute(&config.base_dir).unwrap_or_else(|_| config.base_dir.clone());
+        let command = self.command(function, &base);
         let execution_env = match function.runtime {
             FunctionRuntime::Python => "AWS_Lambda_python3",
             FunctionRuntime::Node => "AWS_Lambda_nodejs20.x",
@@ -237,6 +245,17 @@ impl FunctionHost {
     }
 }
 
+/// `program` as the OS will find it: a relative path with a folder in it from `base`, anything
+/// else as written (a bare name is looked up on the `PATH`).
+fn program_path(program: &str, base: &Path) -> String {
+    let path = Path::new(program);
+    if path.is_relative() && path.components().count() > 1 {
+        base.join(path).display().to_string()
+    } else {
+        program.to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,5 +287,17 @@ mod tests {
         let dir = a.bootstraps.path().to_path_buf();
         drop(a);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_relative_program_path_is_found_from_the_config_files_folder_a_bare_name_on_the_path() {
+        let base = Path::new("/srv/app");
+        assert_eq!(
+            program_path(".venv/bin/python", base),
+            "/srv/app/.venv/bin/python"
+        );
+        assert_eq!(program_path("./bootstrap", base), "/srv/app/./bootstrap");
+        assert_eq!(program_path("python3", base), "python3");
+        assert_eq!(program_path("/usr/bin/node", base), "/usr/bin/node");
     }
 }

@@ -4,6 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -48,7 +49,18 @@ struct State {
     /// request id → (worker, reply), for invocations a process holds.
     running: HashMap<String, (u64, oneshot::Sender<Result<Bytes, FunctionError>>)>,
     stopped: bool,
+    /// Processes in a row that ended (or could not start) before asking for work.
+    failed_starts: u32,
+    /// Until when no process is started after such failures, and why the last one failed:
+    /// invocations meanwhile fail at once instead of waiting for a process that will not come.
+    backoff: Option<(tokio::time::Instant, FunctionError)>,
 }
+
+/// The wait before starting a process again after the first start that failed; it doubles with
+/// each failure in a row, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// The longest wait between starts that keep failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// One function's processes.
 #[derive(Debug)]
@@ -104,6 +116,9 @@ impl Pool {
     }
 
     async fn run(self: &Arc<Self>, payload: Vec<u8>) -> Result<Bytes, FunctionError> {
+        if let Some(error) = self.backing_off() {
+            return Err(error);
+        }
         let (reply, result) = oneshot::channel();
         let request_id = uuid_like();
         let timeout = self.spec.timeout;
@@ -142,13 +157,38 @@ impl Pool {
         }
     }
 
+    /// Why invocations fail at once now: the last processes ended before asking for work, none
+    /// is running, and the wait before the next start has not passed.
+    fn backing_off(&self) -> Option<FunctionError> {
+        let state = self.state();
+        let (until, error) = state.backoff.as_ref()?;
+        (state.workers.is_empty() && tokio::time::Instant::now() < *until).then(|| error.clone())
+    }
+
+    /// Counts a failed start and returns how long to wait before the next one.
+    fn start_failed(&self, error: &FunctionError) -> Duration {
+        let mut state = self.state();
+        state.failed_starts = state.failed_starts.saturating_add(1);
+        let doublings = state.failed_starts.saturating_sub(1).min(16);
+        let wait = FIRST_BACKOFF
+            .saturating_mul(1 << doublings)
+            .min(MAX_BACKOFF);
+        state.backoff = Some((tokio::time::Instant::now() + wait, error.clone()));
+        wait
+    }
+
     /// Starts a process when more invocations wait than processes can take them.
     fn scale_up(self: &Arc<Self>) {
         let waiting = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).len();
         let worker = {
             let mut state = self.state();
             let starting = state.workers.values().filter(|w| w.starting).count();
+            let waiting_out = state
+                .backoff
+                .as_ref()
+                .is_some_and(|(until, _)| tokio::time::Instant::now() < *until);
             if state.stopped
+                || waiting_out
                 || waiting <= state.idle + starting
                 || state.workers.len() >= self.spec.max_concurrency
             {
@@ -178,9 +218,10 @@ impl Pool {
         self.meter.processes.inc();
         let outcome = self.clone().serve_worker(id, kill.clone()).await;
         self.meter.processes.dec();
-        let (held, left) = {
+        let ended_on_purpose = kill.is_cancelled() || self.stop.is_cancelled();
+        let (held, left, never_asked) = {
             let mut state = self.state();
-            state.workers.remove(&id);
+            let never_asked = state.workers.remove(&id).is_some_and(|w| w.starting);
             let held: Vec<String> = state
                 .running
                 .iter()
@@ -191,7 +232,7 @@ impl Pool {
                 .into_iter()
                 .filter_map(|r| state.running.remove(&r))
                 .collect();
-            (held, state.workers.len())
+            (held, state.workers.len(), never_asked)
         };
         let reason = match &outcome {
             Ok(status) => status.clone(),
@@ -200,11 +241,30 @@ impl Pool {
         for (_, reply) in held {
             let _ = reply.send(Err(FunctionError::Crashed(reason.clone())));
         }
-        if let Err(error) = outcome {
-            // The process could not start: the waiting invocations would wait in vain.
-            self.fail_queued(&error);
-        }
         info!(function = %self.spec.name, worker = id, %reason, left, "function process ended");
+        if never_asked && !ended_on_purpose {
+            // It could not start, or ended before asking for work (a missing module, a wrong
+            // handler): the waiting invocations would wait in vain, and starting it again at once
+            // would fail the same way, as fast as it can.
+            let error = match outcome {
+                Err(error) => error,
+                Ok(status) => FunctionError::Crashed(format!(
+                    "{status} before asking for work (see the function's output above)"
+                )),
+            };
+            let wait = self.start_failed(&error);
+            warn!(
+                function = %self.spec.name,
+                %error,
+                next_start_in = ?wait,
+                "function process could not start: its invocations fail with 'Internal server error' until one does"
+            );
+            self.fail_queued(&error);
+        } else if !never_asked {
+            let mut state = self.state();
+            state.failed_starts = 0;
+            state.backoff = None;
+        }
         // Someone may still be waiting for a process.
         if !self.stop.is_cancelled() {
             self.scale_up();
