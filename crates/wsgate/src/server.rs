@@ -137,10 +137,15 @@ fn prepare(
     options: &Options,
     management_addr: SocketAddr,
 ) -> Result<(Prepared, Deployment), GatewayError> {
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let client = http_client()?;
-    let region = options
+    let region = config
+        .gateway
         .region
         .clone()
+        .or_else(|| options.region.clone())
         .or_else(|| std::env::var("AWS_REGION").ok())
         .unwrap_or_else(|| "us-east-1".into());
     let metrics = Arc::new(Metrics::new());

@@ -35,6 +35,9 @@ pub struct GatewayConfig {
     pub route_selection_expression: String,
     /// `requestContext.domainName` of events. Default: the `Host` the client connected to.
     pub domain_name: Option<String>,
+    /// The AWS region the gateway stands for: in REQUEST authorizers' `methodArn` and the
+    /// functions' `AWS_REGION`. Default: the `AWS_REGION` environment variable, else `us-east-1`.
+    pub region: Option<String>,
     /// `reject` (close 1003, API Gateway's behaviour, the default) or `accept` binary frames.
     pub binary_frames: BinaryFrames,
     /// Serve TLS (`wss://`, `https://`) with this certificate; plain connections keep working
@@ -87,6 +90,7 @@ impl Default for GatewayConfig {
             api_id: "local".into(),
             route_selection_expression: "$request.body.action".into(),
             domain_name: None,
+            region: None,
             binary_frames: BinaryFrames::Reject,
             tls: None,
             allowed_origins: Vec::new(),
@@ -138,6 +142,16 @@ impl GatewayConfig {
         if self.api_id.is_empty() {
             return Err(err("gateway.api_id", "must not be empty"));
         }
+        if let Some(region) = &self.region
+            && !valid_region(region)
+        {
+            return Err(err(
+                "gateway.region",
+                format!(
+                    "{region:?} is not a region name like eu-west-1 (lowercase letters, digits and '-')"
+                ),
+            ));
+        }
         let selection_expression = SelectionExpression::parse(&self.route_selection_expression)
             .map_err(|e| err("gateway.route_selection_expression", e.to_string()))?;
         for (i, origin) in self.allowed_origins.iter().enumerate() {
@@ -174,6 +188,16 @@ fn check_origin(origin: &str) -> Result<(), String> {
             "{origin:?} is not an origin like \"https://app.example\" (scheme, host and port, no path) or \"*\""
         ))
     }
+}
+
+/// A region name as AWS writes them (`us-east-1`, `eu-central-2`, `us-gov-west-1`), or any
+/// other of the same characters (`local`): it goes into ARNs, where `:` or `/` would break them.
+fn valid_region(region: &str) -> bool {
+    !region.is_empty()
+        && region.len() <= 32
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 #[cfg(test)]

@@ -236,6 +236,19 @@ impl Config {
         }
     }
 
+    /// What is valid but likely not what the author meant, one sentence each.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.routes.is_empty() {
+            warnings.push(
+                "no routes: every message is answered {\"message\": \"Forbidden\"}, as API Gateway \
+                 answers a message no route takes; add [routes.\"$default\"] to take them all"
+                    .to_owned(),
+            );
+        }
+        warnings
+    }
+
     /// A function's code folder, resolved against `base_dir`.
     pub fn function_dir(&self, function: &Function) -> PathBuf {
         if function.dir.is_absolute() {
@@ -338,6 +351,17 @@ route_response = true
     }
 
     #[test]
+    fn a_config_without_routes_is_valid_but_warned_about() {
+        let config = Config::from_toml("[gateway]\nstage = \"dev\"\n").expect("parses");
+        config.validate().expect("valid");
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("Forbidden"), "{warnings:?}");
+        let routed = Config::from_toml("[routes.\"$default\"]\ntype = \"mock\"\n").expect("parses");
+        assert!(routed.warnings().is_empty());
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = Config::from_toml("[limits]\nidle_timeot = \"1m\"\n").expect_err("unknown key");
         assert!(e.to_string().contains("idle_timeot"), "{e}");
@@ -357,6 +381,7 @@ route_response = true
         let cases = [
             ("[gateway]\nlisten = \"nope\"", "gateway.listen"),
             ("[gateway]\nstage = \"a/b\"", "gateway.stage"),
+            ("[gateway]\nregion = \"eu:west-1\"", "gateway.region"),
             (
                 "[gateway]\nroute_selection_expression = \"${request.body.a\"",
                 "gateway.route_selection_expression",

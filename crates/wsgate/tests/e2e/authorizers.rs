@@ -534,3 +534,25 @@ async fn a_jwks_url_that_cannot_be_fetched_refuses_with_500() {
         500
     );
 }
+
+#[tokio::test]
+async fn gateway_region_is_the_region_of_the_method_arn() {
+    let stub = Stub::start().await;
+    let arn = "arn:aws:execute-api:eu-west-1:000000000000:local/dev/$connect";
+    stub.on("/auth", Behavior::Json(200, allow("user-7", arn)));
+    let gw = TestGateway::builder()
+        .toml("region = \"eu-west-1\"\n")
+        .toml(&request_authorizer(&stub, ""))
+        .toml("[routes.\"$connect\"]\nauthorizer = \"byheader\"")
+        .start()
+        .await;
+    let mut request = format!("{}?token=t", gw.ws_url())
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("authorization", HeaderValue::from_static("Bearer abc"));
+    connect_async(request).await.expect("allowed");
+    let auth = &stub.wait_events("/auth", 1).await[0];
+    assert_eq!(auth["methodArn"], arn);
+}
