@@ -1,12 +1,15 @@
 """8. `[management] auth = "sigv4"`: boto3's signatures verify; bad or missing ones get 403."""
 
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
 import pytest
 
-from conftest import (SECRET_KEY, assert_no_message, connect_tagged, mgmt_client, recv,
-                      render_config, sigv4_management, wait_close)
+from conftest import (ACCESS_KEY, REPO_DIR, SECRET_KEY, assert_no_message, connect_tagged,
+                      mgmt_client, recv, render_config, sigv4_management, wait_close)
 
 
 @pytest.fixture
@@ -99,3 +102,24 @@ def test_sigv4_unsigned_get_on_unknown_id_is_forbidden_not_gone(env):
         opener.open(urllib.request.Request(url, method="GET"), timeout=5)
     assert info.value.code == 403
 
+
+
+def test_the_readmes_signing_tool_signs_calls_boto3_has_no_method_for(env):
+    # README: "tools/signed-call.py signs one call the way boto3 does" (@broadcast, listings).
+    ws, cid = env.open()
+    environment = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID=ACCESS_KEY,
+                       AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+    environment.pop("AWS_SESSION_TOKEN", None)
+    tool = str(REPO_DIR / "tools" / "signed-call.py")
+    sent = subprocess.run([sys.executable, tool, "POST", f"{env.gw.mgmt_url}/@broadcast", "hello everyone"],
+                          env=environment, capture_output=True, text=True, timeout=30)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert sent.stdout.startswith("200 "), sent.stdout
+    assert recv(ws) == "hello everyone"
+    listed = subprocess.run([sys.executable, tool, "GET", f"{env.gw.mgmt_url}/@connections"],
+                            env=environment, capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0 and cid in listed.stdout, listed.stdout + listed.stderr
+    # Unsigned, the same call is refused: the tool is what makes it pass.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(f"{env.gw.mgmt_url}/@broadcast", data=b"x", method="POST"))
+    assert refused.value.code == 403
