@@ -151,3 +151,22 @@ def test_the_readmes_aws_cli_line_runs_as_written(gateway_factory, clients):
     env = dict(os.environ, PATH=f"{Path(aws_cli()).parent}:{os.environ['PATH']}")
     run_shell(command, env=env)
     assert recv(ws) == "hello"
+
+
+def test_the_readmes_fan_out_examples_run_as_written(gateway_factory, clients):
+    gw = gateway_factory()
+    first, second = clients(gw.ws_url), clients(gw.ws_url)
+    cid, cid2 = whoami(first), whoami(second)
+    block = quick_start_block("sh", "@broadcast?except=$ID")
+    block = (block.replace("http://127.0.0.1:8080/dev", gw.mgmt_url)
+             .replace("Vb1qPcW2DoECK-w=", cid).replace("Vb1rT0yPDoECLsA=", cid2)
+             # The first page: the text's `next=...` is the `next` of the previous answer.
+             .replace("&next=...", ""))
+    # Each curl's status, written after its body: the commands themselves are the README's.
+    wrapper = "curl() { command curl -sS -w '\\n%{http_code}\\n' \"$@\"; }\n"
+    out = run_shell(wrapper + block)
+    statuses = [int(line) for line in out.splitlines() if re.fullmatch(r"\d{3}", line)]
+    assert len(statuses) == block.count("\ncurl ") + block.startswith("curl "), out
+    assert all(200 <= s < 300 for s in statuses), out
+    assert recv(second) == "hi all"          # the broadcast left out the first connection
+    assert recv(first) == "hi" and recv(second) == "hi"
