@@ -58,7 +58,7 @@ pub(super) fn from_headers<'a>(
         )
         .map(FromHeaders::Signed)
         .map_err(|failure| {
-            tracing::debug!(%failure, "signature refused from its headers");
+            tracing::info!(%failure, "management call refused with 403: bad SigV4 signature");
             MgmtError::Forbidden
         }),
     }
@@ -79,7 +79,7 @@ pub(super) fn with_body<'a>(
         FromHeaders::Signed(claim) => claim,
     };
     let credential = sigv4::verify_claim(&claim, keys, parts, body).map_err(|failure| {
-        tracing::debug!(%failure, "signature rejected");
+        tracing::info!(%failure, "management call refused with 403: bad SigV4 signature");
         MgmtError::Forbidden
     })?;
     let management = &deployment.config.management;
@@ -116,7 +116,7 @@ fn bearer<'a>(deployment: &'a Deployment, parts: &Parts) -> Result<Caller<'a>, M
         .iter()
         .find(|t| sigv4::constant_time_eq(t.secret.as_bytes(), presented.as_bytes()))
         .ok_or_else(|| {
-            tracing::debug!("unknown management token");
+            tracing::info!("management call refused with 401: unknown bearer token");
             MgmtError::Unauthorized
         })?;
     Ok(Caller {
