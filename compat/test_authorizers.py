@@ -236,6 +236,13 @@ def test_jwt_bad_or_missing_tokens_are_401_without_calling_connect(jwt_gw, stub,
     time.sleep(0.2)
     assert stub.count("/connect") == 0
     assert stub.count("/disconnect") == 0  # a refused upgrade never was a connection
+    # Each refusal is in the log at the default level with why, and no token is.
+    log = jwt_gw.stderr()
+    assert "refused with 401: no token" in log, log[-2000:]
+    assert "refused with 401: token not accepted" in log, log[-2000:]
+    assert "xpired" in log, log[-2000:]
+    expired = BAD_TOKENS["expired"](rsa_keys)
+    assert expired.split(".")[1] not in log
 
 
 def test_jwt_hs256_user_is_reachable_by_connection_id_and_by_user(gateway_factory, stub, clients):
@@ -510,6 +517,10 @@ def test_request_function_missing_identity_source_is_401_without_a_call(fn_gw, s
     # The same with the header is allowed: the function is there and works.
     clients(f"{fn_gw.ws_url}?tenant=acme", additional_headers={"Authorization": "allow"}, open_timeout=15)
     assert len(function_events(fn_gw)) == 1
+    # Why is in the log at the default level, naming the source, without any secret.
+    log = fn_gw.stderr()
+    assert "identity source missing" in log and "route.request.header.authorization" in log.lower(), log[-2000:]
+    assert "auth=allow" not in log
 
 
 # ---------------------------------------------------------------------------------------------
