@@ -86,9 +86,16 @@ enum Command {
 
 fn load(path: Option<&Path>) -> anyhow::Result<Config> {
     let mut config = match path {
-        Some(path) => {
-            Config::load(path).with_context(|| format!("{} is invalid", path.display()))?
-        }
+        // A file that cannot be read is named by its error already; one that can is invalid.
+        Some(path) => Config::load(path).map_err(|error| {
+            let unread = error.key == path.display().to_string();
+            let error = anyhow::Error::new(error);
+            if unread {
+                error
+            } else {
+                error.context(format!("{} is invalid", path.display()))
+            }
+        })?,
         None => {
             Config::from_toml(DEFAULT_CONFIG).context("the embedded default config is invalid")?
         }
