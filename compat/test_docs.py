@@ -1,5 +1,6 @@
 """The docs' snippets, run as written: every TOML config in README.md and docs/ passes `wsgate
-check`, and the README's quick start (curl, boto3, the AWS CLI) works against a live gateway.
+check`, and the README's quick start (curl, boto3, the AWS CLI), its fan-out block, its signed
+call, its resumable-connection example and its metrics lines work against a live gateway.
 
 What a reader must fill in is filled the way the text tells them to: the connection id (from
 `{"action":"whoami"}`, with `=` written `%3D` in URLs), the gateway's address (these tests run
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import REPO_DIR, aws_cli, quote_id, recv, wait_close, wsgate_bin
+from conftest import (REPO_DIR, aws_cli, quote_id, recv, render_config, sigv4_management, wait_close,
+                      wsgate_bin)
 
 DOCS = [REPO_DIR / "README.md", *sorted((REPO_DIR / "docs").glob("*.md"))]
 # The address and the connection id the README's examples use.
@@ -170,3 +172,36 @@ def test_the_readmes_fan_out_examples_run_as_written(gateway_factory, clients):
     assert all(200 <= s < 300 for s in statuses), out
     assert recv(second) == "hi all"          # the broadcast left out the first connection
     assert recv(first) == "hi" and recv(second) == "hi"
+
+
+def test_the_readmes_resumable_connection_example_runs_as_written(gateway_factory):
+    gw = gateway_factory()
+    script = filled(quick_start_block("python", "wsgate.reliable.v1"), gw.host, EXAMPLE_ID)
+    # What the comments say comes next: the resumed frame.
+    check = '\nresumed = json.loads(ws.recv(timeout=5))\nassert resumed["type"] == "resumed", resumed\n'
+    done = subprocess.run([sys.executable, "-c", script + check], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_readmes_metrics_and_readiness_lines_run_as_written(gateway_factory, clients):
+    gw = gateway_factory()
+    clients(gw.ws_url)
+    lines = [line for line in quick_start_block("sh", "/metrics").splitlines() if line.startswith("curl")]
+    metrics, ready = (run_shell(filled(line, gw.host, EXAMPLE_ID)) for line in lines)
+    assert re.search(r"^wsgate_connections 1$", metrics, re.M), metrics
+    assert ready.strip(), ready
+
+
+def test_the_readmes_signed_call_line_runs_as_written(gateway_factory, clients):
+    # The README's keys are the ones its sigv4 example config lists.
+    gw = gateway_factory(render_config({
+        "$default": {"type": "mock", "body": "${request.body}", "route_response": True},
+    }, **sigv4_management()))
+    ws = clients(gw.ws_url)
+    line = filled(quick_start_block("sh", "tools/signed-call.py"), gw.host, EXAMPLE_ID)
+    # From the repository's folder, with a python3 that has boto3 (as the tool's docstring says).
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=60, env=env,
+                          cwd=REPO_DIR)
+    assert done.returncode == 0 and done.stdout.startswith("200 "), done.stdout + done.stderr
+    assert recv(ws) == "hello everyone"
