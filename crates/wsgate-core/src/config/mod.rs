@@ -103,69 +103,66 @@ pub struct Validated {
 /// TOML says; a text that does not parse gives what could be read of it.
 fn key_at(text: &str, offset: usize) -> Option<String> {
     let (table, _) = toml::de::DeTable::parse_recoverable(text);
-    let mut deepest = None;
-    key_in(table.get_ref(), offset, "", &mut deepest);
-    deepest.map(|(_, path)| path)
+    let mut walk = Walk {
+        offset,
+        deepest: None,
+    };
+    walk.table(table.get_ref(), "", 0);
+    walk.deepest.map(|(_, path)| path)
 }
 
-/// Walks `table` for [`key_at`], keeping in `deepest` the longest path found so far.
-fn key_in(
-    table: &toml::de::DeTable<'_>,
+/// A search for [`key_at`]: the deepest path whose key or value spans `offset` so far.
+struct Walk {
     offset: usize,
-    prefix: &str,
-    deepest: &mut Option<(usize, String)>,
-) {
-    let depth = prefix.matches(['.', '[']).count();
-    for (key, value) in table {
-        let name = key.get_ref();
-        let plain = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        let name = if plain {
-            name.to_string()
-        } else {
-            format!("\"{name}\"")
-        };
-        let path = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}.{name}")
-        };
-        if key.span().contains(&offset) || value.span().contains(&offset) {
-            let better = deepest.as_ref().is_none_or(|(d, _)| depth + 1 > *d);
-            if better {
-                *deepest = Some((depth + 1, path.clone()));
-            }
+    deepest: Option<(usize, String)>,
+}
+
+impl Walk {
+    /// Keeps `path` (at `depth`) if `span` holds the offset and it is deeper than the best yet.
+    fn consider(&mut self, span: &std::ops::Range<usize>, depth: usize, path: &str) {
+        if span.contains(&self.offset) && self.deepest.as_ref().is_none_or(|(d, _)| depth > *d) {
+            self.deepest = Some((depth, path.to_owned()));
         }
-        // Tables' spans do not always cover their keys (a `[header]`'s covers the header):
-        // every table is searched.
-        value_in(value.get_ref(), offset, &path, deepest);
     }
-}
 
-/// The tables inside a value, for [`key_in`]: an array's items are numbered (`[0]`).
-fn value_in(
-    value: &toml::de::DeValue<'_>,
-    offset: usize,
-    path: &str,
-    deepest: &mut Option<(usize, String)>,
-) {
-    match value {
-        toml::de::DeValue::Table(table) => key_in(table, offset, path, deepest),
-        toml::de::DeValue::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                let path = format!("{path}[{i}]");
-                if item.span().contains(&offset) {
-                    let depth = path.matches(['.', '[']).count() + 1;
-                    if deepest.as_ref().is_none_or(|(d, _)| depth > *d) {
-                        *deepest = Some((depth, path.clone()));
-                    }
-                }
-                value_in(item.get_ref(), offset, &path, deepest);
-            }
+    fn table(&mut self, table: &toml::de::DeTable<'_>, prefix: &str, depth: usize) {
+        for (key, value) in table {
+            let name = key.get_ref();
+            let plain = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            let name = if plain {
+                name.to_string()
+            } else {
+                format!("\"{name}\"")
+            };
+            let path = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}.{name}")
+            };
+            self.consider(&key.span(), depth + 1, &path);
+            self.consider(&value.span(), depth + 1, &path);
+            // Tables' spans do not always cover their keys (a `[header]`'s covers the header):
+            // every table is searched.
+            self.value(value.get_ref(), &path, depth + 1);
         }
-        _ => {}
+    }
+
+    /// The tables inside a value; an array's items are numbered (`[0]`).
+    fn value(&mut self, value: &toml::de::DeValue<'_>, path: &str, depth: usize) {
+        match value {
+            toml::de::DeValue::Table(table) => self.table(table, path, depth),
+            toml::de::DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let path = format!("{path}[{i}]");
+                    self.consider(&item.span(), depth + 1, &path);
+                    self.value(item.get_ref(), &path, depth + 1);
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -338,6 +335,7 @@ route_response = true
             "routes.\"$connect\".typ"
         );
         assert_eq!(key("limits.idle_timout = \"1m\"\n"), "limits.idle_timout");
+        assert_eq!(key("[routes.\"a.b\"]\ntyp = 1\n"), "routes.\"a.b\".typ");
         assert_eq!(
             key("[limits]\n# a comment = with an equals sign\nmax_frame = 1\n"),
             "limits.max_frame"
