@@ -99,13 +99,13 @@ impl FunctionHost {
 
     /// The command line of `function`'s processes: the interpreter and its built-in bootstrap, or
     /// the function's own `command`. A program given as a relative path (`.venv/bin/python`,
-    /// `./bootstrap`) is found from `base`, the config file's folder, as `dir` is; a bare name
+    /// `./bootstrap`) is found from the config file's folder, as `dir` is; a bare name
     /// (`python3`) on the `PATH`.
-    fn command(&self, function: &Function, base: &Path) -> Vec<String> {
+    fn command(&self, function: &Function, config: &Config) -> Vec<String> {
         let bootstrap = |file: &str| self.bootstraps.path().join(file).display().to_string();
         let interpreter = |default: &str| {
             let program = function.interpreter.as_deref().unwrap_or(default);
-            program_path(program, base)
+            program_path(program, config)
         };
         match function.runtime {
             FunctionRuntime::Python => {
@@ -115,7 +115,7 @@ impl FunctionHost {
             FunctionRuntime::Command => {
                 let mut command = function.command.clone();
                 if let Some(program) = command.first_mut() {
-                    *program = program_path(program, base);
+                    *program = program_path(program, config);
                 }
                 command
             }
@@ -134,9 +134,7 @@ impl FunctionHost {
             ));
         }
         let handler = function.handler.clone().unwrap_or_default();
-        let base =
-            std::path::absolute(&config.base_dir).unwrap_or_else(|_| config.base_dir.clone());
-        let command = self.command(function, &base);
+        let command = self.command(function, config);
         let execution_env = match function.runtime {
             FunctionRuntime::Python => "AWS_Lambda_python3",
             FunctionRuntime::Node => "AWS_Lambda_nodejs20.x",
@@ -245,12 +243,20 @@ impl FunctionHost {
     }
 }
 
-/// `program` as the OS will find it: a relative path with a folder in it from `base`, anything
-/// else as written (a bare name is looked up on the `PATH`).
-fn program_path(program: &str, base: &Path) -> String {
+/// `program` as the OS will find it: a path with a folder in it as [`Config::path`] resolves the
+/// config's paths (made absolute: the process runs in the function's `dir`), a bare name as
+/// written (it is looked up on the `PATH`).
+fn program_path(program: &str, config: &Config) -> String {
     let path = Path::new(program);
-    if path.is_relative() && path.components().count() > 1 {
-        base.join(path).display().to_string()
+    if path.components().count() > 1 {
+        let path = config.path(path);
+        if path.is_relative() {
+            return std::path::absolute(&path)
+                .unwrap_or(path)
+                .display()
+                .to_string();
+        }
+        path.display().to_string()
     } else {
         program.to_owned()
     }
@@ -291,13 +297,16 @@ mod tests {
 
     #[test]
     fn a_relative_program_path_is_found_from_the_config_files_folder_a_bare_name_on_the_path() {
-        let base = Path::new("/srv/app");
+        let config = Config {
+            base_dir: "/srv/app".into(),
+            ..Config::default()
+        };
         assert_eq!(
-            program_path(".venv/bin/python", base),
+            program_path(".venv/bin/python", &config),
             "/srv/app/.venv/bin/python"
         );
-        assert_eq!(program_path("./bootstrap", base), "/srv/app/./bootstrap");
-        assert_eq!(program_path("python3", base), "python3");
-        assert_eq!(program_path("/usr/bin/node", base), "/usr/bin/node");
+        assert_eq!(program_path("./bootstrap", &config), "/srv/app/./bootstrap");
+        assert_eq!(program_path("python3", &config), "python3");
+        assert_eq!(program_path("/usr/bin/node", &config), "/usr/bin/node");
     }
 }
