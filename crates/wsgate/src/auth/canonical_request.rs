@@ -6,8 +6,9 @@
 
 use std::borrow::Cow;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
+use wsgate_core::query;
 use wsgate_core::sigv4::ALGORITHM;
 
 /// Every byte but RFC 3986's unreserved characters (letters, digits, `-._~`) is encoded.
@@ -130,13 +131,9 @@ fn normalized_path(path: &str) -> Cow<'_, str> {
 /// The query's pairs decoded as a form (`+` is a space), encoded again, and sorted by key and
 /// then value; a key without `=` has an empty value.
 fn push_query(text: &mut String, query: &str) {
-    let mut pairs: Vec<(String, String)> = query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (encoded(&form_decoded(key)), encoded(&form_decoded(value)))
-        })
+    let mut pairs: Vec<(String, String)> = query::pairs(query)
+        .iter()
+        .map(|(key, value)| (encoded(key), encoded(value)))
         .collect();
     pairs.sort_unstable();
     for (i, (key, value)) in pairs.iter().enumerate() {
@@ -146,16 +143,6 @@ fn push_query(text: &mut String, query: &str) {
         text.push_str(key);
         text.push('=');
         text.push_str(value);
-    }
-}
-
-/// A query key or value as a form encodes it; bytes that are not UTF-8 become U+FFFD.
-fn form_decoded(component: &str) -> Cow<'_, str> {
-    if component.contains('+') {
-        let spaced = component.replace('+', " ");
-        Cow::Owned(percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
-    } else {
-        percent_decode_str(component).decode_utf8_lossy()
     }
 }
 
