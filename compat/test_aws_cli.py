@@ -50,14 +50,14 @@ def env(gateway_factory, stub, clients, tmp_path):
 
 def test_aws_cli_post_to_connection_delivers_data(env):
     ws, cid = env.open()
-    result = env.aws("post-to-connection", "--connection-id", cid, "--data", "hello")
+    result = env.aws("post-to-connection", f"--connection-id={cid}", "--data", "hello")
     assert result.returncode == 0, result.stderr
     assert recv(ws) == "hello"
 
 
 def test_aws_cli_get_connection_prints_json_with_connected_at(env):
     ws, cid = env.open()
-    result = env.aws("get-connection", "--connection-id", cid)
+    result = env.aws("get-connection", f"--connection-id={cid}")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert "ConnectedAt" in info and "LastActiveAt" in info, info
@@ -66,7 +66,7 @@ def test_aws_cli_get_connection_prints_json_with_connected_at(env):
 
 def test_aws_cli_delete_connection_closes_client(env):
     ws, cid = env.open()
-    result = env.aws("delete-connection", "--connection-id", cid)
+    result = env.aws("delete-connection", f"--connection-id={cid}")
     assert result.returncode == 0, result.stderr
     code, _, _ = wait_close(ws)
     assert code == 1000
@@ -76,6 +76,6 @@ def test_aws_cli_post_to_gone_connection_fails_with_gone_exception(env):
     ws, cid = env.open()
     ws.close()
     env.stub.wait_for("/disconnect", lambda e: e["requestContext"]["connectionId"] == cid)
-    result = env.aws("post-to-connection", "--connection-id", cid, "--data", "hello")
+    result = env.aws("post-to-connection", f"--connection-id={cid}", "--data", "hello")
     assert result.returncode != 0
     assert "GoneException" in result.stderr, result.stderr

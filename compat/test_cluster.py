@@ -265,14 +265,14 @@ def test_aws_cli_reaches_a_connection_held_by_another_node(redis_server, make_cl
         cmd = [str(aws_cli()), "apigatewaymanagementapi", *args, "--endpoint-url", c.nodes[1].mgmt_url]
         return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
 
-    done = aws("post-to-connection", "--connection-id", cid, "--data", "from the cli")
+    done = aws("post-to-connection", f"--connection-id={cid}", "--data", "from the cli")
     assert done.returncode == 0, done.stderr
     assert recv(ws) == "from the cli"
-    done = aws("get-connection", "--connection-id", cid)
+    done = aws("get-connection", f"--connection-id={cid}")
     assert done.returncode == 0 and json.loads(done.stdout)["Identity"]["SourceIp"] == "127.0.0.1"
-    assert aws("delete-connection", "--connection-id", cid).returncode == 0
+    assert aws("delete-connection", f"--connection-id={cid}").returncode == 0
     assert wait_close(ws)[0] == 1000
-    done = aws("post-to-connection", "--connection-id", cid, "--data", "late")
+    done = aws("post-to-connection", f"--connection-id={cid}", "--data", "late")
     assert done.returncode != 0 and "GoneException" in done.stderr
 
 
