@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use wsgate::function::sdks;
 use wsgate::tls::DevTls;
 use wsgate::{Config, DEFAULT_CONFIG, Gateway, Options};
 use wsgate_core::import;
@@ -75,6 +76,10 @@ enum Command {
         /// Overrides the stage.
         #[arg(long)]
         stage: Option<String>,
+        /// Install the AWS SDKs Lambda's runtimes provide (AWS SDK v3 packages the Node.js code
+        /// imports, boto3 for Python) once into wsgate's cache, and let the handlers import them.
+        #[arg(long)]
+        provide_sdks: bool,
     },
     /// Validate a config file and exit: 0 when valid, 1 naming the bad key otherwise.
     Check {
@@ -203,6 +208,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serverless,
             listen,
             stage,
+            provide_sdks,
         } => {
             let source = match (config, sam, serverless) {
                 (_, Some(sam), _) => Source::Sam(sam),
@@ -215,7 +221,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(dev(source, listen, stage))
+            runtime.block_on(dev(source, listen, stage, provide_sdks))
         }
         Command::Serve {
             config,
@@ -370,7 +376,12 @@ fn systemd_notify(state: &str) {
     }
 }
 
-async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> anyhow::Result<()> {
+async fn dev(
+    source: Source,
+    listen: Option<String>,
+    stage: Option<String>,
+    provide_sdks: bool,
+) -> anyhow::Result<()> {
     let overrides = |config: &mut Config| {
         if let Some(listen) = &listen {
             config.gateway.listen.clone_from(listen);
@@ -396,12 +407,23 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
         .map(|(host, _)| host.trim_matches(['[', ']']).to_owned());
     let (tls, tls_dir) = DevTls::in_private_dir(&host.into_iter().collect::<Vec<_>>())?;
     let ca = tls.ca_file.display().to_string();
+    let cache = if provide_sdks {
+        Some(sdks::cache_dir().context(
+            "--provide-sdks: no cache folder: set WSGATE_CACHE_DIR, XDG_CACHE_HOME or HOME",
+        )?)
+    } else {
+        None
+    };
+    let function_env = match &cache {
+        Some(cache) => provide(&config, cache).await,
+        None => Vec::new(),
+    };
     let options = Options {
+        function_env,
         watch_code: true,
         tls: Some(tls),
         region,
         development: true,
-        ..Options::default()
     };
     let mut stop = StopSignals::new()?;
     // `kill -USR2` upgrades `wsgate serve`; here it must not end the process (its default).
@@ -436,6 +458,9 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
                 for warning in &warnings {
                     eprintln!("wsgate: warning: {}: {warning}", source.path().display());
                 }
+                if let Some(cache) = &cache {
+                    provide(&config, cache).await;
+                }
                 match gateway.reload(config) {
                     Ok(()) => {
                         tracing::info!(file = %source.path().display(), open = gateway.hub().len(), "reloaded; connections kept")
@@ -452,6 +477,15 @@ async fn dev(source: Source, listen: Option<String>, stage: Option<String>) -> a
     gateway.shutdown().await;
     drop(tls_dir);
     Ok(())
+}
+
+/// `--provide-sdks`: installs what the functions need (npm and pip run in a blocking thread)
+/// and returns the handlers' environment.
+async fn provide(config: &Config, cache: &Path) -> Vec<(String, String)> {
+    let (config, cache) = (config.clone(), cache.to_path_buf());
+    tokio::task::spawn_blocking(move || sdks::provide(&config, &cache))
+        .await
+        .unwrap_or_default()
 }
 
 /// SIGTERM and SIGINT (Ctrl-C), listened for from the moment this is made: one that arrives

@@ -120,6 +120,20 @@ fn http_client() -> Result<reqwest::Client, GatewayError> {
         .map_err(|e| GatewayError::Client(e.to_string()))
 }
 
+/// The variable that tells the bootstraps where to send `*.execute-api.*.amazonaws.com:443`
+/// (`host:port` of the TLS listener that serves the management API).
+const EXECUTE_API_ENV: &str = "WSGATE_EXECUTE_API";
+
+/// `addr` as a handler on this machine reaches it: a wildcard address becomes the loopback one.
+fn loopback(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port()).to_string()
+}
+
 /// What a config builds before anything is served, besides its [`Deployment`]; `start` and
 /// `check` build it the same way.
 struct Prepared {
@@ -157,6 +171,12 @@ fn prepare(
             .iter()
             .cloned()
             .chain(options.tls.iter().flat_map(DevTls::handler_env))
+            .chain(
+                options
+                    .tls
+                    .as_ref()
+                    .map(|_| (EXECUTE_API_ENV.to_owned(), loopback(management_addr))),
+            )
             .collect(),
         watch: options.watch_code,
         metrics: metrics.clone(),

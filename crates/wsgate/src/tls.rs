@@ -3,6 +3,7 @@
 //! callback URL from the event (`https://{requestContext.domainName}/{stage}`) reaches the
 //! gateway, over TLS, unchanged.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,6 +13,8 @@ use rcgen::{
 };
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use tempfile::TempDir;
 use tokio_rustls::TlsAcceptor;
 
@@ -125,28 +128,21 @@ impl DevTls {
                 sans.push(name.clone());
             }
         }
-        let mut leaf = CertificateParams::new(sans)?;
-        leaf.distinguished_name.push(DnType::CommonName, "wsgate");
-        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        leaf.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        let leaf_key = KeyPair::generate()?;
-        let issuer = Issuer::new(ca, &ca_key);
-        let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
+        let issuer = Issuer::new(ca, ca_key);
+        let ca_der = CertificateDer::from(ca_cert.der().to_vec());
+        let default = leaf(sans, &issuer, &ca_der)?;
+        let certs = DevCerts {
+            default,
+            issuer,
+            ca_der,
+            zones: std::sync::Mutex::new(HashMap::new()),
+        };
 
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
-            .with_single_cert(
-                vec![
-                    leaf_cert.der().clone(),
-                    CertificateDer::from(ca_cert.der().to_vec()),
-                ],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-            )?;
+            .with_cert_resolver(Arc::new(certs));
         // WebSocket upgrades are HTTP/1.1.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
 
@@ -189,6 +185,93 @@ impl DevTls {
             ),
         ]
     }
+}
+
+/// How many `execute-api` zones get a certificate of their own; a name past that gets the
+/// default certificate (and fails verification), so odd names cannot grow the cache.
+const MAX_ZONES: usize = 64;
+
+/// The development server certificates: one for the listening names, and one per
+/// `execute-api.{region}.amazonaws.com` zone asked for, made on first use. A handler that
+/// builds its callback URL as `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`
+/// (redirected here by the bootstraps) is then served a certificate for that name, signed by
+/// the CA it trusts.
+struct DevCerts {
+    default: Arc<CertifiedKey>,
+    issuer: Issuer<'static, KeyPair>,
+    ca_der: CertificateDer<'static>,
+    zones: std::sync::Mutex<HashMap<String, Arc<CertifiedKey>>>,
+}
+
+impl std::fmt::Debug for DevCerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevCerts").finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for DevCerts {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let Some(zone) = hello.server_name().and_then(execute_api_zone) else {
+            return Some(self.default.clone());
+        };
+        let mut zones = self
+            .zones
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(key) = zones.get(&zone) {
+            return Some(key.clone());
+        }
+        if zones.len() >= MAX_ZONES {
+            return Some(self.default.clone());
+        }
+        match leaf(vec![format!("*.{zone}")], &self.issuer, &self.ca_der) {
+            Ok(key) => {
+                zones.insert(zone, key.clone());
+                Some(key)
+            }
+            Err(error) => {
+                tracing::warn!(%error, zone, "cannot make a development certificate");
+                Some(self.default.clone())
+            }
+        }
+    }
+}
+
+/// The zone `execute-api.{region}.amazonaws.com` (or `.amazonaws.com.cn`) of an API's default
+/// host name `{apiId}.execute-api.{region}.amazonaws.com`, lowercased; `None` for other names.
+pub fn execute_api_zone(name: &str) -> Option<String> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let (api, zone) = name.split_once('.')?;
+    let rest = zone.strip_prefix("execute-api.")?;
+    let (region, domain) = rest.split_once('.')?;
+    let label = |s: &str| {
+        !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let known = matches!(domain, "amazonaws.com" | "amazonaws.com.cn");
+    (known && label(api) && label(region)).then(|| zone.to_owned())
+}
+
+/// A server certificate for `sans`, signed by the development CA, with the CA in its chain.
+fn leaf(
+    sans: Vec<String>,
+    issuer: &Issuer<'static, KeyPair>,
+    ca_der: &CertificateDer<'static>,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let mut params = CertificateParams::new(sans)?;
+    params.distinguished_name.push(DnType::CommonName, "wsgate");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, issuer)?;
+    let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let signing = rustls::crypto::ring::sign::any_supported_type(&der)?;
+    Ok(Arc::new(CertifiedKey::new(
+        vec![cert.der().clone(), ca_der.clone()],
+        signing,
+    )))
 }
 
 #[cfg(test)]
@@ -248,5 +331,27 @@ mod tests {
             Err(TlsError::Write { .. })
         ));
         assert_eq!(std::fs::read_to_string(&victim).expect("read"), "precious");
+    }
+
+    #[test]
+    fn only_default_execute_api_names_have_a_zone() {
+        assert_eq!(
+            execute_api_zone("Abc123.execute-api.eu-west-1.amazonaws.com").as_deref(),
+            Some("execute-api.eu-west-1.amazonaws.com")
+        );
+        assert_eq!(
+            execute_api_zone("x.execute-api.cn-north-1.amazonaws.com.cn.").as_deref(),
+            Some("execute-api.cn-north-1.amazonaws.com.cn")
+        );
+        for other in [
+            "execute-api.us-east-1.amazonaws.com",
+            "a.b.execute-api.us-east-1.amazonaws.com",
+            "a.execute-api.us-east-1.amazonaws.com.evil.example",
+            "a.execute-api.us_east.amazonaws.com",
+            "dynamodb.us-east-1.amazonaws.com",
+            "localhost",
+        ] {
+            assert_eq!(execute_api_zone(other), None, "{other}");
+        }
     }
 }

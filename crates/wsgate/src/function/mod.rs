@@ -14,6 +14,7 @@ mod error;
 mod peer;
 mod pool;
 mod runtime_api;
+pub mod sdks;
 mod spec;
 mod watch;
 
@@ -34,6 +35,8 @@ pub use self::spec::Spec;
 const PYTHON_BOOTSTRAP: &str = include_str!("bootstrap/python.py");
 /// The built-in Node.js bootstrap (no packages).
 const NODE_BOOTSTRAP: &str = include_str!("bootstrap/node.cjs");
+/// The Node.js module hooks that resolve `--provide-sdks` packages from ES modules.
+const NODE_SDK_HOOKS: &str = include_str!("bootstrap/node-sdk-resolve.mjs");
 
 /// What every function is told about the gateway.
 #[derive(Debug, Clone)]
@@ -85,6 +88,7 @@ impl FunctionHost {
         for (file, text) in [
             ("python.py", PYTHON_BOOTSTRAP),
             ("node.cjs", NODE_BOOTSTRAP),
+            ("node-sdk-resolve.mjs", NODE_SDK_HOOKS),
         ] {
             let path = bootstraps.path().join(file);
             scratch::write_new(&path, text.as_bytes())

@@ -128,7 +128,8 @@ fn bearer<'a>(deployment: &'a Deployment, parts: &Parts) -> Result<Caller<'a>, M
 /// With no credential, the loopback rule alone would let any web page the operator opens drive
 /// the API (`fetch(..., {mode: "no-cors"})` sends a POST all the same), or read it through a
 /// DNS name rebound to 127.0.0.1. So a request a browser marks as cross-site, one whose `Origin`
-/// is not on this machine, and one whose `Host` names another host are refused.
+/// is not on this machine, and one whose `Host` names another host (other than an API's default
+/// `execute-api` name) are refused.
 fn same_machine(deployment: &Deployment, parts: &Parts) -> Result<(), MgmtError> {
     let headers = &parts.headers;
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -154,7 +155,10 @@ fn same_machine(deployment: &Deployment, parts: &Parts) -> Result<(), MgmtError>
     {
         let host = host.to_str().unwrap_or_default();
         let domain = deployment.config.gateway.domain_name.as_deref();
-        if !is_loopback_host(host) && domain.is_none_or(|d| !same_name(host, d)) {
+        // An API's default name (`{apiId}.execute-api.{region}.amazonaws.com`) is AWS's: no
+        // page can rebind it to this machine. `wsgate dev` sends handlers' calls to it here.
+        let api_default = crate::tls::execute_api_zone(without_port(host)).is_some();
+        if !is_loopback_host(host) && !api_default && domain.is_none_or(|d| !same_name(host, d)) {
             return Err(MgmtError::CrossSite("its Host names another host"));
         }
     }

@@ -20,6 +20,8 @@ import importlib
 import json
 import logging
 import os
+import re
+import socket
 import sys
 import time
 import traceback
@@ -222,6 +224,58 @@ class InitError(Exception):
         self.stack = stack or []
 
 
+# ---------------------------------------------------------------------------------------
+# wsgate dev: what Lambda's environment gives a handler
+# ---------------------------------------------------------------------------------------
+
+# An API's default host name, as handlers build their callback URL:
+# https://{apiId}.execute-api.{region}.amazonaws.com/{stage}.
+_EXECUTE_API = re.compile(r"^[a-z0-9-]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\.?$", re.IGNORECASE)
+
+# The packages Lambda's Python runtime provides, and what installs them.
+_PROVIDED = {"boto3": "boto3", "botocore": "boto3", "s3transfer": "boto3"}
+
+
+def _redirect_execute_api(target):
+    """WSGATE_EXECUTE_API=host:port: an API's default host name on port 443 resolves to wsgate's
+    TLS listener there, which presents a certificate for that name from the development CA
+    (AWS_CA_BUNDLE, REQUESTS_CA_BUNDLE, SSL_CERT_FILE); TLS still checks the name the handler
+    used. Every other name resolves as before. Covers botocore, urllib3, requests and http.client,
+    which all resolve through socket.getaddrinfo."""
+    host, _, port = target.strip().rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        _log_stderr("[wsgate bootstrap] WSGATE_EXECUTE_API=%s is not host:port; execute-api names are not redirected" % target)
+        return
+    original = socket.getaddrinfo
+
+    def getaddrinfo(name, service, *args, **kwargs):
+        text = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+        if isinstance(text, str) and str(service) in ("443", "https") and _EXECUTE_API.match(text):
+            return original(host, int(port), *args, **kwargs)
+        return original(name, service, *args, **kwargs)
+
+    socket.getaddrinfo = getaddrinfo
+
+
+def _missing_sdk_hint(error):
+    """For a ModuleNotFoundError of a package Lambda provides: the one command that installs it
+    for this interpreter; None for any other."""
+    name = getattr(error, "name", None) or ""
+    package = _PROVIDED.get(name.split(".")[0])
+    if not package or not isinstance(error, ModuleNotFoundError):
+        return None
+    provided = (
+        "or restart wsgate dev --provide-sdks, which installs it when it starts"
+        if os.environ.get("WSGATE_PYTHON_SDKS")
+        else "or start wsgate dev with --provide-sdks"
+    )
+    return (
+        "%s is provided by Lambda's Python runtime; it is not installed for %s. Install it with: "
+        "%s -m pip install %s (%s)" % (package, sys.executable, sys.executable, package, provided)
+    )
+
+
 def _load_handler(handler_string):
     handler_string = (handler_string or "").strip()
     if "." not in handler_string:
@@ -243,9 +297,10 @@ def _load_handler(handler_string):
     try:
         module = importlib.import_module(import_name)
     except ImportError as e:
+        hint = _missing_sdk_hint(e)
         raise InitError(
             "Runtime.ImportModuleError",
-            "Unable to import module '%s': %s" % (modname, _safe_str(e)),
+            "Unable to import module '%s': %s%s" % (modname, _safe_str(e), ". " + hint if hint else ""),
             _stack_trace(e.__traceback__),
         )
     except SyntaxError as e:
@@ -545,6 +600,12 @@ def main():
     if task_root in sys.path:
         sys.path.remove(task_root)
     sys.path.insert(0, task_root)
+    # `wsgate dev --provide-sdks`: boto3 as Lambda provides it, after everything the project has.
+    sdks = os.environ.get("WSGATE_PYTHON_SDKS")
+    if sdks and sdks not in sys.path:
+        sys.path.append(sdks)
+    if os.environ.get("WSGATE_EXECUTE_API"):
+        _redirect_execute_api(os.environ["WSGATE_EXECUTE_API"])
 
     _setup_logging()
 
