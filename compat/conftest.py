@@ -267,17 +267,18 @@ def gateway_factory(tmp_path):
 
 @pytest.fixture
 def dev_gateway(tmp_path, tmp_path_factory):
-    """start(args, env=None, cwd=None) -> Gateway: `wsgate dev ARGS --listen 127.0.0.1:0` (ARGS
+    """start(args, env=None, cwd=None, start_timeout=30) -> Gateway: `wsgate dev ARGS --listen 127.0.0.1:0` (ARGS
     naming the project: `--config`, `--serverless` or `--sam`), run in `cwd` (default tmp_path).
     `ws_url` is its plain URL. Stopped by PID at teardown (SIGTERM, 15 s to run `$disconnect`s)."""
     started: list[Gateway] = []
 
-    def start(args: list[str] | tuple, env: dict[str, str] | None = None, cwd: Path | None = None) -> Gateway:
+    def start(args: list[str] | tuple, env: dict[str, str] | None = None, cwd: Path | None = None,
+              start_timeout: float = 30.0) -> Gateway:
         args = list(args)
         if "--listen" not in args:
             args += ["--listen", "127.0.0.1:0"]
         # The log goes outside the project folder, which `wsgate dev` watches for code changes.
-        gw = _start_gateway(tmp_path, None, args, env, start_timeout=30.0, command="dev", cwd=cwd,
+        gw = _start_gateway(tmp_path, None, args, env, start_timeout=start_timeout, command="dev", cwd=cwd,
                             log_dir=tmp_path_factory.mktemp("wsgate-dev-log"))
         started.append(gw)
         _current_gateways.append(gw)
