@@ -217,3 +217,47 @@ def test_a_missing_sdk_is_named_with_the_command_that_installs_it(dev_gateway, b
         for text in expected:
             assert text in log, (text, log[-3000:])
         dev.stop(wait=10)
+
+
+POSTER = '''
+import json, os, subprocess, sys
+
+import boto3
+
+
+def handler(event, context):
+    request = event["requestContext"]
+    url = f"https://{request['apiId']}.execute-api.{os.environ['AWS_REGION']}.amazonaws.com/{request['stage']}"
+    boto3.client("apigatewaymanagementapi", endpoint_url=url).post_to_connection(
+        ConnectionId=request["connectionId"], Data=b"from the handler")
+    # A process the handler starts is redirected too.
+    child = "import boto3, sys; boto3.client('apigatewaymanagementapi', endpoint_url=sys.argv[1])" \\
+            ".post_to_connection(ConnectionId=sys.argv[2], Data=b'from its child')"
+    subprocess.run([sys.executable, "-c", child, url, request["connectionId"]], check=True, timeout=20)
+    return {"statusCode": 200}
+'''
+
+
+def test_a_command_runtime_reaches_the_gateway_by_the_api_name(dev_gateway, tmp_path):
+    """awslambdaric (runtime = "command") and a process its handler starts: both post through
+    the API's default host name and reach wsgate, over TLS, with the development CA."""
+    (tmp_path / "app.py").write_text(POSTER)
+    (tmp_path / "wsgate.toml").write_text(f'''
+[gateway]
+stage = "dev"
+
+[functions.poster]
+runtime = "command"
+command = {json.dumps([sys.executable, "-m", "awslambdaric", "app.handler"])}
+dir = "."
+timeout = "20s"
+
+[routes."$default"]
+type = "function"
+function = "poster"
+''')
+    dev = dev_gateway(["--config", str(tmp_path / "wsgate.toml")], env={"WSGATE_LOG": "info"})
+    ws = connect(dev.ws_url)
+    ws.send("go")
+    assert {ws.recv(timeout=30), ws.recv(timeout=30)} == {"from the handler", "from its child"}
+    ws.close()

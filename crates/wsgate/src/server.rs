@@ -21,7 +21,7 @@ use crate::cluster::{Cluster, Reaped, Released};
 use crate::directory::Directory;
 use crate::edge;
 use crate::edge::listener;
-use crate::function::{FunctionHost, HostError, HostSettings};
+use crate::function::{self, FunctionHost, HostError, HostSettings};
 use crate::hub::Hub;
 use crate::limits::{self, ConnectionCount, FirstTime, RateLimiter};
 use crate::metrics::Metrics;
@@ -120,10 +120,6 @@ fn http_client() -> Result<reqwest::Client, GatewayError> {
         .map_err(|e| GatewayError::Client(e.to_string()))
 }
 
-/// The variable that tells the bootstraps where to send `*.execute-api.*.amazonaws.com:443`
-/// (`host:port` of the TLS listener that serves the management API).
-const EXECUTE_API_ENV: &str = "WSGATE_EXECUTE_API";
-
 /// `addr` as a handler on this machine reaches it: a wildcard address becomes the loopback one.
 fn loopback(addr: SocketAddr) -> String {
     let ip = match addr.ip() {
@@ -171,12 +167,12 @@ fn prepare(
             .iter()
             .cloned()
             .chain(options.tls.iter().flat_map(DevTls::handler_env))
-            .chain(
-                options
-                    .tls
-                    .as_ref()
-                    .map(|_| (EXECUTE_API_ENV.to_owned(), loopback(management_addr))),
-            )
+            .chain(options.tls.as_ref().map(|_| {
+                (
+                    function::EXECUTE_API_ENV.to_owned(),
+                    loopback(management_addr),
+                )
+            }))
             .collect(),
         watch: options.watch_code,
         metrics: metrics.clone(),

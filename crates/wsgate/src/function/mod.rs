@@ -37,6 +37,13 @@ const PYTHON_BOOTSTRAP: &str = include_str!("bootstrap/python.py");
 const NODE_BOOTSTRAP: &str = include_str!("bootstrap/node.cjs");
 /// The Node.js module hooks that resolve `--provide-sdks` packages from ES modules.
 const NODE_SDK_HOOKS: &str = include_str!("bootstrap/node-sdk-resolve.mjs");
+/// What sends an API's default host name to wsgate (`wsgate dev`), for Node.js processes
+/// (required by the bootstrap, preloaded by `NODE_OPTIONS`) and Python ones (`sitecustomize`,
+/// found through `PYTHONPATH`).
+const NODE_EXECUTE_API: &str = include_str!("bootstrap/execute-api.cjs");
+const PYTHON_EXECUTE_API: &str = include_str!("bootstrap/sitecustomize.py");
+/// The variable that turns it on: `host:port` of the gateway's TLS listener.
+pub const EXECUTE_API_ENV: &str = "WSGATE_EXECUTE_API";
 
 /// What every function is told about the gateway.
 #[derive(Debug, Clone)]
@@ -89,8 +96,16 @@ impl FunctionHost {
             ("python.py", PYTHON_BOOTSTRAP),
             ("node.cjs", NODE_BOOTSTRAP),
             ("node-sdk-resolve.mjs", NODE_SDK_HOOKS),
+            ("execute-api.cjs", NODE_EXECUTE_API),
+            ("python-site/sitecustomize.py", PYTHON_EXECUTE_API),
         ] {
             let path = bootstraps.path().join(file);
+            if let Some(folder) = path.parent().filter(|p| !p.exists()) {
+                std::fs::create_dir(folder).map_err(|source| HostError::Bootstrap {
+                    path: folder.to_path_buf(),
+                    source,
+                })?;
+            }
             scratch::write_new(&path, text.as_bytes())
                 .map_err(|source| HostError::Bootstrap { path, source })?;
         }
@@ -190,6 +205,7 @@ impl FunctionHost {
             ("TZ".into(), ":UTC".into()),
         ];
         env.extend(self.settings.extra_env.iter().cloned());
+        env.extend(self.preloads(function.runtime));
         env.extend(
             function
                 .environment
@@ -208,6 +224,46 @@ impl FunctionHost {
             arn,
             watch: self.settings.watch,
         })
+    }
+
+    /// Under `wsgate dev`, what loads the execute-api redirect into every Node.js and Python
+    /// process of a function, the processes its handler starts included: `NODE_OPTIONS` and
+    /// `PYTHONPATH`, after what wsgate's own environment has in them. (The built-in bootstraps
+    /// load it themselves too, should the function's environment replace these.)
+    fn preloads(&self, runtime: FunctionRuntime) -> Vec<(String, String)> {
+        let on = self
+            .settings
+            .extra_env
+            .iter()
+            .any(|(k, _)| k == EXECUTE_API_ENV);
+        if !on {
+            return Vec::new();
+        }
+        let dir = self.bootstraps.path();
+        let joined = |key: &str, ours: String, separator: &str| {
+            let theirs = std::env::var(key).unwrap_or_default();
+            let value = if theirs.is_empty() {
+                ours
+            } else {
+                format!("{ours}{separator}{theirs}")
+            };
+            (key.to_owned(), value)
+        };
+        let node = joined(
+            "NODE_OPTIONS",
+            format!("--require {:?}", dir.join("execute-api.cjs")),
+            " ",
+        );
+        let python = joined(
+            "PYTHONPATH",
+            dir.join("python-site").display().to_string(),
+            ":",
+        );
+        match runtime {
+            FunctionRuntime::Node => vec![node],
+            FunctionRuntime::Python => vec![python],
+            FunctionRuntime::Command => vec![node, python],
+        }
     }
 
     /// The pool for a function: the existing one when its spec is unchanged, else a new one (the

@@ -202,54 +202,6 @@ class InitError extends Error {
 // wsgate dev: what Lambda's environment gives a handler
 // ---------------------------------------------------------------------------------------
 
-// An API's default host name, as handlers build their callback URL:
-// https://{apiId}.execute-api.{region}.amazonaws.com/{stage}.
-const EXECUTE_API = /^[a-z0-9-]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?\.?$/i;
-
-// tls.connect(options[, cb]) or tls.connect(port[, host][, options][, cb]) as one options
-// object and the arguments after it; null for a path.
-function connectArgs(args) {
-  const first = args[0];
-  if (first !== null && typeof first === 'object') return { options: first, rest: args.slice(1) };
-  if (typeof first !== 'number' && !(typeof first === 'string' && /^\d+$/.test(first))) return null;
-  let i = 1;
-  let host;
-  if (typeof args[i] === 'string') host = args[i++];
-  let options = {};
-  if (args[i] !== null && typeof args[i] === 'object') options = args[i++];
-  return { options: Object.assign({}, options, { port: Number(first), host }), rest: args.slice(i) };
-}
-
-// WSGATE_EXECUTE_API=host:port: TLS connections to an API's default host name on port 443 go to
-// wsgate's TLS listener there, which presents a certificate for that name from the development
-// CA (NODE_EXTRA_CA_CERTS); the name is kept for SNI and the certificate check. Every other
-// connection is untouched. Covers https, the AWS SDK and fetch (all open TLS with tls.connect).
-function redirectExecuteApi(target) {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(String(target).trim());
-  if (!m) {
-    logStderr(`[wsgate bootstrap] WSGATE_EXECUTE_API=${target} is not host:port; execute-api names are not redirected`);
-    return;
-  }
-  const [, host, port] = m;
-  const tls = require('tls');
-  const original = tls.connect;
-  tls.connect = function connect(...args) {
-    const call = connectArgs(args);
-    if (call) {
-      const o = call.options;
-      const name = String(o.servername || o.host || '');
-      const toPort = o.port === undefined || o.port === null || o.port === '' ? 443 : Number(o.port);
-      if (!o.socket && !o.path && toPort === 443 && EXECUTE_API.test(name)) {
-        const redirected = Object.assign({}, o, { host, port: Number(port), servername: name.replace(/\.$/, '') });
-        return original.call(this, redirected, ...call.rest);
-      }
-    }
-    return original.apply(this, args);
-  };
-  // ES modules that import { connect } from 'node:tls' see the same function.
-  require('module').syncBuiltinESMExports();
-}
-
 // WSGATE_NODE_SDKS=folder (`wsgate dev --provide-sdks`): the AWS SDK packages installed there
 // resolve from ES modules as they do in Lambda (CommonJS finds them through NODE_PATH).
 function provideSdks(dir) {
@@ -607,7 +559,8 @@ async function main() {
   if (!address) fatal('AWS_LAMBDA_RUNTIME_API is not set');
   client = new RuntimeClient(address);
   const taskRoot = path.resolve(process.env.LAMBDA_TASK_ROOT || process.cwd());
-  if (process.env.WSGATE_EXECUTE_API) redirectExecuteApi(process.env.WSGATE_EXECUTE_API);
+  // Also preloaded through NODE_OPTIONS, for the processes a handler starts; installed once.
+  require(path.join(__dirname, 'execute-api.cjs'));
   if (process.env.WSGATE_NODE_SDKS) provideSdks(process.env.WSGATE_NODE_SDKS);
 
   let handler;

@@ -20,8 +20,7 @@ import importlib
 import json
 import logging
 import os
-import re
-import socket
+import runpy
 import sys
 import time
 import traceback
@@ -228,34 +227,8 @@ class InitError(Exception):
 # wsgate dev: what Lambda's environment gives a handler
 # ---------------------------------------------------------------------------------------
 
-# An API's default host name, as handlers build their callback URL:
-# https://{apiId}.execute-api.{region}.amazonaws.com/{stage}.
-_EXECUTE_API = re.compile(r"^[a-z0-9-]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\.?$", re.IGNORECASE)
-
 # The packages Lambda's Python runtime provides, and what installs them.
 _PROVIDED = {"boto3": "boto3", "botocore": "boto3", "s3transfer": "boto3"}
-
-
-def _redirect_execute_api(target):
-    """WSGATE_EXECUTE_API=host:port: an API's default host name on port 443 resolves to wsgate's
-    TLS listener there, which presents a certificate for that name from the development CA
-    (AWS_CA_BUNDLE, REQUESTS_CA_BUNDLE, SSL_CERT_FILE); TLS still checks the name the handler
-    used. Every other name resolves as before. Covers botocore, urllib3, requests and http.client,
-    which all resolve through socket.getaddrinfo."""
-    host, _, port = target.strip().rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit():
-        _log_stderr("[wsgate bootstrap] WSGATE_EXECUTE_API=%s is not host:port; execute-api names are not redirected" % target)
-        return
-    original = socket.getaddrinfo
-
-    def getaddrinfo(name, service, *args, **kwargs):
-        text = name.decode("ascii", "replace") if isinstance(name, bytes) else name
-        if isinstance(text, str) and str(service) in ("443", "https") and _EXECUTE_API.match(text):
-            return original(host, int(port), *args, **kwargs)
-        return original(name, service, *args, **kwargs)
-
-    socket.getaddrinfo = getaddrinfo
 
 
 def _missing_sdk_hint(error):
@@ -604,8 +577,10 @@ def main():
     sdks = os.environ.get("WSGATE_PYTHON_SDKS")
     if sdks and sdks not in sys.path:
         sys.path.append(sdks)
+    # Also loaded through PYTHONPATH (python-site/sitecustomize.py), for the processes a handler
+    # starts; loaded here in case the function's own PYTHONPATH replaced wsgate's. Installs once.
     if os.environ.get("WSGATE_EXECUTE_API"):
-        _redirect_execute_api(os.environ["WSGATE_EXECUTE_API"])
+        runpy.run_path(os.path.join(own_dir, "python-site", "sitecustomize.py"))
 
     _setup_logging()
 
