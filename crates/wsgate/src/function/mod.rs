@@ -35,6 +35,11 @@ const PYTHON_BOOTSTRAP: &str = include_str!("bootstrap/python.py");
 /// The built-in Node.js bootstrap (no packages).
 const NODE_BOOTSTRAP: &str = include_str!("bootstrap/node.cjs");
 
+/// The access key id, secret and session token a handler gets when the host has none: without
+/// any, SDKs wait on the instance metadata service. `wsgate dev` signs its own DynamoDB calls
+/// with it too, so that a local DynamoDB keeping a database per key shows the handlers its tables.
+pub const PLACEHOLDER_CREDENTIAL: &str = "wsgate-local";
+
 /// What every function is told about the gateway.
 #[derive(Debug, Clone)]
 pub struct HostSettings {
@@ -166,18 +171,18 @@ impl FunctionHost {
             ("AWS_REGION".into(), region.clone()),
             ("AWS_DEFAULT_REGION".into(), region.clone()),
             // The host's credentials when it has some (a handler may talk to real services),
-            // dummy ones otherwise: without any, SDKs wait on the instance metadata service.
+            // placeholders otherwise.
             (
                 "AWS_ACCESS_KEY_ID".into(),
-                from_host("AWS_ACCESS_KEY_ID", "wsgate-local"),
+                from_host("AWS_ACCESS_KEY_ID", PLACEHOLDER_CREDENTIAL),
             ),
             (
                 "AWS_SECRET_ACCESS_KEY".into(),
-                from_host("AWS_SECRET_ACCESS_KEY", "wsgate-local"),
+                from_host("AWS_SECRET_ACCESS_KEY", PLACEHOLDER_CREDENTIAL),
             ),
             (
                 "AWS_SESSION_TOKEN".into(),
-                from_host("AWS_SESSION_TOKEN", "wsgate-local"),
+                from_host("AWS_SESSION_TOKEN", PLACEHOLDER_CREDENTIAL),
             ),
             (
                 "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".into(),
