@@ -282,3 +282,27 @@ def test_an_unreachable_endpoint_is_an_error_line_and_dev_goes_on(dev_gateway, t
     with pytest.raises(Exception):
         open_ws(gw.ws_url, open_timeout=20).close()
     assert gw.proc.poll() is None
+
+
+BAD = '''
+  BadTable:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: dev_tables_bad
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: a, AttributeType: S}]
+      KeySchema: [{AttributeName: b, KeyType: HASH}]
+'''
+
+
+def test_a_refused_create_table_is_an_error_line_with_the_services_message(moto, dev_gateway, tmp_path):
+    template = project(tmp_path, "template.yaml", SAM + BAD)
+    gw = dev_gateway(["--sam", str(template), "--dynamodb", moto], env=handler_env())
+    line = next((l for l in gw.stderr().splitlines() if "table=dev_tables_bad" in l), None)
+    assert line is not None, gw.stderr()
+    assert "ERROR" in line and f"endpoint={moto}" in line, line
+    assert "CreateTable refused: ValidationException: One or more parameter values were invalid" in line, line
+    # The other tables are there, and the gateway serves.
+    client = dynamodb(moto)
+    assert client.describe_table(TableName="dev_tables_connections")["Table"]["TableStatus"] == "ACTIVE"
+    assert len(items_after_connect(gw, client, "dev_tables_connections")) == 1
