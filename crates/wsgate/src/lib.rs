@@ -13,6 +13,8 @@
 //! Layers, each importing only those below it (`scripts/check-layers.py` proves no file imports
 //! one that imports it back):
 //!
+//! - [`dev_tables`] (top, beside `server`; `main.rs` uses it): `wsgate dev --dynamodb`, the
+//!   project's DynamoDB tables created at a local endpoint.
 //! - `server` (top; only this file and `main.rs` use it): binds the listeners, builds the first
 //!   deployment, hands each layer its services, reloads, shuts down.
 //! - [`admin`]: `/healthz`, `/readyz` and the web console's page (`/@console`), answered by the
@@ -59,6 +61,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cluster;
+pub mod dev_tables;
 pub mod directory;
 pub mod edge;
 pub mod function;

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use wsgate::dev_tables::LocalTables;
 use wsgate::function::sdks;
 use wsgate::tls::DevTls;
 use wsgate::{Config, DEFAULT_CONFIG, Gateway, Options};
-use wsgate_core::import;
+use wsgate_core::import::{self, TableSpec};
 
 /// Environment variable for the log filter (tracing's `EnvFilter` syntax).
 const ENV_LOG: &str = "WSGATE_LOG";
@@ -80,6 +81,10 @@ enum Command {
         /// imports, boto3 for Python) once into wsgate's cache, and let the handlers import them.
         #[arg(long)]
         provide_sdks: bool,
+        /// A local DynamoDB (DynamoDB Local, moto, LocalStack): the project's tables missing
+        /// there are created at startup and on reload, and handlers get it as their endpoint.
+        #[arg(long, value_name = "URL", env = wsgate::dev_tables::ENV_ENDPOINT)]
+        dynamodb: Option<String>,
     },
     /// Validate a config file and exit: 0 when valid, 1 naming the bad key otherwise.
     Check {
@@ -124,8 +129,9 @@ impl Source {
         }
     }
 
-    /// The config, what of the file could not be mapped, and the region it names.
-    fn load(&self) -> anyhow::Result<(Config, Vec<String>, Option<String>)> {
+    /// The config, what of the file could not be mapped, the region it names, and its
+    /// DynamoDB tables.
+    fn load(&self) -> anyhow::Result<Loaded> {
         let path = self.path();
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let read = || {
@@ -137,13 +143,35 @@ impl Source {
             ..import::ImportOptions::default()
         };
         let imported = match self {
-            Self::Toml(_) => return Ok((load(Some(path))?, Vec::new(), None)),
+            Self::Toml(_) => {
+                return Ok(Loaded {
+                    config: load(Some(path))?,
+                    warnings: Vec::new(),
+                    region: None,
+                    tables: Vec::new(),
+                });
+            }
             Self::Sam(_) => import::from_sam_with(&read()?, &base, options),
             Self::Serverless(_) => import::from_serverless_with(&read()?, &base, options),
         };
         let imported = imported.with_context(|| format!("cannot import {}", path.display()))?;
-        Ok((imported.config, imported.warnings, imported.region))
+        Ok(Loaded {
+            config: imported.config,
+            warnings: imported.warnings,
+            region: imported.region,
+            tables: imported.tables,
+        })
     }
+}
+
+/// What [`Source::load`] read.
+struct Loaded {
+    config: Config,
+    /// What of the file could not be mapped.
+    warnings: Vec<String>,
+    /// The region the file names.
+    region: Option<String>,
+    tables: Vec<TableSpec>,
 }
 
 fn modified(path: &Path) -> Option<std::time::SystemTime> {
@@ -208,6 +236,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serverless,
             listen,
             stage,
+            dynamodb,
             provide_sdks,
         } => {
             let source = match (config, sam, serverless) {
@@ -221,7 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(dev(source, listen, stage, provide_sdks))
+            runtime.block_on(dev(source, listen, stage, dynamodb, provide_sdks))
         }
         Command::Serve {
             config,
@@ -380,6 +409,7 @@ async fn dev(
     source: Source,
     listen: Option<String>,
     stage: Option<String>,
+    dynamodb: Option<String>,
     provide_sdks: bool,
 ) -> anyhow::Result<()> {
     let overrides = |config: &mut Config| {
@@ -390,7 +420,12 @@ async fn dev(
             config.gateway.stage.clone_from(stage);
         }
     };
-    let (mut config, warnings, region) = source.load()?;
+    let Loaded {
+        mut config,
+        warnings,
+        region,
+        tables,
+    } = source.load()?;
     for warning in &warnings {
         eprintln!("wsgate: warning: {}: {warning}", source.path().display());
     }
@@ -418,13 +453,22 @@ async fn dev(
         Some(cache) => provide(&config, cache).await,
         None => Vec::new(),
     };
-    let options = Options {
+    let mut options = Options {
         function_env,
         watch_code: true,
         tls: Some(tls),
         region,
         development: true,
     };
+    let mut local_tables = dev_tables(
+        dynamodb.as_deref(),
+        &options.functions_region(&config),
+        &tables,
+    )
+    .await?;
+    if let Some(local) = &local_tables {
+        options.function_env.extend(local.handler_env());
+    }
     let mut stop = StopSignals::new()?;
     // `kill -USR2` upgrades `wsgate serve`; here it must not end the process (its default).
     let mut upgrade =
@@ -451,8 +495,16 @@ async fn dev(
         }
         last = now;
         match source.load() {
-            Ok((mut config, warnings, _)) => {
+            Ok(Loaded {
+                mut config,
+                warnings,
+                tables,
+                ..
+            }) => {
                 overrides(&mut config);
+                if let Some(local) = &mut local_tables {
+                    local.ensure(&tables).await;
+                }
                 // The listener stays where it is; connections stay open.
                 config.gateway.listen.clone_from(&listen_on);
                 for warning in &warnings {
@@ -486,6 +538,28 @@ async fn provide(config: &Config, cache: &Path) -> Vec<(String, String)> {
     tokio::task::spawn_blocking(move || sdks::provide(&config, &cache))
         .await
         .unwrap_or_default()
+}
+
+/// `wsgate dev --dynamodb URL` (else `AWS_ENDPOINT_URL_DYNAMODB`): the project's tables missing
+/// there are created before serving; without an endpoint, the tables are only named.
+async fn dev_tables(
+    endpoint: Option<&str>,
+    region: &str,
+    tables: &[TableSpec],
+) -> anyhow::Result<Option<LocalTables>> {
+    let Some(endpoint) = endpoint.filter(|e| !e.is_empty()) else {
+        if !tables.is_empty() {
+            let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+            tracing::info!(
+                tables = names.join(", "),
+                "the project declares DynamoDB tables; with --dynamodb URL (or AWS_ENDPOINT_URL_DYNAMODB) wsgate dev creates those missing there"
+            );
+        }
+        return Ok(None);
+    };
+    let mut local = LocalTables::new(endpoint, region, |key| std::env::var(key).ok())?;
+    local.ensure(tables).await;
+    Ok(Some(local))
 }
 
 /// SIGTERM and SIGINT (Ctrl-C), listened for from the moment this is made: one that arrives

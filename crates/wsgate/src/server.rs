@@ -78,6 +78,20 @@ pub struct Options {
     pub development: bool,
 }
 
+impl Options {
+    /// The functions' `AWS_REGION`: `gateway.region`, else [`Self::region`], else the
+    /// environment's `AWS_REGION`, else `us-east-1`.
+    pub fn functions_region(&self, config: &Config) -> String {
+        config
+            .gateway
+            .region
+            .clone()
+            .or_else(|| self.region.clone())
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".into())
+    }
+}
+
 /// Starts gateways.
 #[derive(Debug)]
 pub struct Gateway;
@@ -151,13 +165,7 @@ fn prepare(
         tracing::warn!("{warning}");
     }
     let client = http_client()?;
-    let region = config
-        .gateway
-        .region
-        .clone()
-        .or_else(|| options.region.clone())
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .unwrap_or_else(|| "us-east-1".into());
+    let region = options.functions_region(&config);
     let metrics = Arc::new(Metrics::new());
     let functions = FunctionHost::new(HostSettings {
         management_endpoint: format!("http://{management_addr}/{}", config.gateway.stage),

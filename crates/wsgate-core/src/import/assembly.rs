@@ -13,7 +13,7 @@ use super::budget::MAX_ENVIRONMENT_BYTES;
 use super::cfn::Cfn;
 use super::intrinsic::intrinsic;
 use super::text::{scalar_text, short_form, text_at_most};
-use super::types::{ImportError, Imported};
+use super::types::{ImportError, Imported, TableSpec};
 use crate::config::{
     Authorizer, Config, Function, FunctionRuntime, GatewayConfig, Integration, RequestAuthorizer,
     RequestSource, Route,
@@ -224,6 +224,7 @@ pub(super) struct Assembly {
     pub(super) functions: BTreeMap<String, Function>,
     /// Functions that cannot, with why.
     pub(super) broken: Vec<(String, String)>,
+    pub(super) tables: Vec<TableSpec>,
     pub(super) warnings: Vec<String>,
 }
 
@@ -315,6 +316,7 @@ impl Assembly {
             config,
             warnings: dedup(self.warnings),
             region: self.region,
+            tables: self.tables,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! CloudFormation: a template's resources ([`Res`]), the logical ids a value references
 //! ([`refs`]), and [`Cfn`], which evaluates intrinsic functions: `Ref`, `Fn::Sub`, `Fn::Join`,
-//! `Fn::Select`, `Fn::Split` and `Fn::FindInMap`; the rest is left as its short form, with a note.
+//! `Fn::Select`, `Fn::Split`, `Fn::FindInMap` and `Fn::GetAtt` of a table's `Arn`; the rest is
+//! left as its short form, with a note.
 //! SAM templates are read with it, and so are a `serverless.yml`'s `resources` and intrinsics,
 //! whose `${...}` variables it resolves first (through [`Vars`]).
 
@@ -22,6 +23,24 @@ pub(super) const V2_ROUTE_RESPONSE: &str = "AWS::ApiGatewayV2::RouteResponse";
 pub(super) const V2_STAGE: &str = "AWS::ApiGatewayV2::Stage";
 pub(super) const V2_DEPLOYMENT: &str = "AWS::ApiGatewayV2::Deployment";
 pub(super) const V2_AUTHORIZER: &str = "AWS::ApiGatewayV2::Authorizer";
+
+const DYNAMODB_TABLE: &str = "AWS::DynamoDB::Table";
+pub(super) const SIMPLE_TABLE: &str = "AWS::Serverless::SimpleTable";
+
+pub(super) fn is_table(kind: &str) -> bool {
+    kind == DYNAMODB_TABLE || kind == SIMPLE_TABLE
+}
+
+/// The name CloudFormation gives a table without `TableName` is `{stack}-{LogicalId}-{random}`;
+/// locally it is the same without the random part, so that it is the same at every start.
+pub(super) fn generated_name(stack: &str, logical_id: &str) -> String {
+    format!("{stack}-{logical_id}")
+}
+
+/// What `Fn::GetAtt Table.Arn` gives.
+pub(super) fn table_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:dynamodb:{region}:{LOCAL_ACCOUNT_ID}:table/{name}")
+}
 
 /// Why an intrinsic function is left unresolved when its text passes [`MAX_RESOLVED_BYTES`].
 fn resolved_too_long() -> String {
@@ -134,6 +153,8 @@ pub(super) struct Cfn<'a> {
     pub(super) mappings: Option<&'a Map<String, Value>>,
     pub(super) overrides: &'a [(&'a str, &'a str)],
     pub(super) region: String,
+    /// `AWS::StackName`, and the first part of the name of a table without `TableName`.
+    pub(super) stack: String,
     /// The imported API: `!Ref` to it is the gateway's `api_id`.
     pub(super) api: Option<String>,
     /// In a `serverless.yml`, its `${...}` variables are resolved in every string first.
@@ -226,6 +247,7 @@ impl<'a> Cfn<'a> {
                 Some(id) => self.reference(id, notes, depth),
                 None => Err(String::new()),
             },
+            "Fn::GetAtt" => self.get_att(arg, notes, depth),
             "Fn::Sub" => self.sub(arg, notes, depth),
             "Fn::Join" => self.join(arg, notes, depth),
             "Fn::Select" => self.select(arg, notes, depth),
@@ -254,6 +276,7 @@ impl<'a> Cfn<'a> {
             "AWS::URLSuffix" => return Ok(Value::String("amazonaws.com".to_owned())),
             "AWS::NoValue" => return Ok(Value::Null),
             "AWS::NotificationARNs" => return Ok(Value::Array(Vec::new())),
+            "AWS::StackName" => return Ok(Value::String(self.stack.clone())),
             _ if id.starts_with("AWS::") => return Err(" (not known locally)".to_owned()),
             _ => {}
         }
@@ -273,17 +296,7 @@ impl<'a> Cfn<'a> {
             return Err(format!(" (no parameter or resource is named {id})"));
         };
         Ok(match res.kind {
-            "AWS::DynamoDB::Table" | "AWS::Serverless::SimpleTable" => {
-                match res.prop("TableName") {
-                    Some(name) => self.eval_at(name, notes, depth + 1),
-                    None => {
-                        notes.push(format!(
-                            "!Ref {id} resolved to its logical id (the table has no TableName)"
-                        ));
-                        Value::String(id.to_owned())
-                    }
-                }
-            }
+            kind if is_table(kind) => self.table_name_at(&res, notes, depth + 1),
             // Locally a function is named by its logical id.
             SAM_FUNCTION | LAMBDA_FUNCTION => Value::String(id.to_owned()),
             V2_API if self.api.as_deref() == Some(id) => {
@@ -298,6 +311,50 @@ impl<'a> Cfn<'a> {
                 Value::String(id.to_owned())
             }
         })
+    }
+
+    /// A table's name: its `TableName`, else the one `wsgate dev` gives it (what `Ref` to it
+    /// gives, and what it is created as). What of its `TableName` cannot be resolved goes to
+    /// `notes`.
+    pub(super) fn table_name(&self, res: &Res<'_>, notes: &mut Vec<String>) -> Option<String> {
+        scalar_text(&self.table_name_at(res, notes, 0))
+    }
+
+    fn table_name_at(&self, res: &Res<'_>, notes: &mut Vec<String>, depth: usize) -> Value {
+        match res.prop("TableName") {
+            Some(name) => self.eval_at(name, notes, depth),
+            None => Value::String(generated_name(&self.stack, res.id)),
+        }
+    }
+
+    /// `Fn::GetAtt`, in its list or dotted form: a table's `Arn`; anything else is left as is.
+    fn get_att(&self, arg: &Value, notes: &mut Vec<String>, depth: usize) -> Result<Value, String> {
+        let (id, attribute) = match arg {
+            Value::Array(parts) => match parts.as_slice() {
+                [Value::String(id), Value::String(attribute)] => (id.as_str(), attribute.as_str()),
+                _ => return Err(String::new()),
+            },
+            Value::String(s) => s.split_once('.').ok_or_else(String::new)?,
+            _ => return Err(String::new()),
+        };
+        self.attribute(id, attribute, notes, depth)
+    }
+
+    fn attribute(
+        &self,
+        id: &str,
+        attribute: &str,
+        notes: &mut Vec<String>,
+        depth: usize,
+    ) -> Result<Value, String> {
+        match self.res(id) {
+            Some(res) if is_table(res.kind) && attribute == "Arn" => {
+                let name = self.table_name_at(&res, notes, depth + 1);
+                let name = scalar_text(&name).ok_or_else(String::new)?;
+                Ok(Value::String(table_arn(&self.region, &name)))
+            }
+            _ => Err(String::new()),
+        }
     }
 
     /// A list parameter's value is a list.
@@ -351,8 +408,10 @@ impl<'a> Cfn<'a> {
             let value = match vars.and_then(|m| m.get(name)) {
                 Some(v) => Ok(self.eval_at(v, notes, depth + 1)),
                 // `${Resource.Attribute}` is a `Fn::GetAtt`.
-                None if name.contains('.') => Err(String::new()),
-                None => self.reference(name, notes, depth + 1),
+                None => match name.split_once('.') {
+                    Some((id, attribute)) => self.attribute(id, attribute, notes, depth + 1),
+                    None => self.reference(name, notes, depth + 1),
+                },
             };
             match value {
                 Ok(v) => {
@@ -511,13 +570,13 @@ Mappings:
         assert_eq!(
             send.environment,
             env(&[
-                ("BUCKET", "Assets-${AWS::StackName}-${Literal}"),
+                ("BUCKET", "Assets-chat-${Literal}"),
                 ("FIRST", "a"),
                 ("MISSING", "!Ref Nowhere"),
                 ("MODE", "!If [IsProd, prod, dev]"),
                 ("PORT", "8080"),
                 ("QUEUE", "Queue"),
-                ("SESSIONS", "Sessions"),
+                ("SESSIONS", "chat-Sessions"),
                 ("SIZE", "1"),
                 ("TOPIC_ARN", "!GetAtt Topic.TopicArn"),
             ])
@@ -530,10 +589,9 @@ Mappings:
                 "function Send: environment MODE: !If [IsProd, prod, dev] left unresolved (conditions are not evaluated)",
                 "function Send: environment QUEUE: !Ref Queue (AWS::SQS::Queue) resolved to its logical id",
                 "function Send: environment BUCKET: !Ref Assets (AWS::S3::Bucket) resolved to its logical id",
-                "function Send: environment BUCKET: ${AWS::StackName} left unresolved (not known locally)",
-                "function Send: environment SESSIONS: !Ref Sessions resolved to its logical id (the table has no TableName)",
                 "function Send: environment MISSING: !Ref Nowhere left unresolved (no parameter or resource is named Nowhere)",
-                "resources not emulated (if the functions use them, run them elsewhere and point the functions at them): Topic (AWS::SNS::Topic), Queue (AWS::SQS::Queue), Assets (AWS::S3::Bucket), Sessions (AWS::DynamoDB::Table), SharedLayer (AWS::Serverless::LayerVersion)",
+                "table Sessions: it has no KeySchema; it is not created",
+                "resources not emulated (if the functions use them, run them elsewhere and point the functions at them): Topic (AWS::SNS::Topic), Queue (AWS::SQS::Queue), Assets (AWS::S3::Bucket), SharedLayer (AWS::Serverless::LayerVersion)",
             ]
         );
     }

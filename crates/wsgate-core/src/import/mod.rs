@@ -45,10 +45,17 @@
 //! Serverless variables: `${self:...}`, `${sls:stage}`, `${opt:stage}`, `${opt:region}`,
 //! `${aws:region}`, `${env:...}` (through [`ImportOptions::env`]) and fallbacks are resolved,
 //! nested or not; anything else (`ssm:`, `file(...)`, `cf:`, ...) is left as written, with a
-//! warning. CloudFormation: `Ref` (parameters, pseudo parameters, tables to their `TableName`,
-//! the API to the gateway's `api_id`), `Fn::Sub`, `Fn::Join`, `Fn::Select`, `Fn::Split` and
-//! `Fn::FindInMap` are evaluated; `Fn::GetAtt`, `Fn::If`, `Fn::ImportValue` and the rest are left
-//! as their short form, with a warning.
+//! warning. CloudFormation: `Ref` (parameters, pseudo parameters, tables to their name, the API
+//! to the gateway's `api_id`), `Fn::Sub`, `Fn::Join`, `Fn::Select`, `Fn::Split`,
+//! `Fn::FindInMap` and `Fn::GetAtt` of a table's `Arn` are evaluated; other `Fn::GetAtt`s,
+//! `Fn::If`, `Fn::ImportValue` and the rest are left as their short form, with a warning.
+//!
+//! DynamoDB tables (`AWS::DynamoDB::Table`, `AWS::Serverless::SimpleTable`, in a template or a
+//! `serverless.yml`'s `resources.Resources`) become [`Imported::tables`], which `wsgate dev
+//! --dynamodb URL` creates. A table without `TableName` is named `{stack}-{LogicalId}` (where
+//! CloudFormation adds a random suffix): the stack is `{service}-{stage}` for a
+//! `serverless.yml`, the template's folder name for SAM; `AWS::StackName` is that stack too.
+//! `!GetAtt Table.Arn` is `arn:aws:dynamodb:{region}:000000000000:table/{name}`.
 //!
 //! # Layout
 //! This file holds the entry points and re-exports the public types; the rest is in:
@@ -60,6 +67,7 @@
 //! - `budget.rs`: the depth, step and size limits that bound one import, whatever the file;
 //! - `cfn.rs`: a template's resources and the intrinsic functions' evaluator, for both formats;
 //! - `variables.rs`: a `serverless.yml`'s `${...}` variables;
+//! - `tables.rs`: the DynamoDB tables ([`TableSpec`]) as `CreateTable` takes them;
 //! - `assembly.rs`: what both formats build (functions, routes, authorizers) and the config it
 //!   becomes;
 //! - `sam.rs`, with `sam_routes.rs`, `sam_authorizer.rs`, `sam_function.rs` and
@@ -78,6 +86,7 @@ mod sam_invoked;
 mod sam_routes;
 mod serverless;
 mod serverless_authorizer;
+mod tables;
 #[cfg(test)]
 mod test_support;
 mod text;
@@ -89,7 +98,7 @@ use std::path::Path;
 
 pub use self::types::{
     DEFAULT_REGION, DEFAULT_SELECTION_EXPRESSION, EnvLookup, ImportError, ImportOptions, Imported,
-    LOCAL_ACCOUNT_ID,
+    LOCAL_ACCOUNT_ID, TableSpec,
 };
 
 /// Imports an AWS SAM or CloudFormation template (YAML or JSON) with default options.

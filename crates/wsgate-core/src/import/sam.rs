@@ -13,10 +13,12 @@ use super::assembly::{
 };
 use super::budget::Budget;
 use super::cfn::{
-    Cfn, Res, V2_API, V2_DEPLOYMENT, V2_INTEGRATION, V2_ROUTE, V2_ROUTE_RESPONSE, V2_STAGE, refs,
+    Cfn, Res, V2_API, V2_DEPLOYMENT, V2_INTEGRATION, V2_ROUTE, V2_ROUTE_RESPONSE, V2_STAGE,
+    is_table, refs,
 };
 use super::sam_function::sam_function;
 use super::sam_routes::routes;
+use super::tables::{DEFAULT_STACK, stack_name, tables};
 use super::text::scalar_text;
 use super::types::{
     DEFAULT_REGION, DEFAULT_SELECTION_EXPRESSION, ImportError, ImportOptions, Imported,
@@ -77,6 +79,10 @@ pub(super) fn import(
             .map(str::to_owned)
             .or_else(|| region_from_file.clone())
             .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+        stack: base_dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .map_or_else(|| DEFAULT_STACK.to_owned(), stack_name),
         api: None,
         vars: None,
         budget: Budget::default(),
@@ -104,6 +110,8 @@ pub(super) fn import(
     let stage = stage(&cfn, &ours, &mut warnings);
     let stage = options.stage.map_or(stage, str::to_owned);
     let (functions, broken) = functions(&cfn, &root, &pending, &mut used, &mut warnings);
+    let tables = tables(&cfn, &all, &mut warnings);
+    used.extend(all.iter().filter(|r| is_table(r.kind)).map(|r| r.id));
     let trailing = leftover_warnings(&all, &used);
 
     Assembly {
@@ -114,6 +122,7 @@ pub(super) fn import(
         routes: pending,
         functions,
         broken,
+        tables,
         warnings,
     }
     .finish(trailing)
@@ -434,13 +443,24 @@ mod tests {
         assert_eq!(default.timeout, Some(Duration::from_secs(15)));
         assert_eq!(default.interpreter, None);
 
-        assert_eq!(
-            imported.warnings,
-            [
-                "resources not emulated (if the functions use them, run them elsewhere and point the functions at them): ConnectionsTable (AWS::DynamoDB::Table)"
-            ]
-        );
+        assert!(imported.warnings.is_empty(), "{:?}", imported.warnings);
         assert_eq!(imported.region, None);
+        // The table `!Ref ConnectionsTable` names, as CreateTable takes it (SSE left out).
+        assert_eq!(imported.tables.len(), 1);
+        let table = &imported.tables[0];
+        assert_eq!(table.logical_id, "ConnectionsTable");
+        assert_eq!(table.name, "simplechat_connections");
+        assert_eq!(
+            table.create_table,
+            serde_json::json!({
+                "TableName": "simplechat_connections",
+                "KeySchema": [{"AttributeName": "connectionId", "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": "connectionId", "AttributeType": "S"}],
+                "BillingMode": "PROVISIONED",
+                "ProvisionedThroughput": {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+            })
+        );
+        assert_eq!(table.ttl_attribute, None);
     }
 
     #[test]

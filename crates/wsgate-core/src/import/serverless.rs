@@ -12,8 +12,9 @@ use super::assembly::{
     check_route_response, map_runtime, not_emulated_warning, unrouted_warning, unsupported_runtime,
 };
 use super::budget::Budget;
-use super::cfn::Cfn;
+use super::cfn::{Cfn, is_table};
 use super::serverless_authorizer::{ServiceFunction, service_functions, sls_authorizer};
+use super::tables::{stack_name, tables};
 use super::text::{megabytes, scalar_text, seconds, short_form};
 use super::types::{
     DEFAULT_REGION, DEFAULT_SELECTION_EXPRESSION, ImportError, ImportOptions, Imported, invalid,
@@ -89,12 +90,19 @@ pub(super) fn import(
         .and_then(Value::as_object)
         .unwrap_or(&empty);
     let vars = vars;
+    // The Serverless Framework deploys `{service}-{stage}`.
+    let service = root
+        .get("service")
+        .map(|s| s.get("name").unwrap_or(s))
+        .and_then(|s| scalar_text(&vars.resolve(s, "service", &mut warnings)))
+        .unwrap_or_else(|| "service".to_owned());
     let cfn = Cfn {
         resources,
         parameters: None,
         mappings: None,
         overrides: &[],
         region: vars.region.clone(),
+        stack: stack_name(&format!("{service}-{}", vars.stage)),
         api: None,
         vars: Some(&vars),
         budget: Budget::default(),
@@ -103,6 +111,7 @@ pub(super) fn import(
     let service_functions = service_functions(&root, functions, &vars);
     let (pending, unrouted) = routes(functions, &vars, &service_functions, &mut warnings)?;
     let (built, broken) = build_functions(functions, &pending, provider, &cfn, &mut warnings);
+    let tables = tables(&cfn, &cfn.all(), &mut warnings);
     let trailing = leftover_warnings(&cfn, &unrouted);
 
     Assembly {
@@ -113,6 +122,7 @@ pub(super) fn import(
         routes: pending,
         functions: built,
         broken,
+        tables,
         warnings,
     }
     .finish(trailing)
@@ -331,7 +341,7 @@ fn leftover_warnings(cfn: &Cfn<'_>, unrouted: &[String]) -> Vec<String> {
     let others: Vec<String> = cfn
         .all()
         .iter()
-        .filter(|r| !NO_LOCAL_MEANING.contains(&r.kind))
+        .filter(|r| !NO_LOCAL_MEANING.contains(&r.kind) && !is_table(r.kind))
         .map(|r| format!("{} ({})", r.id, r.kind))
         .collect();
     [
@@ -516,8 +526,16 @@ mod tests {
             [
                 "provider.environment.API_KEY: ${ssm:/chat-ws/api-key, 'local-dev-key'}: ssm:/chat-ws/api-key is not looked up locally; the fallback is used",
                 "functions without a websocket event are not imported: health",
-                "resources not emulated (if the functions use them, run them elsewhere and point the functions at them): ConnectionsTable (AWS::DynamoDB::Table)",
             ]
+        );
+        // `Ref: ConnectionsTable` above is the name the table is created with.
+        assert_eq!(
+            imported
+                .tables
+                .iter()
+                .map(|t| (t.logical_id.as_str(), t.name.as_str()))
+                .collect::<Vec<_>>(),
+            [("ConnectionsTable", "chat-ws-connections-dev")]
         );
     }
 

@@ -26,6 +26,27 @@ pub struct Imported {
     /// The region the file names (`provider.region`, or a SAM `Region` parameter), if any; the
     /// caller may use it for the functions' `AWS_REGION`.
     pub region: Option<String>,
+    /// The DynamoDB tables the file declares, in document order, for `wsgate dev` to create at
+    /// a local endpoint.
+    pub tables: Vec<TableSpec>,
+}
+
+/// A DynamoDB table the file declares (`AWS::DynamoDB::Table`, `AWS::Serverless::SimpleTable`),
+/// ready for DynamoDB's API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSpec {
+    /// Its logical id.
+    pub logical_id: String,
+    /// Its `TableName` resolved, else `{stack}-{logical id}`: what `Ref` to it gives elsewhere in
+    /// the file. The stack is the `serverless.yml`'s `{service}-{stage}`, or the template's
+    /// folder name (`wsgate-dev` when it has none).
+    pub name: String,
+    /// The body of a `CreateTable` request (DynamoDB's JSON protocol), `TableName` included:
+    /// key schema, attribute definitions, billing mode, throughput, secondary indexes and stream.
+    pub create_table: serde_json::Value,
+    /// The attribute the file's `TimeToLiveSpecification` enables, to be set with
+    /// `UpdateTimeToLive` once the table exists.
+    pub ttl_attribute: Option<String>,
 }
 
 /// Looks up an environment variable.

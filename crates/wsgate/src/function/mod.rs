@@ -45,6 +45,11 @@ const PYTHON_EXECUTE_API: &str = include_str!("bootstrap/sitecustomize.py");
 /// The variable that turns it on: `host:port` of the gateway's TLS listener.
 pub const EXECUTE_API_ENV: &str = "WSGATE_EXECUTE_API";
 
+/// The access key id, secret and session token a handler gets when the host has none: without
+/// any, SDKs wait on the instance metadata service. `wsgate dev` signs its own DynamoDB calls
+/// with it too, so that a local DynamoDB keeping a database per key shows the handlers its tables.
+pub const PLACEHOLDER_CREDENTIAL: &str = "wsgate-local";
+
 /// What every function is told about the gateway.
 #[derive(Debug, Clone)]
 pub struct HostSettings {
@@ -185,18 +190,18 @@ impl FunctionHost {
             ("AWS_REGION".into(), region.clone()),
             ("AWS_DEFAULT_REGION".into(), region.clone()),
             // The host's credentials when it has some (a handler may talk to real services),
-            // dummy ones otherwise: without any, SDKs wait on the instance metadata service.
+            // placeholders otherwise.
             (
                 "AWS_ACCESS_KEY_ID".into(),
-                from_host("AWS_ACCESS_KEY_ID", "wsgate-local"),
+                from_host("AWS_ACCESS_KEY_ID", PLACEHOLDER_CREDENTIAL),
             ),
             (
                 "AWS_SECRET_ACCESS_KEY".into(),
-                from_host("AWS_SECRET_ACCESS_KEY", "wsgate-local"),
+                from_host("AWS_SECRET_ACCESS_KEY", PLACEHOLDER_CREDENTIAL),
             ),
             (
                 "AWS_SESSION_TOKEN".into(),
-                from_host("AWS_SESSION_TOKEN", "wsgate-local"),
+                from_host("AWS_SESSION_TOKEN", PLACEHOLDER_CREDENTIAL),
             ),
             (
                 "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".into(),

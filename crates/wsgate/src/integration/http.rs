@@ -84,7 +84,8 @@ fn failed_call(error: &reqwest::Error) -> IntegrationError {
     }
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// An error and its causes: reqwest's own message is only "error sending request".
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

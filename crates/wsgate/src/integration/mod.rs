@@ -20,6 +20,7 @@ use wsgate_core::route::SelectionExpression;
 pub use self::error::IntegrationError;
 pub use self::function::FunctionIntegration;
 pub use self::http::HttpIntegration;
+pub(crate) use self::http::error_chain;
 pub use self::inbound::Inbound;
 pub use self::mock::MockIntegration;
 
