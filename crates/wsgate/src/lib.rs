@@ -33,7 +33,8 @@
 //! - [`auth`]: the `$connect` authorizers (REQUEST over HTTP or a local function; JWT against a
 //!   JWKS or a secret), SigV4 verification and bearer tokens for `mgmt`.
 //! - [`function`]: the Lambda Runtime API and the pools of warm handler processes, with the
-//!   built-in Python and Node bootstraps.
+//!   built-in Python and Node bootstraps; each process's output and Lambda's `START`/`END`/`REPORT`
+//!   lines about its invocations go to the log, in order, from one task per process.
 //! - [`directory`]: where a management call finds its connections — on this node's hub, or
 //!   over [`cluster`] on the node that holds them; [`ops`] is what it runs there, the same on
 //!   every node.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::warn;
 use wsgate_core::config::{Config, ConfigError, Plaintext, Validated};
 use wsgate_core::forwarded::TrustedProxies;
 use wsgate_core::proxy::ProxyResult;
@@ -51,17 +52,52 @@ impl RouteEntry {
         let started = tokio::time::Instant::now();
         let outcome = self.integration.invoke(event).await;
         self.meter.latency.observe(started.elapsed().as_secs_f64());
-        if let Err(error) = &outcome {
-            self.metrics.integration_failed(
+        match &outcome {
+            Err(error) => self.metrics.integration_failed(
                 &self.meter,
                 &self.key.0,
                 error.kind(),
                 error.to_string(),
-            );
+            ),
+            Ok(result) => {
+                if let Some(unseen) = self.unseen_status(result) {
+                    warn!(route = %self.key, status = result.status, "{unseen}");
+                }
+            }
         }
         outcome
     }
+
+    /// What nobody would see otherwise: a backend's status other than 2xx on a route that sends
+    /// nothing back (`$disconnect`, a route without a route response), which API Gateway drops
+    /// too. `None` on `$connect` (its status refuses the connection, and is logged there), on a
+    /// route response (the client gets the body) and for mocks (their status is the config's).
+    fn unseen_status(&self, result: &ProxyResult) -> Option<String> {
+        if result.is_success()
+            || self.route_response
+            || self.key.0 == RouteKey::CONNECT
+            || matches!(self.integration, Integration::Mock(_))
+        {
+            return None;
+        }
+        let mut text = format!(
+            "route {}: the integration answered {} (one-way route, nothing is sent back)",
+            self.key, result.status
+        );
+        if let Some(body) = result.body.as_deref().filter(|b| !b.is_empty()) {
+            text.push_str(": ");
+            text.extend(body.chars().take(UNSEEN_BODY_CHARS));
+            if body.chars().nth(UNSEEN_BODY_CHARS).is_some() {
+                text.push_str("...");
+            }
+        }
+        Some(text)
+    }
 }
+
+/// How much of a dropped answer's body the warning quotes, in characters: enough for an error
+/// message, not a whole page.
+const UNSEEN_BODY_CHARS: usize = 200;
 
 /// Everything a config file decides, built once per (re)load and swapped atomically: routes keep
 /// their integrations, and live connections pick up the new routes with their next message.
@@ -291,4 +327,85 @@ pub struct TlsPolicy {
     pub acceptor: Acceptor,
     /// Answer plain HTTP on this port with 400 instead of serving it.
     pub refuse_plaintext: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(key: &str, route_response: bool, integration: Integration) -> RouteEntry {
+        let metrics = Arc::new(Metrics::default());
+        RouteEntry {
+            key: RouteKey(key.to_owned()),
+            integration,
+            route_response,
+            meter: metrics.route(key),
+            metrics,
+        }
+    }
+
+    fn backend() -> Integration {
+        let http = crate::integration::HttpIntegration::new(
+            "http://127.0.0.1:1/",
+            std::time::Duration::from_secs(1),
+            reqwest::Client::new(),
+        )
+        .expect("url");
+        Integration::Http(http)
+    }
+
+    fn answer(status: u16, body: &str) -> ProxyResult {
+        ProxyResult {
+            status,
+            body: Some(body.to_owned()),
+            ..ProxyResult::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_answer_on_a_one_way_route_is_named_with_its_status_and_body() {
+        let send = route("sendmessage", false, backend());
+        assert_eq!(
+            send.unseen_status(&answer(500, r#"{"message":"boom"}"#))
+                .as_deref(),
+            Some(
+                r#"route sendmessage: the integration answered 500 (one-way route, nothing is sent back): {"message":"boom"}"#
+            )
+        );
+        let long = "é".repeat(250);
+        let warned = route("$disconnect", false, backend())
+            .unseen_status(&answer(502, &long))
+            .expect("warned");
+        assert!(
+            warned.ends_with(&format!(": {}...", "é".repeat(200))),
+            "{warned}"
+        );
+        assert_eq!(
+            send.unseen_status(&ProxyResult {
+                status: 404,
+                ..ProxyResult::default()
+            })
+            .as_deref(),
+            Some(
+                "route sendmessage: the integration answered 404 (one-way route, nothing is sent back)"
+            )
+        );
+    }
+
+    #[test]
+    fn success_route_responses_connect_and_mocks_say_nothing() {
+        let send = route("sendmessage", false, backend());
+        assert_eq!(send.unseen_status(&answer(200, "fine")), None);
+        assert_eq!(send.unseen_status(&answer(204, "")), None);
+        let two_way = route("echo", true, backend());
+        assert_eq!(two_way.unseen_status(&answer(500, "boom")), None);
+        let connect = route("$connect", false, backend());
+        assert_eq!(connect.unseen_status(&answer(401, "no")), None);
+        let mock = route(
+            "$disconnect",
+            false,
+            Integration::Mock(crate::integration::MockIntegration::status_only(500)),
+        );
+        assert_eq!(mock.unseen_status(&answer(500, "")), None);
+    }
 }

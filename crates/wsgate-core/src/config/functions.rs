@@ -39,7 +39,8 @@ pub struct Function {
     /// Extra environment variables.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
-    /// How long one invocation may take; past it the process is killed and replaced.
+    /// How long one invocation may take, from when a process takes it (as on Lambda: waiting
+    /// for a process is bounded apart); past it the process is killed and replaced.
     /// Default: `limits.integration_timeout`.
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub timeout: Option<Duration>,

@@ -123,7 +123,9 @@ pub(super) struct FunctionSpec {
     pub(super) handler: Option<String>,
     pub(super) dir: PathBuf,
     pub(super) environment: BTreeMap<String, String>,
-    pub(super) timeout: Option<Duration>,
+    /// What the platform deploys with: the file's value, else the platform's default (each
+    /// importer knows its own).
+    pub(super) timeout: Duration,
     pub(super) memory_size: u32,
 }
 
@@ -146,7 +148,7 @@ impl FunctionSpec {
             handler: self.handler,
             dir: self.dir,
             environment: self.environment,
-            timeout: self.timeout,
+            timeout: Some(self.timeout),
             // `Function`'s own default.
             max_concurrency: 2,
             command,

@@ -81,7 +81,11 @@ mod tests {
         ));
         let imported = from_serverless(&sls, Path::new(".")).expect("imports");
         assert_warned(&imported, |w| w.contains("too many steps"));
-        assert_eq!(imported.config.functions["f"].timeout, None);
+        // Too large for a duration: the Framework's default.
+        assert_eq!(
+            imported.config.functions["f"].timeout,
+            Some(std::time::Duration::from_secs(6))
+        );
 
         let mut sam = String::from("Parameters:\n  P0: {Type: String, Default: x}\n");
         for i in 1..40 {

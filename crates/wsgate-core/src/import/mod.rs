@@ -32,7 +32,7 @@
 //! | `handler` / `Handler` | `handler`, as written (`src/handlers/chat.send`) |
 //! | the service folder / `CodeUri` (or `Code` when it is a folder) | `dir` |
 //! | `provider.environment` under `environment` / `Globals.Function` under the function's `Environment.Variables` | `environment` |
-//! | `timeout` / `Timeout` (seconds) | `timeout` (absent: `limits.integration_timeout`) |
+//! | `timeout` (else `provider.timeout`) / `Timeout` (else `Globals.Function.Timeout`), in seconds | `timeout` (absent: 6 s / 3 s, what the Serverless Framework / Lambda deploy with) |
 //! | `memorySize` / `MemorySize` | `memory_size` (absent: 1024 / 128, the platforms' defaults) |
 //! | a `$connect` event's `authorizer: FN` or `{name: FN, identitySource}` (FN a function of the service, or an `arn` naming one by deployed name or `FnLambdaFunction` logical id) / a `$connect` `Route` with `AuthorizationType: CUSTOM` → `AuthorizerId` → `AWS::ApiGatewayV2::Authorizer` with `AuthorizerType: REQUEST` → `AuthorizerUri` → function | `[authorizers.NAME] type = "request"`, `function` = that function (imported even without a route of its own), and `routes."$connect".authorizer = NAME`; NAME is the serverless authorizer's `name` (an ARN's last part) or the Authorizer's logical id |
 //! | `identitySource` / `IdentitySource` (a list, or comma-separated; absent: `route.request.header.Auth` for serverless, as the Framework, none for SAM) | `identity_sources` (only `route.request.header.*` and `route.request.querystring.*`; others are dropped with a warning) |

@@ -1,6 +1,10 @@
 //! A SAM template's function (an `AWS::Serverless::Function`, with `Globals.Function`, or an
 //! `AWS::Lambda::Function`) as a [`FunctionSpec`]: its code folder, runtime, handler, timeout,
 //! memory and environment, or why it cannot run here.
+//!
+//! What the template leaves out is what Lambda deploys: a function without `Timeout` (on itself
+//! or, for a SAM function, in `Globals.Function`) runs for 3 s at most, [`LAMBDA_TIMEOUT`]; one
+//! without `MemorySize` gets 128 MB.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,6 +15,9 @@ use serde_json::{Map, Value};
 use super::assembly::{FunctionSpec, apply_environment, map_runtime, unsupported_runtime};
 use super::cfn::{Cfn, Res, SAM_FUNCTION};
 use super::text::{megabytes, seconds, short_form};
+
+/// Lambda's timeout for a function that sets none (CloudFormation's and SAM's default).
+pub(super) const LAMBDA_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// An `AWS::Serverless::Function` (with `Globals.Function`) or an `AWS::Lambda::Function`.
 pub(super) fn sam_function(
@@ -54,7 +61,7 @@ pub(super) fn sam_function(
     })?;
     map_runtime(&runtime).ok_or_else(|| unsupported_runtime(&runtime))?;
     let handler = text("Handler", warnings);
-    let timeout = get("Timeout").and_then(|v| timeout(cfn, v, &context, warnings));
+    let timeout = get("Timeout").map_or(LAMBDA_TIMEOUT, |v| timeout(cfn, v, &context, warnings));
     let memory_size = match get("MemorySize") {
         None => 128,
         Some(v) => memory_size(cfn, v, &context, warnings),
@@ -139,22 +146,16 @@ fn code_dir<'v>(
     Ok(dir)
 }
 
-/// A `Timeout` in seconds; one that is not is a warning, and ignored.
-fn timeout(
-    cfn: &Cfn<'_>,
-    value: &Value,
-    context: &str,
-    warnings: &mut Vec<String>,
-) -> Option<Duration> {
+/// A `Timeout` in seconds; one that is not is a warning, and Lambda's default is used.
+fn timeout(cfn: &Cfn<'_>, value: &Value, context: &str, warnings: &mut Vec<String>) -> Duration {
     let value = cfn.eval(value, context, warnings);
-    let timeout = seconds(&value);
-    if timeout.is_none() {
+    seconds(&value).unwrap_or_else(|| {
         warnings.push(format!(
-            "{context}: Timeout {} is not a number of seconds; ignored",
+            "{context}: Timeout {} is not a number of seconds; 3 is used",
             short_form(&value)
         ));
-    }
-    timeout
+        LAMBDA_TIMEOUT
+    })
 }
 
 /// A `MemorySize` in megabytes; one that is not is a warning, and 128 (Lambda's default) is used.
@@ -172,10 +173,31 @@ fn memory_size(cfn: &Cfn<'_>, value: &Value, context: &str, warnings: &mut Vec<S
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::time::Duration;
 
     use crate::config::FunctionRuntime;
     use crate::import::from_sam;
-    use crate::import::test_support::{base, sam, sam_route};
+    use crate::import::test_support::{base, sam, sam_function, sam_route};
+
+    #[test]
+    fn a_function_without_timeout_gets_lambdas_3_seconds_unless_globals_set_one() {
+        let resources = [
+            sam_route("Plain", "plain", "Plain"),
+            sam_function("Plain", "python3.12", ""),
+            sam_route("Own", "own", "Own"),
+            sam_function("Own", "python3.12", "      Timeout: 10\n"),
+        ]
+        .concat();
+        let timeouts = |template: &str| {
+            let imported = from_sam(template, base()).expect("imports");
+            let functions = &imported.config.functions;
+            (functions["Plain"].timeout, functions["Own"].timeout)
+        };
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(timeouts(&sam(&resources)), (secs(3), secs(10)));
+        let with_globals = sam(&resources) + "Globals:\n  Function:\n    Timeout: 20\n";
+        assert_eq!(timeouts(&with_globals), (secs(20), secs(10)));
+    }
 
     #[test]
     fn provided_runtimes_run_their_bootstrap() {

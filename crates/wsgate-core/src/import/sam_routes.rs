@@ -368,7 +368,10 @@ mod tests {
         assert_eq!(function_route(config, "echo"), ("Fn".to_owned(), false));
         assert_eq!(function_route(config, "note"), ("Fn".to_owned(), false));
         assert!(!config.routes.contains_key("mock"));
-        assert_eq!(config.functions["Fn"].timeout, None);
+        assert_eq!(
+            config.functions["Fn"].timeout,
+            Some(std::time::Duration::from_secs(3))
+        );
         assert_eq!(
             imported.warnings,
             [
@@ -378,7 +381,7 @@ mod tests {
                 "route note: it has a $default RouteResponse but no RouteResponseSelectionExpression: $default; no route response is sent",
                 "route mock: integration MockInteg: IntegrationType MOCK is not supported (only AWS_PROXY, the Lambda proxy integration, is); skipped",
                 "function Fn: !Ref Nothing left unresolved (no parameter or resource is named Nothing)",
-                "function Fn: Timeout !Ref Nothing is not a number of seconds; ignored",
+                "function Fn: Timeout !Ref Nothing is not a number of seconds; 3 is used",
             ]
         );
     }

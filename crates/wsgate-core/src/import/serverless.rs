@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -353,7 +354,13 @@ fn leftover_warnings(cfn: &Cfn<'_>, unrouted: &[String]) -> Vec<String> {
     .collect()
 }
 
-/// One function of a `serverless.yml`, with the provider's defaults.
+/// The Serverless Framework deploys a function that sets no `timeout` (nor `provider.timeout`)
+/// with 6 s, not Lambda's 3.
+const FRAMEWORK_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// One function of a `serverless.yml`, with the provider's defaults: `timeout` and `memorySize`
+/// come from the function, else `provider`, else what the Framework deploys with (6 s, see
+/// [`FRAMEWORK_TIMEOUT`], and 1024 MB).
 fn sls_function(
     name: &str,
     function: &Value,
@@ -388,16 +395,16 @@ fn sls_function(
     let handler = function
         .get("handler")
         .and_then(|h| scalar_text(&cfn.eval(h, &format!("{path}.handler"), warnings)));
-    let timeout = get("timeout", warnings).and_then(|v| {
-        let timeout = seconds(&v);
-        if timeout.is_none() {
+    let timeout = match get("timeout", warnings) {
+        None => FRAMEWORK_TIMEOUT,
+        Some(v) => seconds(&v).unwrap_or_else(|| {
             warnings.push(format!(
-                "{context}: timeout {} is not a number of seconds; ignored",
+                "{context}: timeout {} is not a number of seconds; 6 is used",
                 short_form(&v)
             ));
-        }
-        timeout
-    });
+            FRAMEWORK_TIMEOUT
+        }),
+    };
     let memory_size = match get("memorySize", warnings) {
         None => 1024,
         Some(v) => megabytes(&v).unwrap_or_else(|| {
@@ -444,6 +451,25 @@ mod tests {
         SERVERLESS_CHAT, base, env, function_route, request_authorizer,
     };
     use crate::import::{from_serverless, from_serverless_with};
+
+    #[test]
+    fn timeout_is_the_functions_else_the_providers_else_the_frameworks_6_seconds() {
+        let service = |provider_timeout: &str| {
+            format!(
+                "service: s\nprovider:\n  name: aws\n  runtime: python3.12\n{provider_timeout}\
+                 functions:\n  plain:\n    handler: h.plain\n    events:\n      - websocket: $default\n\
+                 \x20 own:\n    handler: h.own\n    timeout: 10\n    events:\n      - websocket: own\n"
+            )
+        };
+        let timeouts = |yaml: &str| {
+            let imported = from_serverless(yaml, base()).expect("imports");
+            let functions = &imported.config.functions;
+            (functions["plain"].timeout, functions["own"].timeout)
+        };
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(timeouts(&service("")), (secs(6), secs(10)));
+        assert_eq!(timeouts(&service("  timeout: 20\n")), (secs(20), secs(10)));
+    }
 
     #[test]
     fn the_serverless_chat_imports_as_it_is() {
@@ -605,7 +631,10 @@ functions:
             ["$connect", "odd"]
         );
         assert_eq!(function_route(config, "odd"), ("odd".to_owned(), false));
-        assert_eq!(config.functions["odd"].timeout, None);
+        assert_eq!(
+            config.functions["odd"].timeout,
+            Some(Duration::from_secs(6))
+        );
         // The authorizer maps; its function is imported without a websocket event.
         assert_eq!(
             config.routes["$connect"].authorizer.as_deref(),
@@ -622,7 +651,7 @@ functions:
                 "route odd: routeResponseSelectionExpression $request.body.reply is not supported (only $default is); no route response is sent",
                 "route odd: websocket.routeKey is not supported; ignored",
                 "function connect: layers are not available locally (their code is not on the path); ignored",
-                "function odd: timeout soon is not a number of seconds; ignored",
+                "function odd: timeout soon is not a number of seconds; 6 is used",
                 "function odd: layers are not available locally (their code is not on the path); ignored",
                 "function auth: layers are not available locally (their code is not on the path); ignored",
                 "function legacy: runtime java17 is not supported (python*, nodejs* and provided* with a bootstrap are); skipped routes: legacy",

@@ -13,9 +13,11 @@
 mod error;
 mod peer;
 mod pool;
+mod report;
 mod runtime_api;
 pub mod sdks;
 mod spec;
+mod transcript;
 mod watch;
 
 use std::collections::HashMap;
@@ -225,6 +227,7 @@ impl FunctionHost {
             timeout: function
                 .timeout
                 .unwrap_or(config.limits.integration_timeout),
+            memory_size: function.memory_size,
             max_concurrency: function.max_concurrency,
             arn,
             watch: self.settings.watch,

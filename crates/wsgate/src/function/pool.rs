@@ -7,26 +7,59 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::Command;
 use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wsgate_core::clock;
 
 use super::error::FunctionError;
 use super::peer::WorkerListener;
+use super::report::{self, Report, Status};
 use super::runtime_api::{self, Invocation, Queue};
 use super::spec::Spec;
+use super::transcript::Transcript;
 use super::watch;
 use crate::metrics::FunctionMeter;
+
+type Reply = oneshot::Sender<Result<Bytes, FunctionError>>;
 
 /// An invocation waiting for a process.
 #[derive(Debug)]
 struct Job {
     invocation: Invocation,
-    reply: oneshot::Sender<Result<Bytes, FunctionError>>,
+    reply: Reply,
+    /// Told when a process takes it: its timeout starts then, as Lambda's does.
+    taken: oneshot::Sender<()>,
+}
+
+/// A job a process took, its reply kept in [`State::running`].
+#[derive(Debug)]
+struct Taken {
+    invocation: Invocation,
+    taken: oneshot::Sender<()>,
+}
+
+/// An invocation a process holds.
+#[derive(Debug)]
+struct Running {
+    worker: u64,
+    reply: Reply,
+    /// When the process took it.
+    since: Instant,
+    /// The process's init duration, on its first invocation.
+    init: Option<Duration>,
+}
+
+/// A spawned process.
+#[derive(Debug, Clone)]
+struct Process {
+    pid: u32,
+    spawned: Instant,
+    /// Where its invocations' START, END and REPORT lines go, among its output.
+    transcript: Transcript,
 }
 
 #[derive(Debug)]
@@ -39,6 +72,10 @@ struct Worker {
     busy: Option<String>,
     /// Still starting: it has not asked for work yet.
     starting: bool,
+    /// Set once it is spawned.
+    process: Option<Process>,
+    /// How long it took to first ask for work, until its first invocation reports it.
+    init: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -46,8 +83,8 @@ struct State {
     workers: HashMap<u64, Worker>,
     /// Processes waiting in `/next`.
     idle: usize,
-    /// request id → (worker, reply), for invocations a process holds.
-    running: HashMap<String, (u64, oneshot::Sender<Result<Bytes, FunctionError>>)>,
+    /// Invocations processes hold, by request id.
+    running: HashMap<String, Running>,
     stopped: bool,
     /// Processes in a row that ended (or could not start) before asking for work.
     failed_starts: u32,
@@ -61,6 +98,9 @@ struct State {
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// The longest wait between starts that keep failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long an invocation may wait for a process to take it (a cold start, or a busy pool) when
+/// its timeout is shorter: Lambda gives a function's init phase 10 s, outside its timeout.
+const INIT_LIMIT: Duration = Duration::from_secs(10);
 
 /// One function's processes.
 #[derive(Debug)]
@@ -120,17 +160,19 @@ impl Pool {
             return Err(error);
         }
         let (reply, result) = oneshot::channel();
+        let (taken, was_taken) = oneshot::channel();
         let request_id = uuid_like();
         let timeout = self.spec.timeout;
         let job = Job {
             invocation: Invocation {
                 request_id: request_id.clone(),
                 payload: Bytes::from(payload),
-                deadline_ms: clock::now_ms()
-                    .saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+                // Set when a process takes it.
+                deadline_ms: 0,
                 trace_id: trace_id(),
             },
             reply,
+            taken,
         };
         self.jobs
             .lock()
@@ -138,23 +180,71 @@ impl Pool {
             .push_back(job);
         self.job_ready.notify_one();
         self.scale_up();
+        // A job dropped untaken has had its reply sent (an error) or dropped: `result` tells.
+        // One that no process takes in time is skipped once its caller is gone.
+        if tokio::time::timeout(timeout.max(INIT_LIMIT), was_taken)
+            .await
+            .is_err()
+        {
+            warn!(function = %self.spec.name, request_id, waited = ?timeout.max(INIT_LIMIT), "no process took the invocation in time");
+            return Err(FunctionError::Timeout(timeout));
+        }
         match tokio::time::timeout(timeout, result).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(FunctionError::Crashed("the invocation was dropped".into())),
             Err(_) => {
-                // Kill whichever process holds it; a queued job is skipped once its caller is gone.
-                let holder = self
-                    .state()
-                    .running
-                    .remove(&request_id)
-                    .map(|(worker, _)| worker);
-                if let Some(worker) = holder {
-                    warn!(function = %self.spec.name, request_id, ?timeout, "invocation timed out; killing its process");
-                    self.kill(worker);
-                }
+                self.timed_out(&request_id);
                 Err(FunctionError::Timeout(timeout))
             }
         }
+    }
+
+    /// An invocation ran past its timeout: its lines are written as Lambda writes them, and the
+    /// process that holds it is killed.
+    fn timed_out(&self, request_id: &str) {
+        let timeout = self.spec.timeout;
+        let (running, process) = {
+            let mut state = self.state();
+            let Some(running) = state.running.remove(request_id) else {
+                return;
+            };
+            let process = state
+                .workers
+                .get(&running.worker)
+                .and_then(|w| w.process.clone());
+            (running, process)
+        };
+        warn!(function = %self.spec.name, request_id, ?timeout, "invocation timed out; killing its process");
+        if let Some(process) = process {
+            let mut lines = vec![report::timed_out(clock::now_ms(), request_id, timeout)];
+            lines.extend(self.closing_lines(
+                request_id,
+                &running,
+                report::max_memory_used(process.pid),
+                Status::Timeout,
+            ));
+            process.transcript.write(lines);
+        }
+        self.kill(running.worker);
+    }
+
+    /// `END` and `REPORT` of an invocation that is over.
+    fn closing_lines(
+        &self,
+        request_id: &str,
+        running: &Running,
+        max_memory_used: Option<u64>,
+        status: Status,
+    ) -> [String; 2] {
+        let report = Report {
+            request_id,
+            duration: running.since.elapsed(),
+            memory_size: self.spec.memory_size,
+            max_memory_used,
+            init: running.init,
+            status,
+        };
+        [report::end(request_id), report.to_string()]
     }
 
     /// Why invocations fail at once now: the last processes ended before asking for work, none
@@ -204,6 +294,8 @@ impl Pool {
                     generation,
                     busy: None,
                     starting: true,
+                    process: None,
+                    init: None,
                 },
             );
             (id, kill)
@@ -219,27 +311,36 @@ impl Pool {
         let outcome = self.clone().serve_worker(id, kill.clone()).await;
         self.meter.processes.dec();
         let ended_on_purpose = kill.is_cancelled() || self.stop.is_cancelled();
-        let (held, left, never_asked) = {
+        let (held, left, never_asked, process) = {
             let mut state = self.state();
-            let never_asked = state.workers.remove(&id).is_some_and(|w| w.starting);
+            let worker = state.workers.remove(&id);
+            let never_asked = worker.as_ref().is_some_and(|w| w.starting);
+            let process = worker.and_then(|w| w.process);
             let held: Vec<String> = state
                 .running
                 .iter()
-                .filter(|(_, (w, _))| *w == id)
+                .filter(|(_, running)| running.worker == id)
                 .map(|(r, _)| r.clone())
                 .collect();
             let held: Vec<_> = held
                 .into_iter()
-                .filter_map(|r| state.running.remove(&r))
+                .filter_map(|r| Some((state.running.remove(&r)?, r)))
                 .collect();
-            (held, state.workers.len(), never_asked)
+            (held, state.workers.len(), never_asked, process)
         };
         let reason = match &outcome {
             Ok(status) => status.clone(),
             Err(e) => e.to_string(),
         };
-        for (_, reply) in held {
-            let _ = reply.send(Err(FunctionError::Crashed(reason.clone())));
+        for (running, request_id) in held {
+            if let Some(process) = &process {
+                // The process is gone: its peak memory with it.
+                let lines = self.closing_lines(&request_id, &running, None, Status::Error);
+                process.transcript.write(lines.into());
+            }
+            let _ = running
+                .reply
+                .send(Err(FunctionError::Crashed(reason.clone())));
         }
         info!(function = %self.spec.name, worker = id, %reason, left, "function process ended");
         if never_asked && !ended_on_purpose {
@@ -286,6 +387,7 @@ impl Pool {
         let addr = listener
             .local_addr()
             .map_err(|e| spawn_error(e.to_string()))?;
+        let spawned = Instant::now();
         let mut child = self
             .command(addr)
             .ok_or_else(|| spawn_error("no command".into()))?
@@ -298,7 +400,16 @@ impl Pool {
             return Ok("exited at once".to_owned());
         };
         let name = self.spec.name.clone();
-        let listener = WorkerListener::new(listener, pid, name.clone());
+        // Known before the Runtime API serves: its first `/next` reads them.
+        let transcript = Transcript::start(name.clone(), child.stdout.take(), child.stderr.take());
+        if let Some(worker) = self.state().workers.get_mut(&id) {
+            worker.process = Some(Process {
+                pid,
+                spawned,
+                transcript,
+            });
+        }
+        let listener = WorkerListener::new(listener, pid, name);
         let api = runtime_api::router(self.clone(), id, addr);
         let server_stop = CancellationToken::new();
         let stop_server = server_stop.clone();
@@ -307,12 +418,6 @@ impl Pool {
                 .with_graceful_shutdown(stop_server.cancelled_owned())
                 .await;
         });
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward_lines(out, name.clone()));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward_lines(err, name.clone()));
-        }
         let status = tokio::select! {
             status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
             () = kill.cancelled() => {
@@ -361,6 +466,37 @@ impl Pool {
         info!(function = %self.spec.name, "code changed; processes will restart");
     }
 
+    /// Records that process `id` holds `job`'s invocation (its reply is kept in `running`) and
+    /// returns what is left of the job with the process's transcript; `None` when the process
+    /// is gone (the job goes back to the queue for another one).
+    fn hand_over(&self, id: u64, job: Job) -> Option<(Taken, Option<Transcript>)> {
+        let mut state = self.state();
+        let Some(worker) = state.workers.get_mut(&id) else {
+            drop(state);
+            self.jobs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_front(job);
+            self.job_ready.notify_one();
+            return None;
+        };
+        let request_id = job.invocation.request_id.clone();
+        worker.busy = Some(request_id.clone());
+        let running = Running {
+            worker: id,
+            reply: job.reply,
+            since: Instant::now(),
+            init: worker.init.take(),
+        };
+        let transcript = worker.process.as_ref().map(|p| p.transcript.clone());
+        state.running.insert(request_id, running);
+        let taken = Taken {
+            invocation: job.invocation,
+            taken: job.taken,
+        };
+        Some((taken, transcript))
+    }
+
     fn kill(&self, id: u64) {
         if let Some(worker) = self.state().workers.get(&id) {
             worker.kill.cancel();
@@ -391,6 +527,9 @@ impl Queue for Pool {
             let mut state = self.state();
             let current = self.generation.load(Ordering::Acquire);
             let worker = state.workers.get_mut(&id)?;
+            if worker.starting {
+                worker.init = worker.process.as_ref().map(|p| p.spawned.elapsed());
+            }
             worker.starting = false;
             if worker.generation != current {
                 worker.kill.cancel();
@@ -412,22 +551,18 @@ impl Queue for Pool {
                 if job.reply.is_closed() {
                     continue;
                 }
-                let mut state = self.state();
-                let Some(worker) = state.workers.get_mut(&id) else {
-                    // This process is gone: give the job back for another one.
-                    drop(state);
-                    self.jobs
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push_front(job);
-                    self.job_ready.notify_one();
-                    return None;
-                };
-                worker.busy = Some(job.invocation.request_id.clone());
-                state
-                    .running
-                    .insert(job.invocation.request_id.clone(), (id, job.reply));
-                return Some(job.invocation);
+                let (job, transcript) = self.hand_over(id, job)?;
+                let request_id = &job.invocation.request_id;
+                // Before the process has the event, so none of its lines comes before.
+                if let Some(transcript) = transcript {
+                    transcript.write_now(vec![report::start(request_id)]).await;
+                }
+                let _ = job.taken.send(());
+                let mut invocation = job.invocation;
+                invocation.deadline_ms = clock::now_ms().saturating_add(
+                    u64::try_from(self.spec.timeout.as_millis()).unwrap_or(u64::MAX),
+                );
+                return Some(invocation);
             }
             notified.await;
         }
@@ -436,23 +571,33 @@ impl Queue for Pool {
     /// Delivers a result or error posted for `request_id`; false when no process holds it.
     fn complete(&self, id: u64, request_id: &str, outcome: Result<Bytes, FunctionError>) -> bool {
         let mut state = self.state();
-        let Some((worker, reply)) = state.running.remove(request_id) else {
+        let Some(running) = state.running.remove(request_id) else {
             return false;
         };
-        if worker != id {
-            state.running.insert(request_id.to_owned(), (worker, reply));
+        if running.worker != id {
+            state.running.insert(request_id.to_owned(), running);
             return false;
         }
         let current = self.generation.load(Ordering::Acquire);
+        let mut process = None;
         if let Some(w) = state.workers.get_mut(&id) {
             w.busy = None;
+            process = w.process.clone();
             // Code changed while it ran: this process has done its last invocation.
             if w.generation != current {
                 w.kill.cancel();
             }
         }
         drop(state);
-        let _ = reply.send(outcome);
+        // Measured before the caller is answered; the process waits for this call's 202 meanwhile.
+        let lines = process.as_ref().map(|process| {
+            let memory = report::max_memory_used(process.pid);
+            self.closing_lines(request_id, &running, memory, Status::Done)
+        });
+        let _ = running.reply.send(outcome);
+        if let (Some(process), Some(lines)) = (process, lines) {
+            process.transcript.write(lines.into());
+        }
         true
     }
 
@@ -476,13 +621,6 @@ impl Drop for IdleGuard<'_> {
     fn drop(&mut self) {
         let mut state = self.0.state();
         state.idle = state.idle.saturating_sub(1);
-    }
-}
-
-async fn forward_lines<R: tokio::io::AsyncRead + Unpin>(reader: R, function: String) {
-    let mut lines = BufReader::new(reader).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        info!(target: "wsgate::function::log", function = %function, "{line}");
     }
 }
 

@@ -14,8 +14,10 @@ pub struct Spec {
     pub dir: PathBuf,
     /// The environment, in order (later entries win).
     pub env: Vec<(String, String)>,
-    /// How long one invocation may take.
+    /// How long one invocation may take, from the moment a process takes it.
     pub timeout: Duration,
+    /// `memory_size`, MB: `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` and the `REPORT` lines' `Memory Size`.
+    pub memory_size: u32,
     /// Processes at most.
     pub max_concurrency: usize,
     /// `Lambda-Runtime-Invoked-Function-Arn`.
