@@ -167,7 +167,8 @@ def test_node_sample_runs_unmodified(moto, dev_gateway, sdk_cache, tmp_path):  #
     assert re.search(r"END RequestId: \S+", log)
 
     alice.send(json.dumps({"action": "slow"}))
-    wait_for(lambda: "Task timed out after 3.00 seconds" in dev.stderr(), 15, "Lambda's timeout message")
+    assert "Endpoint request timed out" in alice.recv(timeout=15)
+    wait_for(lambda: "Task timed out after 3.00 seconds" in dev.stderr(), 5, "Lambda's timeout message")
 
     alice.send(json.dumps({"action": "fail"}))
     warning = wait_for(lambda: re.search(r".*WARN.*fail.*500.*boom: the flux capacitor.*", dev.stderr()), 15,
