@@ -6,6 +6,7 @@
 import os
 import re
 import socket
+import sys
 
 # An API's default host name, as handlers build their callback URL:
 # https://{apiId}.execute-api.{region}.amazonaws.com/{stage}.
@@ -37,5 +38,26 @@ def _redirect_execute_api(target):
     socket.getaddrinfo = getaddrinfo
 
 
+def _run_shadowed():
+    """Runs the sitecustomize this one hides further along sys.path (Debian's python has one; so
+    may a virtualenv), as site would have."""
+    import importlib.util
+    from importlib.machinery import PathFinder
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    rest = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    spec = PathFinder.find_spec("sitecustomize", rest)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        os.write(2, ("[wsgate bootstrap] %s failed: %r\n" % (spec.origin, error)).encode())
+
+
 if os.environ.get("WSGATE_EXECUTE_API"):
     _redirect_execute_api(os.environ["WSGATE_EXECUTE_API"])
+# Imported by site (not run again by python.py): the hidden sitecustomize runs once too.
+if __name__ == "sitecustomize":
+    _run_shadowed()
