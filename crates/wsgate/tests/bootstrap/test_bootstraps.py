@@ -601,3 +601,88 @@ def test_node_unhandled_rejection_fails_invocation_and_exits(api, start):
     assert body["errorType"] == "Runtime.UnhandledPromiseRejection"
     assert "nobody catches me" in body["errorMessage"]
     assert rt.wait() == 128
+
+
+# ---------------------------------------------------------------------------------------------
+# The execute-api preloads (wsgate dev): which connections go to wsgate
+# ---------------------------------------------------------------------------------------------
+
+# (name, port, redirected?)
+EXECUTE_API_CASES = [
+    ("abc123.execute-api.us-east-1.amazonaws.com", 443, True),
+    ("ABC.Execute-API.eu-west-1.amazonaws.com.", 443, True),
+    ("x1.execute-api.cn-north-1.amazonaws.com.cn", 443, True),
+    ("abc123.execute-api.us-east-1.amazonaws.com", 8443, False),
+    ("dynamodb.us-east-1.amazonaws.com", 443, False),
+    ("abc.execute-api.us-east-1.amazonaws.com.evil.example", 443, False),
+    ("a.b.execute-api.us-east-1.amazonaws.com", 443, False),
+    ("execute-api.us-east-1.amazonaws.com", 443, False),
+    ("localhost", 443, False),
+]
+
+PYTHON_PROBE = """
+import json, runpy, socket, sys
+calls = []
+socket.getaddrinfo = lambda host, port, *a, **k: calls.append([host, port]) or []
+runpy.run_path(sys.argv[1])
+runpy.run_path(sys.argv[1])  # loaded twice (site, then python.py): wrapped once
+for name, port in json.loads(sys.argv[2]):
+    socket.getaddrinfo(name, port, 0, socket.SOCK_STREAM)
+print(json.dumps(calls))
+"""
+
+NODE_PROBE = """
+const tls = require('tls');
+const calls = [];
+tls.connect = (...args) => { calls.push(args); return null; };
+require(process.argv[1]);
+delete require.cache[require.resolve(process.argv[1])];
+require(process.argv[1]);  // loaded twice (NODE_OPTIONS, then node.cjs): wrapped once
+for (const [name, port] of JSON.parse(process.argv[2])) {
+  tls.connect({ host: name, port, servername: name });
+  tls.connect(port, name, {});
+}
+// As the real tls.connect would read them: (options) or (port, host, options).
+const seen = (args) => (typeof args[0] === 'object' ? args[0] : Object.assign({}, args[2], { port: args[0], host: args[1] }));
+console.log(JSON.stringify(calls.map(seen).map((o) => [o.host, o.port, o.servername])));
+"""
+
+
+def _probe_cases():
+    return json.dumps([[name, port] for name, port, _ in EXECUTE_API_CASES])
+
+
+def test_python_preload_sends_only_api_default_names_on_443_to_wsgate():
+    env = dict(os.environ, WSGATE_EXECUTE_API="127.0.0.1:4321")
+    out = subprocess.run([PYTHON, "-c", PYTHON_PROBE, os.path.join(BOOTSTRAP_DIR, "sitecustomize.py"),
+                          _probe_cases()], env=env, capture_output=True, text=True, timeout=20, check=True)
+    calls = json.loads(out.stdout)
+    assert len(calls) == len(EXECUTE_API_CASES), out.stdout
+    for (name, port, redirected), call in zip(EXECUTE_API_CASES, calls):
+        assert call == (["127.0.0.1", 4321] if redirected else [name, port]), (name, port, call)
+
+
+def test_node_preload_sends_only_api_default_names_on_443_to_wsgate():
+    env = dict(os.environ, WSGATE_EXECUTE_API="127.0.0.1:4321")
+    out = subprocess.run([NODE, "-e", NODE_PROBE, os.path.join(BOOTSTRAP_DIR, "execute-api.cjs"), _probe_cases()],
+                         env=env, capture_output=True, text=True, timeout=20, check=True)
+    calls = json.loads(out.stdout)
+    assert len(calls) == 2 * len(EXECUTE_API_CASES), out.stdout
+    for i, (name, port, redirected) in enumerate(EXECUTE_API_CASES):
+        for host, to_port, servername in calls[2 * i: 2 * i + 2]:
+            if redirected:
+                # The name the handler used stays for SNI and the certificate check.
+                assert (host, to_port, servername) == ("127.0.0.1", 4321, name.rstrip(".")), (name, port)
+            else:
+                assert (host, to_port) == (name, port), (name, port, host, to_port)
+
+
+def test_preloads_do_nothing_without_the_variable():
+    env = {k: v for k, v in os.environ.items() if k != "WSGATE_EXECUTE_API"}
+    cases = json.dumps([["abc123.execute-api.us-east-1.amazonaws.com", 443]])
+    py = subprocess.run([PYTHON, "-c", PYTHON_PROBE, os.path.join(BOOTSTRAP_DIR, "sitecustomize.py"), cases],
+                        env=env, capture_output=True, text=True, timeout=20, check=True)
+    assert json.loads(py.stdout) == [["abc123.execute-api.us-east-1.amazonaws.com", 443]]
+    node = subprocess.run([NODE, "-e", NODE_PROBE, os.path.join(BOOTSTRAP_DIR, "execute-api.cjs"), cases],
+                          env=env, capture_output=True, text=True, timeout=20, check=True)
+    assert [c[:2] for c in json.loads(node.stdout)] == [["abc123.execute-api.us-east-1.amazonaws.com", 443]] * 2
