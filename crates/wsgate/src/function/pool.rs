@@ -215,7 +215,7 @@ impl Pool {
             (running, process)
         };
         warn!(function = %self.spec.name, request_id, ?timeout, "invocation timed out; killing its process");
-        if let Some(process) = process {
+        if let Some(process) = process.filter(|_| report::enabled()) {
             let mut lines = vec![report::timed_out(clock::now_ms(), request_id, timeout)];
             lines.extend(self.closing_lines(
                 request_id,
@@ -333,7 +333,7 @@ impl Pool {
             Err(e) => e.to_string(),
         };
         for (running, request_id) in held {
-            if let Some(process) = &process {
+            if let Some(process) = process.as_ref().filter(|_| report::enabled()) {
                 // The process is gone: its peak memory with it.
                 let lines = self.closing_lines(&request_id, &running, None, Status::Error);
                 process.transcript.write(lines.into());
@@ -554,7 +554,7 @@ impl Queue for Pool {
                 let (job, transcript) = self.hand_over(id, job)?;
                 let request_id = &job.invocation.request_id;
                 // Before the process has the event, so none of its lines comes before.
-                if let Some(transcript) = transcript {
+                if let Some(transcript) = transcript.filter(|_| report::enabled()) {
                     transcript.write_now(vec![report::start(request_id)]).await;
                 }
                 let _ = job.taken.send(());
@@ -589,14 +589,16 @@ impl Queue for Pool {
             }
         }
         drop(state);
-        // Measured before the caller is answered; the process waits for this call's 202 meanwhile.
-        let lines = process.as_ref().map(|process| {
-            let memory = report::max_memory_used(process.pid);
-            self.closing_lines(request_id, &running, memory, Status::Done)
-        });
+        let duration = running.since.elapsed();
         let _ = running.reply.send(outcome);
-        if let (Some(process), Some(lines)) = (process, lines) {
-            process.transcript.write(lines.into());
+        if let Some(process) = process.filter(|_| report::enabled()) {
+            process.transcript.answered(report::Answered {
+                request_id: request_id.to_owned(),
+                pid: process.pid,
+                duration,
+                memory_size: self.spec.memory_size,
+                init: running.init,
+            });
         }
         true
     }

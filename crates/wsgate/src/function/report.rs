@@ -4,6 +4,39 @@
 
 use std::time::Duration;
 
+/// Whether these lines are logged at all (the `wsgate::function::log` target at info): when not,
+/// none is formatted, no peak memory is read and `START` is not waited for.
+pub(super) fn enabled() -> bool {
+    tracing::enabled!(target: "wsgate::function::log", tracing::Level::INFO)
+}
+
+/// An answered invocation whose `END` and `REPORT` the transcript writes: it reads the peak
+/// memory then, off the path of the answer.
+#[derive(Debug)]
+pub(super) struct Answered {
+    pub request_id: String,
+    /// The process that answered, for its `VmHWM`.
+    pub pid: u32,
+    pub duration: Duration,
+    pub memory_size: u32,
+    pub init: Option<Duration>,
+}
+
+impl Answered {
+    /// `END` and `REPORT`, with the process's peak memory as of now.
+    pub(super) fn lines(&self) -> [String; 2] {
+        let report = Report {
+            request_id: &self.request_id,
+            duration: self.duration,
+            memory_size: self.memory_size,
+            max_memory_used: max_memory_used(self.pid),
+            init: self.init,
+            status: Status::Done,
+        };
+        [end(&self.request_id), report.to_string()]
+    }
+}
+
 /// `START RequestId: <id> Version: $LATEST`, when a process takes the invocation.
 pub(super) fn start(request_id: &str) -> String {
     format!("START RequestId: {request_id} Version: $LATEST")

@@ -17,6 +17,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
+use super::report::Answered;
+
 /// At most this many pipe lines are read before one gateway line: a process that writes without
 /// end still gets its `END` logged.
 const DRAIN_LINES: usize = 10_000;
@@ -28,6 +30,8 @@ const START_WAIT: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 struct Entry {
     lines: Vec<String>,
+    /// `END` and `REPORT` of an answered invocation, made when they are logged.
+    answered: Option<Answered>,
     logged: Option<oneshot::Sender<()>>,
 }
 
@@ -58,6 +62,17 @@ impl Transcript {
     pub(super) fn write(&self, lines: Vec<String>) {
         let _ = self.entries.send(Entry {
             lines,
+            answered: None,
+            logged: None,
+        });
+    }
+
+    /// Logs the `END` and `REPORT` of an answered invocation after everything the process wrote
+    /// so far; its peak memory is read then.
+    pub(super) fn answered(&self, answered: Answered) {
+        let _ = self.entries.send(Entry {
+            lines: Vec::new(),
+            answered: Some(answered),
             logged: None,
         });
     }
@@ -68,6 +83,7 @@ impl Transcript {
         let (logged, done) = oneshot::channel();
         let entry = Entry {
             lines,
+            answered: None,
             logged: Some(logged),
         };
         if self.entries.send(entry).is_ok() {
@@ -115,6 +131,9 @@ async fn run<O, E>(
                     .await;
                     for line in &entry.lines {
                         log(&function, line);
+                    }
+                    for line in entry.answered.iter().flat_map(Answered::lines) {
+                        log(&function, &line);
                     }
                     if let Some(logged) = entry.logged {
                         let _ = logged.send(());
