@@ -17,7 +17,7 @@ use wsgate_core::clock;
 
 use super::error::FunctionError;
 use super::peer::WorkerListener;
-use super::report::{self, Report, Status};
+use super::report::{self, Status};
 use super::runtime_api::{self, Invocation, Queue};
 use super::spec::Spec;
 use super::transcript::Transcript;
@@ -217,34 +217,31 @@ impl Pool {
         warn!(function = %self.spec.name, request_id, ?timeout, "invocation timed out; killing its process");
         if let Some(process) = process.filter(|_| report::enabled()) {
             let mut lines = vec![report::timed_out(clock::now_ms(), request_id, timeout)];
-            lines.extend(self.closing_lines(
-                request_id,
-                &running,
-                report::max_memory_used(process.pid),
-                Status::Timeout,
-            ));
+            // Read now: the process is killed next.
+            let closing = self.closing(request_id, &running, Some(process.pid), Status::Timeout);
+            lines.extend(closing.lines());
             process.transcript.write(lines);
         }
         self.kill(running.worker);
     }
 
-    /// `END` and `REPORT` of an invocation that is over.
-    fn closing_lines(
+    /// What the `END` and `REPORT` of an invocation that is over need; its peak memory is read
+    /// from `pid` when the lines are made.
+    fn closing(
         &self,
         request_id: &str,
         running: &Running,
-        max_memory_used: Option<u64>,
+        pid: Option<u32>,
         status: Status,
-    ) -> [String; 2] {
-        let report = Report {
-            request_id,
+    ) -> report::Closing {
+        report::Closing {
+            request_id: request_id.to_owned(),
+            pid,
             duration: running.since.elapsed(),
             memory_size: self.spec.memory_size,
-            max_memory_used,
             init: running.init,
             status,
-        };
-        [report::end(request_id), report.to_string()]
+        }
     }
 
     /// Why invocations fail at once now: the last processes ended before asking for work, none
@@ -335,8 +332,8 @@ impl Pool {
         for (running, request_id) in held {
             if let Some(process) = process.as_ref().filter(|_| report::enabled()) {
                 // The process is gone: its peak memory with it.
-                let lines = self.closing_lines(&request_id, &running, None, Status::Error);
-                process.transcript.write(lines.into());
+                let closing = self.closing(&request_id, &running, None, Status::Error);
+                process.transcript.write(closing.lines().into());
             }
             let _ = running
                 .reply
@@ -589,16 +586,13 @@ impl Queue for Pool {
             }
         }
         drop(state);
-        let duration = running.since.elapsed();
+        let logged = process.filter(|_| report::enabled()).map(|process| {
+            let closing = self.closing(request_id, &running, Some(process.pid), Status::Done);
+            (process.transcript, closing)
+        });
         let _ = running.reply.send(outcome);
-        if let Some(process) = process.filter(|_| report::enabled()) {
-            process.transcript.answered(report::Answered {
-                request_id: request_id.to_owned(),
-                pid: process.pid,
-                duration,
-                memory_size: self.spec.memory_size,
-                init: running.init,
-            });
+        if let Some((transcript, closing)) = logged {
+            transcript.answered(closing);
         }
         true
     }

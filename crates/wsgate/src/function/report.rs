@@ -10,28 +10,30 @@ pub(super) fn enabled() -> bool {
     tracing::enabled!(target: "wsgate::function::log", tracing::Level::INFO)
 }
 
-/// An answered invocation whose `END` and `REPORT` the transcript writes: it reads the peak
-/// memory then, off the path of the answer.
+/// An invocation that is over, as its `END` and `REPORT` lines need it. The transcript makes
+/// the lines of an answered one when it logs them, so the peak memory is read then, off the path
+/// of the answer.
 #[derive(Debug)]
-pub(super) struct Answered {
+pub(super) struct Closing {
     pub request_id: String,
-    /// The process that answered, for its `VmHWM`.
-    pub pid: u32,
+    /// The process whose `VmHWM` is its peak memory; `None` when it is gone.
+    pub pid: Option<u32>,
     pub duration: Duration,
     pub memory_size: u32,
     pub init: Option<Duration>,
+    pub status: Status,
 }
 
-impl Answered {
+impl Closing {
     /// `END` and `REPORT`, with the process's peak memory as of now.
     pub(super) fn lines(&self) -> [String; 2] {
         let report = Report {
             request_id: &self.request_id,
             duration: self.duration,
             memory_size: self.memory_size,
-            max_memory_used: max_memory_used(self.pid),
+            max_memory_used: self.pid.and_then(max_memory_used),
             init: self.init,
-            status: Status::Done,
+            status: self.status,
         };
         [end(&self.request_id), report.to_string()]
     }

@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
-use super::report::Answered;
+use super::report::Closing;
 
 /// At most this many pipe lines are read before one gateway line: a process that writes without
 /// end still gets its `END` logged.
@@ -31,7 +31,7 @@ const START_WAIT: Duration = Duration::from_millis(250);
 struct Entry {
     lines: Vec<String>,
     /// `END` and `REPORT` of an answered invocation, made when they are logged.
-    answered: Option<Answered>,
+    answered: Option<Closing>,
     logged: Option<oneshot::Sender<()>>,
 }
 
@@ -69,7 +69,7 @@ impl Transcript {
 
     /// Logs the `END` and `REPORT` of an answered invocation after everything the process wrote
     /// so far; its peak memory is read then.
-    pub(super) fn answered(&self, answered: Answered) {
+    pub(super) fn answered(&self, answered: Closing) {
         let _ = self.entries.send(Entry {
             lines: Vec::new(),
             answered: Some(answered),
@@ -132,7 +132,7 @@ async fn run<O, E>(
                     for line in &entry.lines {
                         log(&function, line);
                     }
-                    for line in entry.answered.iter().flat_map(Answered::lines) {
+                    for line in entry.answered.iter().flat_map(Closing::lines) {
                         log(&function, &line);
                     }
                     if let Some(logged) = entry.logged {
