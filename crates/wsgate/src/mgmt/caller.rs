@@ -157,8 +157,8 @@ fn same_machine(deployment: &Deployment, parts: &Parts) -> Result<(), MgmtError>
         let domain = deployment.config.gateway.domain_name.as_deref();
         // An API's default name (`{apiId}.execute-api.{region}.amazonaws.com`) is AWS's: no
         // page can rebind it to this machine. `wsgate dev` sends handlers' calls to it here.
-        let api_default = crate::tls::execute_api_zone(without_port(host)).is_some();
-        if !is_loopback_host(host) && !api_default && domain.is_none_or(|d| !same_name(host, d)) {
+        let api_default = || crate::tls::execute_api_zone(without_port(host)).is_some();
+        if !is_loopback_host(host) && !api_default() && domain.is_none_or(|d| !same_name(host, d)) {
             return Err(MgmtError::CrossSite("its Host names another host"));
         }
     }
